@@ -1,0 +1,456 @@
+"""The two-layer network, its cross-entropy error and exact backpropagation.
+
+This module is the mathematics of ``shared/reference/derivation.md`` (after
+Bishop, *Pattern Recognition and Machine Learning*, chapter 5) as pure
+functions. For a batch ``X`` of ``N`` patterns with ``D`` features, ``M``
+hidden units and ``K`` classes:
+
+.. math::
+
+    a^{(1)} = X W_1 + b_1, \\quad z = h(a^{(1)}), \\quad
+    a^{(2)} = z W_2 + b_2, \\quad y = \\operatorname{softmax}(a^{(2)})
+
+Errors are **sums** over patterns (PRML eq. 5.24), never means, so that the
+gradient over a concatenated batch is the sum of the gradients over its parts.
+
+The weights are stored in scikit-learn's layout (``coefs_`` / ``intercepts_``),
+which is the transpose of PRML's: :math:`w^{(1)}_{ji}` is ``W1[i-1, j-1]``,
+the bias :math:`w^{(1)}_{j0}` is ``b1[j-1]``, :math:`w^{(2)}_{kj}` is
+``W2[j-1, k-1]`` and :math:`w^{(2)}_{k0}` is ``b2[k-1]``. With patterns as rows,
+the sums over ``i`` and ``j`` in the derivation are then plain matrix products.
+
+Every function is written against the Python array API standard: it works on
+the namespace of its inputs (NumPy, CuPy, PyTorch, ``array_api_strict``) through
+``array_api_compat``. Inputs are never modified.
+
+The working precision follows the inputs: float32 inputs compute and return
+float32, float64 inputs float64; mixed float inputs promote as the namespace's
+``result_type`` does; integer or boolean input is computed in float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "Params",
+    "error",
+    "error_and_gradient",
+    "flatten",
+    "forward",
+    "gradient",
+    "hidden_and_output",
+    "init_params",
+    "log_forward",
+    "n_params",
+    "unflatten",
+]
+
+Array = Any  # an array of any array-API namespace
+
+
+class Params(NamedTuple):
+    """The weights of a two-layer network, in scikit-learn's layout.
+
+    Attributes
+    ----------
+    W1 : array of shape (D, M)
+        First-layer weights; ``W1[i-1, j-1]`` is :math:`w^{(1)}_{ji}`.
+    b1 : array of shape (M,)
+        First-layer biases :math:`w^{(1)}_{j0}`.
+    W2 : array of shape (M, K)
+        Second-layer weights; ``W2[j-1, k-1]`` is :math:`w^{(2)}_{kj}`.
+    b2 : array of shape (K,)
+        Second-layer biases :math:`w^{(2)}_{k0}`.
+    """
+
+    W1: Array
+    b1: Array
+    W2: Array
+    b2: Array
+
+
+# --------------------------------------------------------------------------
+# Hidden-unit activation functions h, with derivatives written from the
+# *output* z = h(a): the backward pass then needs only what the forward pass
+# kept, as in PRML's tanh'(a) = 1 - tanh(a)^2 (derivation.md, "Hidden errors").
+# --------------------------------------------------------------------------
+
+
+class Activation(NamedTuple):
+    """A hidden-unit activation :math:`h` and its derivatives.
+
+    ``h(xp, a)`` computes :math:`z = h(a)`; ``h_prime(xp, z)`` and
+    ``h_second(xp, z)`` give :math:`h'(a)` and :math:`h''(a)` from the output
+    ``z`` alone (for ReLU, :math:`h''` is zero almost everywhere).
+    """
+
+    name: str
+    h: Callable[[Any, Array], Array]
+    h_prime: Callable[[Any, Array], Array]
+    h_second: Callable[[Any, Array], Array]
+
+
+def _tanh(xp: Any, a: Array) -> Array:
+    return xp.tanh(a)
+
+
+def _tanh_prime(xp: Any, z: Array) -> Array:
+    return 1 - z * z  # tanh' = 1 - tanh^2
+
+
+def _tanh_second(xp: Any, z: Array) -> Array:
+    return -2 * z * (1 - z * z)  # tanh'' = -2 tanh (1 - tanh^2)
+
+
+def _logistic(xp: Any, a: Array) -> Array:
+    # sigma(a) = (1 + tanh(a/2)) / 2: no exp(-a) to overflow for large negative a.
+    return 0.5 * (1 + xp.tanh(0.5 * a))
+
+
+def _logistic_prime(xp: Any, z: Array) -> Array:
+    return z * (1 - z)
+
+
+def _logistic_second(xp: Any, z: Array) -> Array:
+    return z * (1 - z) * (1 - 2 * z)
+
+
+def _relu(xp: Any, a: Array) -> Array:
+    return xp.where(a > 0, a, xp.zeros_like(a))
+
+
+def _relu_prime(xp: Any, z: Array) -> Array:
+    return xp.astype(z > 0, z.dtype)
+
+
+def _zero(xp: Any, z: Array) -> Array:
+    return xp.zeros_like(z)
+
+
+def _identity(xp: Any, a: Array) -> Array:
+    return a
+
+
+def _one(xp: Any, z: Array) -> Array:
+    return xp.ones_like(z)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "tanh": Activation("tanh", _tanh, _tanh_prime, _tanh_second),
+    "logistic": Activation("logistic", _logistic, _logistic_prime, _logistic_second),
+    "relu": Activation("relu", _relu, _relu_prime, _zero),
+    "identity": Activation("identity", _identity, _one, _zero),
+}
+
+
+def get_activation(activation: str) -> Activation:
+    """Look up an activation by name, with an error that lists the choices."""
+    try:
+        return ACTIVATIONS[activation]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
+        ) from None
+
+
+# --------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------
+
+
+def init_params(
+    n_features: int,
+    n_hidden: int,
+    n_classes: int,
+    *,
+    random_state: int | np.random.Generator | None = None,
+    dtype: Any = np.float64,
+) -> Params:
+    """Draw initial weights by Glorot and Bengio's uniform rule.
+
+    Every weight and bias of a layer is drawn from
+    :math:`U(-b, b)` with :math:`b = \\sqrt{6 / (\\text{fan\\_in} + \\text{fan\\_out})}`,
+    biases included, as scikit-learn's ``MLPClassifier`` does.
+
+    Parameters
+    ----------
+    n_features, n_hidden, n_classes : int
+        ``D``, ``M`` and ``K``; each at least 1.
+    random_state : int, numpy.random.Generator or None
+        Seed or generator; ``None`` draws fresh entropy.
+    dtype : numpy dtype, default float64
+        The dtype of the returned NumPy arrays.
+
+    Returns
+    -------
+    Params
+        NumPy arrays of shapes ``(D, M)``, ``(M,)``, ``(M, K)``, ``(K,)``.
+
+    References
+    ----------
+    X. Glorot and Y. Bengio, "Understanding the difficulty of training deep
+    feedforward neural networks", AISTATS 2010.
+    """
+    for name, value in (("n_features", n_features), ("n_hidden", n_hidden), ("n_classes", n_classes)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    rng = np.random.default_rng(random_state)
+
+    def layer(fan_in: int, fan_out: int) -> tuple[np.ndarray, np.ndarray]:
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        W = rng.uniform(-bound, bound, size=(fan_in, fan_out)).astype(dtype)
+        b = rng.uniform(-bound, bound, size=fan_out).astype(dtype)
+        return W, b
+
+    W1, b1 = layer(n_features, n_hidden)
+    W2, b2 = layer(n_hidden, n_classes)
+    return Params(W1, b1, W2, b2)
+
+
+def n_params(n_features: int, n_hidden: int, n_classes: int) -> int:
+    """The number of weights ``W = (D + 1) M + (M + 1) K``."""
+    return (n_features + 1) * n_hidden + (n_hidden + 1) * n_classes
+
+
+def flatten(params: Params) -> Array:
+    """Concatenate the parameters into one vector.
+
+    The order is ``W1.ravel()``, ``b1``, ``W2.ravel()``, ``b2`` (C order); the
+    Hessian and every other flat quantity of this package use it.
+
+    Returns
+    -------
+    array of shape (W,)
+    """
+    xp = array_api_compat.array_namespace(*params)
+    return xp.concat([xp.reshape(p, (-1,)) for p in params])
+
+
+def unflatten(theta: Array, n_features: int, n_hidden: int, n_classes: int) -> Params:
+    """Split a flat vector into :class:`Params`, the inverse of :func:`flatten`.
+
+    For a NumPy vector the four arrays are views of ``theta``, so an optimiser
+    can update one flat vector in place and see the blocks change with it.
+    """
+    xp = array_api_compat.array_namespace(theta)
+    D, M, K = n_features, n_hidden, n_classes
+    expected = n_params(D, M, K)
+    if theta.ndim != 1 or theta.shape[0] != expected:
+        raise ValueError(
+            f"theta must be a vector of length (D+1)M + (M+1)K = {expected} "
+            f"for D={D}, M={M}, K={K}; got shape {tuple(theta.shape)}"
+        )
+    ends = np.cumsum([D * M, M, M * K, K])
+    W1 = xp.reshape(theta[: ends[0]], (D, M))
+    b1 = theta[ends[0] : ends[1]]
+    W2 = xp.reshape(theta[ends[1] : ends[2]], (M, K))
+    b2 = theta[ends[2] : ends[3]]
+    return Params(W1, b1, W2, b2)
+
+
+# --------------------------------------------------------------------------
+# Forward propagation
+# --------------------------------------------------------------------------
+
+
+def _working(params: Params, X: Array, *others: Array | None) -> tuple[Any, Params, Array, list[Array | None]]:
+    """The namespace, and every input cast to the one working dtype."""
+    xp = array_api_compat.array_namespace(X, *params)
+    floating = [a.dtype for a in (X, *params) if xp.isdtype(a.dtype, "real floating")]
+    dtype = xp.result_type(*floating) if floating else xp.float64
+    if len(floating) < 1 + len(params):
+        # Integer or boolean input joins the float64 computation.
+        dtype = xp.result_type(dtype, xp.float64)
+
+    def cast(a: Array | None) -> Array | None:
+        if a is None:
+            return None
+        a = a if hasattr(a, "dtype") else xp.asarray(a)
+        return a if a.dtype == dtype else xp.astype(a, dtype)
+
+    params = Params(*(cast(p) for p in params))
+    return xp, params, cast(X), [cast(o) for o in others]
+
+
+def _forward_pass(xp: Any, params: Params, X: Array, act: Activation) -> tuple[Array, Array]:
+    """The hidden outputs ``z`` and output activations ``a2`` (eq. 5.9)."""
+    W1, b1, W2, b2 = params
+    a1 = X @ W1 + b1  # (N, M)  a_j = sum_i w_ji x_i + w_j0
+    z = act.h(xp, a1)  # (N, M)  z_j = h(a_j)
+    a2 = z @ W2 + b2  # (N, K)  a_k = sum_j w_kj z_j + w_k0
+    return z, a2
+
+
+def _log_softmax(xp: Any, a2: Array) -> Array:
+    """ln y_k = a_k - logsumexp(a): finite for any finite a (never ln of softmax)."""
+    shifted = a2 - xp.max(a2, axis=1, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+
+
+def hidden_and_output(params: Params, X: Array, *, activation: str = "tanh") -> tuple[Array, Array]:
+    """The hidden-unit outputs and the output activations of each pattern.
+
+    Returns
+    -------
+    z : array of shape (N, M)
+        :math:`z_j = h(a_j)`, the hidden-unit outputs.
+    a2 : array of shape (N, K)
+        :math:`a_k = \\sum_j w^{(2)}_{kj} z_j`, the output activations (logits).
+
+    References
+    ----------
+    PRML eq. 5.9.
+    """
+    xp, params, X, _ = _working(params, X)
+    return _forward_pass(xp, params, X, get_activation(activation))
+
+
+def log_forward(params: Params, X: Array, *, activation: str = "tanh") -> Array:
+    """The log-probabilities :math:`\\ln y_k(x_n, w)`, computed stably.
+
+    Computed as :math:`a_k - \\operatorname{logsumexp}(a)`, which stays finite
+    where :math:`\\ln(\\operatorname{softmax}(a))` would give :math:`-\\infty`.
+
+    Returns
+    -------
+    array of shape (N, K)
+    """
+    xp, params, X, _ = _working(params, X)
+    _, a2 = _forward_pass(xp, params, X, get_activation(activation))
+    return _log_softmax(xp, a2)
+
+
+def forward(params: Params, X: Array, *, activation: str = "tanh") -> Array:
+    """The network outputs :math:`y_k(x_n, w)` (PRML eq. 5.9 with softmax outputs).
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+        The hidden-unit activation :math:`h`.
+
+    Returns
+    -------
+    array of shape (N, K)
+        Class probabilities; each row sums to one.
+    """
+    xp = array_api_compat.array_namespace(X, *params)
+    return xp.exp(log_forward(params, X, activation=activation))
+
+
+# --------------------------------------------------------------------------
+# Error and backpropagation
+# --------------------------------------------------------------------------
+
+
+def error(
+    params: Params,
+    X: Array,
+    T: Array,
+    sample_weight: Array | None = None,
+    *,
+    activation: str = "tanh",
+) -> float:
+    """The cross-entropy error :math:`E(w) = -\\sum_n s_n \\sum_k t_{nk} \\ln y_{nk}`.
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    T : array of shape (N, K)
+        Targets, one row per pattern: 1-of-K codes, or probability vectors
+        (each row summing to one).
+    sample_weight : array of shape (N,), optional
+        The weights :math:`s_n`; one for every pattern when omitted. A weight
+        of zero removes its pattern exactly.
+    activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+
+    Returns
+    -------
+    float
+        The **sum** over patterns (PRML eq. 5.24), not the mean.
+    """
+    xp, params, X, (T, s) = _working(params, X, T, sample_weight)
+    _, a2 = _forward_pass(xp, params, X, get_activation(activation))
+    return _error_from_logits(xp, a2, T, s)
+
+
+def _error_from_logits(xp: Any, a2: Array, T: Array, s: Array | None) -> float:
+    E_n = -xp.sum(T * _log_softmax(xp, a2), axis=1)  # (N,)  eq. 5.24, per pattern
+    if s is not None:
+        E_n = s * E_n
+    return float(xp.sum(E_n))
+
+
+def error_and_gradient(
+    params: Params,
+    X: Array,
+    T: Array,
+    sample_weight: Array | None = None,
+    *,
+    activation: str = "tanh",
+) -> tuple[float, Params]:
+    """The error and its exact gradient by backpropagation.
+
+    One forward and one backward pass: five matrix products in all (two
+    forward; :math:`\\nabla W_2`, the back-propagated errors and
+    :math:`\\nabla W_1` backward; the input layer needs no delta). The softmax
+    Jacobian is never formed: the output errors are fused into
+    :math:`\\delta_k = y_k - t_k`, which holds because each target row sums
+    to one.
+
+    Parameters
+    ----------
+    params, X, T, sample_weight, activation
+        As for :func:`error`.
+
+    Returns
+    -------
+    E : float
+        :math:`E(w)`, summed over patterns.
+    grad : Params
+        :math:`\\partial E / \\partial w`, in the layout of ``params``.
+
+    References
+    ----------
+    PRML §5.3.1–5.3.2; ``derivation.md`` ("Derivatives").
+    """
+    xp, params, X, (T, s) = _working(params, X, T, sample_weight)
+    act = get_activation(activation)
+    W1, b1, W2, b2 = params
+    z, a2 = _forward_pass(xp, params, X, act)
+    log_y = _log_softmax(xp, a2)  # (N, K)
+    E_n = -xp.sum(T * log_y, axis=1)  # (N,)  eq. 5.24
+    delta2 = xp.exp(log_y) - T  # (N, K)  delta_k = y_k - t_k
+    if s is not None:
+        E_n = s * E_n
+        delta2 = s[:, None] * delta2  # dE/da_k for the weighted error
+    grad_W2 = z.T @ delta2  # (M, K)  dE/dw_kj = delta_k z_j
+    grad_b2 = xp.sum(delta2, axis=0)  # (K,)  z_0 = 1
+    delta1 = act.h_prime(xp, z) * (delta2 @ W2.T)  # (N, M)  delta_j = h'(a_j) sum_k w_kj delta_k
+    grad_W1 = X.T @ delta1  # (D, M)  dE/dw_ji = delta_j x_i
+    grad_b1 = xp.sum(delta1, axis=0)  # (M,)  x_0 = 1
+    return float(xp.sum(E_n)), Params(grad_W1, grad_b1, grad_W2, grad_b2)
+
+
+def gradient(
+    params: Params,
+    X: Array,
+    T: Array,
+    sample_weight: Array | None = None,
+    *,
+    activation: str = "tanh",
+) -> Params:
+    """The exact gradient :math:`\\partial E / \\partial w` by backpropagation.
+
+    See :func:`error_and_gradient`, which this returns the second half of.
+    """
+    return error_and_gradient(params, X, T, sample_weight, activation=activation)[1]
