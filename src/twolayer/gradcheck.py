@@ -1,0 +1,710 @@
+"""Check the backpropagated gradient against central differences.
+
+Every derivative :math:`\\partial E / \\partial w_i` that
+:func:`twolayer.network.gradient` returns is compared with the central
+difference (PRML eq. 5.69)
+
+.. math::
+
+    \\frac{\\partial E}{\\partial w_i} \\approx
+    \\frac{E(w + \\epsilon e_i) - E(w - \\epsilon e_i)}{2 \\epsilon},
+
+whose error is :math:`O(\\epsilon^2)`, and the directional derivative along a
+few random unit vectors :math:`v` is compared with :math:`\\nabla E \\cdot v`
+(as HIPS autograd's ``check_grads`` does). The error :math:`E` is the **sum**
+over patterns (PRML eq. 5.24), as everywhere in this package.
+
+Relative error
+--------------
+For an analytic value :math:`a` and a numerical value :math:`n` the reported
+relative error is
+
+.. math::
+
+    r = \\frac{|a - n|}{\\max(|a| + |n|,\\ \\text{floor})},
+    \\qquad \\text{floor} = \\text{atol} / \\text{rtol},
+
+and a derivative passes when :math:`r \\le \\text{rtol}`, that is when
+:math:`|a - n| \\le \\max(\\text{rtol}\\,(|a| + |n|),\\ \\text{atol})`. The sum
+:math:`|a| + |n|` in the denominator is symmetric in the two numbers and is
+zero only when both are. The floor is needed because a central difference
+cannot resolve a derivative below its rounding noise: :math:`E` itself is
+computed with an absolute rounding error of about :math:`u \\cdot S`, where
+:math:`u` is the float64 unit roundoff and :math:`S` the scale of the sums that
+make up :math:`E`, so the difference quotient carries an absolute error of about
+:math:`u S / \\epsilon` whatever the size of the derivative. By default ``atol``
+is ten times that estimate,
+
+.. math::
+
+    \\text{atol} = 10\\, \\frac{u}{\\epsilon} \\sum_n |s_n|
+    \\Bigl(1 + \\max_k |a_{nk}| + \\sum_k |t_{nk} \\ln y_{nk}|\\Bigr),
+
+with :math:`a_{nk}` the output activations, :math:`s_n` the pattern weights and
+:math:`\\epsilon` the step (measured on random networks, the largest error of a
+correct gradient stays below 0.4 of the unscaled estimate).
+
+Everything is computed in float64, whatever the precision of the inputs: the
+check is of the formulas, not of float32 rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from twolayer import network
+from twolayer.network import Params
+
+__all__ = [
+    "BLOCKS",
+    "BlockCheck",
+    "DirectionalCheck",
+    "EntryCheck",
+    "GradCheckReport",
+    "check_gradient",
+    "check_random_network",
+    "numerical_gradient",
+    "random_problem",
+]
+
+BLOCKS: tuple[str, ...] = Params._fields  # ("W1", "b1", "W2", "b2"), the order of flatten
+
+GradientFn = Callable[..., Params]
+
+_UNIT_ROUNDOFF = float(np.finfo(np.float64).eps)
+_NOISE_FACTOR = 10.0  # headroom over the rounding-noise estimate (see the module docstring)
+
+
+# --------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryCheck:
+    """One derivative, analytic against numerical.
+
+    Attributes
+    ----------
+    block : str
+        ``"W1"``, ``"b1"``, ``"W2"`` or ``"b2"``.
+    index : tuple of int
+        The entry's index within its block (``W1[i, j]`` is
+        :math:`\\partial E / \\partial w^{(1)}_{j+1, i+1}`).
+    analytic : float
+        The value returned by the gradient function.
+    numerical : float
+        The central difference.
+    rel_error : float
+        :math:`|a - n| / \\max(|a| + |n|, \\text{floor})`.
+    passed : bool
+        Whether ``rel_error <= rtol``.
+    """
+
+    block: str
+    index: tuple[int, ...]
+    analytic: float
+    numerical: float
+    rel_error: float
+    passed: bool
+
+    @property
+    def label(self) -> str:
+        """The entry as it would be indexed in Python, e.g. ``W2[0, 1]``."""
+        return f"{self.block}[{', '.join(str(i) for i in self.index)}]"
+
+
+@dataclass(frozen=True)
+class BlockCheck:
+    """The check of one parameter block.
+
+    Attributes
+    ----------
+    name : str
+        ``"W1"``, ``"b1"``, ``"W2"`` or ``"b2"``.
+    shape : tuple of int
+        The block's shape.
+    entries : tuple of EntryCheck
+        Every checked entry, in index order (all of the block's entries unless
+        the check was limited by ``max_params``); never empty.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    entries: tuple[EntryCheck, ...]
+
+    @property
+    def n_total(self) -> int:
+        """The number of entries in the block."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def n_checked(self) -> int:
+        """How many of the block's entries were compared."""
+        return len(self.entries)
+
+    @property
+    def worst(self) -> EntryCheck:
+        """The checked entry with the largest relative error (NaN counts as largest)."""
+        return max(self.entries, key=lambda e: float(np.nan_to_num(e.rel_error, nan=np.inf)))
+
+    @property
+    def max_rel_error(self) -> float:
+        """The largest relative error among the checked entries."""
+        return self.worst.rel_error
+
+    @property
+    def mismatches(self) -> tuple[EntryCheck, ...]:
+        """Every checked entry whose relative error exceeds ``rtol`` (or is NaN)."""
+        return tuple(e for e in self.entries if not e.passed)
+
+    @property
+    def passed(self) -> bool:
+        """Whether every checked entry agrees."""
+        return not self.mismatches
+
+
+@dataclass(frozen=True)
+class DirectionalCheck:
+    """One directional derivative along a random unit vector ``v``.
+
+    Attributes
+    ----------
+    analytic : float
+        :math:`\\nabla E \\cdot (w_+ - w_-) / 2\\epsilon`, where
+        :math:`w_\\pm = w \\pm \\epsilon v` as rounded to float64; this is
+        :math:`\\nabla E \\cdot v` up to that rounding, which would otherwise
+        count as disagreement.
+    numerical : float
+        :math:`[E(w_+) - E(w_-)] / 2\\epsilon`.
+    rel_error : float
+        As for :class:`EntryCheck`.
+    passed : bool
+        Whether ``rel_error <= rtol``.
+    """
+
+    analytic: float
+    numerical: float
+    rel_error: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class GradCheckReport:
+    """The outcome of :func:`check_gradient`.
+
+    Attributes
+    ----------
+    blocks : tuple of BlockCheck
+        One per parameter block, in the order W1, b1, W2, b2.
+    directions : tuple of DirectionalCheck
+        The random directional checks.
+    error : float
+        :math:`E(w)` at the checked point (a sum over patterns).
+    eps, rtol, atol : float
+        The step and the tolerances used (``atol`` as resolved when it was
+        left to its default).
+    activation : str
+        The hidden-unit activation.
+    n_features, n_hidden, n_classes, n_samples : int
+        ``D``, ``M``, ``K`` and ``N``.
+    """
+
+    blocks: tuple[BlockCheck, ...]
+    directions: tuple[DirectionalCheck, ...]
+    error: float
+    eps: float
+    rtol: float
+    atol: float
+    activation: str
+    n_features: int
+    n_hidden: int
+    n_classes: int
+    n_samples: int
+
+    @property
+    def floor(self) -> float:
+        """The magnitude below which derivatives are compared absolutely, ``atol / rtol``."""
+        return self.atol / self.rtol
+
+    @property
+    def passed(self) -> bool:
+        """Whether every checked entry and every directional derivative agrees."""
+        return all(b.passed for b in self.blocks) and all(d.passed for d in self.directions)
+
+    @property
+    def mismatches(self) -> tuple[EntryCheck, ...]:
+        """Every disagreeing entry, block by block."""
+        return tuple(m for b in self.blocks for m in b.mismatches)
+
+    @property
+    def max_rel_error(self) -> float:
+        """The largest relative error of any entry or direction checked."""
+        errors = [b.max_rel_error for b in self.blocks] + [d.rel_error for d in self.directions]
+        # NaN (a non-finite gradient) must win over every number.
+        return float("nan") if any(np.isnan(errors)) else float(max(errors))
+
+    def table(self, max_mismatches: int = 10) -> str:
+        """A plain-text table of the check, one row per block.
+
+        Parameters
+        ----------
+        max_mismatches : int, default 10
+            How many disagreeing entries to list per block; the rest are counted.
+
+        Returns
+        -------
+        str
+            Several lines, without a trailing newline.
+        """
+        lines = [
+            f"Gradient check: D={self.n_features} M={self.n_hidden} K={self.n_classes} "
+            f"N={self.n_samples}, activation {self.activation}, E(w) = {self.error:.10g}",
+            f"central differences (PRML eq. 5.69) with eps = {self.eps:.3g}; "
+            f"rel. error = |a - n| / max(|a| + |n|, {self.floor:.3g}), tolerance {self.rtol:.3g}",
+            "",
+        ]
+        header = ("block", "shape", "checked", "max rel. error", "worst entry", "analytic", "numerical", "")
+        rows = [header]
+        for b in self.blocks:
+            w = b.worst
+            rows.append(
+                (
+                    b.name,
+                    str(b.shape),
+                    f"{b.n_checked}/{b.n_total}",
+                    f"{b.max_rel_error:.2e}",
+                    w.label,
+                    f"{w.analytic:.12g}",
+                    f"{w.numerical:.12g}",
+                    "ok" if b.passed else f"FAIL ({len(b.mismatches)})",
+                )
+            )
+        if self.directions:
+            worst_dir = max(self.directions, key=lambda d: float(np.nan_to_num(d.rel_error, nan=np.inf)))
+            failed = sum(not d.passed for d in self.directions)
+            rows.append(
+                (
+                    "v",
+                    "random",
+                    str(len(self.directions)),
+                    f"{worst_dir.rel_error:.2e}",
+                    "grad . v",
+                    f"{worst_dir.analytic:.12g}",
+                    f"{worst_dir.numerical:.12g}",
+                    "ok" if failed == 0 else f"FAIL ({failed})",
+                )
+            )
+        widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
+        for r in rows:
+            lines.append("  ".join(cell.ljust(wd) for cell, wd in zip(r, widths)).rstrip())
+
+        lines.append("")
+        if self.passed:
+            lines.append(f"PASSED: max rel. error {self.max_rel_error:.2e} <= {self.rtol:.3g}")
+        else:
+            n_entries = len(self.mismatches)
+            n_dirs = sum(not d.passed for d in self.directions)
+            lines.append(
+                f"FAILED: {n_entries} {'entry' if n_entries == 1 else 'entries'} and "
+                f"{n_dirs} {'direction' if n_dirs == 1 else 'directions'} disagree"
+            )
+            for b in self.blocks:
+                for m in b.mismatches[:max_mismatches]:
+                    lines.append(
+                        f"  {m.label}: analytic {m.analytic:.12g}, numerical {m.numerical:.12g}, "
+                        f"rel. error {m.rel_error:.2e}"
+                    )
+                if len(b.mismatches) > max_mismatches:
+                    lines.append(f"  ... and {len(b.mismatches) - max_mismatches} more in {b.name}")
+            for n, d in enumerate(self.directions):
+                if not d.passed:
+                    lines.append(
+                        f"  direction {n}: grad . v {d.analytic:.12g}, numerical {d.numerical:.12g}, "
+                        f"rel. error {d.rel_error:.2e}"
+                    )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+# --------------------------------------------------------------------------
+# Input handling
+# --------------------------------------------------------------------------
+
+
+def _as_float64(a: Any, name: str) -> np.ndarray:
+    """A float64 NumPy copy of ``a`` (a copy, so nothing of the caller's can change)."""
+    try:
+        arr = np.array(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric array, got {type(a).__name__}: {exc}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr
+
+
+def _validated(
+    params: Params | Sequence[Any],
+    X: Any,
+    T: Any,
+    sample_weight: Any | None,
+) -> tuple[Params, np.ndarray, np.ndarray, np.ndarray | None]:
+    if len(params) != len(BLOCKS):
+        raise ValueError(f"params must hold four arrays {BLOCKS}, got {len(params)}")
+    W1, b1, W2, b2 = (_as_float64(p, name) for p, name in zip(params, BLOCKS))
+    X = _as_float64(X, "X")
+    T = _as_float64(T, "T")
+    if W1.ndim != 2 or W2.ndim != 2 or b1.ndim != 1 or b2.ndim != 1:
+        raise ValueError(
+            "params must be W1 (D, M), b1 (M,), W2 (M, K), b2 (K,); got shapes "
+            f"{W1.shape}, {b1.shape}, {W2.shape}, {b2.shape}"
+        )
+    D, M = W1.shape
+    K = W2.shape[1]
+    if b1.shape != (M,) or W2.shape[0] != M or b2.shape != (K,):
+        raise ValueError(
+            "params have inconsistent shapes: W1 (D, M), b1 (M,), W2 (M, K), b2 (K,) expected, "
+            f"got {W1.shape}, {b1.shape}, {W2.shape}, {b2.shape}"
+        )
+    if X.ndim != 2 or X.shape[1] != D:
+        raise ValueError(f"X must have shape (N, D) with D = {D}, got {X.shape}")
+    N = X.shape[0]
+    if T.shape != (N, K):
+        raise ValueError(f"T must have shape (N, K) = ({N}, {K}), got {T.shape}")
+    s = None
+    if sample_weight is not None:
+        s = _as_float64(sample_weight, "sample_weight")
+        if s.shape != (N,):
+            raise ValueError(f"sample_weight must have shape (N,) = ({N},), got {s.shape}")
+    return Params(W1, b1, W2, b2), X, T, s
+
+
+def _check_settings(eps: float, rtol: float, atol: float | None) -> None:
+    if not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    if not (np.isfinite(rtol) and rtol > 0):
+        raise ValueError(f"rtol must be a positive finite number, got {rtol!r}")
+    if atol is not None and not (np.isfinite(atol) and atol >= 0):
+        raise ValueError(f"atol must be a non-negative finite number or None, got {atol!r}")
+
+
+def _rounding_noise(
+    params: Params, X: np.ndarray, T: np.ndarray, s: np.ndarray | None, eps: float, activation: str
+) -> float:
+    """The default ``atol``: ten times the estimated rounding error of a difference quotient."""
+    _, a2 = network.hidden_and_output(params, X, activation=activation)  # (N, K)
+    log_y = network.log_forward(params, X, activation=activation)  # (N, K)
+    per_pattern = 1.0 + np.max(np.abs(a2), axis=1) + np.sum(np.abs(T * log_y), axis=1)  # (N,)
+    weights = np.ones(X.shape[0]) if s is None else np.abs(s)
+    return _NOISE_FACTOR * _UNIT_ROUNDOFF * float(weights @ per_pattern) / eps
+
+
+def _rel_error(a: float, n: float, floor: float) -> float:
+    # The tiny bound only matters when atol = 0 and both numbers are zero: 0 / tiny = 0.
+    return abs(a - n) / max(abs(a) + abs(n), floor, np.finfo(np.float64).tiny)
+
+
+def _sample_indices(
+    sizes: Sequence[int], max_params: int | None, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Flat indices to check within each block: all, or a random sample with one per block at least."""
+    total = sum(sizes)
+    if max_params is None or max_params >= total:
+        return [np.arange(size) for size in sizes]
+    # One entry from every block first, so that no block goes unchecked, then the
+    # rest uniformly (without replacement) from everything not yet chosen.
+    offsets = np.cumsum([0, *sizes])
+    chosen = [offsets[b] + rng.integers(size) for b, size in enumerate(sizes)]
+    remaining = np.setdiff1d(np.arange(total), chosen)
+    chosen.extend(rng.choice(remaining, size=max_params - len(sizes), replace=False))
+    chosen_arr = np.sort(np.asarray(chosen))
+    return [
+        chosen_arr[(chosen_arr >= offsets[b]) & (chosen_arr < offsets[b + 1])] - offsets[b]
+        for b in range(len(sizes))
+    ]
+
+
+# --------------------------------------------------------------------------
+# The check
+# --------------------------------------------------------------------------
+
+
+def numerical_gradient(
+    params: Params | Sequence[Any],
+    X: Any,
+    T: Any,
+    sample_weight: Any | None = None,
+    *,
+    activation: str = "tanh",
+    eps: float = 1e-6,
+) -> Params:
+    """The gradient of :func:`twolayer.network.error` by central differences.
+
+    Each derivative is :math:`[E(w_+) - E(w_-)] / (w_{+,i} - w_{-,i})` with
+    :math:`w_\\pm = w \\pm \\epsilon e_i`, dividing by the step as actually
+    represented in float64 rather than by :math:`2 \\epsilon`. Two evaluations
+    of :math:`E` per parameter: meant for checking, not for training.
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    T : array of shape (N, K)
+    sample_weight : array of shape (N,), optional
+    activation : str, default "tanh"
+    eps : float, default 1e-6
+        The step :math:`\\epsilon`.
+
+    Returns
+    -------
+    Params
+        float64 NumPy arrays in the layout of ``params``.
+
+    References
+    ----------
+    PRML §5.3.3, eq. 5.69.
+    """
+    _check_settings(eps, 1.0, None)
+    network.get_activation(activation)
+    p, X, T, s = _validated(params, X, T, sample_weight)
+    theta = np.asarray(network.flatten(p))
+    g = np.empty_like(theta)
+    for i in range(theta.size):
+        g[i] = _difference_quotient(theta, i, eps, p, X, T, s, activation)
+    D, M, K = X.shape[1], p.W1.shape[1], p.W2.shape[1]
+    return Params(*(np.array(b) for b in network.unflatten(g, D, M, K)))
+
+
+def _difference_quotient(
+    theta: np.ndarray,
+    i: int,
+    eps: float,
+    p: Params,
+    X: np.ndarray,
+    T: np.ndarray,
+    s: np.ndarray | None,
+    activation: str,
+) -> float:
+    """The central difference along coordinate ``i`` (PRML eq. 5.69)."""
+    D, M, K = X.shape[1], p.W1.shape[1], p.W2.shape[1]
+    plus, minus = theta.copy(), theta.copy()
+    plus[i] += eps
+    minus[i] -= eps
+    E_plus = network.error(network.unflatten(plus, D, M, K), X, T, s, activation=activation)
+    E_minus = network.error(network.unflatten(minus, D, M, K), X, T, s, activation=activation)
+    # The represented step, not 2 eps: w +- eps is rounded, and the quotient
+    # should use the step actually taken.
+    return (E_plus - E_minus) / (plus[i] - minus[i])
+
+
+def check_gradient(
+    params: Params | Sequence[Any],
+    X: Any,
+    T: Any,
+    sample_weight: Any | None = None,
+    *,
+    activation: str = "tanh",
+    eps: float = 1e-6,
+    rtol: float = 1e-7,
+    atol: float | None = None,
+    max_params: int | None = None,
+    n_directions: int = 3,
+    random_state: int | np.random.Generator | None = None,
+    gradient_fn: GradientFn | None = None,
+) -> GradCheckReport:
+    """Compare the analytic gradient with central differences, entry by entry.
+
+    Parameters
+    ----------
+    params : Params
+        The point :math:`w` at which to check.
+    X : array of shape (N, D)
+    T : array of shape (N, K)
+    sample_weight : array of shape (N,), optional
+        As for :func:`twolayer.network.error`.
+    activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+        For ReLU a difference across the kink at :math:`a_j = 0` is not a
+        derivative; with continuous random data this has probability about
+        :math:`\\epsilon` per unit and pattern.
+    eps : float, default 1e-6
+        The step :math:`\\epsilon` of the central differences.
+    rtol : float, default 1e-7
+        The tolerance on the relative error (see the module docstring).
+    atol : float, optional
+        The absolute agreement that always suffices; by default ten times the
+        estimated rounding noise of a difference quotient (module docstring).
+    max_params : int, optional
+        Check at most this many parameters, drawn at random (at least one per
+        block, so at least 4); all when ``None`` or when there are no more.
+    n_directions : int, default 3
+        How many random unit directions to check :math:`\\nabla E \\cdot v` along.
+    random_state : int, numpy.random.Generator or None
+        Seeds the choice of parameters and of directions.
+    gradient_fn : callable, optional
+        The gradient to check, called as
+        ``gradient_fn(params, X, T, sample_weight, activation=activation)`` and
+        returning :class:`~twolayer.network.Params`; by default
+        :func:`twolayer.network.gradient`.
+
+    Returns
+    -------
+    GradCheckReport
+        Its ``passed`` says whether everything agreed; ``str(report)`` is a table.
+
+    References
+    ----------
+    PRML §5.3.3 (numerical differentiation, eq. 5.69); the directional check
+    follows ``check_grads`` of HIPS autograd.
+    """
+    _check_settings(eps, rtol, atol)
+    network.get_activation(activation)
+    if max_params is not None and (int(max_params) != max_params or max_params < len(BLOCKS)):
+        raise ValueError(
+            f"max_params must be None or an integer of at least {len(BLOCKS)} "
+            f"(one entry per block), got {max_params!r}"
+        )
+    if int(n_directions) != n_directions or n_directions < 0:
+        raise ValueError(f"n_directions must be a non-negative integer, got {n_directions!r}")
+    p, X, T, s = _validated(params, X, T, sample_weight)
+    D, M, K, N = X.shape[1], p.W1.shape[1], p.W2.shape[1], X.shape[0]
+    rng = np.random.default_rng(random_state)
+
+    grad_fn = network.gradient if gradient_fn is None else gradient_fn
+    grad = grad_fn(p, X, T, s, activation=activation)
+    grad_blocks = []
+    for g, q, name in zip(grad, p, BLOCKS):
+        g = np.asarray(g, dtype=np.float64)
+        if g.shape != q.shape:
+            raise ValueError(f"the gradient's {name} has shape {g.shape}, expected {q.shape}")
+        grad_blocks.append(g)
+
+    E = network.error(p, X, T, s, activation=activation)
+    atol = _rounding_noise(p, X, T, s, eps, activation) if atol is None else float(atol)
+    floor = atol / rtol
+    theta = np.asarray(network.flatten(p))
+    offsets = np.cumsum([0, *(q.size for q in p)])
+
+    blocks = []
+    for b, indices in enumerate(_sample_indices([q.size for q in p], max_params, rng)):
+        name, shape, g_flat = BLOCKS[b], p[b].shape, grad_blocks[b].ravel()
+        entries = []
+        for flat in indices:
+            a = float(g_flat[flat])
+            n = _difference_quotient(theta, int(offsets[b] + flat), eps, p, X, T, s, activation)
+            r = _rel_error(a, n, floor)
+            idx = tuple(int(i) for i in np.unravel_index(flat, shape))
+            entries.append(EntryCheck(name, idx, a, n, r, bool(r <= rtol)))  # NaN fails
+        blocks.append(BlockCheck(name, tuple(int(d) for d in shape), tuple(entries)))
+
+    g_theta = np.concatenate([g.ravel() for g in grad_blocks])
+    directions = []
+    for _ in range(int(n_directions)):
+        v = rng.standard_normal(theta.size)
+        v /= np.linalg.norm(v)
+        plus, minus = theta + eps * v, theta - eps * v
+        E_plus = network.error(network.unflatten(plus, D, M, K), X, T, s, activation=activation)
+        E_minus = network.error(network.unflatten(minus, D, M, K), X, T, s, activation=activation)
+        n = (E_plus - E_minus) / (2 * eps)
+        a = float(g_theta @ (plus - minus)) / (2 * eps)  # grad . v along the rounded step
+        r = _rel_error(a, n, floor)
+        directions.append(DirectionalCheck(a, n, r, bool(r <= rtol)))
+
+    return GradCheckReport(
+        blocks=tuple(blocks),
+        directions=tuple(directions),
+        error=float(E),
+        eps=float(eps),
+        rtol=float(rtol),
+        atol=atol,
+        activation=activation,
+        n_features=int(D),
+        n_hidden=int(M),
+        n_classes=int(K),
+        n_samples=int(N),
+    )
+
+
+def random_problem(
+    n_features: int,
+    n_hidden: int,
+    n_classes: int,
+    n_samples: int,
+    *,
+    random_state: int | np.random.Generator | None = None,
+) -> tuple[Params, np.ndarray, np.ndarray]:
+    """A random float64 network and data set to check gradients on.
+
+    The weights follow :func:`twolayer.network.init_params`; the inputs are
+    standard normal and the targets 1-of-K codes of uniformly drawn classes.
+
+    Parameters
+    ----------
+    n_features, n_hidden, n_classes, n_samples : int
+        ``D``, ``M``, ``K`` and ``N``; each at least 1.
+    random_state : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    params : Params
+    X : ndarray of shape (N, D)
+    T : ndarray of shape (N, K)
+    """
+    if int(n_samples) != n_samples or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    rng = np.random.default_rng(random_state)
+    params = network.init_params(n_features, n_hidden, n_classes, random_state=rng)
+    X = rng.standard_normal((int(n_samples), int(n_features)))
+    T = np.eye(int(n_classes))[rng.integers(int(n_classes), size=int(n_samples))]
+    return params, X, T
+
+
+def check_random_network(
+    n_features: int,
+    n_hidden: int,
+    n_classes: int,
+    n_samples: int,
+    *,
+    random_state: int | np.random.Generator | None = None,
+    activation: str = "tanh",
+    eps: float = 1e-6,
+    rtol: float = 1e-7,
+    atol: float | None = None,
+    max_params: int | None = None,
+    n_directions: int = 3,
+    gradient_fn: GradientFn | None = None,
+) -> GradCheckReport:
+    """Check the gradient on a random problem from :func:`random_problem`.
+
+    One generator, seeded by ``random_state``, draws the problem and then the
+    parameters and directions to check, so a seed reproduces the whole check.
+    The other parameters are those of :func:`check_gradient`.
+
+    Returns
+    -------
+    GradCheckReport
+
+    References
+    ----------
+    PRML §5.3.3.
+    """
+    rng = np.random.default_rng(random_state)
+    params, X, T = random_problem(n_features, n_hidden, n_classes, n_samples, random_state=rng)
+    return check_gradient(
+        params,
+        X,
+        T,
+        activation=activation,
+        eps=eps,
+        rtol=rtol,
+        atol=atol,
+        max_params=max_params,
+        n_directions=n_directions,
+        random_state=rng,
+        gradient_fn=gradient_fn,
+    )
