@@ -407,7 +407,7 @@ def _rounding_noise(
 
 def _rel_error(a: float, n: float, floor: float) -> float:
     # The tiny bound only matters when atol = 0 and both numbers are zero: 0 / tiny = 0.
-    return abs(a - n) / max(abs(a) + abs(n), floor, np.finfo(np.float64).tiny)
+    return float(abs(a - n) / max(abs(a) + abs(n), floor, np.finfo(np.float64).tiny))
 
 
 def _sample_indices(
@@ -500,7 +500,7 @@ def _difference_quotient(
     E_minus = network.error(network.unflatten(minus, D, M, K), X, T, s, activation=activation)
     # The represented step, not 2 eps: w +- eps is rounded, and the quotient
     # should use the step actually taken.
-    return (E_plus - E_minus) / (plus[i] - minus[i])
+    return float((E_plus - E_minus) / (plus[i] - minus[i]))
 
 
 def check_gradient(
@@ -610,7 +610,7 @@ def check_gradient(
         plus, minus = theta + eps * v, theta - eps * v
         E_plus = network.error(network.unflatten(plus, D, M, K), X, T, s, activation=activation)
         E_minus = network.error(network.unflatten(minus, D, M, K), X, T, s, activation=activation)
-        n = (E_plus - E_minus) / (2 * eps)
+        n = float((E_plus - E_minus) / (2 * eps))
         a = float(g_theta @ (plus - minus)) / (2 * eps)  # grad . v along the rounded step
         r = _rel_error(a, n, floor)
         directions.append(DirectionalCheck(a, n, r, bool(r <= rtol)))
