@@ -1,0 +1,103 @@
+"""Tests for twolayer.plots: what is drawn is the data given, and the PNGs are valid images."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plot' extra")
+
+import matplotlib.image  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from twolayer import plots  # noqa: E402
+
+
+def axes() -> tuple[Figure, object]:
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def decode(png: bytes) -> np.ndarray:
+    assert png.startswith(plots.PNG_SIGNATURE)
+    return matplotlib.image.imread(io.BytesIO(png), format="png")
+
+
+def test_learning_curves_draw_the_given_numbers() -> None:
+    _, ax = axes()
+    loss = [2.0, 1.0, 0.5, 0.4]
+    accuracy = [0.3, 0.6, 0.8, 0.9]
+    twin = plots.draw_learning_curves(ax, loss, accuracy)
+    (line,) = ax.get_lines()
+    np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3, 4])
+    np.testing.assert_array_equal(line.get_ydata(), loss)
+    assert twin is not None
+    (acc_line,) = twin.get_lines()
+    np.testing.assert_array_equal(acc_line.get_ydata(), accuracy)
+    _, ax2 = axes()
+    assert plots.draw_learning_curves(ax2, loss, None) is None
+
+
+def test_confusion_matrix_writes_each_count_in_its_cell() -> None:
+    _, ax = axes()
+    matrix = np.array([[5, 1, 0], [2, 7, 0], [0, 3, 11]])
+    plots.draw_confusion_matrix(ax, matrix, ["a", "b", "c"])
+    written = {(round(t.get_position()[1]), round(t.get_position()[0])): int(t.get_text()) for t in ax.texts}
+    assert written == {(i, j): int(matrix[i, j]) for i in range(3) for j in range(3)}
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    with pytest.raises(ValueError, match=r"shape \(2, 2\)"):
+        plots.draw_confusion_matrix(ax, matrix, ["a", "b"])
+
+
+def test_region_grid_follows_the_classifier() -> None:
+    # A known rule: class 1 right of x = 0.3, class 0 left of it.
+    X = np.array([[-1.0, -2.0], [1.0, 2.0]])
+    xx, yy, index = plots.region_grid(lambda P: (P[:, 0] > 0.3).astype(int), X, resolution=31, margin=0.0)
+    assert xx.shape == yy.shape == index.shape == (31, 31)
+    assert xx.min() == -1.0 and xx.max() == 1.0 and yy.min() == -2.0 and yy.max() == 2.0
+    np.testing.assert_array_equal(index, (xx > 0.3).astype(int))
+    with pytest.raises(ValueError, match="two features"):
+        plots.region_grid(lambda P: P[:, 0], np.zeros((3, 3)))
+
+
+def test_decision_regions_draw_every_class() -> None:
+    _, ax = axes()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y_index = (X[:, 1] > 0).astype(int)
+    plots.draw_decision_regions(ax, lambda P: (P[:, 1] > 0).astype(int), X, y_index, ["low", "high"],
+                                feature_names=["u", "v"], resolution=20)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["low", "high"]
+    scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(scatters) == 2
+    points = np.vstack([c.get_offsets() for c in scatters])
+    assert sorted(map(tuple, points)) == sorted(map(tuple, X))
+    assert ax.get_xlabel() == "u" and ax.get_ylabel() == "v"
+
+
+@pytest.mark.parametrize("with_regions", [False, True])
+def test_report_png_is_a_valid_image(with_regions: bool) -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 2))
+    regions = (lambda P: (P[:, 0] > 0).astype(int), X, (X[:, 0] > 0).astype(int)) if with_regions else None
+    fig = plots.report_figure(loss=[1.0, 0.5], accuracy=[0.5, 0.9], matrix=np.array([[3, 1], [0, 4]]),
+                              classes=[0, 1], regions=regions, title="test")
+    n_panels = 3 if with_regions else 2
+    assert len([ax for ax in fig.axes if ax.get_title()]) == n_panels
+    image = decode(plots.to_png(fig))
+    assert image.ndim == 3 and image.shape[2] in (3, 4)
+    assert image.shape[1] == 100 * 5 * n_panels  # 5 inches per panel at 100 dpi
+    assert image.std() > 0  # something was drawn
+
+
+def test_report_needs_something_to_draw() -> None:
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plots.report_figure(loss=[], accuracy=None, matrix=None, classes=[0, 1])
+    png = plots.report_png(loss=[], accuracy=None, matrix=np.eye(2, dtype=int), classes=["x", "y"])
+    assert decode(png).shape[1] == 500
