@@ -1,0 +1,886 @@
+"""Second derivatives of the two-layer network, in closed form.
+
+This module is the mathematics of ``shared/reference/curvature.md`` (after
+Bishop, *Pattern Recognition and Machine Learning*, §5.3.4 and §5.4) as pure
+functions beside :mod:`twolayer.network`: the Jacobian of the outputs with
+respect to the inputs, the Jacobian of the output activations with respect to
+the weights, the exact Hessian, fast Hessian-vector products by Pearlmutter's
+:math:`\\mathcal{R}` operator, the Gauss–Newton (outer-product) matrix and
+its products, the exact and the Becker–LeCun diagonal, and SciPy linear
+operators for Lanczos and conjugate gradients.
+
+As in :mod:`twolayer.network`, errors are **sums** over patterns (PRML eq.
+5.24), so every second derivative here is a sum over patterns too; a
+``sample_weight`` :math:`s_n` multiplies each pattern's contribution. Flat
+quantities (rows and columns of the Hessian, the last axis of
+:func:`weight_jacobian`) follow :func:`twolayer.network.flatten`:
+``W1.ravel()``, ``b1``, ``W2.ravel()``, ``b2``.
+
+Notation (``derivation.md``): ``a1`` the hidden activations :math:`a_j`, ``z``
+the hidden outputs, ``a2`` the output activations :math:`a_k`, ``y`` the
+softmax outputs, ``delta2`` :math:`\\delta_k = s_n (y_k - t_k)`, ``hp`` and
+``hpp`` :math:`h'(a_j)` and :math:`h''(a_j)`, and per pattern
+
+.. math::
+
+    \\Lambda = \\frac{\\partial^2 E_n}{\\partial a_k \\partial a_{k'}}
+             = \\operatorname{diag}(y) - y y^\\top ,
+
+which does not depend on the targets because each target row sums to one
+(the same assumption that makes :math:`\\delta_k = y_k - t_k`).
+
+A bias is a weight from a unit fixed at one. Appending a column of ones to
+``X`` (written ``Xb``, :math:`x_0`) and to ``z`` (``zb``, :math:`z_0`) turns
+``(W1, b1)`` into one ``(D+1, M)`` matrix and ``(W2, b2)`` into one
+``(M+1, K)`` matrix whose C-order ravels are exactly the flatten order, so
+each Hessian block below is one matrix product over the batch.
+
+The dense functions (:func:`jacobian`, :func:`weight_jacobian`,
+:func:`hessian`, :func:`gauss_newton`, :func:`hessian_diagonal`) and the
+products are written against the Python array API standard and follow the
+namespace and dtype of their inputs exactly as :mod:`twolayer.network` does
+(float32 in, float32 out; float64 in, float64 out). The linear operators are
+SciPy objects and therefore NumPy only.
+
+An optional ``alpha`` adds the weight-decay term
+:math:`\\tfrac{\\alpha}{2}\\lVert w \\rVert^2` over the **weights** ``W1`` and
+``W2`` (biases not penalised, as in scikit-learn's ``MLPClassifier``), whose
+Hessian is :math:`\\alpha` on the diagonal entries of the weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import array_api_compat
+import numpy as np
+from scipy.sparse.linalg import LinearOperator
+
+from twolayer.network import (
+    Activation,
+    Params,
+    _forward_pass,
+    _log_softmax,
+    _working,
+    flatten,
+    get_activation,
+    n_params,
+    unflatten,
+)
+
+__all__ = [
+    "gauss_newton",
+    "gauss_newton_operator",
+    "gauss_newton_vector_product",
+    "hessian",
+    "hessian_diagonal",
+    "hessian_operator",
+    "hessian_vector_product",
+    "jacobian",
+    "weight_jacobian",
+]
+
+Array = Any  # an array of any array-API namespace
+
+# Elements allowed in one per-chunk temporary of hessian(): 2**22 float64 is
+# 32 MiB. Chunking over patterns keeps the (n, (D+1)^2) outer products of the
+# first-layer block bounded however large N is, while each chunk stays big
+# enough for the matrix products to run at full speed.
+_CHUNK_ELEMENTS = 2**22
+
+
+# --------------------------------------------------------------------------
+# Checking and the forward quantities every function shares
+# --------------------------------------------------------------------------
+
+
+def _shapes(params: Params) -> tuple[int, int, int]:
+    """``(D, M, K)`` from the parameter shapes, which must agree."""
+    if not isinstance(params, tuple) or len(params) != 4:
+        raise TypeError(f"params must be a Params (W1, b1, W2, b2), got {type(params).__name__}")
+    W1, b1, W2, b2 = params
+    if W1.ndim != 2 or W2.ndim != 2 or b1.ndim != 1 or b2.ndim != 1:
+        raise ValueError(
+            "params must hold W1 (D, M), b1 (M,), W2 (M, K), b2 (K,); got shapes "
+            f"{tuple(W1.shape)}, {tuple(b1.shape)}, {tuple(W2.shape)}, {tuple(b2.shape)}"
+        )
+    D, M = W1.shape
+    K = W2.shape[1]
+    if b1.shape[0] != M or W2.shape[0] != M or b2.shape[0] != K:
+        raise ValueError(
+            "inconsistent parameter shapes: W1 (D, M), b1 (M,), W2 (M, K), b2 (K,) expected, got "
+            f"{tuple(W1.shape)}, {tuple(b1.shape)}, {tuple(W2.shape)}, {tuple(b2.shape)}"
+        )
+    return int(D), int(M), int(K)
+
+
+def _check_data(params: Params, X: Array, T: Array | None, sample_weight: Array | None) -> None:
+    D, _, K = _shapes(params)
+    if getattr(X, "ndim", None) != 2 or X.shape[1] != D:
+        raise ValueError(f"X must have shape (N, {D}) to match W1; got {tuple(getattr(X, 'shape', ()))}")
+    N = X.shape[0]
+    if T is not None and (getattr(T, "ndim", None) != 2 or tuple(T.shape) != (N, K)):
+        raise ValueError(f"T must have shape (N, K) = ({N}, {K}); got {tuple(getattr(T, 'shape', ()))}")
+    if sample_weight is not None and (
+        getattr(sample_weight, "ndim", None) != 1 or sample_weight.shape[0] != N
+    ):
+        raise ValueError(
+            f"sample_weight must have shape (N,) = ({N},); got {tuple(getattr(sample_weight, 'shape', ()))}"
+        )
+
+
+def _check_alpha(alpha: float) -> float:
+    alpha = float(alpha)
+    if not alpha >= 0:  # also rejects NaN
+        raise ValueError(f"alpha must be a non-negative number, got {alpha!r}")
+    return alpha
+
+
+class _State(NamedTuple):
+    """What the forward pass leaves for the second derivatives, per pattern."""
+
+    xp: Any
+    params: Params  # cast to the working dtype
+    X: Array  # (N, D)
+    z: Array  # (N, M)  z_j = h(a_j)
+    y: Array  # (N, K)  softmax outputs
+    s: Array | None  # (N,)  sample weights, None for all ones
+    delta2: Array | None  # (N, K)  s_n (y_k - t_k); None when no targets were given
+    hp: Array  # (N, M)  h'(a_j)
+    hpp: Array  # (N, M)  h''(a_j)
+
+
+def _state(
+    params: Params,
+    X: Array,
+    T: Array | None,
+    sample_weight: Array | None,
+    activation: str,
+    need_targets: bool = False,
+) -> _State:
+    """Validate, cast to the working dtype and run the forward pass once."""
+    act: Activation = get_activation(activation)
+    if T is None and need_targets:
+        raise ValueError("T is required: the exact Hessian depends on the targets through delta = y - t")
+    _check_data(params, X, T, sample_weight)
+    xp, params, X, (T, s) = _working(params, X, T, sample_weight)
+    z, a2 = _forward_pass(xp, params, X, act)
+    y = xp.exp(_log_softmax(xp, a2))  # (N, K)  eq. 5.25, stably
+    delta2 = None
+    if T is not None:
+        delta2 = y - T  # (N, K)  delta_k = y_k - t_k (derivation.md)
+        if s is not None:
+            delta2 = s[:, None] * delta2
+    return _State(xp, params, X, z, y, s, delta2, act.h_prime(xp, z), act.h_second(xp, z))
+
+
+def _weighted(st: _State, A: Array) -> Array:
+    """``s_n * A[n, ...]``: a pattern's share of a sum over patterns."""
+    if st.s is None:
+        return A
+    return st.s[(slice(None),) + (None,) * (A.ndim - 1)] * A
+
+
+def _lambda_times(st: _State, U: Array) -> Array:
+    """``Lambda_n @ U[n]`` for each pattern, with ``Lambda = diag(y) - y y^T``; U (N, K)."""
+    y = st.y
+    return y * (U - st.xp.sum(y * U, axis=1, keepdims=True))
+
+
+def _W2_lambda(st: _State) -> Array:
+    """``(W2 Lambda_n)[j, k] = sum_k' w_kj Lambda_k'k`` per pattern, shape (N, M, K)."""
+    xp, y, W2 = st.xp, st.y, st.params.W2
+    Wy = y @ xp.permute_dims(W2, (1, 0))  # (N, M)  sum_k w_kj y_k
+    # (W2 Lambda)_jk = w_kj y_k - (sum_k' w_k'j y_k') y_k
+    return y[:, None, :] * (W2[None, :, :] - Wy[:, :, None])
+
+
+def _with_ones(xp: Any, A: Array) -> Array:
+    """``A`` with a column of ones appended: the bias unit x_0 = 1 or z_0 = 1."""
+    ones = xp.ones((A.shape[0], 1), dtype=A.dtype, device=array_api_compat.device(A))
+    return xp.concat([A, ones], axis=1)
+
+
+def _decay_mask(xp: Any, D: int, M: int, K: int, dtype: Any, device: Any) -> Array:
+    """One on the flat positions of the weights W1 and W2, zero on the biases."""
+    parts = [
+        xp.ones((D * M,), dtype=dtype, device=device),
+        xp.zeros((M,), dtype=dtype, device=device),
+        xp.ones((M * K,), dtype=dtype, device=device),
+        xp.zeros((K,), dtype=dtype, device=device),
+    ]
+    return xp.concat(parts)
+
+
+def _add_to_diagonal(xp: Any, H: Array, d: Array) -> Array:
+    """``H + diag(d)``; in place for NumPy (H is our own fresh array), else by broadcasting."""
+    if array_api_compat.is_numpy_array(H):
+        H[np.diag_indices(H.shape[0])] += d
+        return H
+    W = H.shape[0]
+    eye = xp.eye(W, dtype=H.dtype, device=array_api_compat.device(H))
+    return H + d[:, None] * eye
+
+
+def _as_params(v: Params | Array, params: Params, xp: Any, dtype: Any) -> Params:
+    """Accept a direction as Params or as a flat vector in flatten order."""
+    D, M, K = _shapes(params)
+    if isinstance(v, tuple):
+        if len(v) != 4:
+            raise ValueError("v given as a tuple must be a Params (W1, b1, W2, b2)")
+        for name, vi, pi in zip(Params._fields, v, params):
+            if tuple(vi.shape) != tuple(pi.shape):
+                raise ValueError(
+                    f"v.{name} must have the shape of params.{name}, {tuple(pi.shape)}; got {tuple(vi.shape)}"
+                )
+        v = Params(*v)
+    else:
+        if getattr(v, "ndim", None) != 1 or v.shape[0] != n_params(D, M, K):
+            raise ValueError(
+                f"v must be a Params or a flat vector of length W = {n_params(D, M, K)} "
+                f"for D={D}, M={M}, K={K}; got shape {tuple(getattr(v, 'shape', ()))}"
+            )
+        v = unflatten(v, D, M, K)
+    return Params(*(vi if vi.dtype == dtype else xp.astype(vi, dtype) for vi in v))
+
+
+# --------------------------------------------------------------------------
+# Jacobians
+# --------------------------------------------------------------------------
+
+
+def jacobian(params: Params, X: Array, *, activation: str = "tanh") -> Array:
+    """The Jacobian of the network outputs with respect to the inputs.
+
+    .. math::
+
+        J_{nki} = \\frac{\\partial y_k(x_n)}{\\partial x_i}
+                = \\sum_j \\Big(\\sum_l \\Lambda_{kl}\\, w^{(2)}_{lj}\\Big)\\,
+                  h'(a_j)\\, w^{(1)}_{ji}
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+
+    Returns
+    -------
+    array of shape (N, K, D)
+        ``J[n, k, i]`` is :math:`\\partial y_k / \\partial x_i` at pattern ``n``.
+
+    References
+    ----------
+    PRML §5.3.4, eqs. 5.73–5.78 (with softmax outputs,
+    :math:`\\partial y_k / \\partial a_l = \\Lambda_{kl}`).
+    """
+    st = _state(params, X, None, None, activation)
+    xp = st.xp
+    # Lambda W2^T = (W2 Lambda)^T because Lambda is symmetric.
+    dy_da1 = xp.permute_dims(_W2_lambda(st) * st.hp[:, :, None], (0, 2, 1))  # (N, K, M)  dy_k/da_j
+    return dy_da1 @ xp.permute_dims(st.params.W1, (1, 0))  # (N, K, D)  eq. 5.74
+
+
+def weight_jacobian(params: Params, X: Array, *, activation: str = "tanh") -> Array:
+    """The Jacobian of the output activations with respect to every weight.
+
+    .. math::
+
+        \\frac{\\partial a_k}{\\partial w^{(1)}_{ji}} = w^{(2)}_{kj} h'(a_j) x_i, \\qquad
+        \\frac{\\partial a_k}{\\partial w^{(2)}_{k'j}} = I_{kk'} z_j
+        \\qquad (x_0 = z_0 = 1)
+
+    This is :math:`B = \\partial a / \\partial w` of the linearised Laplace
+    predictive and :math:`J_n` of the Gauss–Newton matrix. It holds
+    ``N * K * W`` numbers; for large problems prefer the products.
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+
+    Returns
+    -------
+    array of shape (N, K, W)
+        The last axis in :func:`twolayer.network.flatten` order.
+
+    References
+    ----------
+    PRML §5.4.2 (eq. 5.84's :math:`\\nabla a_n`) and §5.7.1 (eq. 5.172's
+    :math:`\\mathbf{g}`).
+    """
+    st = _state(params, X, None, None, activation)
+    xp = st.xp
+    N, D = st.X.shape
+    M, K = st.params.W2.shape
+    Xb, zb = _with_ones(xp, st.X), _with_ones(xp, st.z)  # (N, D+1), (N, M+1)
+    W2T_hp = xp.permute_dims(st.params.W2, (1, 0))[None, :, :] * st.hp[:, None, :]  # (N, K, M)
+    first = Xb[:, None, :, None] * W2T_hp[:, :, None, :]  # (N, K, D+1, M)  w_kj h'(a_j) x_i
+    eye_K = xp.eye(K, dtype=zb.dtype, device=array_api_compat.device(zb))
+    second = zb[:, None, :, None] * eye_K[None, :, None, :]  # (N, K, M+1, K)  I_kk' z_j
+    return xp.concat(
+        [xp.reshape(first, (N, K, (D + 1) * M)), xp.reshape(second, (N, K, (M + 1) * K))], axis=2
+    )
+
+
+# --------------------------------------------------------------------------
+# The exact Hessian and the Gauss-Newton matrix, in closed form
+# --------------------------------------------------------------------------
+
+
+def _curvature_blocks(st: _State, exact: bool) -> Array:
+    """Assemble the (W, W) Hessian (``exact``) or Gauss–Newton matrix, chunk by chunk.
+
+    With ``Xb``, ``zb`` the inputs and hidden outputs with the bias unit
+    appended, per pattern (curvature.md, "Exact Hessian"):
+
+    - first/first:  ``x_i x_i' B[j, j']`` with
+      ``B = s h'_j h'_j' (W2 Lambda W2^T)_jj' + I_jj' h''_j sum_k w_kj delta_k``;
+    - first/second: ``x_i zb_j' C[j, k] + I_jj' x_i h'_j delta_k`` with
+      ``C = s h'_j (W2 Lambda)_jk``;
+    - second/second: ``zb_j zb_j' s Lambda_kk'``.
+
+    Each sum over patterns of such an outer product is one matrix product over
+    the batch. The Gauss–Newton matrix drops the two terms with ``delta``.
+    """
+    xp, X, W2 = st.xp, st.X, st.params.W2
+    N, D = X.shape
+    M, K = W2.shape
+    dtype, device = X.dtype, array_api_compat.device(X)
+    W2T = xp.permute_dims(W2, (1, 0))
+    # First/first block: both x_i x_i' and B[j, j'] are symmetric, so only
+    # pairs i <= i' and j <= j' are summed (a quarter of the products) and the
+    # rest is read back from them (_pairs).
+    x_first, x_second, x_full = _pairs(xp, D + 1, device)
+    m_first, m_second, m_full = _pairs(xp, M, device)
+    H11_pairs = xp.zeros((x_first.shape[0], m_first.shape[0]), dtype=dtype, device=device)
+    H12 = xp.zeros(((D + 1) * (M + 1), M * K), dtype=dtype, device=device)
+    H12_delta = xp.zeros((D + 1, M * K), dtype=dtype, device=device)
+    H22_outer = xp.zeros(((M + 1) * K, (M + 1) * K), dtype=dtype, device=device)
+    H22_diag = xp.zeros(((M + 1) * K, M + 1), dtype=dtype, device=device)
+
+    widest = max((D + 1) ** 2, M * M, (D + 1) * (M + 1), M * K, (M + 1) * K)
+    step = max(1, _CHUNK_ELEMENTS // widest)
+    for start in range(0, N, step):
+        c = _chunk(st, start, min(start + step, N))
+        n = c.X.shape[0]
+        Xb, zb = _with_ones(xp, c.X), _with_ones(xp, c.z)  # (n, D+1), (n, M+1)
+
+        C = _weighted(c, c.hp[:, :, None] * _W2_lambda(c))  # (n, M, K)  s h'_j (W2 Lambda)_jk
+        B = (C @ W2T) * c.hp[:, None, :]  # (n, M, M)  s h'_j h'_j' (W2 Lambda W2^T)_jj'
+        if exact:
+            back = c.delta2 @ W2T  # (n, M)  sum_k w_kj delta_k
+            eye_M = xp.eye(M, dtype=dtype, device=device)
+            B = B + (c.hpp * back)[:, :, None] * eye_M  # + I_jj' h''_j sum_k w_kj delta_k
+        XX = xp.take(Xb, x_first, axis=1) * xp.take(Xb, x_second, axis=1)  # x_i x_i', i <= i'
+        B = xp.reshape(B, (n, M * M))
+        B = xp.take(B, m_first * M + m_second, axis=1)  # B[j, j'], j <= j'
+        H11_pairs = H11_pairs + xp.permute_dims(XX, (1, 0)) @ B
+
+        Xz = xp.reshape(Xb[:, :, None] * zb[:, None, :], (n, (D + 1) * (M + 1)))  # x_i zb_j'
+        H12 = H12 + xp.permute_dims(Xz, (1, 0)) @ xp.reshape(C, (n, M * K))
+        if exact:
+            hd = xp.reshape(c.hp[:, :, None] * c.delta2[:, None, :], (n, M * K))  # h'_j delta_k
+            H12_delta = H12_delta + xp.permute_dims(Xb, (1, 0)) @ hd
+
+        # Lambda = diag(y) - y y^T splits the second-layer block into a part
+        # diagonal in (k, k') and a rank-one part per pattern.
+        U = xp.reshape(zb[:, :, None] * c.y[:, None, :], (n, (M + 1) * K))  # zb_j y_k
+        Us = _weighted(c, U)
+        H22_outer = H22_outer + xp.permute_dims(Us, (1, 0)) @ U  # s zb_j y_k zb_j' y_k'
+        H22_diag = H22_diag + xp.permute_dims(Us, (1, 0)) @ zb  # s zb_j y_k zb_j'
+
+    W1n, W2n = (D + 1) * M, (M + 1) * K
+    H12 = xp.reshape(xp.permute_dims(xp.reshape(H12, (D + 1, M + 1, M, K)), (0, 2, 1, 3)), (W1n, W2n))
+    if exact:
+        # I_jj' with j' running over M+1 second-layer inputs: the bias z_0 has none.
+        eye_MM1 = xp.eye(M, M + 1, dtype=dtype, device=device)
+        H12_delta = xp.reshape(H12_delta, (D + 1, M, 1, K)) * eye_MM1[None, :, :, None]
+        H12 = H12 + xp.reshape(H12_delta, (W1n, W2n))
+    eye_K = xp.eye(K, dtype=dtype, device=device)
+    H22_diag = xp.reshape(H22_diag, (M + 1, K, M + 1, 1)) * eye_K[None, :, None, :]
+    H22 = xp.reshape(H22_diag, (W2n, W2n)) - H22_outer
+
+    H = xp.empty((W1n + W2n, W1n + W2n), dtype=dtype, device=device)
+    _unfold_first_block(xp, H, H11_pairs, x_full, m_full, D + 1, M)
+    H[:W1n, W1n:] = H12
+    H[W1n:, :W1n] = xp.permute_dims(H12, (1, 0))
+    H[W1n:, W1n:] = H22
+    return H
+
+
+def _unfold_first_block(
+    xp: Any, H: Array, pairs: Array, x_full: Array, m_full: Array, n_in: int, M: int
+) -> None:
+    """Fill ``H[(i, j), (i', j')] = pairs[pair(i, i'), pair(j, j')]`` for the first layer."""
+    W1n = n_in * M
+    if array_api_compat.is_numpy_array(H):
+        # One gather straight into a (D+1, M, D+1, M) strided view of H's block:
+        # no (W1n, W1n) temporaries to permute and copy.
+        s0, s1 = H.strides
+        block = np.lib.stride_tricks.as_strided(
+            H, shape=(n_in, M, n_in, M), strides=(M * s0, s0, M * s1, s1), writeable=True
+        )
+        px, pm = np.reshape(x_full, (n_in, n_in)), np.reshape(m_full, (M, M))
+        block[...] = pairs[px[:, None, :, None], pm[None, :, None, :]]
+        return
+    full = xp.take(xp.take(pairs, x_full, axis=0), m_full, axis=1)  # (i i', j j')
+    full = xp.permute_dims(xp.reshape(full, (n_in, n_in, M, M)), (0, 2, 1, 3))  # (i, j, i', j')
+    H[:W1n, :W1n] = xp.reshape(full, (W1n, W1n))
+
+
+def _pairs(xp: Any, n: int, device: Any) -> tuple[Array, Array, Array]:
+    """Index pairs ``a <= b`` of ``range(n)``, and for every ``(a, b)`` in C order its pair.
+
+    Returns ``first``, ``second`` (the pairs, length n(n+1)/2) and ``full``
+    (length n*n) with ``(first[full[a*n + b]], second[full[a*n + b]]) ==
+    (min(a, b), max(a, b))``.
+    """
+    first, second = np.triu_indices(n)
+    position = np.empty((n, n), dtype=np.int64)
+    position[first, second] = np.arange(first.size)
+    position[second, first] = position[first, second]
+    return tuple(xp.asarray(a, device=device) for a in (first, second, position.ravel()))
+
+
+def _chunk(st: _State, start: int, stop: int) -> _State:
+    """The patterns ``start:stop`` of a state."""
+
+    def rows(a: Array | None) -> Array | None:
+        return None if a is None else a[start:stop, ...]
+
+    return st._replace(
+        X=rows(st.X), z=rows(st.z), y=rows(st.y), s=rows(st.s),
+        delta2=rows(st.delta2), hp=rows(st.hp), hpp=rows(st.hpp),
+    )
+
+
+def _dense(
+    params: Params,
+    X: Array,
+    T: Array | None,
+    sample_weight: Array | None,
+    activation: str,
+    alpha: float,
+    exact: bool,
+) -> Array:
+    alpha = _check_alpha(alpha)
+    st = _state(params, X, T, sample_weight, activation, need_targets=exact)
+    H = _curvature_blocks(st, exact)
+    if alpha:
+        D, M, K = _shapes(st.params)
+        mask = _decay_mask(st.xp, D, M, K, H.dtype, array_api_compat.device(H))
+        H = _add_to_diagonal(st.xp, H, alpha * mask)
+    return H
+
+
+def hessian(
+    params: Params,
+    X: Array,
+    T: Array,
+    sample_weight: Array | None = None,
+    *,
+    activation: str = "tanh",
+    alpha: float = 0.0,
+) -> Array:
+    """The exact Hessian :math:`\\nabla\\nabla E` of the cross-entropy error.
+
+    Assembled from PRML's three closed-form blocks (curvature.md, "Exact
+    Hessian"): both weights in the second layer, both in the first, one in
+    each. Every block is a sum over patterns of outer products, computed as
+    one matrix product over the batch (in chunks of patterns, so memory stays
+    :math:`O(W^2)` plus a bounded temporary). No finite differences and no
+    :math:`W` gradient passes.
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    T : array of shape (N, K)
+        Targets; each row sums to one (1-of-K codes or probability vectors).
+    sample_weight : array of shape (N,), optional
+        The weights :math:`s_n` multiplying each pattern's error.
+    activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+        For ReLU, :math:`h'' = 0` almost everywhere is used.
+    alpha : float, default 0.0
+        Weight decay: adds :math:`\\alpha` on the diagonal entries of the
+        weights ``W1`` and ``W2`` (the Hessian of
+        :math:`\\tfrac{\\alpha}{2}\\lVert w \\rVert^2`, biases not penalised).
+
+    Returns
+    -------
+    array of shape (W, W)
+        Symmetric, rows and columns in :func:`twolayer.network.flatten` order,
+        ``W = (D + 1) M + (M + 1) K``. The data part has at least ``M + 1``
+        zero eigenvalues (softmax's null directions) and may be indefinite.
+
+    References
+    ----------
+    PRML §5.4.5, eqs. 5.93–5.95 (and exercise 5.22); C. M. Bishop, "Exact
+    calculation of the Hessian matrix for the multilayer perceptron", Neural
+    Computation 4 (1992).
+    """
+    return _dense(params, X, T, sample_weight, activation, alpha, exact=True)
+
+
+def gauss_newton(
+    params: Params,
+    X: Array,
+    T: Array | None = None,
+    sample_weight: Array | None = None,
+    *,
+    activation: str = "tanh",
+    alpha: float = 0.0,
+) -> Array:
+    """The generalised Gauss–Newton matrix :math:`G = \\sum_n s_n J_n^\\top \\Lambda_n J_n`.
+
+    :math:`J_n = \\partial a_n / \\partial w` is :func:`weight_jacobian`'s
+    ``(K, W)`` slice and :math:`\\Lambda_n = \\operatorname{diag}(y_n) -
+    y_n y_n^\\top` the Hessian of :math:`E_n` in the output activations.
+    :math:`H = G + \\sum_n \\sum_k \\delta_{nk} \\nabla\\nabla a_{nk}`; ``G``
+    is the exact Hessian with the two terms carrying :math:`\\delta_k` dropped.
+    It is positive semi-definite and equals the Hessian when every output
+    equals its target. Computed from the same closed-form blocks as
+    :func:`hessian`, without forming ``J``.
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    T : array of shape (N, K), optional
+        Not needed (:math:`\\Lambda` does not depend on the targets when each
+        target row sums to one); accepted and shape-checked so that
+        ``gauss_newton`` and :func:`hessian` can be called alike.
+    sample_weight : array of shape (N,), optional
+    activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+    alpha : float, default 0.0
+        Weight decay on ``W1`` and ``W2`` as in :func:`hessian`.
+
+    Returns
+    -------
+    array of shape (W, W)
+        Symmetric positive semi-definite, in :func:`twolayer.network.flatten`
+        order.
+
+    References
+    ----------
+    PRML §5.4.2 (eqs. 5.83–5.85, the outer-product approximation);
+    N. N. Schraudolph, "Fast curvature matrix-vector products for
+    second-order gradient descent", Neural Computation 14 (2002).
+    """
+    return _dense(params, X, T, sample_weight, activation, alpha, exact=False)
+
+
+# --------------------------------------------------------------------------
+# Fast products: Pearlmutter's R operator
+# --------------------------------------------------------------------------
+
+
+def _r_pass(st: _State, v: Params, exact: bool) -> Params:
+    """``H v`` (``exact``) or ``G v`` by one R-forward and one R-backward pass.
+
+    Equations from curvature.md, "Fast multiplication by the Hessian". For
+    Gauss–Newton the h'' term, the ``v2 delta`` term and the ``delta R{z}``
+    term are dropped.
+    """
+    xp, X, z, y = st.xp, st.X, st.z, st.y
+    W2 = st.params.W2
+    V1, c1, V2, c2 = v
+    W2T, V2T = xp.permute_dims(W2, (1, 0)), xp.permute_dims(V2, (1, 0))
+    Ra1 = X @ V1 + c1  # (N, M)  R{a_j} = sum_i v_ji x_i
+    Rz = st.hp * Ra1  # (N, M)  R{z_j} = h'(a_j) R{a_j}
+    Ra2 = Rz @ W2 + z @ V2 + c2  # (N, K)  R{a_k} = sum_j w_kj R{z_j} + sum_j v_kj z_j
+    Rdelta2 = _weighted(st, _lambda_times(st, Ra2))  # (N, K)  R{delta_k} = s (Lambda R{a})_k
+    back = Rdelta2 @ W2T  # (N, M)  sum_k w_kj R{delta_k}
+    if exact:
+        delta2 = st.delta2
+        # R{delta_j} = h'' R{a_j} sum_k w_kj delta_k + h' sum_k v_kj delta_k + h' sum_k w_kj R{delta_k}
+        Rdelta1 = st.hpp * Ra1 * (delta2 @ W2T) + st.hp * (delta2 @ V2T + back)
+        RgW2 = xp.permute_dims(z, (1, 0)) @ Rdelta2 + xp.permute_dims(Rz, (1, 0)) @ delta2
+    else:
+        Rdelta1 = st.hp * back
+        RgW2 = xp.permute_dims(z, (1, 0)) @ Rdelta2  # R{dE/dw_kj} = R{delta_k} z_j (+ delta_k R{z_j})
+    Rgb2 = xp.sum(Rdelta2, axis=0)  # (K,)  z_0 = 1, R{z_0} = 0
+    RgW1 = xp.permute_dims(X, (1, 0)) @ Rdelta1  # (D, M)  R{dE/dw_ji} = R{delta_j} x_i
+    Rgb1 = xp.sum(Rdelta1, axis=0)  # (M,)
+    return Params(RgW1, Rgb1, RgW2, Rgb2)
+
+
+def _decayed(product: Params, v: Params, alpha: float) -> Params:
+    if not alpha:
+        return product
+    return Params(product.W1 + alpha * v.W1, product.b1, product.W2 + alpha * v.W2, product.b2)
+
+
+def hessian_vector_product(
+    params: Params,
+    X: Array,
+    T: Array,
+    v: Params | Array,
+    sample_weight: Array | None = None,
+    *,
+    activation: str = "tanh",
+    alpha: float = 0.0,
+) -> Params:
+    """The product :math:`H v` of the exact Hessian with a vector, by the R operator.
+
+    Pearlmutter's :math:`\\mathcal{R}\\{\\cdot\\} = v^\\top\\nabla` applied to
+    the forward and backward passes: about twice the cost of one gradient
+    evaluation, memory :math:`O(N(M + K) + W)`, no :math:`W \\times W` matrix.
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    T : array of shape (N, K)
+    v : Params or array of shape (W,)
+        The direction: either in the layout of ``params`` or as a flat vector
+        in :func:`twolayer.network.flatten` order.
+    sample_weight : array of shape (N,), optional
+    activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+    alpha : float, default 0.0
+        Weight decay on ``W1`` and ``W2`` as in :func:`hessian`.
+
+    Returns
+    -------
+    Params
+        :math:`H v` in the layout of ``params`` (whatever the form of ``v``;
+        :func:`twolayer.network.flatten` gives the flat vector).
+
+    References
+    ----------
+    PRML §5.4.6, eqs. 5.96–5.106; B. A. Pearlmutter, "Fast exact
+    multiplication by the Hessian", Neural Computation 6 (1994).
+    """
+    alpha = _check_alpha(alpha)
+    st = _state(params, X, T, sample_weight, activation, need_targets=True)
+    v = _as_params(v, st.params, st.xp, st.X.dtype)
+    return _decayed(_r_pass(st, v, exact=True), v, alpha)
+
+
+def gauss_newton_vector_product(
+    params: Params,
+    X: Array,
+    T: Array | None,
+    v: Params | Array,
+    sample_weight: Array | None = None,
+    *,
+    activation: str = "tanh",
+    alpha: float = 0.0,
+) -> Params:
+    """The product :math:`G v` of the Gauss–Newton matrix with a vector.
+
+    :math:`J_n v` by the R-forward pass, :math:`\\Lambda_n` on the result,
+    :math:`J_n^\\top` by backpropagation (the R pass of
+    :func:`hessian_vector_product` without its three :math:`\\delta` terms).
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    T : array of shape (N, K) or None
+        Not needed, as for :func:`gauss_newton`; shape-checked when given.
+    v : Params or array of shape (W,)
+        As for :func:`hessian_vector_product`.
+    sample_weight : array of shape (N,), optional
+    activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+    alpha : float, default 0.0
+        Weight decay on ``W1`` and ``W2`` as in :func:`hessian`.
+
+    Returns
+    -------
+    Params
+        :math:`G v` in the layout of ``params``.
+
+    References
+    ----------
+    PRML §5.4.2 and §5.4.6; N. N. Schraudolph, Neural Computation 14 (2002).
+    """
+    alpha = _check_alpha(alpha)
+    st = _state(params, X, T, sample_weight, activation)
+    v = _as_params(v, st.params, st.xp, st.X.dtype)
+    return _decayed(_r_pass(st, v, exact=False), v, alpha)
+
+
+# --------------------------------------------------------------------------
+# The diagonal
+# --------------------------------------------------------------------------
+
+
+def hessian_diagonal(
+    params: Params,
+    X: Array,
+    T: Array,
+    sample_weight: Array | None = None,
+    *,
+    approximation: str | None = None,
+    activation: str = "tanh",
+    alpha: float = 0.0,
+) -> Params:
+    """The diagonal of the Hessian, exactly or by Becker and LeCun's approximation.
+
+    Per pattern (curvature.md, "Diagonal"):
+
+    .. math::
+
+        \\frac{\\partial^2 E_n}{\\partial (w^{(2)}_{kj})^2} = z_j^2\\, y_k (1 - y_k), \\qquad
+        \\frac{\\partial^2 E_n}{\\partial (w^{(1)}_{ji})^2} = x_i^2 \\Big[ h'(a_j)^2
+        \\sum_{k,k'} w^{(2)}_{kj} w^{(2)}_{k'j} \\Lambda_{kk'}
+        + h''(a_j) \\sum_k w^{(2)}_{kj} \\delta_k \\Big]
+
+    Becker and LeCun keep only :math:`k = k'` in the double sum; the
+    second-layer entries are exact either way. Cost: a few matrix products of
+    the size of one gradient evaluation.
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    T : array of shape (N, K)
+    sample_weight : array of shape (N,), optional
+    approximation : {None, "becker-lecun"}, default None
+        ``None`` for the exact diagonal.
+    activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+    alpha : float, default 0.0
+        Weight decay: adds :math:`\\alpha` to the entries of ``W1`` and ``W2``.
+
+    Returns
+    -------
+    Params
+        :math:`\\partial^2 E / \\partial w^2` for every weight, in the layout of
+        ``params``.
+
+    References
+    ----------
+    PRML §5.4.1, eq. 5.81; S. Becker and Y. LeCun, "Improving the convergence
+    of back-propagation learning with second order methods", Proc. 1988
+    Connectionist Models Summer School (1989).
+    """
+    if approximation not in (None, "becker-lecun"):
+        raise ValueError(f"approximation must be None or 'becker-lecun', got {approximation!r}")
+    alpha = _check_alpha(alpha)
+    st = _state(params, X, T, sample_weight, activation, need_targets=True)
+    xp, X, z, y, W2 = st.xp, st.X, st.z, st.y, st.params.W2
+    W2T = xp.permute_dims(W2, (1, 0))
+    W2T_sq = W2T * W2T  # (K, M)  w_kj^2
+    lam_diag = y * (1 - y)  # (N, K)  Lambda_kk = y_k (1 - y_k)
+    if approximation is None:
+        Wy = y @ W2T  # (N, M)
+        quad = y @ W2T_sq - Wy * Wy  # (N, M)  sum_kk' w_kj w_k'j Lambda_kk'
+    else:
+        quad = lam_diag @ W2T_sq  # (N, M)  only k = k'
+    # d2E_n/da_j^2 on the diagonal: h'^2 (W2 Lambda W2^T)_jj s + h'' sum_k w_kj delta_k
+    d2a1 = _weighted(st, st.hp * st.hp * quad) + st.hpp * (st.delta2 @ W2T)  # (N, M)
+    d2a2 = _weighted(st, lam_diag)  # (N, K)
+    diag = Params(
+        xp.permute_dims(X * X, (1, 0)) @ d2a1,  # (D, M)  x_i^2 d2E/da_j^2
+        xp.sum(d2a1, axis=0),  # (M,)  x_0 = 1
+        xp.permute_dims(z * z, (1, 0)) @ d2a2,  # (M, K)  z_j^2 y_k (1 - y_k)
+        xp.sum(d2a2, axis=0),  # (K,)  z_0 = 1
+    )
+    if alpha:
+        diag = Params(diag.W1 + alpha, diag.b1, diag.W2 + alpha, diag.b2)
+    return diag
+
+
+# --------------------------------------------------------------------------
+# SciPy linear operators
+# --------------------------------------------------------------------------
+
+
+def _operator(
+    params: Params,
+    X: Array,
+    T: Array | None,
+    sample_weight: Array | None,
+    activation: str,
+    alpha: float,
+    exact: bool,
+) -> LinearOperator:
+    alpha = _check_alpha(alpha)
+    params = Params(*(np.asarray(p) for p in params))
+    X = np.asarray(X)
+    T = None if T is None else np.asarray(T)
+    sample_weight = None if sample_weight is None else np.asarray(sample_weight)
+    # The forward quantities do not depend on v: compute them once, so each
+    # product costs only the R-forward and R-backward passes.
+    st = _state(params, X, T, sample_weight, activation, need_targets=exact)
+    D, M, K = _shapes(st.params)
+    W = n_params(D, M, K)
+    dtype = st.X.dtype
+
+    def matvec(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=dtype).reshape(W)  # LinearOperator may pass (W, 1)
+        v = unflatten(x, D, M, K)
+        return flatten(_decayed(_r_pass(st, v, exact), v, alpha))
+
+    return LinearOperator((W, W), matvec=matvec, rmatvec=matvec, dtype=dtype)
+
+
+def hessian_operator(
+    params: Params,
+    X: Array,
+    T: Array,
+    sample_weight: Array | None = None,
+    *,
+    activation: str = "tanh",
+    alpha: float = 0.0,
+) -> LinearOperator:
+    """The exact Hessian as a SciPy ``LinearOperator`` over the flat parameters.
+
+    Each product is one :math:`\\mathcal{R}` pass
+    (:func:`hessian_vector_product`) on forward quantities computed once when
+    the operator is built; no :math:`W \\times W` matrix is ever formed, so
+    ``scipy.sparse.linalg.eigsh`` (Lanczos), ``cg`` or ``minres`` work on
+    networks whose Hessian would not fit in memory.
+
+    Parameters
+    ----------
+    params, X, T, sample_weight, activation, alpha
+        As for :func:`hessian`; NumPy arrays (SciPy operators are NumPy only).
+
+    Returns
+    -------
+    scipy.sparse.linalg.LinearOperator
+        Shape ``(W, W)``, symmetric (``rmatvec`` is ``matvec``), dtype the
+        working dtype of the inputs; acts on vectors in
+        :func:`twolayer.network.flatten` order.
+
+    References
+    ----------
+    PRML §5.4.6; B. A. Pearlmutter, Neural Computation 6 (1994).
+    """
+    return _operator(params, X, T, sample_weight, activation, alpha, exact=True)
+
+
+def gauss_newton_operator(
+    params: Params,
+    X: Array,
+    T: Array | None = None,
+    sample_weight: Array | None = None,
+    *,
+    activation: str = "tanh",
+    alpha: float = 0.0,
+) -> LinearOperator:
+    """The Gauss–Newton matrix as a SciPy ``LinearOperator`` over the flat parameters.
+
+    As :func:`hessian_operator`, with :func:`gauss_newton_vector_product`'s
+    pass: symmetric positive semi-definite (definite for ``alpha > 0`` up to
+    the unpenalised biases), suitable for ``cg``.
+
+    Parameters
+    ----------
+    params, X, T, sample_weight, activation, alpha
+        As for :func:`gauss_newton`; NumPy arrays.
+
+    Returns
+    -------
+    scipy.sparse.linalg.LinearOperator
+        Shape ``(W, W)``, symmetric, dtype the working dtype of the inputs.
+
+    References
+    ----------
+    PRML §5.4.2; N. N. Schraudolph, Neural Computation 14 (2002).
+    """
+    return _operator(params, X, T, sample_weight, activation, alpha, exact=False)
