@@ -1,0 +1,963 @@
+"""The scikit-learn estimator: :class:`TwoLayerClassifier` and :func:`from_sklearn`.
+
+A thin layer over :mod:`twolayer.network` (the mathematics) and
+:mod:`twolayer.optim` (the solvers): it validates input, encodes labels, turns
+sample and class weights into pattern weights, calls a solver and stores the
+fitted attributes that scikit-learn's ``MLPClassifier`` has, with the same
+names and meanings, so that pipelines, grid search and cross-validation work
+unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+
+from twolayer import network, optim
+from twolayer.network import Params
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+
+    def _validate_data(estimator: Any, *args: Any, **kwargs: Any) -> Any:
+        return estimator._validate_data(*args, **kwargs)
+
+
+__all__ = ["TwoLayerClassifier", "from_sklearn"]
+
+SOLVERS = ("adam", "sgd", "lbfgs")
+MINIBATCH_SOLVERS = ("adam", "sgd")
+STATE_FORMAT = "twolayer-training-state"
+STATE_VERSION = 1
+
+# The hyperparameters that shape an optimiser: a warm start continues the
+# stored optimiser exactly when these are unchanged, and starts a fresh one
+# (keeping the weights, as scikit-learn does) when any differs.
+_OPTIMIZER_KEYS = {
+    "sgd": ("learning_rate_init", "momentum", "nesterovs_momentum", "learning_rate", "power_t"),
+    "adam": ("learning_rate_init", "beta_1", "beta_2", "epsilon"),
+}
+
+
+def _is_minibatch(estimator: TwoLayerClassifier) -> bool:
+    if estimator.solver not in MINIBATCH_SOLVERS:
+        raise AttributeError(f"partial_fit is only available for solver in {MINIBATCH_SOLVERS}, not {estimator.solver!r}")
+    return True
+
+
+class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
+    """A two-layer network classifier: ``n_hidden`` units, softmax outputs, cross-entropy.
+
+    The network of PRML §5.1 with one hidden layer,
+    :math:`y = \\operatorname{softmax}(h(X W_1 + b_1) W_2 + b_2)`, trained to
+    minimise the regularised cross-entropy
+
+    .. math::
+
+        \\tilde E(w) = \\sum_n s_n E_n(w) + \\frac{\\alpha}{2} \\lVert w \\rVert^2,
+
+    with the decay on the weights and not the biases (PRML eq. 5.112). Every
+    number of classes, two included, goes through the softmax of the network.
+    The parameters have ``MLPClassifier``'s names, defaults and meanings
+    except where said below.
+
+    Parameters
+    ----------
+    n_hidden : int, default 100
+        The number of hidden units :math:`M` (``hidden_layer_sizes=(M,)``).
+    activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+        The hidden-unit activation :math:`h`.
+    solver : {"adam", "sgd", "lbfgs"}, default "adam"
+    alpha : float, default 1e-4
+        The weight-decay coefficient :math:`\\alpha` of :math:`\\tilde E`, the
+        same for every solver and batch size. A minibatch step over ``B`` of
+        ``N`` patterns follows :math:`\\tfrac{1}{B} \\sum_{\\text{batch}} \\nabla E_n + \\tfrac{\\alpha}{N} w`,
+        whose average over an epoch is :math:`\\nabla \\tilde E / N`, the
+        direction L-BFGS follows. (``MLPClassifier`` divides ``alpha`` by the
+        batch size instead, so its minibatch solvers regularise ``N / B``
+        times harder than its L-BFGS: ``alpha=a`` there matches
+        ``alpha=a * N / B`` here for ``sgd`` and ``adam``.)
+    batch_size : int or "auto", default "auto"
+        Patterns per minibatch; "auto" is ``min(200, N)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        The schedule of SGD's step size (see :class:`twolayer.optim.SGD`).
+    learning_rate_init : float, default 1e-3
+    power_t : float, default 0.5
+    max_iter : int, default 200
+        Epochs for ``sgd`` and ``adam``, iterations for ``lbfgs``, in each
+        call to ``fit``.
+    shuffle : bool, default True
+    random_state : int, RandomState, Generator or None, default None
+        Seeds the initial weights, the shuffling and the validation split;
+        an int makes fits bit-for-bit repeatable.
+    tol : float, default 1e-4
+    verbose : bool, default False
+    warm_start : bool, default False
+        Continue from the current weights. Unlike ``MLPClassifier``, the
+        optimiser's state (velocities, Adam's moments and step count, the
+        learning rate, the no-improvement counter, the shuffling generator and
+        the validation split) carries over too, so that training split over
+        several calls equals one long call bit for bit. If the optimiser's
+        hyperparameters were changed in between, a fresh optimiser starts
+        from the current weights.
+    momentum : float, default 0.9
+    nesterovs_momentum : bool, default True
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the data (stratified), stop when
+        its accuracy stops improving, and end with the best weights seen
+        (PRML §5.5.2). Ignored by ``lbfgs``.
+    validation_fraction : float, default 0.1
+    beta_1, beta_2, epsilon : float, default 0.9, 0.999, 1e-8
+        Adam's parameters.
+    n_iter_no_change : int, default 10
+    max_fun : int, default 15000
+        The most function evaluations of ``lbfgs``.
+    class_weight : dict, "balanced" or None, default None
+        Weights of the classes (``MLPClassifier`` has none); "balanced" uses
+        ``N / (K * count(class))``, computed from the unweighted counts.
+    callback : callable or None, default None
+        ``callback(model) -> bool | None``, called after every epoch (every
+        L-BFGS iteration) once ``loss_curve_``, ``validation_scores_`` and
+        ``n_iter_`` are updated; returning True stops training at once,
+        without a ``ConvergenceWarning``. Inside the call, ``params_`` holds
+        the weights of that epoch and :meth:`get_training_state` the state
+        to continue from.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (K,)
+    coefs_ : list of two ndarrays
+        ``[W1, W2]`` of shapes ``(D, M)`` and ``(M, K)``, ``MLPClassifier``'s layout.
+    intercepts_ : list of two ndarrays
+        ``[b1, b2]``.
+    params_ : twolayer.network.Params
+        The same arrays as :class:`~twolayer.network.Params`.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when fitted on a DataFrame with string column names.
+    loss_ : float
+        :math:`\\tilde E / S` of the last epoch or iteration, :math:`S` the
+        total pattern weight (``N`` without weights): for L-BFGS exactly
+        ``MLPClassifier``'s L-BFGS loss for the same weights and data; for
+        minibatch solvers the data term summed over the epoch's batches plus
+        the decay at the weights each batch saw.
+    best_loss_ : float or None
+        The least ``loss_`` so far; None with early stopping.
+    loss_curve_ : list of float
+        ``loss_`` after every epoch or iteration, for every solver.
+    validation_scores_ : list of float or None
+        Held-out accuracy after every epoch, with early stopping.
+    best_validation_score_ : float or None
+    n_iter_ : int
+        Epochs (iterations) run by the last call to ``fit`` or ``partial_fit``.
+    t_ : int
+        Patterns processed over all calls (for L-BFGS, ``N`` per function
+        evaluation).
+    n_layers_ : int
+        3, as ``MLPClassifier`` counts layers.
+    n_outputs_ : int
+        ``K``, the number of softmax outputs (2 for two classes).
+    out_activation_ : str
+        "softmax".
+
+    Notes
+    -----
+    **Pattern weights.** ``sample_weight`` times the weight of each pattern's
+    class gives :math:`s_n`. Weights count patterns: an integer weight is the
+    same as repeating the pattern, and the error is normalised by the total
+    weight :math:`S = \\sum_n s_n` in place of ``N``, which is what
+    ``MLPClassifier`` (1.7 and later) does for its L-BFGS loss. In a minibatch
+    step the weights are rescaled to mean one, so a step follows
+    :math:`\\tfrac{1}{B} \\sum_{\\text{batch}} \\tfrac{N}{S} s_n \\nabla E_n + \\tfrac{\\alpha}{S} w`,
+    an unbiased estimate of :math:`\\nabla \\tilde E / S`. (``MLPClassifier``
+    divides each batch by the batch's own weight sum, which weights a
+    pattern by its batch-mates.) A weight of zero removes its pattern.
+
+    **Precision.** float32 input trains and predicts in float32 with every
+    solver: SciPy's L-BFGS-B works in float64, so its points are rounded to
+    float32 before each error and gradient, computed in float32, and the
+    gradient is widened for SciPy. float64 stays float64; any other input is
+    converted to float64. A warm start keeps the dtype of the first fit.
+
+    **Divergence.** A non-finite error stops training with
+    :class:`twolayer.optim.TrainingDiverged` (a ``ValueError``) naming the
+    learning rate; the model keeps the weights of the last finished epoch.
+
+    **Log-probabilities** come from the log-softmax
+    :math:`a_k - \\operatorname{logsumexp}(a)`, finite where
+    ``MLPClassifier.predict_log_proba`` returns :math:`-\\infty`.
+
+    References
+    ----------
+    C. M. Bishop, *Pattern Recognition and Machine Learning* (2006), §5.1-5.3
+    (the network and backpropagation), §5.2.4 (optimisation), §5.5.1-5.5.2
+    (weight decay, early stopping).
+    """
+
+    def __init__(
+        self,
+        n_hidden: int = 100,
+        activation: str = "tanh",
+        solver: str = "adam",
+        alpha: float = 1e-4,
+        batch_size: int | str = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 1e-3,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: Any = None,
+        tol: float = 1e-4,
+        verbose: bool = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int = 10,
+        max_fun: int = 15000,
+        class_weight: dict[Any, float] | str | None = None,
+        callback: Callable[[TwoLayerClassifier], bool | None] | None = None,
+    ) -> None:
+        self.n_hidden = n_hidden
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.class_weight = class_weight
+        self.callback = callback
+
+    # ------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TwoLayerClassifier:
+        """Fit the network to ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like or scipy sparse matrix of shape (N, D)
+        y : array-like of shape (N,)
+        sample_weight : array-like of shape (N,), optional
+            Non-negative pattern weights (see Notes of the class).
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, incremental=False, classes=None)
+
+    @available_if(_is_minibatch)
+    def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> TwoLayerClassifier:
+        """One epoch of the minibatch solver over ``X``, continuing from the current state.
+
+        Parameters
+        ----------
+        X : array-like or scipy sparse matrix of shape (N, D)
+        y : array-like of shape (N,)
+        classes : array-like, optional
+            Every class label; required on the first call.
+        sample_weight : array-like of shape (N,), optional
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _fit(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool, classes: Any) -> TwoLayerClassifier:
+        self._check_hyperparameters()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        if incremental and isinstance(self.class_weight, str):
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: compute the weights once "
+                "with sklearn.utils.class_weight.compute_class_weight and pass them as a dict"
+            )
+        continuing = (incremental or self.warm_start) and hasattr(self, "_training")
+        dtype = self._training.theta.dtype if continuing else None
+        X, y = _validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=("csr", "csc"),
+            dtype=dtype if dtype is not None else (np.float64, np.float32),
+            order="C",
+            reset=not continuing,
+        )
+        if sp.issparse(X):
+            X = sp.csr_matrix(X)  # row gathers need CSR
+        check_classification_targets(y)
+        codes = self._encode_labels(y, classes, incremental=incremental, continuing=continuing)
+        s = self._pattern_weights(y, codes, sample_weight, X)
+
+        if not continuing:
+            self._training = self._fresh_state(X.shape[1], X.dtype)
+        state = self._training
+        self._check_state_fits(state, X.shape[1])
+        self._publish(state, final=False)
+        if self.solver in MINIBATCH_SOLVERS:
+            reason, message = self._fit_minibatch(state, X, codes, s, incremental)
+        else:
+            reason, message = self._fit_full_batch(state, X, codes, s)
+        if reason == "max_iter":
+            warnings.warn(
+                f"{self.solver}: the maximum of {self.max_iter} {'epochs' if self.solver in MINIBATCH_SOLVERS else 'iterations'} "
+                f"(max_iter) was reached before the optimisation converged ({message}); increase max_iter or tol",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        elif reason == "failed":
+            warnings.warn(f"lbfgs stopped without converging: {message}", ConvergenceWarning, stacklevel=3)
+        return self
+
+    def _fit_minibatch(self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None, incremental: bool) -> tuple[str, str]:
+        settings = {k: getattr(self, k) for k in _OPTIMIZER_KEYS[self.solver]}
+        if state.optimizer is None or state.optimizer.name != self.solver or state.optimizer_settings != settings:
+            state.optimizer = optim.make_optimizer(self.solver, state.theta.shape[0], state.theta.dtype, settings)
+            state.optimizer_settings = settings
+        if state.rng is None:
+            state.rng = np.random.default_rng(_seed_sequence(self.random_state).spawn(3)[1])
+        if self.early_stopping:
+            rows, validation_score = self._validation_split(state, X, codes, s)
+            if state.validation_scores is None:
+                state.validation_scores, state.best_validation_score = [], -math.inf
+            state.best_loss = None
+        else:
+            rows, validation_score = None, None
+            if state.best_loss is None:
+                state.best_loss = math.inf
+        data = _training_data(X, codes, s, self.alpha, rows)
+        n = data.n
+        if self.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn(
+                    f"batch_size={self.batch_size} is larger than the {n} training patterns; using {n}",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            batch_size = min(int(self.batch_size), n)
+        settings_ = optim.MinibatchSettings(
+            activation=self.activation,
+            batch_size=batch_size,
+            shuffle=bool(self.shuffle),
+            max_iter=int(self.max_iter),
+            tol=float(self.tol),
+            n_iter_no_change=int(self.n_iter_no_change),
+            early_stopping=bool(self.early_stopping),
+            incremental=incremental,
+            verbose=bool(self.verbose),
+        )
+        try:
+            reason = optim.train_minibatch(
+                state, data, settings_, n_classes=len(self.classes_),
+                validation_score=validation_score, on_epoch=self._on_epoch,
+            )
+        finally:
+            self._publish(state, final=True)
+        return reason, "the loss was still changing"
+
+    def _fit_full_batch(self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None) -> tuple[str, str]:
+        solver = _FULL_BATCH_SOLVERS[self.solver]
+        if state.best_loss is None:
+            state.best_loss = math.inf
+        data = _training_data(X, codes, s, self.alpha, None)
+        try:
+            reason, message = solver(self, state, data)
+        finally:
+            self._publish(state, final=True)
+        if not state.loss_curve:  # converged at the starting point: report its loss
+            f, _ = optim._FullBatch(data, _dims_of(state, X, self.classes_), state.theta.dtype, self.activation)(state.theta)
+            state.loss_curve.append(f)
+            state.best_loss = min(f, math.inf if state.best_loss is None else state.best_loss)
+        return reason, message
+
+    def _run_lbfgs(self, state: optim.TrainingState, data: optim.TrainingData) -> tuple[str, str]:
+        settings = optim.LbfgsSettings(
+            activation=self.activation,
+            max_iter=int(self.max_iter),
+            max_fun=int(self.max_fun),
+            tol=float(self.tol),
+            verbose=bool(self.verbose),
+        )
+        state.optimizer, state.optimizer_settings = None, {}
+        return optim.train_lbfgs(state, data, settings, n_classes=len(self.classes_), on_epoch=self._on_epoch)
+
+    def _on_epoch(self, state: optim.TrainingState) -> bool:
+        self._publish(state, final=False)
+        if self.callback is None:
+            return False
+        return bool(self.callback(self))
+
+    def _publish(self, state: optim.TrainingState, *, final: bool) -> None:
+        """Set the fitted attributes from the training state.
+
+        During training ``params_`` are views of the running weights (a
+        callback sees each epoch's); at the end, copies, of the best weights
+        when early stopping found some.
+        """
+        D, M, K = self.n_features_in_, self.n_hidden, len(self.classes_)
+        if final:
+            chosen = state.best_theta if (self.early_stopping and state.best_theta is not None) else state.theta
+            self._set_params(network.unflatten(chosen.copy(), D, M, K))
+        else:
+            self._set_params(network.unflatten(state.theta, D, M, K))
+        self.n_iter_ = state.n_iter
+        self.t_ = state.t
+        self.loss_curve_ = state.loss_curve
+        if state.loss_curve:
+            self.loss_ = state.loss_curve[-1]
+        self.best_loss_ = state.best_loss
+        self.validation_scores_ = state.validation_scores
+        self.best_validation_score_ = state.best_validation_score
+        self.n_layers_ = 3
+        self.n_outputs_ = K
+        self.out_activation_ = "softmax"
+
+    def _set_params(self, params: Params) -> None:
+        self.params_ = params
+        self.coefs_ = [params.W1, params.W2]
+        self.intercepts_ = [params.b1, params.b2]
+
+    # --- pieces of fit --------------------------------------------------
+
+    def _check_hyperparameters(self) -> None:
+        def positive_int(name: str, value: Any) -> None:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+        def number(name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False) -> None:
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+            if not ok:
+                interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
+                raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+
+        positive_int("n_hidden", self.n_hidden)
+        network.get_activation(self.activation)
+        if self.solver not in _FULL_BATCH_SOLVERS and self.solver not in MINIBATCH_SOLVERS:
+            raise ValueError(f"solver must be one of {sorted(set(MINIBATCH_SOLVERS) | set(_FULL_BATCH_SOLVERS))}, got {self.solver!r}")
+        number("alpha", self.alpha, 0.0)
+        if not (self.batch_size == "auto" or (isinstance(self.batch_size, numbers.Integral) and not isinstance(self.batch_size, bool) and self.batch_size >= 1)):
+            raise ValueError(f"batch_size must be 'auto' or a positive integer, got {self.batch_size!r}")
+        if self.learning_rate not in optim.LEARNING_RATE_SCHEDULES:
+            raise ValueError(f"learning_rate must be one of {optim.LEARNING_RATE_SCHEDULES}, got {self.learning_rate!r}")
+        number("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
+        number("power_t", self.power_t, 0.0)
+        positive_int("max_iter", self.max_iter)
+        number("tol", self.tol, 0.0)
+        number("momentum", self.momentum, 0.0, 1.0)
+        number("validation_fraction", self.validation_fraction, 0.0, 1.0, low_open=True, high_open=True)
+        number("beta_1", self.beta_1, 0.0, 1.0, high_open=True)
+        number("beta_2", self.beta_2, 0.0, 1.0, high_open=True)
+        number("epsilon", self.epsilon, 0.0, low_open=True)
+        positive_int("n_iter_no_change", self.n_iter_no_change)
+        positive_int("max_fun", self.max_fun)
+        if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {self.class_weight!r}")
+        if self.callback is not None and not callable(self.callback):
+            raise ValueError(f"callback must be None or callable, got {self.callback!r}")
+        _seed_sequence(self.random_state, check_only=True)
+
+    def _encode_labels(self, y: np.ndarray, classes: Any, *, incremental: bool, continuing: bool) -> np.ndarray:
+        """Class indices of ``y``; on a first fit also sets ``classes_``."""
+        if incremental and not continuing and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        if continuing:
+            if incremental and classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+                raise ValueError(f"classes={np.unique(classes)!r} differs from classes_={self.classes_!r} of the earlier calls")
+        else:
+            labels = np.unique(classes) if classes is not None else np.unique(y)
+            if labels.shape[0] < 2:
+                raise ValueError(
+                    f"TwoLayerClassifier needs samples of at least 2 classes; got 1 class ({labels[0]!r})"
+                )
+            self.classes_ = labels
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if unseen.size:
+            raise ValueError(f"y contains labels {unseen!r} not among classes_ {self.classes_!r}")
+        return np.searchsorted(self.classes_, y).astype(np.intp, copy=False)
+
+    def _pattern_weights(self, y: np.ndarray, codes: np.ndarray, sample_weight: Any, X: Any) -> np.ndarray | None:
+        """:math:`s_n` = sample weight times class weight (float64), or None for all ones."""
+        s = None
+        if sample_weight is not None:
+            s = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True, copy=True)
+        if self.class_weight is not None:
+            cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+            s = cw[codes] if s is None else s * cw[codes]
+        if s is not None:
+            if not np.all(np.isfinite(s)):
+                raise ValueError("sample_weight times class_weight must be finite")
+            if not np.any(s > 0):
+                raise ValueError("the sample weights (times the class weights) are all zero; at least one must be positive")
+        return s
+
+    def _fresh_state(self, n_features: int, dtype: Any) -> optim.TrainingState:
+        seeds = _seed_sequence(self.random_state).spawn(3)  # initial weights, shuffling, validation split
+        params = network.init_params(
+            n_features, self.n_hidden, len(self.classes_), random_state=np.random.default_rng(seeds[0]), dtype=dtype
+        )
+        return optim.TrainingState(
+            theta=np.ascontiguousarray(network.flatten(params)),
+            rng=np.random.default_rng(seeds[1]),
+            split_seed=int(seeds[2].generate_state(1)[0]),
+        )
+
+    def _check_state_fits(self, state: optim.TrainingState, n_features: int) -> None:
+        expected = network.n_params(n_features, self.n_hidden, len(self.classes_))
+        if state.theta.shape[0] != expected:
+            raise ValueError(
+                f"the stored weights do not fit n_hidden={self.n_hidden}: a warm start needs the "
+                f"n_hidden of the earlier fit (set warm_start=False to start afresh)"
+            )
+
+    def _validation_split(self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None) -> tuple[np.ndarray, Callable[[Params], float]]:
+        if state.split_seed is None:
+            state.split_seed = int(_seed_sequence(self.random_state).spawn(3)[2].generate_state(1)[0])
+        train, val = train_test_split(
+            np.arange(X.shape[0]),
+            test_size=self.validation_fraction,
+            random_state=state.split_seed,
+            stratify=codes,
+        )
+        if val.shape[0] < 2:
+            raise ValueError("the validation set is too small: increase validation_fraction or the data")
+        train = np.sort(train)
+        X_val, y_val = X[val], codes[val]
+        s_val = None if s is None else s[val]
+        if s_val is not None and not np.any(s_val > 0):
+            raise ValueError("the validation set's sample weights are all zero; change random_state or validation_fraction")
+
+        def score(params: Params) -> float:
+            predicted = np.argmax(_logits(params, X_val, self.activation), axis=1)
+            return float(np.average(predicted == y_val, weights=s_val))
+
+        return train, score
+
+    # ------------------------------------------------------------------
+    # prediction
+    # ------------------------------------------------------------------
+
+    def _check_X(self, X: Any) -> Any:
+        check_is_fitted(self)
+        return _validate_data(self, X, accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32), reset=False)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The output activations :math:`a_k` (logits); for two classes :math:`a_1 - a_0`.
+
+        Returns
+        -------
+        ndarray of shape (N, K), or (N,) for two classes
+        """
+        a2 = _logits(self.params_, self._check_X(X), self.activation)
+        return a2[:, 1] - a2[:, 0] if a2.shape[1] == 2 else a2
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """:math:`\\ln y_k`, from the log-softmax: finite for every finite input.
+
+        Returns
+        -------
+        ndarray of shape (N, K)
+        """
+        X = self._check_X(X)
+        return _chunked(self.params_, X, lambda p, Xc: network.log_forward(p, Xc, activation=self.activation))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """The class probabilities :math:`y_k` (PRML eq. 5.9 with softmax outputs).
+
+        Returns
+        -------
+        ndarray of shape (N, K)
+        """
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of each pattern.
+
+        Returns
+        -------
+        ndarray of shape (N,)
+        """
+        a2 = _logits(self.params_, self._check_X(X), self.activation)
+        return self.classes_[np.argmax(a2, axis=1)]
+
+    # ------------------------------------------------------------------
+    # training state, conversion, tags
+    # ------------------------------------------------------------------
+
+    def get_training_state(self) -> dict[str, Any]:
+        """Everything needed to continue fitting exactly, as plain values.
+
+        Arrays are NumPy arrays (``theta``, the running weights in
+        ``network.flatten`` order; ``best_theta``; ``velocity`` or
+        ``adam_m``/``adam_v``); everything else is a JSON-serialisable scalar,
+        list, string or dict (counters, ``loss_curve``, the learning rate, the
+        shuffling generator's ``bit_generator.state``, ``classes`` as a list).
+        Callable inside a ``callback``: the state after that epoch.
+
+        Returns
+        -------
+        dict
+        """
+        check_is_fitted(self)
+        state: optim.TrainingState = self._training
+        out: dict[str, Any] = {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "solver": self.solver,
+            "n_hidden": int(self.n_hidden),
+            "activation": self.activation,
+            "n_features_in": int(self.n_features_in_),
+            "classes": self.classes_.tolist(),
+            "classes_dtype": self.classes_.dtype.str,
+            "dtype": state.theta.dtype.name,
+            "theta": state.theta.copy(),
+            "n_iter": int(state.n_iter),
+            "t": int(state.t),
+            "loss_curve": [float(v) for v in state.loss_curve],
+            "validation_scores": None if state.validation_scores is None else [float(v) for v in state.validation_scores],
+            "best_loss": _finite_or_none(state.best_loss),
+            "best_validation_score": _finite_or_none(state.best_validation_score),
+            "no_improvement_count": int(state.no_improvement_count),
+            "rng_state": None if state.rng is None else _jsonable(state.rng.bit_generator.state),
+            "split_seed": state.split_seed,
+            "optimizer": None,
+        }
+        if hasattr(self, "feature_names_in_"):
+            out["feature_names_in"] = [str(f) for f in self.feature_names_in_]
+        if state.best_theta is not None:
+            out["best_theta"] = state.best_theta.copy()
+        opt = state.optimizer
+        if opt is not None:
+            values = opt.state()
+            out["optimizer"] = {
+                "name": opt.name,
+                "settings": dict(state.optimizer_settings),
+                "learning_rate": float(values["learning_rate"]),
+                **({"t": int(values["t"])} if opt.name == "adam" else {}),
+            }
+            if opt.name == "sgd":
+                out["velocity"] = values["velocity"]
+            else:
+                out["adam_m"], out["adam_v"] = values["m"], values["v"]
+        return out
+
+    def set_training_state(self, state: dict[str, Any]) -> TwoLayerClassifier:
+        """Restore a :meth:`get_training_state` dict; the estimator is then fitted.
+
+        The estimator must have the ``solver``, ``n_hidden`` and ``activation``
+        the state was saved with. A following ``fit`` with ``warm_start=True``
+        (or ``partial_fit``) continues exactly where the saved run stopped.
+
+        Returns
+        -------
+        self
+        """
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ValueError(f"not a training state: expected a dict with format={STATE_FORMAT!r}")
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported training-state version {state.get('version')!r}; this version reads {STATE_VERSION}")
+        for key in ("solver", "n_hidden", "activation"):
+            if state[key] != getattr(self, key):
+                raise ValueError(f"the state was saved with {key}={state[key]!r}, but this estimator has {key}={getattr(self, key)!r}")
+        dtype = np.dtype(state["dtype"])
+        classes = np.asarray(state["classes"], dtype=np.dtype(state["classes_dtype"]))
+        D, M, K = int(state["n_features_in"]), int(state["n_hidden"]), classes.shape[0]
+        theta = np.array(state["theta"], dtype=dtype, copy=True)
+        if theta.shape != (network.n_params(D, M, K),):
+            raise ValueError(f"theta has shape {theta.shape}, expected ({network.n_params(D, M, K)},) for D={D}, M={M}, K={K}")
+        rng = None
+        if state.get("rng_state") is not None:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state["rng_state"]
+        training = optim.TrainingState(
+            theta=theta,
+            n_iter=int(state["n_iter"]),
+            t=int(state["t"]),
+            loss_curve=[float(v) for v in state["loss_curve"]],
+            validation_scores=None if state["validation_scores"] is None else [float(v) for v in state["validation_scores"]],
+            best_loss=_none_or(state["best_loss"], math.inf) if state["validation_scores"] is None else None,
+            best_validation_score=None if state["validation_scores"] is None else _none_or(state["best_validation_score"], -math.inf),
+            no_improvement_count=int(state["no_improvement_count"]),
+            best_theta=None if state.get("best_theta") is None else np.array(state["best_theta"], dtype=dtype, copy=True),
+            rng=rng,
+            split_seed=None if state.get("split_seed") is None else int(state["split_seed"]),
+        )
+        info = state.get("optimizer")
+        if info is not None:
+            opt = optim.make_optimizer(info["name"], theta.shape[0], dtype, info["settings"])
+            values: dict[str, Any] = {"learning_rate": info["learning_rate"]}
+            if info["name"] == "sgd":
+                values["velocity"] = state["velocity"]
+            else:
+                values.update(t=info["t"], m=state["adam_m"], v=state["adam_v"])
+            opt.load_state(values)
+            training.optimizer, training.optimizer_settings = opt, dict(info["settings"])
+        self.classes_ = classes
+        self.n_features_in_ = D
+        if state.get("feature_names_in") is not None:
+            self.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self._training = training
+        self._publish(training, final=True)
+        return self
+
+    def to_sklearn(self) -> MLPClassifier:
+        """The same network as a fitted ``MLPClassifier`` (same ``predict_proba``).
+
+        For two classes the softmax over logits :math:`(a_0, a_1)` becomes
+        ``MLPClassifier``'s single logistic output :math:`\\sigma(a_1 - a_0)`.
+        The hyperparameters are copied (``alpha`` by value, although the two
+        estimators' minibatch solvers read it differently; see the class).
+
+        Returns
+        -------
+        sklearn.neural_network.MLPClassifier
+        """
+        check_is_fitted(self)
+        W1, b1, W2, b2 = (np.array(p, copy=True) for p in self.params_)
+        binary = W2.shape[1] == 2
+        if binary:
+            W2 = (W2[:, 1] - W2[:, 0])[:, None]
+            b2 = np.array([b2[1] - b2[0]])
+        mlp = MLPClassifier(
+            hidden_layer_sizes=(int(self.n_hidden),),
+            activation=self.activation,
+            solver=self.solver if self.solver in SOLVERS else "lbfgs",
+            alpha=self.alpha,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            learning_rate_init=self.learning_rate_init,
+            power_t=self.power_t,
+            max_iter=self.max_iter,
+            shuffle=self.shuffle,
+            random_state=self.random_state if self.random_state is None or isinstance(self.random_state, numbers.Integral) else None,
+            tol=self.tol,
+            verbose=self.verbose,
+            warm_start=self.warm_start,
+            momentum=self.momentum,
+            nesterovs_momentum=self.nesterovs_momentum,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+            beta_1=self.beta_1,
+            beta_2=self.beta_2,
+            epsilon=self.epsilon,
+            n_iter_no_change=self.n_iter_no_change,
+            max_fun=self.max_fun,
+        )
+        mlp.coefs_ = [W1, W2]
+        mlp.intercepts_ = [b1, b2]
+        mlp.classes_ = self.classes_.copy()
+        mlp._label_binarizer = LabelBinarizer().fit(self.classes_)
+        mlp.n_features_in_ = self.n_features_in_
+        if hasattr(self, "feature_names_in_"):
+            mlp.feature_names_in_ = self.feature_names_in_.copy()
+        mlp.n_layers_ = 3
+        mlp.n_outputs_ = 1 if binary else W2.shape[1]
+        mlp.out_activation_ = "logistic" if binary else "softmax"
+        mlp.n_iter_ = self.n_iter_
+        mlp.t_ = self.t_
+        mlp.loss_ = getattr(self, "loss_", None)
+        mlp.loss_curve_ = list(self.loss_curve_)
+        mlp.best_loss_ = self.best_loss_
+        mlp.validation_scores_ = None if self.validation_scores_ is None else list(self.validation_scores_)
+        mlp.best_validation_score_ = self.best_validation_score_
+        mlp._no_improvement_count = 0
+        if self.early_stopping:
+            mlp._best_coefs = [c.copy() for c in mlp.coefs_]
+            mlp._best_intercepts = [c.copy() for c in mlp.intercepts_]
+        return mlp
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+# --------------------------------------------------------------------------
+# from scikit-learn
+# --------------------------------------------------------------------------
+
+
+def from_sklearn(mlp: MLPClassifier) -> TwoLayerClassifier:
+    """A fitted :class:`TwoLayerClassifier` with the network of a fitted ``MLPClassifier``.
+
+    The MLP must have one hidden layer. Its ``predict_proba`` is kept (to
+    rounding): a binary MLP's single logistic output :math:`\\sigma(a)` becomes
+    a two-way softmax over the logits :math:`(0, a)`. Hyperparameters with the
+    same names are copied, ``hidden_layer_sizes=(M,)`` becomes
+    ``n_hidden=M``; ``loss_``, ``loss_curve_`` and the counters are the MLP's
+    own. A warm start from the result starts a fresh optimiser.
+
+    Parameters
+    ----------
+    mlp : sklearn.neural_network.MLPClassifier
+        Fitted, with one hidden layer, on a binary or multiclass problem.
+
+    Returns
+    -------
+    TwoLayerClassifier
+    """
+    if not isinstance(mlp, MLPClassifier):
+        raise TypeError(f"from_sklearn needs an MLPClassifier, got {type(mlp).__name__}")
+    check_is_fitted(mlp)
+    if len(mlp.coefs_) != 2:
+        raise ValueError(f"from_sklearn needs an MLPClassifier with one hidden layer; this one has {len(mlp.coefs_) - 1}")
+    if mlp.out_activation_ not in ("softmax", "logistic") or (mlp.out_activation_ == "logistic" and mlp.n_outputs_ != 1):
+        raise ValueError("from_sklearn supports binary and multiclass MLPClassifiers, not multilabel ones")
+    W1, W2 = (np.array(c, copy=True) for c in mlp.coefs_)
+    b1, b2 = (np.array(c, copy=True) for c in mlp.intercepts_)
+    if mlp.out_activation_ == "logistic":
+        W2 = np.hstack([np.zeros_like(W2), W2])  # logits (0, a): softmax gives (1 - sigma(a), sigma(a))
+        b2 = np.concatenate([np.zeros_like(b2), b2])
+    M = W1.shape[1]
+    names = TwoLayerClassifier().get_params()
+    shared = {k: v for k, v in mlp.get_params().items() if k in names}
+    model = TwoLayerClassifier(n_hidden=M, **shared)
+    model.classes_ = np.array(mlp.classes_, copy=True)
+    model.n_features_in_ = int(mlp.n_features_in_)
+    if hasattr(mlp, "feature_names_in_"):
+        model.feature_names_in_ = np.array(mlp.feature_names_in_, copy=True)
+    state = optim.TrainingState(
+        theta=np.ascontiguousarray(network.flatten(Params(W1, b1, W2, b2))),
+        n_iter=int(getattr(mlp, "n_iter_", 0)),
+        t=int(getattr(mlp, "t_", 0)),
+        loss_curve=[float(v) for v in getattr(mlp, "loss_curve_", None) or []],
+        validation_scores=None if getattr(mlp, "validation_scores_", None) is None else [float(v) for v in mlp.validation_scores_],
+        best_loss=getattr(mlp, "best_loss_", math.inf),
+        best_validation_score=getattr(mlp, "best_validation_score_", None),
+    )
+    model._training = state
+    model._publish(state, final=True)
+    model.loss_ = float(mlp.loss_)
+    return model
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+
+_FULL_BATCH_SOLVERS: dict[str, Callable[[TwoLayerClassifier, optim.TrainingState, optim.TrainingData], tuple[str, str]]] = {
+    # solver name -> the estimator method that runs it on the whole batch;
+    # second-order solvers (newton-cg, trust-ncg, scg) belong here.
+    "lbfgs": TwoLayerClassifier._run_lbfgs,
+}
+
+
+def _training_data(X: Any, codes: np.ndarray, s: np.ndarray | None, alpha: float, rows: np.ndarray | None) -> optim.TrainingData:
+    """Rescale the pattern weights to mean one over the training rows; lambda = alpha / S."""
+    n = X.shape[0] if rows is None else rows.shape[0]
+    if s is None:
+        return optim.TrainingData(X=X, y=codes, w=None, lam=float(alpha) / n, rows=rows)
+    s_train = s if rows is None else s[rows]
+    S = float(np.sum(s_train))
+    if not S > 0:
+        raise ValueError("the training patterns' sample weights are all zero; at least one must be positive")
+    if np.all(s_train == s_train[0]):  # equal weights: exactly the unweighted problem
+        return optim.TrainingData(X=X, y=codes, w=None, lam=float(alpha) / S, rows=rows)
+    w = (s * (n / S)).astype(X.dtype)
+    return optim.TrainingData(X=X, y=codes, w=w, lam=float(alpha) / S, rows=rows)
+
+
+def _dims_of(state: optim.TrainingState, X: Any, classes: np.ndarray) -> tuple[int, int, int]:
+    D, K = X.shape[1], classes.shape[0]
+    return D, (state.theta.shape[0] - K) // (D + 1 + K), K
+
+
+def _chunk_rows(X: Any, params: Params) -> int:
+    """Rows per chunk so that no intermediate exceeds about 2**20 entries."""
+    width = max(params.W1.shape[1], params.W2.shape[1], X.shape[1] if sp.issparse(X) else 1)
+    return max(1, (1 << 20) // width)
+
+
+def _chunked(params: Params, X: Any, fn: Callable[[Params, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Apply a row-wise network function in chunks (densifying sparse rows chunk by chunk)."""
+    step = _chunk_rows(X, params)
+    parts = []
+    for start in range(0, X.shape[0], step):
+        Xc = X[start : start + step]
+        parts.append(fn(params, Xc.toarray() if sp.issparse(Xc) else Xc))
+    if not parts:
+        return fn(params, np.zeros((0, params.W1.shape[0]), dtype=params.W1.dtype))
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _logits(params: Params, X: Any, activation: str) -> np.ndarray:
+    """The output activations :math:`a^{(2)}` of every row of dense or sparse ``X``."""
+    return _chunked(params, X, lambda p, Xc: network.hidden_and_output(p, Xc, activation=activation)[1])
+
+
+def _seed_sequence(random_state: Any, *, check_only: bool = False) -> np.random.SeedSequence:
+    """A SeedSequence from None, an int, a RandomState or a Generator."""
+    if random_state is None or isinstance(random_state, np.random.SeedSequence):
+        return random_state if random_state is not None else np.random.SeedSequence()
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be a non-negative integer, got {random_state}")
+        return np.random.SeedSequence(int(random_state))
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.SeedSequence() if check_only else np.random.SeedSequence(int(random_state.randint(np.iinfo(np.int32).max)))
+    if isinstance(random_state, np.random.Generator):
+        return np.random.SeedSequence() if check_only else np.random.SeedSequence(int(random_state.integers(2**63)))
+    raise ValueError(f"random_state must be None, an int, a numpy RandomState or Generator; got {random_state!r}")
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _none_or(value: float | None, default: float) -> float:
+    return default if value is None else float(value)
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain Python ints, floats, strs, lists and dicts (NumPy scalars converted)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,938 @@
+"""Optimisers and training loops for the two-layer network.
+
+The estimator (:mod:`twolayer.classifier`) validates data and hyperparameters;
+this module trains. It minimises the regularised error of PRML eq. 5.112,
+
+.. math::
+
+    \\tilde E(w) = \\sum_n s_n E_n(w) + \\frac{\\alpha}{2} \\lVert w \\rVert^2,
+
+where :math:`E_n` is the cross-entropy of pattern :math:`n` (PRML eq. 5.24),
+:math:`s_n` its weight and the decay acts on the weights ``W1`` and ``W2`` but
+not on the biases. Every solver follows the same function. Write
+:math:`S = \\sum_n s_n` (``S = N`` without weights) and :math:`\\bar w_n = s_n N / S`
+for the weights rescaled to mean one; then
+
+- L-BFGS minimises :math:`\\tilde E / S`, with gradient
+  :math:`\\tfrac{1}{N} \\sum_n \\bar w_n \\nabla E_n + \\lambda w`, where
+  :math:`\\lambda = \\alpha / S`;
+- a minibatch solver steps along
+  :math:`g = \\tfrac{1}{B} \\sum_{n \\in \\text{batch}} \\bar w_n \\nabla E_n + \\lambda w`
+  for a batch of ``B`` patterns, whose average over an epoch of equal batches
+  is :math:`\\nabla \\tilde E / S`, the L-BFGS direction.
+
+Weights thus count patterns: an integer weight is the same as repeating the
+pattern, and ``alpha`` always means "per ``S`` patterns", whatever the batch size.
+
+Two implementations of one gradient live here. :func:`twolayer.network.error_and_gradient`
+is the readable reference; :func:`_batch_error_and_gradient` computes the same
+five matrix products into buffers that a :class:`_Workspace` allocates once per
+fit, so that an epoch allocates nothing of size ``B x M`` or ``D x M`` and does
+no Python work per pattern. The tests assert that the two agree to rounding.
+
+The optimisers update one flat parameter vector in place; :func:`twolayer.network.unflatten`
+gives ``W1, b1, W2, b2`` as views of it, so the products read the weights
+without copies. Every scalar in an update is a Python ``float`` so that float32
+vectors stay float32 (NumPy promotes float32 arrays with NumPy float64 scalars).
+
+References
+----------
+C. M. Bishop, *Pattern Recognition and Machine Learning* (2006), §5.2.4
+(gradient descent, minibatches), §5.3 (backpropagation), §5.5.1 (weight decay).
+D. P. Kingma and J. Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+Y. Nesterov, "A method for solving the convex programming problem with
+convergence rate O(1/k^2)", 1983; I. Sutskever et al., "On the importance of
+initialization and momentum in deep learning", ICML 2013.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
+from scipy.linalg import blas
+
+from twolayer import network
+from twolayer.network import Params
+
+__all__ = [
+    "Adam",
+    "LbfgsSettings",
+    "MinibatchSettings",
+    "SGD",
+    "TrainingData",
+    "TrainingDiverged",
+    "TrainingState",
+    "make_optimizer",
+    "objective",
+    "train_lbfgs",
+    "train_minibatch",
+]
+
+LEARNING_RATE_SCHEDULES = ("constant", "invscaling", "adaptive")
+
+# on_epoch(state) -> True to stop: the estimator's hook, called after each epoch.
+EpochHook = Callable[["TrainingState"], bool]
+
+
+class TrainingDiverged(ValueError):
+    """Training met a non-finite error; the last finite weights were kept."""
+
+
+# --------------------------------------------------------------------------
+# The regularised objective, from the reference network functions
+# --------------------------------------------------------------------------
+
+
+def objective(
+    params: Params,
+    X: np.ndarray,
+    T: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    *,
+    alpha: float = 0.0,
+    activation: str = "tanh",
+) -> float:
+    """The regularised error per unit of pattern weight, :math:`\\tilde E / S`.
+
+    This is what ``loss_`` reports and what every solver minimises:
+
+    .. math::
+
+        \\frac{1}{S} \\Bigl( \\sum_n s_n E_n(w) + \\frac{\\alpha}{2}
+        (\\lVert W_1 \\rVert^2 + \\lVert W_2 \\rVert^2) \\Bigr),
+        \\qquad S = \\sum_n s_n,
+
+    which equals scikit-learn's ``MLPClassifier`` L-BFGS loss for the same
+    weights, data and sample weights.
+
+    Parameters
+    ----------
+    params : Params
+    X : ndarray of shape (N, D)
+    T : ndarray of shape (N, K)
+        1-of-K targets.
+    sample_weight : ndarray of shape (N,), optional
+        :math:`s_n`; ones when omitted.
+    alpha : float, default 0
+        The weight-decay coefficient :math:`\\alpha`.
+    activation : str, default "tanh"
+
+    Returns
+    -------
+    float
+
+    References
+    ----------
+    PRML eq. 5.24 (the error) and eq. 5.112 (weight decay).
+    """
+    E = network.error(params, X, T, sample_weight, activation=activation)
+    S = float(X.shape[0]) if sample_weight is None else float(np.sum(sample_weight))
+    W1 = np.asarray(params.W1, dtype=np.float64)
+    W2 = np.asarray(params.W2, dtype=np.float64)
+    penalty = 0.5 * alpha * (float(np.vdot(W1, W1)) + float(np.vdot(W2, W2)))  # eq. 5.112
+    return (E + penalty) / S
+
+
+# --------------------------------------------------------------------------
+# The fast minibatch gradient
+# --------------------------------------------------------------------------
+
+
+class _Workspace:
+    """Buffers for one batch of at most ``rows`` patterns, reused every batch.
+
+    ``A1`` holds :math:`a^{(1)}`, then :math:`z`, then :math:`h'(a^{(1)})`;
+    ``A2`` holds :math:`a^{(2)}`, then :math:`y`, then :math:`\\delta^{(2)}`;
+    ``D1`` holds :math:`\\delta^{(1)}`; ``X`` receives gathered dense rows.
+    """
+
+    def __init__(self, rows: int, n_features: int, n_hidden: int, n_classes: int, dtype: Any, gather: bool) -> None:
+        self.rows = rows
+        self.X = np.empty((rows, n_features), dtype=dtype) if gather else None
+        self.A1 = np.empty((rows, n_hidden), dtype=dtype)
+        self.A2 = np.empty((rows, n_classes), dtype=dtype)
+        self.D1 = np.empty((rows, n_hidden), dtype=dtype)
+        self.row_max = np.empty(rows, dtype=dtype)
+        self.row_sum = np.empty(rows, dtype=dtype)
+        self.coef = np.empty(rows, dtype=dtype)
+        self.y = np.empty(rows, dtype=np.intp)
+        self.w = np.empty(rows, dtype=dtype)
+        self.arange = np.arange(rows)
+
+
+def _activate(activation: str, A: np.ndarray) -> None:
+    """Overwrite ``A`` = :math:`a` with :math:`z = h(a)`, as ``network.ACTIVATIONS`` computes it."""
+    if activation == "tanh":
+        np.tanh(A, out=A)
+    elif activation == "logistic":
+        # sigma(a) = (1 + tanh(a/2)) / 2, the network's overflow-free form
+        A *= 0.5
+        np.tanh(A, out=A)
+        A += 1.0
+        A *= 0.5
+    elif activation == "relu":
+        np.maximum(A, 0.0, out=A)
+    elif activation != "identity":
+        network.get_activation(activation)  # raises, naming the choices
+
+
+def _hidden_delta(activation: str, Z: np.ndarray, D1: np.ndarray) -> None:
+    """``D1 *= h'(a)`` from the hidden outputs ``Z``, which this overwrites."""
+    if activation == "tanh":
+        np.multiply(Z, Z, out=Z)
+        np.subtract(1.0, Z, out=Z)  # tanh' = 1 - z^2
+        D1 *= Z
+    elif activation == "logistic":
+        D1 *= Z
+        np.subtract(1.0, Z, out=Z)  # sigma' = z (1 - z)
+        D1 *= Z
+    elif activation == "relu":
+        np.sign(Z, out=Z)  # z >= 0, so sign(z) is the step function h'
+        D1 *= Z
+
+
+def _batch_error_and_gradient(
+    params: Params,
+    X: np.ndarray | sp.csr_matrix,
+    y: np.ndarray,
+    w: np.ndarray | None,
+    scale: float,
+    activation: str,
+    ws: _Workspace,
+    grad: Params,
+) -> float:
+    """The error of a batch and, into ``grad``, ``scale`` times its gradient.
+
+    The same five products as :func:`twolayer.network.error_and_gradient`
+    (with ``T`` the 1-of-K code of the class indices ``y`` and sample weights
+    ``w``), written into the workspace and into ``grad`` (arrays that are
+    overwritten, typically views of one flat vector).
+
+    Returns
+    -------
+    float
+        :math:`\\sum_n w_n E_n` over the batch, unscaled.
+    """
+    W1, b1, W2, b2 = params
+    b = X.shape[0]
+    A1, A2, D1 = ws.A1[:b], ws.A2[:b], ws.D1[:b]
+    dense = isinstance(X, np.ndarray)
+
+    # forward (eq. 5.9)
+    if dense:
+        np.matmul(X, W1, out=A1)  # (B, M)  a_j = sum_i w_ji x_i
+    else:
+        A1[...] = X @ W1
+    A1 += b1
+    _activate(activation, A1)  # A1 = z
+    np.matmul(A1, W2, out=A2)  # (B, K)  a_k = sum_j w_kj z_j
+    A2 += b2
+
+    # softmax, error and output delta, fused: A2 becomes delta_k = y_k - t_k
+    row_max, row_sum, rows = ws.row_max[:b], ws.row_sum[:b], ws.arange[:b]
+    np.max(A2, axis=1, out=row_max)
+    A2 -= row_max[:, None]  # shifted logits: exp cannot overflow
+    picked = A2[rows, y]  # a_t - max, the shifted logit of each target class
+    np.exp(A2, out=A2)
+    np.sum(A2, axis=1, out=row_sum)
+    E_n = np.log(row_sum)
+    E_n -= picked  # E_n = logsumexp(a) - a_t = -ln y_t  (eq. 5.24)
+    A2 /= row_sum[:, None]  # y_k (eq. 4.104)
+    A2[rows, y] -= 1.0  # delta_k = y_k - t_k
+    if w is None:
+        E = float(np.sum(E_n))
+        A2 *= scale
+    else:
+        E = float(np.dot(w, E_n))
+        coef = ws.coef[:b]
+        np.multiply(w, scale, out=coef)
+        A2 *= coef[:, None]  # the weighted error's dE/da_k
+
+    # backward (eqs. 5.53-5.56)
+    np.matmul(A1.T, A2, out=grad.W2)  # (M, K)  dE/dw_kj = delta_k z_j
+    np.sum(A2, axis=0, out=grad.b2)
+    np.matmul(A2, W2.T, out=D1)  # (B, M)  sum_k w_kj delta_k
+    _hidden_delta(activation, A1, D1)  # delta_j = h'(a_j) sum_k w_kj delta_k
+    if dense:
+        np.matmul(X.T, D1, out=grad.W1)  # (D, M)  dE/dw_ji = delta_j x_i
+    else:
+        grad.W1[...] = X.T @ D1
+    np.sum(D1, axis=0, out=grad.b1)
+    return E
+
+
+def _axpy(dtype: Any) -> Callable[..., np.ndarray]:
+    """BLAS ``y += a x`` in place on contiguous vectors, without a temporary."""
+    return blas.get_blas_funcs("axpy", dtype=dtype)
+
+
+class _Layout:
+    """Flat views of the two weight blocks (the decayed parameters) of a vector."""
+
+    def __init__(self, n_features: int, n_hidden: int, n_classes: int) -> None:
+        D, M, K = n_features, n_hidden, n_classes
+        self.dims = (D, M, K)
+        self.W1 = slice(0, D * M)
+        self.W2 = slice(D * M + M, D * M + M + M * K)
+
+    def sq_norm(self, theta: np.ndarray) -> float:
+        """:math:`\\lVert W_1 \\rVert^2 + \\lVert W_2 \\rVert^2` in float64."""
+        w1, w2 = theta[self.W1], theta[self.W2]
+        return float(np.dot(w1, w1)) + float(np.dot(w2, w2))
+
+    def add_decay(self, axpy: Callable[..., np.ndarray], theta: np.ndarray, grad: np.ndarray, lam: float) -> None:
+        """``grad += lam * w`` on the weights, not the biases (eq. 5.113)."""
+        if lam != 0.0:
+            axpy(theta[self.W1], grad[self.W1], a=lam)
+            axpy(theta[self.W2], grad[self.W2], a=lam)
+
+
+# --------------------------------------------------------------------------
+# Optimisers: in-place updates of one flat vector
+# --------------------------------------------------------------------------
+
+
+class SGD:
+    """Stochastic gradient descent with classical or Nesterov momentum.
+
+    With velocity :math:`v` (zero at the start), learning rate :math:`\\eta`
+    and momentum :math:`\\mu`, a step along the gradient :math:`g` is
+
+    .. math::
+
+        v \\leftarrow \\mu v - \\eta g, \\qquad
+        w \\leftarrow w + v \\ \\ \\text{(classical)}, \\qquad
+        w \\leftarrow w + \\mu v - \\eta g \\ \\ \\text{(Nesterov)},
+
+    the forms of scikit-learn's ``SGDOptimizer`` (Nesterov's look-ahead
+    rewritten in the current weights, after Sutskever et al. 2013).
+
+    The learning rate follows ``schedule``: ``"constant"``; ``"invscaling"``,
+    :math:`\\eta = \\eta_0 / (t + 1)^{p}` after each epoch, ``t`` counting
+    patterns seen; ``"adaptive"``, divided by 5 whenever the loss stops
+    improving (see :meth:`plateau`).
+
+    Parameters
+    ----------
+    n_params : int
+    dtype : numpy dtype
+    learning_rate_init : float
+    momentum : float
+    nesterov : bool
+    schedule : {"constant", "invscaling", "adaptive"}
+    power_t : float
+
+    References
+    ----------
+    PRML §5.2.4; Sutskever, Martens, Dahl and Hinton, ICML 2013.
+    """
+
+    name = "sgd"
+
+    def __init__(
+        self,
+        n_params: int,
+        dtype: Any,
+        *,
+        learning_rate_init: float,
+        momentum: float,
+        nesterov: bool,
+        schedule: str,
+        power_t: float,
+    ) -> None:
+        if schedule not in LEARNING_RATE_SCHEDULES:
+            raise ValueError(f"learning_rate must be one of {LEARNING_RATE_SCHEDULES}, got {schedule!r}")
+        self.learning_rate_init = float(learning_rate_init)
+        self.learning_rate = float(learning_rate_init)
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self.schedule = schedule
+        self.power_t = float(power_t)
+        self.velocity = np.zeros(n_params, dtype=dtype)
+        self._axpy = _axpy(self.velocity.dtype)
+
+    def step(self, theta: np.ndarray, grad: np.ndarray) -> None:
+        """Update ``theta`` in place along the gradient ``grad``."""
+        mu, eta, v = self.momentum, self.learning_rate, self.velocity
+        v *= mu
+        self._axpy(grad, v, a=-eta)  # v = mu v - eta g
+        if self.nesterov:
+            self._axpy(v, theta, a=mu)
+            self._axpy(grad, theta, a=-eta)  # w += mu v - eta g
+        else:
+            self._axpy(v, theta, a=1.0)  # w += v
+
+    def epoch_end(self, t: int) -> None:
+        """Update the learning rate after an epoch; ``t`` counts patterns seen."""
+        if self.schedule == "invscaling":
+            self.learning_rate = self.learning_rate_init / (t + 1) ** self.power_t
+
+    def plateau(self) -> bool:
+        """React to ``n_iter_no_change`` epochs without improvement; True means stop.
+
+        The adaptive schedule divides the learning rate by 5 and goes on, until
+        it falls to 1e-6; the other schedules stop at once.
+        """
+        if self.schedule != "adaptive" or self.learning_rate <= 1e-6:
+            return True
+        self.learning_rate /= 5.0
+        return False
+
+    def state(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "velocity": self.velocity.copy()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.learning_rate = float(state["learning_rate"])
+        np.copyto(self.velocity, state["velocity"], casting="same_kind")
+
+
+class Adam:
+    """Adam: steps scaled by running estimates of the gradient's moments.
+
+    With :math:`m, v` zero at the start, the ``t``-th step along :math:`g` is
+
+    .. math::
+
+        m \\leftarrow \\beta_1 m + (1 - \\beta_1) g, \\qquad
+        v \\leftarrow \\beta_2 v + (1 - \\beta_2) g^2, \\qquad
+        w \\leftarrow w - \\eta_t \\frac{m}{\\sqrt{v} + \\epsilon}, \\qquad
+        \\eta_t = \\eta \\frac{\\sqrt{1 - \\beta_2^t}}{1 - \\beta_1^t},
+
+    Kingma and Ba's bias correction folded into the step size (their §2), as
+    scikit-learn's ``AdamOptimizer`` does.
+
+    References
+    ----------
+    D. P. Kingma and J. Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+    """
+
+    name = "adam"
+
+    def __init__(
+        self,
+        n_params: int,
+        dtype: Any,
+        *,
+        learning_rate_init: float,
+        beta_1: float,
+        beta_2: float,
+        epsilon: float,
+    ) -> None:
+        self.learning_rate_init = float(learning_rate_init)
+        self.learning_rate = float(learning_rate_init)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = float(epsilon)
+        self.t = 0
+        self.m = np.zeros(n_params, dtype=dtype)
+        self.v = np.zeros(n_params, dtype=dtype)
+        self._tmp = np.empty(n_params, dtype=dtype)
+        self._axpy = _axpy(self.m.dtype)
+
+    def step(self, theta: np.ndarray, grad: np.ndarray) -> None:
+        """Update ``theta`` in place along the gradient ``grad``."""
+        b1, b2, m, v, tmp = self.beta_1, self.beta_2, self.m, self.v, self._tmp
+        self.t += 1
+        m *= b1
+        self._axpy(grad, m, a=1.0 - b1)  # m = b1 m + (1 - b1) g
+        np.multiply(grad, grad, out=tmp)
+        v *= b2
+        self._axpy(tmp, v, a=1.0 - b2)  # v = b2 v + (1 - b2) g^2
+        step = self.learning_rate * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
+        np.sqrt(v, out=tmp)
+        tmp += self.epsilon
+        np.divide(m, tmp, out=tmp)
+        self._axpy(tmp, theta, a=-step)  # w -= eta_t m / (sqrt(v) + eps)
+
+    def epoch_end(self, t: int) -> None:
+        """Adam keeps its learning rate."""
+
+    def plateau(self) -> bool:
+        """No improvement for ``n_iter_no_change`` epochs: stop."""
+        return True
+
+    def state(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "t": self.t, "m": self.m.copy(), "v": self.v.copy()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.learning_rate = float(state["learning_rate"])
+        self.t = int(state["t"])
+        np.copyto(self.m, state["m"], casting="same_kind")
+        np.copyto(self.v, state["v"], casting="same_kind")
+
+
+Optimizer = SGD | Adam
+
+
+def make_optimizer(solver: str, n_params: int, dtype: Any, settings: dict[str, Any]) -> Optimizer:
+    """A fresh optimiser for ``solver`` ("sgd" or "adam") from its hyperparameters.
+
+    ``settings`` holds the estimator's names: ``learning_rate_init`` and, for
+    SGD, ``momentum``, ``nesterovs_momentum``, ``learning_rate``, ``power_t``;
+    for Adam ``beta_1``, ``beta_2``, ``epsilon``.
+    """
+    if solver == "sgd":
+        return SGD(
+            n_params,
+            dtype,
+            learning_rate_init=settings["learning_rate_init"],
+            momentum=settings["momentum"],
+            nesterov=settings["nesterovs_momentum"],
+            schedule=settings["learning_rate"],
+            power_t=settings["power_t"],
+        )
+    if solver == "adam":
+        return Adam(
+            n_params,
+            dtype,
+            learning_rate_init=settings["learning_rate_init"],
+            beta_1=settings["beta_1"],
+            beta_2=settings["beta_2"],
+            epsilon=settings["epsilon"],
+        )
+    raise ValueError(f"no minibatch optimiser named {solver!r}; choose 'sgd' or 'adam'")
+
+
+# --------------------------------------------------------------------------
+# Training state and data
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingState:
+    """Everything a training run needs to continue exactly where it stopped.
+
+    ``theta`` is the current (running) flat weight vector; ``best_theta`` the
+    weights of the best validation score when early stopping. Counters follow
+    scikit-learn: ``n_iter`` counts the epochs (iterations) of the current
+    call, ``t`` the patterns processed over all calls.
+    """
+
+    theta: np.ndarray
+    optimizer: Optimizer | None = None
+    optimizer_settings: dict[str, Any] = field(default_factory=dict)
+    n_iter: int = 0
+    t: int = 0
+    loss_curve: list[float] = field(default_factory=list)
+    validation_scores: list[float] | None = None
+    best_loss: float | None = math.inf
+    best_validation_score: float | None = None
+    no_improvement_count: int = 0
+    best_theta: np.ndarray | None = None
+    rng: np.random.Generator | None = None
+    split_seed: int | None = None
+
+    def snapshot(self) -> tuple[np.ndarray, dict[str, Any] | None]:
+        """Copies of the weights and optimiser state, to restore after divergence."""
+        return self.theta.copy(), None if self.optimizer is None else self.optimizer.state()
+
+    def restore(self, snapshot: tuple[np.ndarray, dict[str, Any] | None]) -> None:
+        theta, opt = snapshot
+        np.copyto(self.theta, theta)
+        if opt is not None and self.optimizer is not None:
+            self.optimizer.load_state(opt)
+
+    def copy(self) -> TrainingState:
+        return copy.deepcopy(self)
+
+
+@dataclass
+class TrainingData:
+    """The training patterns as the loops read them.
+
+    Attributes
+    ----------
+    X : ndarray (C-contiguous) or scipy CSR matrix of shape (N_all, D)
+        Every pattern, in the working dtype.
+    y : ndarray of shape (N_all,)
+        Class indices ``0..K-1``.
+    w : ndarray of shape (N_all,) or None
+        Pattern weights rescaled to mean one over the training rows
+        (:math:`\\bar w_n = s_n N / S`); None for unit weights.
+    lam : float
+        The decay per step, :math:`\\lambda = \\alpha / S`.
+    rows : ndarray or None
+        The indices of the training rows (the others are held out for
+        validation); None for all rows.
+    """
+
+    X: Any
+    y: np.ndarray
+    w: np.ndarray | None
+    lam: float
+    rows: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0] if self.rows is None else self.rows.shape[0]
+
+
+@dataclass(frozen=True)
+class MinibatchSettings:
+    """The hyperparameters of the minibatch loop, named as the estimator names them."""
+
+    activation: str
+    batch_size: int
+    shuffle: bool
+    max_iter: int
+    tol: float
+    n_iter_no_change: int
+    early_stopping: bool
+    incremental: bool = False
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class LbfgsSettings:
+    """The hyperparameters of the L-BFGS run."""
+
+    activation: str
+    max_iter: int
+    max_fun: int
+    tol: float
+    verbose: bool = False
+
+
+def _dims(theta: np.ndarray, data: TrainingData, n_classes: int) -> tuple[int, int, int]:
+    D = data.X.shape[1]
+    K = n_classes
+    M = (theta.shape[0] - K) // (D + 1 + K)  # W = (D + 1) M + (M + 1) K
+    return D, M, K
+
+
+# --------------------------------------------------------------------------
+# The minibatch loop (SGD, Adam)
+# --------------------------------------------------------------------------
+
+
+def train_minibatch(
+    state: TrainingState,
+    data: TrainingData,
+    settings: MinibatchSettings,
+    *,
+    n_classes: int,
+    validation_score: Callable[[Params], float] | None = None,
+    on_epoch: EpochHook | None = None,
+) -> str:
+    """Run epochs of minibatch steps until a stopping rule fires.
+
+    Each epoch visits every training row once, in batches of
+    ``settings.batch_size`` (a fresh permutation from ``state.rng`` when
+    shuffling), stepping along
+    :math:`\\tfrac{1}{B} \\sum_{\\text{batch}} \\bar w_n \\nabla E_n + \\lambda w`.
+    After the epoch: the loss (the data term over its batches plus the decay
+    at the weights each batch saw, divided by ``S``) joins ``loss_curve``;
+    with early stopping the validation score joins ``validation_scores`` and
+    the best weights are kept; the learning-rate schedule and the
+    no-improvement counter move as scikit-learn's do; then ``on_epoch(state)``
+    runs, and returning True stops.
+
+    Parameters
+    ----------
+    state : TrainingState
+        Updated in place; ``state.optimizer`` must be set.
+    data : TrainingData
+    settings : MinibatchSettings
+    n_classes : int
+    validation_score : callable, optional
+        ``validation_score(params) -> float``, higher is better; required
+        when ``settings.early_stopping``.
+    on_epoch : callable, optional
+
+    Returns
+    -------
+    str
+        Why training stopped: ``"converged"``, ``"max_iter"``, ``"callback"``
+        or ``"incremental"`` (the one epoch of ``partial_fit``).
+
+    Raises
+    ------
+    TrainingDiverged
+        When the error becomes non-finite; ``state`` then holds the weights
+        and optimiser state of the last finished epoch.
+
+    References
+    ----------
+    PRML §5.2.4 (sequential and minibatch gradient descent), §5.5.2 (early stopping).
+    """
+    theta, optimizer = state.theta, state.optimizer
+    if optimizer is None:
+        raise ValueError("train_minibatch needs state.optimizer")
+    D, M, K = _dims(theta, data, n_classes)
+    dtype = theta.dtype
+    params = network.unflatten(theta, D, M, K)  # views: the optimiser's steps show through
+    grad = np.empty_like(theta)
+    grad_params = network.unflatten(grad, D, M, K)
+    layout = _Layout(D, M, K)
+    axpy = _axpy(dtype)
+    n = data.n
+    B = int(min(max(settings.batch_size, 1), n))
+    dense = isinstance(data.X, np.ndarray)
+    contiguous = dense and data.rows is None and not settings.shuffle  # batches are slices of X
+    ws = _Workspace(B, D, M, K, dtype, gather=dense and not contiguous)
+    order = np.empty(n, dtype=np.intp)
+    lam = float(data.lam)
+
+    state.n_iter = 0
+    for _ in range(settings.max_iter):
+        snapshot = state.snapshot()
+        if settings.shuffle:
+            if state.rng is None:
+                raise ValueError("shuffling needs state.rng")
+            order[...] = state.rng.permutation(n)
+        else:
+            order[...] = np.arange(n)
+        if data.rows is not None:
+            np.take(data.rows, order, out=order)
+
+        total = 0.0  # sum over batches of (sum_n w_n E_n + b lam/2 ||w||^2)
+        for start in range(0, n, B):
+            stop = min(start + B, n)
+            b = stop - start
+            if contiguous:
+                Xb = data.X[start:stop]
+                yb = data.y[start:stop]
+                wb = None if data.w is None else data.w[start:stop]
+            else:
+                idx = order[start:stop]
+                if dense:
+                    Xb = np.take(data.X, idx, axis=0, out=ws.X[:b])
+                else:
+                    Xb = data.X[idx]
+                yb = np.take(data.y, idx, out=ws.y[:b])
+                wb = None if data.w is None else np.take(data.w, idx, out=ws.w[:b])
+            E_b = _batch_error_and_gradient(params, Xb, yb, wb, 1.0 / b, settings.activation, ws, grad_params)
+            if lam != 0.0:
+                total += E_b + 0.5 * b * lam * layout.sq_norm(theta)
+                layout.add_decay(axpy, theta, grad, lam)
+            else:
+                total += E_b
+            if not math.isfinite(total):
+                _diverged(state, snapshot, optimizer, len(state.loss_curve) + 1)
+            optimizer.step(theta, grad)
+        if not np.isfinite(theta).all():
+            _diverged(state, snapshot, optimizer, len(state.loss_curve) + 1)
+
+        state.n_iter += 1
+        state.t += n
+        loss = total / n
+        state.loss_curve.append(loss)
+        if settings.verbose:
+            print(f"Iteration {state.n_iter}, loss = {loss:.8f}")
+        _track_improvement(state, settings, params, validation_score)
+        optimizer.epoch_end(state.t)
+        converged = False
+        if state.no_improvement_count > settings.n_iter_no_change:
+            if optimizer.plateau():
+                converged = True
+                if settings.verbose:
+                    what = "Validation score" if settings.early_stopping else "Training loss"
+                    print(f"{what} did not improve more than tol={settings.tol} "
+                          f"for {settings.n_iter_no_change} consecutive epochs. Stopping.")
+            else:
+                state.no_improvement_count = 0
+                if settings.verbose:
+                    print(f"Learning rate reduced to {optimizer.learning_rate}")
+        if on_epoch is not None and on_epoch(state):
+            return "callback"
+        if converged:
+            return "converged"
+        if settings.incremental:
+            return "incremental"
+    return "max_iter"
+
+
+def _track_improvement(
+    state: TrainingState,
+    settings: MinibatchSettings,
+    params: Params,
+    validation_score: Callable[[Params], float] | None,
+) -> None:
+    """Update the best loss or score and the no-improvement counter (as scikit-learn)."""
+    if settings.early_stopping:
+        if validation_score is None:
+            raise ValueError("early stopping needs a validation_score")
+        score = float(validation_score(params))
+        scores = state.validation_scores if state.validation_scores is not None else []
+        scores.append(score)
+        state.validation_scores = scores
+        best = -math.inf if state.best_validation_score is None else state.best_validation_score
+        if settings.verbose:
+            print(f"Validation score: {score:f}")
+        state.no_improvement_count = state.no_improvement_count + 1 if score < best + settings.tol else 0
+        if score > best:
+            state.best_validation_score = score
+            if state.best_theta is None:
+                state.best_theta = state.theta.copy()
+            else:
+                np.copyto(state.best_theta, state.theta)
+    else:
+        loss = state.loss_curve[-1]
+        best = math.inf if state.best_loss is None else state.best_loss
+        state.no_improvement_count = state.no_improvement_count + 1 if loss > best - settings.tol else 0
+        if loss < best:
+            state.best_loss = loss
+
+
+def _diverged(state: TrainingState, snapshot: Any, optimizer: Optimizer, epoch: int) -> None:
+    state.restore(snapshot)
+    rate = optimizer.learning_rate
+    raise TrainingDiverged(
+        f"training diverged in epoch {epoch}: the error became non-finite with learning_rate_init="
+        f"{optimizer.learning_rate_init:g} (current learning rate {rate:g}). Lower learning_rate_init "
+        f"or scale the inputs; the weights of the last finished epoch were kept."
+    )
+
+
+# --------------------------------------------------------------------------
+# L-BFGS over the flat parameter vector
+# --------------------------------------------------------------------------
+
+
+class _FullBatch:
+    """:math:`\\tilde E / S` and its gradient over all rows, in the working dtype.
+
+    Rows are processed in chunks of at most ``chunk`` patterns so that the
+    ``N x M`` intermediates never exist whole; partial gradients accumulate.
+    """
+
+    def __init__(self, data: TrainingData, dims: tuple[int, int, int], dtype: Any, activation: str, chunk: int = 8192) -> None:
+        D, M, K = dims
+        self.data, self.dims, self.activation = data, dims, activation
+        self.N = data.X.shape[0]
+        self.chunk = int(min(self.N, chunk))
+        dense = isinstance(data.X, np.ndarray)
+        self.ws = _Workspace(self.chunk, D, M, K, dtype, gather=False)
+        self.dense = dense
+        self.grad = np.empty(network.n_params(D, M, K), dtype=dtype)
+        self.part = np.empty_like(self.grad) if self.chunk < self.N else None
+        self.layout = _Layout(D, M, K)
+        self.axpy = _axpy(dtype)
+        self.n_eval = 0
+
+    def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Returns ``(f, g)``; ``g`` is an internal buffer, overwritten by the next call."""
+        data, N = self.data, self.N
+        params = network.unflatten(theta, *self.dims)
+        E = 0.0
+        for start in range(0, N, self.chunk):
+            stop = min(start + self.chunk, N)
+            out = self.grad if start == 0 else self.part
+            w = None if data.w is None else data.w[start:stop]
+            E += _batch_error_and_gradient(
+                params, data.X[start:stop], data.y[start:stop], w, 1.0 / N, self.activation,
+                self.ws, network.unflatten(out, *self.dims),
+            )
+            if start > 0:
+                self.grad += self.part
+        self.layout.add_decay(self.axpy, theta, self.grad, data.lam)
+        self.n_eval += 1
+        f = E / N + 0.5 * data.lam * self.layout.sq_norm(theta)  # eq. 5.112, divided by S
+        return f, self.grad
+
+
+class _StopLbfgs(Exception):
+    """Raised from the L-BFGS callback to end the run at an iterate."""
+
+
+def train_lbfgs(
+    state: TrainingState,
+    data: TrainingData,
+    settings: LbfgsSettings,
+    *,
+    n_classes: int,
+    on_epoch: EpochHook | None = None,
+) -> tuple[str, str]:
+    """Minimise :math:`\\tilde E / S` with SciPy's L-BFGS-B over the flat vector.
+
+    SciPy works in float64: each point it proposes is rounded into
+    ``state.theta`` (the working dtype, float32 for float32 data), the error
+    and gradient are computed there, and the gradient is widened to float64
+    for SciPy. The weights, data and products thus stay in the working dtype.
+    ``gtol`` is ``settings.tol``; ``maxiter`` and ``maxfun`` are
+    ``settings.max_iter`` and ``settings.max_fun``. After every iteration the
+    loss joins ``state.loss_curve`` and ``on_epoch(state)`` runs (True stops,
+    keeping that iterate).
+
+    Returns
+    -------
+    reason : str
+        ``"converged"``, ``"max_iter"`` (an iteration or evaluation limit),
+        ``"callback"`` or ``"failed"`` (SciPy stopped otherwise).
+    message : str
+        SciPy's message.
+
+    Raises
+    ------
+    TrainingDiverged
+        When the error is non-finite; ``state.theta`` then holds the last
+        accepted iterate.
+
+    References
+    ----------
+    D. C. Liu and J. Nocedal, "On the limited memory BFGS method for large
+    scale optimization", Math. Programming 45 (1989); PRML §5.2.4.
+    """
+    theta = state.theta
+    dims = _dims(theta, data, n_classes)
+    full = _FullBatch(data, dims, theta.dtype, settings.activation)
+    accepted = theta.astype(np.float64)  # the last accepted iterate, in SciPy's dtype
+    last: dict[str, Any] = {"x": None, "f": math.nan}
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        np.copyto(theta, x, casting="same_kind")  # float64 -> working dtype at the boundary
+        f, g = full(theta)
+        state.t += full.N
+        if not math.isfinite(f):
+            np.copyto(theta, accepted, casting="same_kind")
+            raise TrainingDiverged(
+                "L-BFGS met a non-finite error (the inputs may be very large: scale them); "
+                "the last accepted iterate was kept."
+            )
+        last["x"], last["f"] = x.copy(), f
+        return f, g.astype(np.float64)
+
+    def callback(intermediate_result: Any) -> None:
+        x = getattr(intermediate_result, "x", intermediate_result)  # SciPy < 1.11 passes x alone
+        f = getattr(intermediate_result, "fun", None)
+        if f is None:
+            f = last["f"] if last["x"] is not None and np.array_equal(x, last["x"]) else full(_as_working(x, theta))[0]
+        accepted[...] = x
+        np.copyto(theta, x, casting="same_kind")
+        state.n_iter += 1
+        state.loss_curve.append(float(f))
+        best = math.inf if state.best_loss is None else state.best_loss
+        state.best_loss = min(best, float(f))
+        if settings.verbose:
+            print(f"Iteration {state.n_iter}, loss = {float(f):.8f}")
+        if on_epoch is not None and on_epoch(state):
+            raise _StopLbfgs
+
+    state.n_iter = 0
+    try:
+        result = scipy.optimize.minimize(
+            fun,
+            accepted.copy(),
+            method="L-BFGS-B",
+            jac=True,
+            callback=callback,
+            options={"maxiter": settings.max_iter, "maxfun": settings.max_fun, "gtol": settings.tol},
+        )
+    except _StopLbfgs:
+        np.copyto(theta, accepted, casting="same_kind")
+        return "callback", "stopped by the callback"
+    np.copyto(theta, result.x, casting="same_kind")
+    if result.success:
+        return "converged", str(result.message)
+    return ("max_iter" if result.status == 1 else "failed"), str(result.message)
+
+
+def _as_working(x: np.ndarray, like: np.ndarray) -> np.ndarray:
+    return x.astype(like.dtype, copy=True)
