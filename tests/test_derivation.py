@@ -105,7 +105,7 @@ def test_the_homeworks_slip_is_refuted_with_one_hot_targets(steps):
 def test_the_output_error_needs_targets_that_sum_to_one(steps):
     step = steps["output error without sum_l t_l = 1"]
     assert step.holds is False and step.as_expected
-    K, k, a, t, lhs, rhs = parse_counterexample(step.detail)
+    _, k, a, t, lhs, rhs = parse_counterexample(step.detail)
     assert t.sum() != 1.0
     y = np.exp(a) / np.sum(np.exp(a))
     assert lhs == pytest.approx(dE_da(a, t, k), rel=1e-7)

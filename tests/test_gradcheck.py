@@ -57,7 +57,7 @@ def correct(params, X, T, s, activation):
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("shape", SHAPES)
 def test_numerical_gradient_matches_autograd(shape, activation):
-    D, M, K, N = shape
+    D, M, K, _ = shape
     params, X, T, s = problem(*shape, seed=1)
     numerical = gc.numerical_gradient(params, X, T, s, activation=activation)
     expected = autograd.grad(independent_error)(np.concatenate([p.ravel() for p in params]),
@@ -77,7 +77,7 @@ def test_correct_gradient_passes(shape, activation):
     report = gc.check_random_network(*shape, random_state=2, activation=activation)
     assert report.passed, str(report)
     assert [b.name for b in report.blocks] == ["W1", "b1", "W2", "b2"]
-    D, M, K, N = shape
+    D, M, K, _ = shape
     assert [b.shape for b in report.blocks] == [(D, M), (M,), (M, K), (K,)]
     assert all(b.n_checked == b.n_total for b in report.blocks)  # every entry by default
     assert len(report.directions) == 3
@@ -103,7 +103,7 @@ def test_a_tiny_network_agrees_to_high_accuracy():
 
 
 def test_float32_inputs_are_checked_in_float64():
-    params, X, T, s = problem(2, 3, 3, 6, seed=4)
+    params, X, T, _ = problem(2, 3, 3, 6, seed=4)
     p32 = Params(*(p.astype(np.float32) for p in params))
     report = gc.check_gradient(p32, X.astype(np.float32), T.astype(np.float32), random_state=0)
     # The float32 values, widened exactly, are the float64 problem checked.
@@ -169,7 +169,7 @@ def test_a_classic_backprop_bug_fails_in_the_first_layer_only():
     params, X, T, s = problem(3, 4, 3, 8, seed=7)
 
     def wrong_derivative(p, X, T, s, *, activation):
-        z, a2 = nw.hidden_and_output(p, X)
+        z, _ = nw.hidden_and_output(p, X)
         delta2 = s[:, None] * (nw.forward(p, X) - T)
         delta1 = (1 - z) * (delta2 @ p.W2.T)
         return Params(X.T @ delta1, delta1.sum(0), z.T @ delta2, delta2.sum(0))

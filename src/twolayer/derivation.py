@@ -47,6 +47,7 @@ import numpy as np
 
 try:
     import sympy
+    from sympy import Expr
 except ImportError as exc:  # an optional dependency: say how to get it
     raise ImportError(
         "twolayer.derivation needs SymPy; install it with `pip install twolayer[derive]`"
@@ -64,7 +65,6 @@ __all__ = [
     "verify_derivation",
 ]
 
-Expr = sympy.Expr
 Sample = Callable[[np.random.Generator], dict[sympy.Symbol, sympy.Rational]]
 
 _N_TRIALS = 8  # random points tried for a counterexample
@@ -332,7 +332,7 @@ def _is_zero(expr: Expr) -> bool:
     # Over one common denominator, a rational function is zero exactly when
     # its expanded numerator is the zero polynomial; no gcd (cancel) is needed.
     numerator, _ = sympy.fraction(sympy.together(_generalise(expr)))
-    return sympy.expand(numerator) == 0
+    return bool(sympy.expand(numerator) == 0)
 
 
 def _default_sample(symbols: Sequence[sympy.Symbol]) -> Sample:
@@ -687,8 +687,9 @@ def verify_derivation(
 
     References
     ----------
-    PRML §4.3.4 (softmax and cross-entropy, eq. 4.106), §5.3.1-5.3.2
-    (backpropagation, eq. 5.53-5.56); ``shared/reference/derivation.md``.
+    PRML §4.3.4 (the softmax derivative, eq. 4.104, and the cross-entropy
+    gradient, eq. 4.106), §5.3.1-5.3.2 (backpropagation, eq. 5.53-5.56, and the
+    tanh network, eq. 5.63-5.67); ``shared/reference/derivation.md``.
     """
     classes = tuple(classes)
     if not classes or any(not isinstance(K, (int, np.integer)) or K < 2 for K in classes):

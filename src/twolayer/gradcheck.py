@@ -262,10 +262,14 @@ class GradCheckReport:
             Several lines, without a trailing newline.
         """
         lines = [
-            f"Gradient check: D={self.n_features} M={self.n_hidden} K={self.n_classes} "
-            f"N={self.n_samples}, activation {self.activation}, E(w) = {self.error:.10g}",
-            f"central differences (PRML eq. 5.69) with eps = {self.eps:.3g}; "
-            f"rel. error = |a - n| / max(|a| + |n|, {self.floor:.3g}), tolerance {self.rtol:.3g}",
+            (
+                f"Gradient check: D={self.n_features} M={self.n_hidden} K={self.n_classes} "
+                f"N={self.n_samples}, activation {self.activation}, E(w) = {self.error:.10g}"
+            ),
+            (
+                f"central differences (PRML eq. 5.69) with eps = {self.eps:.3g}; "
+                f"rel. error = |a - n| / max(|a| + |n|, {self.floor:.3g}), tolerance {self.rtol:.3g}"
+            ),
             "",
         ]
         header = ("block", "shape", "checked", "max rel. error", "worst entry", "analytic", "numerical", "")
