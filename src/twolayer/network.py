@@ -44,6 +44,7 @@ __all__ = [
     "error_and_gradient",
     "flatten",
     "forward",
+    "get_activation",
     "gradient",
     "hidden_and_output",
     "init_params",
