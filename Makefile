@@ -4,23 +4,31 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# PyTorch is an optional test oracle (array-API and Hessian comparisons). Where the
+# machine keeps a CPU wheel on disk we install it; elsewhere those tests skip, as
+# a multi-gigabyte CUDA download is not worth an oracle.
+TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*+cpu-cp3*.whl))
 
 .PHONY: demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,plot,derive,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	-$(if $(TORCH_WHEEL),$(BIN)/python -m pip install --quiet "$(TORCH_WHEEL)")
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -c "import twolayer.network"
+	$(BIN)/python -m twolayer.gradcheck
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+# The benchmarks need the peers (scikit-learn, PyTorch, JAX) in their own environment.
+bench:
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet -e ".[bench]"
+	.venv-bench/bin/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis demo-output
+	rm -rf $(VENV) .venv-bench build dist src/*.egg-info .pytest_cache .hypothesis demo-output
