@@ -155,23 +155,23 @@ def _generated(maker_name: str, **kwargs: object) -> Callable[[], _Loaded]:
 BUILTINS: dict[str, Builtin] = {
     b.name: b
     for b in (
-        Builtin("digits", "8x8 images of handwritten digits (UCI)", _bundled("load_digits", named_classes=False)),
-        Builtin("iris", "Fisher's iris flowers: 3 species", _bundled("load_iris", named_classes=True)),
-        Builtin("wine", "chemical analysis of 3 Italian wine cultivars (UCI)", _bundled("load_wine", named_classes=True)),
+        Builtin("digits", "handwritten digits, 8x8 pixels", _bundled("load_digits", named_classes=False)),
+        Builtin("iris", "Fisher's iris flowers", _bundled("load_iris", named_classes=True)),
+        Builtin("wine", "wine cultivars, by chemistry", _bundled("load_wine", named_classes=True)),
         Builtin(
             "breast_cancer",
-            "Wisconsin diagnostic breast cancer (UCI)",
+            "breast tumours (Wisconsin)",
             _bundled("load_breast_cancer", named_classes=True),
         ),
-        Builtin("moons", "two interleaving half circles, noise 0.25", _generated("make_moons", n_samples=400, noise=0.25)),
+        Builtin("moons", "two half moons, noise 0.25", _generated("make_moons", n_samples=400, noise=0.25)),
         Builtin(
             "circles",
-            "a circle inside a circle, noise 0.1",
+            "a ring around a disc",
             _generated("make_circles", n_samples=400, noise=0.1, factor=0.5),
         ),
         Builtin(
             "blobs",
-            "three Gaussian blobs in the plane",
+            "three Gaussian blobs",
             _generated("make_blobs", n_samples=450, centers=3, n_features=2, cluster_std=1.5),
         ),
     )
@@ -294,6 +294,7 @@ def read_csv(
     target: str | None = None,
     features: Sequence[str] | int | None = None,
     require_target: bool = True,
+    default_target: str | None = None,
 ) -> Dataset:
     """Read a CSV file with a header row.
 
@@ -314,6 +315,9 @@ def read_csv(
     require_target : bool, default True
         When False the labels are not read (``y`` is ``None``) and a file
         without a target column is accepted, as for prediction.
+    default_target : str, optional
+        The target when ``target`` is not given and the file has a column of
+        this name (a model remembers the name of its target column).
 
     Returns
     -------
@@ -368,6 +372,9 @@ def read_csv(
             raise DataError(f"{source}, line {line}: {len(row)} fields, but the header has {len(header)}")
 
     names = tuple(header)
+    if target is None and default_target is not None and default_target in names:
+        if features is None or isinstance(features, int) or default_target not in features:
+            target = default_target
     if target is not None and target not in names:
         raise DataError(f"{source} has no column {target!r}{_suggest(target, names)}; its columns are {', '.join(names)}")
     if target is not None:
@@ -562,6 +569,7 @@ def load_dataset(
     target: str | None = None,
     features: Sequence[str] | int | None = None,
     require_target: bool = True,
+    default_target: str | None = None,
 ) -> Dataset:
     """Load a built-in by name, or a ``.csv`` or ``.npz`` file by path.
 
@@ -577,6 +585,9 @@ def load_dataset(
         takes every column but the target (for training).
     require_target : bool, default True
         Whether the labels must be present.
+    default_target : str, optional
+        For a CSV file: the target column when ``target`` is not given and
+        the file has a column of this name.
 
     Returns
     -------
@@ -598,7 +609,8 @@ def load_dataset(
         columns, names = _select(source, data.feature_names, data.n_features, features, None)
         return Dataset(data.X[:, columns], data.y, names, data.target_name, source)
     if suffix == ".csv":
-        return read_csv(path, target=target, features=features, require_target=require_target)
+        return read_csv(path, target=target, features=features, require_target=require_target,
+                        default_target=default_target)
     if suffix == ".npz":
         if target is not None:
             raise DataError(f"--target applies to CSV files; {source} is a .npz archive (its labels are 'y')")

@@ -1,0 +1,401 @@
+"""Tests for twolayer.modelfile: round trips, atomic writes, and files that must be refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import safetensors.numpy
+from safetensors import safe_open
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from twolayer import modelfile
+from twolayer.classifier import TwoLayerClassifier
+from twolayer.datasets import DataError
+from twolayer.modelfile import Checkpoint, atomic_write, load, load_checkpoint, read, save, save_checkpoint
+
+
+# Tiny fits stop at max_iter on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+class Payload:
+    """Unpickling this creates the folder ``marker``: proof that code from a file ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.mkdir, (str(self.marker),))
+
+
+def problem(labels: str = "int", n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)) * [1.0, 10.0, 0.1] + [0.0, 5.0, -1.0]
+    codes = (X[:, 0] + X[:, 2] * 10 > -10).astype(int) + (X[:, 1] > 5)
+    y = np.array(["low", "mid", "high"])[codes] if labels == "str" else codes * 7 - 3
+    return X, y
+
+
+def fitted(dtype: type = np.float64, labels: str = "int", **params: Any) -> tuple[TwoLayerClassifier, np.ndarray]:
+    X, y = problem(labels)
+    settings = {"n_hidden": 4, "max_iter": 5, "random_state": 0, **params}
+    model = TwoLayerClassifier(**settings).fit(X.astype(dtype), y)
+    return model, X
+
+
+def one_line(excinfo: pytest.ExceptionInfo[DataError]) -> str:
+    message = str(excinfo.value)
+    assert "\n" not in message, message
+    return message
+
+
+# --------------------------------------------------------------------------
+# Round trips
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("labels", ["int", "str"])
+def test_classifier_round_trip(tmp_path: Path, dtype: type, labels: str) -> None:
+    model, X = fitted(dtype, labels, class_weight="balanced")
+    path = tmp_path / "m.safetensors"
+    save(model, path, feature_names=["a", "b", "c"], target_name="label")
+    loaded = load(path)
+    assert isinstance(loaded, TwoLayerClassifier)
+    for before, after in zip(model.params_, loaded.params_):
+        assert after.dtype == dtype
+        np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(loaded.predict_proba(X.astype(dtype)), model.predict_proba(X.astype(dtype)))
+    assert loaded.classes_.tolist() == model.classes_.tolist()
+    assert type(loaded.classes_.tolist()[0]) is type(model.classes_.tolist()[0])
+    expected = {k: v for k, v in model.get_params().items() if k != "callback"}
+    assert {k: v for k, v in loaded.get_params().items() if k != "callback"} == expected
+    assert loaded.loss_curve_ == model.loss_curve_ and loaded.n_iter_ == model.n_iter_
+    info = read(path)
+    assert info.feature_names == ("a", "b", "c") and info.target_name == "label"
+    assert info.dtype == np.dtype(dtype).name and info.n_features == 3
+
+
+def test_class_weight_dict_keeps_class_types(tmp_path: Path) -> None:
+    model, _ = fitted(class_weight={-3: 1.0, 4: 2.0, 11: 0.5})
+    save(model, tmp_path / "m.safetensors")
+    assert load(tmp_path / "m.safetensors").class_weight == {-3: 1.0, 4: 2.0, 11: 0.5}
+
+
+def test_pipeline_round_trip(tmp_path: Path) -> None:
+    X, y = problem()
+    pipe = Pipeline([("s", StandardScaler()), ("c", TwoLayerClassifier(n_hidden=3, max_iter=200, random_state=1))])
+    pipe.fit(X, y)
+    save(pipe, tmp_path / "p.safetensors", validation_curve=[0.5, 0.75])
+    loaded = load(tmp_path / "p.safetensors")
+    assert isinstance(loaded, Pipeline)
+    np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), pipe.predict(X))
+    assert read(tmp_path / "p.safetensors").validation_curve == [0.5, 0.75]
+
+
+def test_file_is_plain_safetensors(tmp_path: Path) -> None:
+    # Any safetensors reader sees the weights under their names, and JSON metadata.
+    model, _ = fitted()
+    path = tmp_path / "m.safetensors"
+    save(model, path)
+    with safe_open(str(path), framework="numpy") as f:
+        names = set(f.keys())
+        metadata = f.metadata()
+        W1 = f.get_tensor("W1")
+    assert names == {"W1", "b1", "W2", "b2"}
+    np.testing.assert_array_equal(W1, model.coefs_[0])
+    assert metadata["format"] == "twolayer.model" and metadata["format_version"] == "1"
+    assert json.loads(metadata["classes"]) == [-3, 4, 11]
+    assert json.loads(metadata["hyperparameters"])["n_hidden"] == 4
+
+
+def test_loading_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, X = fitted()
+    save(model, tmp_path / "m.safetensors")
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pickle was used while loading a model file")
+
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    monkeypatch.setattr(np, "load", forbidden)
+    np.testing.assert_array_equal(load(tmp_path / "m.safetensors").predict(X), model.predict(X))
+
+
+def test_save_refuses_what_cannot_be_loaded(tmp_path: Path) -> None:
+    model, _ = fitted()
+    with pytest.raises(TypeError, match="TwoLayerClassifier"):
+        save(StandardScaler().fit(np.ones((2, 2))), tmp_path / "x.safetensors")
+    broken, _ = fitted()
+    broken.params_.W2[0, 0] = np.nan  # a diverged fit
+    with pytest.raises(ValueError, match="not finite"):
+        save(broken, tmp_path / "x.safetensors")
+    X, _ = problem()
+    floats = TwoLayerClassifier(n_hidden=2, max_iter=2).fit(X, (X[:, 0] > 0).astype(float))
+    with pytest.raises(TypeError, match="integer or string"):
+        save(floats, tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+# --------------------------------------------------------------------------
+# Atomic writes
+# --------------------------------------------------------------------------
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    atomic_write(path, b"old")
+    atomic_write(path, b"new contents")
+    assert path.read_bytes() == b"new contents"
+    assert leftovers(tmp_path) == []
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~_umask())
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+@pytest.mark.parametrize("failing", ["fsync", "replace", "interrupt"])
+def test_old_file_survives_a_failed_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    model, X = fitted()
+    path = tmp_path / "m.safetensors"
+    save(model, path)
+    before = path.read_bytes()
+
+    def fail(*args: object, **kwargs: object) -> None:
+        if failing == "interrupt":
+            raise KeyboardInterrupt
+        raise OSError(28, "No space left on device")
+
+    # the failure strikes after the new bytes were written to the temporary file
+    monkeypatch.setattr(os, "replace" if failing == "replace" else "fsync", fail)
+    other, _ = fitted(labels="str")
+    if failing == "interrupt":
+        with pytest.raises(KeyboardInterrupt):
+            save(other, path)
+    else:
+        with pytest.raises(DataError, match="No space left on device"):
+            save(other, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert leftovers(tmp_path) == []
+    np.testing.assert_array_equal(load(path).predict(X), model.predict(X))
+
+
+def test_atomic_write_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        atomic_write(tmp_path / "no" / "f.bin", b"x")
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(DataError, match="is a folder"):
+        atomic_write(tmp_path / "dir", b"x")
+
+
+# --------------------------------------------------------------------------
+# Files that must be refused
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    model, _ = fitted()
+    path = tmp_path / "m.safetensors"
+    save(model, path, feature_names=["a", "b", "c"])
+    return path
+
+
+@pytest.mark.parametrize("keep", [0, 5, 8, 40, 200, -1])
+def test_truncated_file(saved: Path, keep: int) -> None:
+    data = saved.read_bytes()
+    saved.write_bytes(data[:keep] if keep >= 0 else data[:-1])
+    with pytest.raises(DataError) as excinfo:
+        load(saved)
+    message = one_line(excinfo)
+    assert str(saved) in message and "not a twolayer model file" in message
+
+
+def test_flipped_byte_in_the_weights(saved: Path) -> None:
+    data = bytearray(saved.read_bytes())
+    data[-3] ^= 0x10  # inside b2, the last tensor's data
+    saved.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="corrupted"):
+        load(saved)
+
+
+def test_edited_metadata(saved: Path) -> None:
+    data = saved.read_bytes()
+    edited = data.replace(b'\\"a\\"', b'\\"z\\"', 1)  # rename a feature, keeping the JSON valid
+    assert edited != data
+    saved.write_bytes(edited)
+    with pytest.raises(DataError, match="corrupted"):
+        load(saved)
+
+
+def test_pickle_renamed_to_a_model_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "evil.safetensors"
+    path.write_bytes(pickle.dumps({"W1": Payload(marker)}))
+    with pytest.raises(DataError) as excinfo:
+        load(path)
+    assert "pickle" in one_line(excinfo)
+    assert not marker.exists()
+    # the payload is live: unpickling the same bytes runs it
+    pickle.loads(path.read_bytes())
+    assert marker.exists()
+
+
+def test_other_files_are_refused(tmp_path: Path) -> None:
+    npz = tmp_path / "data.safetensors"
+    with open(npz, "wb") as handle:
+        np.savez(handle, X=np.ones(3))
+    with pytest.raises(DataError, match="zip archive"):
+        load(npz)
+    foreign = tmp_path / "foreign.safetensors"
+    foreign.write_bytes(safetensors.numpy.save({"w": np.ones(2)}, metadata={"hello": "world"}))
+    with pytest.raises(DataError, match="not a twolayer model file"):
+        load(foreign)
+    with pytest.raises(DataError, match="no such file"):
+        load(tmp_path / "missing.safetensors")
+    with pytest.raises(DataError, match="is a folder"):
+        load(tmp_path)
+
+
+def repack(path: Path, edit: Any) -> None:
+    """Rewrite a file with edited contents and a digest that matches them.
+
+    The digest guards against accidents, not tampering: a crafted file with a
+    correct digest must still be refused by the checks of its contents.
+    """
+    tensors = safetensors.numpy.load(path.read_bytes())
+    with safe_open(str(path), framework="numpy") as f:
+        metadata = dict(f.metadata())
+    edit(tensors, metadata)
+    metadata["sha256"] = modelfile._digest(tensors, metadata)
+    path.write_bytes(safetensors.numpy.save(tensors, metadata=metadata))
+
+
+def test_repack_without_edits_loads(saved: Path) -> None:
+    repack(saved, lambda t, m: None)  # the crafting helper itself makes loadable files
+    assert read(saved).feature_names == ("a", "b", "c")
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda t, m: m.update(format_version="2"), "newer twolayer (format version 2; this version reads up to 1)"),
+        (lambda t, m: m.update(format_version="x"), "is not a version number"),
+        (lambda t, m: m.update(format="twolayer.checkpoint"), "is a training checkpoint"),
+        (lambda t, m: m.update(classes="[1, 2]"), "tensor 'W2' has shape (4, 3), expected (4, 2)"),
+        (lambda t, m: m.update(classes='[1, "a", 2]'), "all integers or all strings"),
+        (lambda t, m: m.update(classes="[3, 2, 1]"), "distinct and sorted"),
+        (lambda t, m: m.update(classes="[1]"), "at least two classes"),
+        (lambda t, m: m.update(feature_names='["a", "b"]'), "'feature_names' must be 3 distinct strings"),
+        (lambda t, m: m.update(hyperparameters='{"n_hidden": 4, "activation": "tanh", "evil": 1}'),
+         "unknown hyperparameter 'evil'"),
+        (lambda t, m: m.update(hyperparameters='{"n_hidden": 5, "activation": "tanh"}'), "n_hidden is 5"),
+        (lambda t, m: m.update(hyperparameters='{"n_hidden": 4, "activation": "os.system"}'), "unknown activation"),
+        (lambda t, m: m.update(dtype='"float16"'), "is not float32 or float64"),
+        (lambda t, m: m.update(curves='{"loss": ["x"]}'), "curves['loss'] must be a list of numbers"),
+        (lambda t, m: m.update(training="{}"), "n_iter and t"),
+        (lambda t, m: m.update(classes="[1, 2"), "'classes' is not valid JSON"),
+        (lambda t, m: t.update(W1=np.full_like(t["W1"], np.nan)), "'W1' holds NaN or infinity"),
+        (lambda t, m: t.update(b1=t["b1"][:2]), "'b1' has shape (2,), expected (4,)"),
+        (lambda t, m: t.update(W2=t["W2"].astype(np.float32)), "'W2' has dtype float32, expected float64"),
+        (lambda t, m: t.update(extra=np.zeros(1)), "unexpected tensor 'extra'"),
+        (lambda t, m: t.pop("b2"), "tensor 'b2' is missing"),
+    ],
+)
+def test_inconsistent_contents_are_refused(saved: Path, edit: Any, expected: str) -> None:
+    repack(saved, edit)
+    with pytest.raises(DataError) as excinfo:
+        read(saved)
+    message = one_line(excinfo)
+    assert expected in message and str(saved) in message
+
+
+# --------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------
+
+
+def test_checkpoint_resumes_bit_for_bit(tmp_path: Path) -> None:
+    X, y = problem()
+    params = {"n_hidden": 5, "random_state": 3, "solver": "adam", "batch_size": 16}
+    whole = TwoLayerClassifier(max_iter=7, **params).fit(X, y)
+    first = TwoLayerClassifier(max_iter=3, **params).fit(X, y)
+    path = tmp_path / "c.ckpt"
+    train_index, test_index = np.arange(0, 50), np.arange(50, 60)
+    save_checkpoint(path, Checkpoint(state=first.get_training_state(), hyperparameters=first.get_params(),
+                                     scaler_mean=np.zeros(3), scaler_scale=np.ones(3), train_index=train_index,
+                                     test_index=test_index, epoch=3, run={"note": ["any", "json", 1.5]}))
+    checkpoint = load_checkpoint(path)
+    resumed = TwoLayerClassifier(**checkpoint.hyperparameters).set_training_state(checkpoint.state)
+    resumed.set_params(warm_start=True, max_iter=4).fit(X, y)
+    for a, b in zip(whole.params_, resumed.params_):
+        np.testing.assert_array_equal(a, b)
+    assert resumed.loss_curve_ == whole.loss_curve_
+    np.testing.assert_array_equal(checkpoint.train_index, train_index)
+    np.testing.assert_array_equal(checkpoint.test_index, test_index)
+    assert checkpoint.epoch == 3 and checkpoint.run == {"note": ["any", "json", 1.5]}
+    np.testing.assert_array_equal(checkpoint.scaler_scale, np.ones(3))
+
+
+def test_checkpoint_is_not_a_model_and_back(tmp_path: Path, saved: Path) -> None:
+    model, _ = fitted()
+    path = tmp_path / "c.ckpt"
+    save_checkpoint(path, Checkpoint(state=model.get_training_state(), hyperparameters=model.get_params(),
+                                     scaler_mean=None, scaler_scale=None, train_index=np.arange(3),
+                                     test_index=np.arange(3, 5), epoch=5))
+    with pytest.raises(DataError, match="--resume"):
+        load(path)
+    with pytest.raises(DataError, match="is a model file, not a checkpoint"):
+        load_checkpoint(saved)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="corrupted"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_with_overlapping_split_is_refused(tmp_path: Path) -> None:
+    model, _ = fitted()
+    path = tmp_path / "c.ckpt"
+    save_checkpoint(path, Checkpoint(state=model.get_training_state(), hyperparameters=model.get_params(),
+                                     scaler_mean=None, scaler_scale=None, train_index=np.arange(4),
+                                     test_index=np.arange(3, 5), epoch=5))
+    with pytest.raises(DataError, match="overlap"):
+        load_checkpoint(path)
+
+
+def test_digest_covers_every_tensor_and_entry() -> None:
+    # Independent of the implementation's order of hashing: any change to any
+    # tensor byte, name or metadata value changes the digest.
+    tensors = {"a": np.arange(3.0), "b": np.ones((2, 2), dtype=np.float32)}
+    metadata = {"format": "f", "x": "1"}
+    base = modelfile._digest(tensors, metadata)
+    assert base == modelfile._digest({"b": tensors["b"], "a": tensors["a"]}, dict(reversed(metadata.items())))
+    changed = [
+        modelfile._digest({**tensors, "a": np.array([0.0, 1.0, 2.5])}, metadata),
+        modelfile._digest({"A": tensors["a"], "b": tensors["b"]}, metadata),
+        modelfile._digest({**tensors, "b": tensors["b"].astype(np.float64)}, metadata),
+        modelfile._digest(tensors, {**metadata, "x": "2"}),
+        modelfile._digest(tensors, {**metadata, "y": "1"}),
+    ]
+    assert len({base, *changed}) == 6
+    assert modelfile._digest(tensors, {**metadata, "sha256": "anything"}) == base
+    assert len(base) == len(hashlib.sha256().hexdigest())
