@@ -107,7 +107,7 @@ def ag_error(theta, X, T, s, D, M, K, activation="tanh", alpha=0.0):
 def ag_hessian(params, X, T, s, activation="tanh", alpha=0.0):
     D, M = params.W1.shape
     K = params.W2.shape[1]
-    f = lambda th: ag_error(th, X, T, s, D, M, K, activation, alpha)  # noqa: E731
+    f = lambda th: ag_error(th, X, T, s, D, M, K, activation, alpha)
     return autograd.hessian(f)(nw.flatten(params))
 
 
@@ -284,11 +284,11 @@ def gn_by_loop(params, X, s, activation):
     G = np.zeros((theta.size, theta.size))
     for n in range(X.shape[0]):
         x = X[n : n + 1]
-        J = autograd.jacobian(lambda th: ag_logits(th, x, D, M, K, activation)[0])(theta)  # (K, W)
+        J = autograd.jacobian(lambda th, x=x: ag_logits(th, x, D, M, K, activation)[0])(theta)  # (K, W)
         a = ag_logits(theta, x, D, M, K, activation)[0]
         # Lambda = d2/da2 of -sum_k t_k ln softmax(a)_k, for any t summing to one
         t = np.full(K, 1.0 / K)
-        Lam = autograd.hessian(lambda b: -anp.sum(t * (b - anp.log(anp.sum(anp.exp(b))))))(a)
+        Lam = autograd.hessian(lambda b, t=t: -anp.sum(t * (b - anp.log(anp.sum(anp.exp(b))))))(a)
         G += s[n] * J.T @ Lam @ J
     return G
 
@@ -362,7 +362,9 @@ def becker_lecun_by_loop(params, X, T, s, activation):
         a1 = x @ W1 + b1
         z = h(a1)
         a2 = z @ W2 + b2
-        En = lambda a: -np.sum(t * (a - anp.log(anp.sum(anp.exp(a)))))  # noqa: E731
+        def En(a, t=t):
+            return -anp.sum(t * (a - anp.log(anp.sum(anp.exp(a)))))
+
         dE = autograd.grad(En)(a2)
         d2E = np.diag(autograd.hessian(En)(a2))
         d2a1 = h1(a1) ** 2 * (W2**2 @ d2E) + h2(a1) * (W2 @ dE)
@@ -502,7 +504,7 @@ def test_float32_in_float32_out_and_float64_in_float64_out():
     params, X, T, s = problem(3, 4, 3, 12, seed=21)
     v = np.random.default_rng(6).normal(size=nw.n_params(3, 4, 3))
     out64 = all_outputs(params, X, T, s, v)
-    as32 = lambda a: a.astype(np.float32)  # noqa: E731
+    as32 = lambda a: a.astype(np.float32)
     out32 = all_outputs(Params(*map(as32, params)), as32(X), as32(T), as32(s), as32(v))
     for a64, a32 in zip(out64, out32):
         assert a64.dtype == np.float64 and a32.dtype == np.float32
@@ -516,7 +518,8 @@ def test_array_api_strict_namespace_matches_numpy():
     params, X, T, s = problem(3, 4, 3, 7, seed=22)
     v = np.random.default_rng(7).normal(size=nw.n_params(3, 4, 3))
     expected = all_outputs(params, X, T, s, v)
-    got = all_outputs(Params(*map(xs.asarray, params)), xs.asarray(X), xs.asarray(T), xs.asarray(s), xs.asarray(v))
+    X_, T_, s_, v_ = map(xs.asarray, (X, T, s, v))
+    got = all_outputs(Params(*map(xs.asarray, params)), X_, T_, s_, v_)
     for a, b in zip(got, expected):
         assert type(a) is type(xs.asarray(0.0))
         np.testing.assert_allclose(np.asarray(a), b, rtol=1e-12, atol=1e-14)

@@ -171,7 +171,7 @@ def test_network_objective_is_the_regularised_error_and_its_derivatives():
     expected = nw.error(params, X, T, s) + alpha / 2 * (np.sum(params.W1**2) + np.sum(params.W2**2))
     assert f == pytest.approx(expected, rel=1e-14)
     eps = 1e-6
-    g_fd = np.array([(fg(theta + eps * e)[0] - fg(theta - eps * e)[0]) / (2 * eps) for e in np.eye(theta.size)])
+    g_fd = np.array([(fg(theta + eps * e)[0] - fg(theta - eps * e)[0]) / (2 * eps) for e in np.eye(len(theta))])
     np.testing.assert_allclose(g, g_fd, rtol=1e-6, atol=1e-7)
     v = rng.normal(size=theta.size)
     np.testing.assert_allclose(hessp(theta, v), cv.hessian(params, X, T, s, alpha=alpha) @ v, rtol=1e-12)
@@ -183,7 +183,7 @@ def test_network_objective_is_the_regularised_error_and_its_derivatives():
 def test_solvers_reach_an_error_no_higher_than_lbfgs_on_a_small_network(seed):
     # Weight decay alpha = 10 leaves one minimum within reach of this start; with weak
     # decay the methods may settle in different local minima, lower or higher.
-    X, T, fg, hessp, theta0 = network_problem(seed)
+    _, _, fg, hessp, theta0 = network_problem(seed)
     lbfgs = minimize(fg, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 5000, "gtol": 1e-6})
     assert lbfgs.success, lbfgs.message
     for name, solve in all_solvers(hessp):
@@ -237,8 +237,7 @@ def test_start_at_the_minimum_and_theta0_untouched(name):
 
 
 def test_scg_keeps_float32():
-    _, T, _, _, _ = network_problem()
-    X, T, fg, hessp, theta0 = network_problem()
+    X, T, _, _, theta0 = network_problem()
     X32, T32 = X.astype(np.float32), T.astype(np.float32)
     fg32, hessp32 = so.network_objective(X32, T32, n_hidden=4, alpha=1.0)
     res = so.scaled_conjugate_gradient(fg32, theta0.astype(np.float32), hessp=hessp32, tol=1e-2, max_iter=300)

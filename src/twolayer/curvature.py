@@ -369,10 +369,13 @@ def _curvature_blocks(st: _State, exact: bool) -> Array:
 
         C = _weighted(c, c.hp[:, :, None] * _W2_lambda(c))  # (n, M, K)  s h'_j (W2 Lambda)_jk
         B = (C @ W2T) * c.hp[:, None, :]  # (n, M, M)  s h'_j h'_j' (W2 Lambda W2^T)_jj'
-        if exact:
+        if exact:  # the two terms with delta: first/first and first/second
+            assert c.delta2 is not None  # _state() required the targets
             back = c.delta2 @ W2T  # (n, M)  sum_k w_kj delta_k
             eye_M = xp.eye(M, dtype=dtype, device=device)
             B = B + (c.hpp * back)[:, :, None] * eye_M  # + I_jj' h''_j sum_k w_kj delta_k
+            hd = xp.reshape(c.hp[:, :, None] * c.delta2[:, None, :], (n, M * K))  # h'_j delta_k
+            H12_delta = H12_delta + xp.permute_dims(Xb, (1, 0)) @ hd  # x_i h'_j delta_k
         XX = xp.take(Xb, x_first, axis=1) * xp.take(Xb, x_second, axis=1)  # x_i x_i', i <= i'
         B = xp.reshape(B, (n, M * M))
         B = xp.take(B, m_first * M + m_second, axis=1)  # B[j, j'], j <= j'
@@ -380,9 +383,6 @@ def _curvature_blocks(st: _State, exact: bool) -> Array:
 
         Xz = xp.reshape(Xb[:, :, None] * zb[:, None, :], (n, (D + 1) * (M + 1)))  # x_i zb_j'
         H12 = H12 + xp.permute_dims(Xz, (1, 0)) @ xp.reshape(C, (n, M * K))
-        if exact:
-            hd = xp.reshape(c.hp[:, :, None] * c.delta2[:, None, :], (n, M * K))  # h'_j delta_k
-            H12_delta = H12_delta + xp.permute_dims(Xb, (1, 0)) @ hd
 
         # Lambda = diag(y) - y y^T splits the second-layer block into a part
         # diagonal in (k, k') and a rank-one part per pattern.
@@ -584,7 +584,7 @@ def _r_pass(st: _State, v: Params, exact: bool) -> Params:
     Gauss–Newton the h'' term, the ``v2 delta`` term and the ``delta R{z}``
     term are dropped.
     """
-    xp, X, z, y = st.xp, st.X, st.z, st.y
+    xp, X, z = st.xp, st.X, st.z
     W2 = st.params.W2
     V1, c1, V2, c2 = v
     W2T, V2T = xp.permute_dims(W2, (1, 0)), xp.permute_dims(V2, (1, 0))
