@@ -10,6 +10,8 @@ and one small Hessian worked out by hand.
 
 from __future__ import annotations
 
+import warnings
+
 import array_api_strict as xs
 import autograd
 import autograd.numpy as anp
@@ -560,3 +562,52 @@ def test_bad_input_gets_a_clear_error(call, message):
     v = np.zeros(nw.n_params(3, 4, 3))
     with pytest.raises(ValueError, match=message):
         call(params, X, T, v)
+
+
+# --- PyTorch, where it is installed ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_hessian_and_products_match_torch_func(activation):
+    torch = pytest.importorskip("torch", reason="PyTorch is an optional oracle")
+    D, M, K, N = 3, 4, 3, 9
+    params, X, T, s = problem(D, M, K, N, seed=25)
+    h = {
+        "tanh": torch.tanh,
+        "logistic": torch.sigmoid,
+        "relu": torch.relu,
+        "identity": lambda a: a,
+    }[activation]
+    Xt, Tt, st = (torch.from_numpy(a) for a in (X, T, s))
+
+    def E(theta):  # PRML eqs. 5.9 and 5.24, written for torch alone
+        W1 = theta[: D * M].reshape(D, M)
+        b1 = theta[D * M : D * M + M]
+        W2 = theta[D * M + M : D * M + M + M * K].reshape(M, K)
+        b2 = theta[D * M + M + M * K :]
+        a = h(Xt @ W1 + b1) @ W2 + b2
+        reg = 0.5 * 0.3 * ((W1**2).sum() + (W2**2).sum())
+        return -(st * (Tt * torch.log_softmax(a, dim=1)).sum(dim=1)).sum() + reg
+
+    theta = torch.from_numpy(nw.flatten(params))
+    v = np.random.default_rng(9).normal(size=theta.numel())
+    with warnings.catch_warnings():
+        # torch.func's first use calls the deprecated torch.jit.script: torch's own warning
+        warnings.filterwarnings("ignore", message=".*torch.jit.script", category=DeprecationWarning)
+        H_torch = torch.func.hessian(E)(theta).numpy()
+        _, Hv_torch = torch.func.jvp(torch.func.grad(E), (theta,), (torch.from_numpy(v),))
+    H = cv.hessian(params, X, T, s, activation=activation, alpha=0.3)
+    assert rel_err(H, H_torch) < 1e-10
+    Hv = nw.flatten(cv.hessian_vector_product(params, X, T, v, s, activation=activation, alpha=0.3))
+    assert rel_err(Hv, Hv_torch.numpy()) < 1e-12
+
+
+def test_runs_on_torch_tensors():
+    torch = pytest.importorskip("torch", reason="PyTorch is an optional oracle")
+    params, X, T, s = problem(3, 4, 3, 7, seed=26)
+    v = np.random.default_rng(10).normal(size=nw.n_params(3, 4, 3))
+    expected = all_outputs(params, X, T, s, v)
+    got = all_outputs(Params(*map(torch.from_numpy, params)), *map(torch.from_numpy, (X, T, s, v)))
+    for a, b in zip(got, expected):
+        assert isinstance(a, torch.Tensor) and a.dtype == torch.float64
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-12, atol=1e-14)
