@@ -56,7 +56,7 @@ def flat_gradient(theta, shape, X, T, s, activation, alpha):
 
 
 def fd_hessian(params, X, T, s, activation="tanh", alpha=0.0, eps=1e-6) -> np.ndarray:
-    """Central differences of the analytic gradient, one column per weight (PRML eq. 5.90)."""
+    """Central differences of the analytic gradient, one column per weight (PRML §5.4.4)."""
     shape = (params.W1.shape[0], params.W1.shape[1], params.W2.shape[1])
     theta = nw.flatten(params)
     cols = []
@@ -525,6 +525,12 @@ def test_array_api_strict_namespace_matches_numpy():
     for a, b in zip(got, expected):
         assert type(a) is type(xs.asarray(0.0))
         np.testing.assert_allclose(np.asarray(a), b, rtol=1e-12, atol=1e-14)
+    # a NumPy direction joins the namespace of the parameters
+    Hv = cv.hessian_vector_product(Params(*map(xs.asarray, params)), X_, T_, v, s_)
+    assert type(Hv.W1) is type(xs.asarray(0.0))
+    np.testing.assert_allclose(
+        np.asarray(nw.flatten(Hv)), nw.flatten(cv.hessian_vector_product(params, X, T, v, s)), rtol=1e-12
+    )
 
 
 def test_inputs_are_not_modified():

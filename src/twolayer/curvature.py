@@ -165,7 +165,7 @@ def _state(
     _check_data(params, X, T, sample_weight)
     xp, params, X, (T, s) = _working(params, X, T, sample_weight)
     z, a2 = _forward_pass(xp, params, X, act)
-    y = xp.exp(_log_softmax(xp, a2))  # (N, K)  eq. 5.25, stably
+    y = xp.exp(_log_softmax(xp, a2))  # (N, K)  softmax, through log-softmax for stability
     delta2 = None
     if T is not None:
         delta2 = y - T  # (N, K)  delta_k = y_k - t_k (derivation.md)
@@ -223,8 +223,9 @@ def _add_to_diagonal(xp: Any, H: Array, d: Array) -> Array:
 
 
 def _as_params(v: Params | Array, params: Params, xp: Any, dtype: Any) -> Params:
-    """Accept a direction as Params or as a flat vector in flatten order."""
+    """Accept a direction as Params or as a flat vector in flatten order, in the working namespace."""
     D, M, K = _shapes(params)
+    device = array_api_compat.device(params.W1)
     if isinstance(v, tuple):
         if len(v) != 4:
             raise ValueError("v given as a tuple must be a Params (W1, b1, W2, b2)")
@@ -233,14 +234,14 @@ def _as_params(v: Params | Array, params: Params, xp: Any, dtype: Any) -> Params
                 raise ValueError(
                     f"v.{name} must have the shape of params.{name}, {tuple(pi.shape)}; got {tuple(vi.shape)}"
                 )
-        v = Params(*v)
+        v = Params(*(xp.asarray(vi, device=device) for vi in v))
     else:
         if getattr(v, "ndim", None) != 1 or v.shape[0] != n_params(D, M, K):
             raise ValueError(
                 f"v must be a Params or a flat vector of length W = {n_params(D, M, K)} "
                 f"for D={D}, M={M}, K={K}; got shape {tuple(getattr(v, 'shape', ()))}"
             )
-        v = unflatten(v, D, M, K)
+        v = unflatten(xp.asarray(v, device=device), D, M, K)
     return Params(*(vi if vi.dtype == dtype else xp.astype(vi, dtype) for vi in v))
 
 
@@ -271,14 +272,14 @@ def jacobian(params: Params, X: Array, *, activation: str = "tanh") -> Array:
 
     References
     ----------
-    PRML §5.3.4, eqs. 5.73–5.78 (with softmax outputs,
+    PRML §5.3.4 (with softmax outputs,
     :math:`\\partial y_k / \\partial a_l = \\Lambda_{kl}`).
     """
     st = _state(params, X, None, None, activation)
     xp = st.xp
     # Lambda W2^T = (W2 Lambda)^T because Lambda is symmetric.
     dy_da1 = xp.permute_dims(_W2_lambda(st) * st.hp[:, :, None], (0, 2, 1))  # (N, K, M)  dy_k/da_j
-    return dy_da1 @ xp.permute_dims(st.params.W1, (1, 0))  # (N, K, D)  eq. 5.74
+    return dy_da1 @ xp.permute_dims(st.params.W1, (1, 0))  # (N, K, D)  sum_j dy_k/da_j w_ji
 
 
 def weight_jacobian(params: Params, X: Array, *, activation: str = "tanh") -> Array:
@@ -307,7 +308,8 @@ def weight_jacobian(params: Params, X: Array, *, activation: str = "tanh") -> Ar
 
     References
     ----------
-    PRML §5.4.2 (eq. 5.84's :math:`\\nabla a_n`) and §5.7.1 (eq. 5.172's
+    PRML §5.4.2 (the gradients :math:`\\nabla a_n` of the outer-product
+    approximation) and §5.7.1 (the linearised predictive's
     :math:`\\mathbf{g}`).
     """
     st = _state(params, X, None, None, activation)
@@ -517,7 +519,7 @@ def hessian(
 
     References
     ----------
-    PRML §5.4.5, eqs. 5.93–5.95 (and exercise 5.22); C. M. Bishop, "Exact
+    PRML §5.4.5; C. M. Bishop, "Exact
     calculation of the Hessian matrix for the multilayer perceptron", Neural
     Computation 4 (1992).
     """
@@ -565,7 +567,7 @@ def gauss_newton(
 
     References
     ----------
-    PRML §5.4.2 (eqs. 5.83–5.85, the outer-product approximation);
+    PRML §5.4.2 (the outer-product approximation);
     N. N. Schraudolph, "Fast curvature matrix-vector products for
     second-order gradient descent", Neural Computation 14 (2002).
     """
@@ -650,7 +652,7 @@ def hessian_vector_product(
 
     References
     ----------
-    PRML §5.4.6, eqs. 5.96–5.106; B. A. Pearlmutter, "Fast exact
+    PRML §5.4.6; B. A. Pearlmutter, "Fast exact
     multiplication by the Hessian", Neural Computation 6 (1994).
     """
     alpha = _check_alpha(alpha)
@@ -753,7 +755,7 @@ def hessian_diagonal(
 
     References
     ----------
-    PRML §5.4.1, eq. 5.81; S. Becker and Y. LeCun, "Improving the convergence
+    PRML §5.4.1; S. Becker and Y. LeCun, "Improving the convergence
     of back-propagation learning with second order methods", Proc. 1988
     Connectionist Models Summer School (1989).
     """

@@ -437,7 +437,7 @@ def network_objective(
 
     References
     ----------
-    PRML eqs. 5.24 and 5.112 (weight decay), §5.4.6.
+    PRML eq. 5.24, §5.5 (weight decay) and §5.4.6.
     """
     if curvature_kind not in ("hessian", "gauss-newton"):
         raise ValueError(f"curvature_kind must be 'hessian' or 'gauss-newton', got {curvature_kind!r}")
