@@ -9,7 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from twolayer.datasets import BUILTINS, DataError, Dataset, check_classes, load_builtin, load_dataset, read_csv, read_npz
+from twolayer.datasets import (
+    BUILTINS,
+    DataError,
+    Dataset,
+    check_classes,
+    load_builtin,
+    load_dataset,
+    read_csv,
+    read_npz,
+)
 
 # name -> (N, D, K), from the datasets' documentation (UCI / scikit-learn user guide)
 KNOWN_SIZES = {

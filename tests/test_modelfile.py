@@ -19,8 +19,15 @@ from sklearn.preprocessing import StandardScaler
 from twolayer import modelfile
 from twolayer.classifier import TwoLayerClassifier
 from twolayer.datasets import DataError
-from twolayer.modelfile import Checkpoint, atomic_write, load, load_checkpoint, read, save, save_checkpoint
-
+from twolayer.modelfile import (
+    Checkpoint,
+    atomic_write,
+    load,
+    load_checkpoint,
+    read,
+    save,
+    save_checkpoint,
+)
 
 # Tiny fits stop at max_iter on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -133,7 +140,7 @@ def test_loading_never_unpickles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_save_refuses_what_cannot_be_loaded(tmp_path: Path) -> None:
-    model, _ = fitted()
+    _model, _ = fitted()
     with pytest.raises(TypeError, match="TwoLayerClassifier"):
         save(StandardScaler().fit(np.ones((2, 2))), tmp_path / "x.safetensors")
     broken, _ = fitted()

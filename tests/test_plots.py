@@ -9,12 +9,12 @@ import pytest
 
 pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plot' extra")
 
-import matplotlib.image  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.collections import PathCollection  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.image
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
 
-from twolayer import plots  # noqa: E402
+from twolayer import plots
 
 
 def axes() -> tuple[Figure, object]:

@@ -29,9 +29,9 @@ import os
 import re
 import zipfile
 from collections.abc import Callable, Sequence
-from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -197,7 +197,7 @@ def load_builtin(name: str) -> Dataset:
     """
     builtin = BUILTINS.get(name)
     if builtin is None:
-        raise DataError(f"unknown dataset {name!r}: the built-ins are {', '.join(BUILTINS)}{_suggest(name, BUILTINS)}")
+        raise DataError(f"unknown dataset {name!r}: the built-ins are {', '.join(BUILTINS)}{_suggest(name, list(BUILTINS))}")
     X, y, names = builtin.make()
     return Dataset(X=X, y=y, feature_names=names, target_name="target", source=name)
 
@@ -372,9 +372,9 @@ def read_csv(
             raise DataError(f"{source}, line {line}: {len(row)} fields, but the header has {len(header)}")
 
     names = tuple(header)
-    if target is None and default_target is not None and default_target in names:
-        if features is None or isinstance(features, int) or default_target not in features:
-            target = default_target
+    model_reads = () if features is None or isinstance(features, int) else tuple(features)
+    if target is None and default_target in names and default_target not in model_reads:
+        target = default_target
     if target is not None and target not in names:
         raise DataError(f"{source} has no column {target!r}{_suggest(target, names)}; its columns are {', '.join(names)}")
     if target is not None:
@@ -392,9 +392,8 @@ def read_csv(
     else:
         # Named model: the last column is the target unless the model reads it.
         target_index = len(names) - 1 if names[-1] not in features else None
-    if target_index is not None and features is not None and not isinstance(features, int):
-        if names[target_index] in features:
-            raise DataError(f"{source}: column {names[target_index]!r} is a feature of the model, not a target")
+    if target_index is not None and names[target_index] in model_reads:
+        raise DataError(f"{source}: column {names[target_index]!r} is a feature of the model, not a target")
     if target_index is None and require_target:
         raise DataError(f"{source}: no target column; name it with --target")
 
@@ -620,7 +619,7 @@ def load_dataset(
     if suffix or os.sep in source or (os.altsep and os.altsep in source):
         raise DataError(f"no such file: {source}")
     raise DataError(
-        f"unknown dataset {source!r}: not a built-in ({', '.join(BUILTINS)}){_suggest(source, BUILTINS)} "
+        f"unknown dataset {source!r}: not a built-in ({', '.join(BUILTINS)}){_suggest(source, list(BUILTINS))} "
         "and not a .csv or .npz file"
     )
 

@@ -76,6 +76,7 @@ __all__ = [
     "save",
     "save_checkpoint",
     "scaled_model",
+    "standard_scaler",
 ]
 
 MODEL_FORMAT = "twolayer.model"
@@ -464,6 +465,24 @@ def scaled_model(
         Steps ``"scaler"`` and ``"classifier"``.
     """
     from sklearn.pipeline import Pipeline
+
+    return Pipeline([("scaler", standard_scaler(mean, scale, n_samples_seen)), ("classifier", classifier)])
+
+
+def standard_scaler(mean: np.ndarray, scale: np.ndarray, n_samples_seen: int) -> StandardScaler:
+    """A fitted ``StandardScaler`` rebuilt from its ``mean_`` and ``scale_``, without refitting.
+
+    Parameters
+    ----------
+    mean, scale : ndarray of shape (D,)
+        ``transform`` computes ``(X - mean) / scale``.
+    n_samples_seen : int
+        How many samples it was fitted on.
+
+    Returns
+    -------
+    sklearn.preprocessing.StandardScaler
+    """
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler()
@@ -472,7 +491,7 @@ def scaled_model(
     scaler.var_ = scaler.scale_**2
     scaler.n_features_in_ = int(scaler.mean_.shape[0])
     scaler.n_samples_seen_ = int(n_samples_seen)
-    return Pipeline([("scaler", scaler), ("classifier", classifier)])
+    return scaler
 
 
 def _parts(model: Any) -> tuple[TwoLayerClassifier, StandardScaler | None]:

@@ -1,0 +1,5 @@
+"""``python -m twolayer``: the same command as ``twolayer``."""
+
+from twolayer.cli import main
+
+raise SystemExit(main())

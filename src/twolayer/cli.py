@@ -1,0 +1,980 @@
+"""The ``twolayer`` command: train, evaluate, predict, check.
+
+Every subcommand is a :class:`Command`: a name, a one-line summary, a
+function that adds its arguments to a parser and a function that runs it.
+:data:`COMMANDS` lists them in the order of ``twolayer --help``; a new
+subcommand is one more entry there.
+
+Conventions:
+
+* results go to standard output; progress, notes and errors to standard error;
+* a problem with the user's input (a file, a column, an option's value) is one
+  line on standard error and exit status 2, with no traceback and no file
+  written or damaged (:class:`~twolayer.datasets.DataError`);
+* exit status 1 means a check failed (``gradcheck``, ``derive``); 130 means
+  training was interrupted with Ctrl-C;
+* heavy modules (scikit-learn, rich, matplotlib, SymPy) are imported inside
+  the subcommand that needs them, so that ``twolayer --help`` is quick.
+
+The estimator is :class:`twolayer.classifier.TwoLayerClassifier`; the command
+line adds no mathematics of its own. Inputs are standardised by a
+scikit-learn ``StandardScaler`` fitted on the training split (``--scale``,
+the default), and the model file holds the scaler and the network together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+
+from twolayer import __version__
+from twolayer.datasets import DataError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from typing_extensions import Self
+
+    from twolayer.classifier import TwoLayerClassifier
+    from twolayer.datasets import Dataset
+    from twolayer.modelfile import Checkpoint, ModelFile
+
+__all__ = ["COMMANDS", "Command", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+# The defaults of `twolayer train`. They are chosen so that the bundled digits
+# train in a few seconds to about 97% held-out accuracy with Adam.
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "hidden": 64,
+    "activation": "tanh",
+    "solver": "adam",
+    "epochs": 100,
+    "batch_size": "auto",
+    "learning_rate": 3e-3,
+    "alpha": 1e-4,
+    "tol": 1e-4,
+    "n_iter_no_change": 10,
+    "class_weight": "none",
+    "seed": 0,
+    "dtype": "float32",
+    "test_size": 0.2,
+    "scale": True,
+    "checkpoint_every": 10,
+}
+# Options that decide the weights: a resumed run must keep them.
+_RUN_DEFINING = ("target", "hidden", "activation", "solver", "batch_size", "learning_rate", "alpha", "tol",
+                 "n_iter_no_change", "class_weight", "seed", "dtype", "test_size", "scale")
+
+
+# --------------------------------------------------------------------------
+# Argument parsing
+# --------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the usage block is for --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _at_least_two(text: str) -> int:
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 2, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _float(text: str, *, low: float, high: float = math.inf, closed_low: bool, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    inside = (value >= low if closed_low else value > low) and value < high
+    if not (math.isfinite(value) and inside):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _float(text, low=0.0, closed_low=False, what="a positive number")
+
+
+def _non_negative_float(text: str) -> float:
+    return _float(text, low=0.0, closed_low=True, what="a number >= 0")
+
+
+def _fraction(text: str) -> float:
+    return _float(text, low=0.0, high=1.0, closed_low=False, what="a fraction strictly between 0 and 1")
+
+
+def _batch_size(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
+
+
+def _activations() -> list[str]:
+    from twolayer.network import ACTIVATIONS
+
+    return sorted(ACTIVATIONS)
+
+
+def _default(name: str) -> str:
+    return f"(default: {TRAIN_DEFAULTS[name]})"
+
+
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    # Training options default to None so that --resume can tell what was
+    # given; TRAIN_DEFAULTS fills in the rest.
+    p.add_argument("data", nargs="?", metavar="DATA",
+                   help="a built-in dataset (see 'twolayer datasets'), a .csv file with a header row or a .npz "
+                        "file with arrays X and y (default: digits)")
+    p.add_argument("--target", metavar="NAME", help="the CSV column holding the labels (default: the last)")
+    model = p.add_argument_group("the network and its training")
+    model.add_argument("--hidden", type=_positive_int, metavar="M", help=f"hidden units {_default('hidden')}")
+    model.add_argument("--activation", choices=_activations(), help=f"hidden-unit activation {_default('activation')}")
+    model.add_argument("--solver", choices=("adam", "sgd", "lbfgs"), help=f"optimiser {_default('solver')}")
+    model.add_argument("--epochs", type=_positive_int, metavar="N",
+                       help=f"total epochs (iterations for lbfgs), counted across --resume {_default('epochs')}")
+    model.add_argument("--batch-size", type=_batch_size, metavar="B",
+                       help=f"minibatch size, or 'auto' for min(200, N) {_default('batch_size')}")
+    model.add_argument("--learning-rate", type=_positive_float, metavar="ETA",
+                       help=f"initial step size of sgd and adam {_default('learning_rate')}")
+    model.add_argument("--alpha", type=_non_negative_float,
+                       help=f"L2 penalty (weight decay) on the weights {_default('alpha')}")
+    model.add_argument("--tol", type=_non_negative_float,
+                       help=f"stop when the loss improves by less than this for --n-iter-no-change epochs "
+                            f"{_default('tol')}")
+    model.add_argument("--n-iter-no-change", type=_positive_int, metavar="N", help=f"{_default('n_iter_no_change')}")
+    model.add_argument("--class-weight", choices=("none", "balanced"),
+                       help=f"weight the classes equally ('balanced') or the patterns {_default('class_weight')}")
+    model.add_argument("--seed", type=_seed, help=f"seeds the split, the initial weights and the shuffling {_default('seed')}")
+    model.add_argument("--dtype", choices=("float32", "float64"), help=f"working precision {_default('dtype')}")
+    model.add_argument("--test-size", type=_fraction, metavar="F",
+                       help=f"fraction held out (stratified) for testing {_default('test_size')}")
+    model.add_argument("--scale", action=argparse.BooleanOptionalAction, default=None,
+                       help="standardise the features (mean 0, variance 1 on the training split), stored in the "
+                            "model (default: --scale)")
+    out = p.add_argument_group("files")
+    out.add_argument("--out", metavar="PATH", help="write the trained model here (safetensors)")
+    out.add_argument("--plot", metavar="PNG", help="write learning curves, confusion matrix (and, for two features, "
+                                                  "decision regions) to this PNG file")
+    out.add_argument("--checkpoint", metavar="PATH",
+                     help="keep a resumable checkpoint here, written every --checkpoint-every epochs, at the end "
+                          "and on Ctrl-C (default with --resume: the resumed file)")
+    out.add_argument("--checkpoint-every", type=_positive_int, metavar="K", help=f"{_default('checkpoint_every')}")
+    out.add_argument("--resume", metavar="PATH",
+                     help="continue from a checkpoint up to --epochs in total; the result equals an uninterrupted run")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def _add_model_data_arguments(p: argparse.ArgumentParser, *, data_required: bool) -> None:
+    p.add_argument("model", metavar="MODEL", help="a model file written by 'twolayer train --out'")
+    p.add_argument("data", metavar="DATA", nargs=None if data_required else "?",
+                   help="a built-in dataset, a .csv or a .npz file; columns are matched by name when the model "
+                        "has names" + ("" if data_required else " (optional)"))
+    p.add_argument("--target", metavar="NAME",
+                   help="the CSV column holding the labels (default: the model's target column, else the last)")
+
+
+def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    _add_model_data_arguments(p, data_required=True)
+
+
+def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
+    _add_model_data_arguments(p, data_required=True)
+    p.add_argument("--proba", action="store_true", help="add a column of probabilities per class")
+    p.add_argument("--out", metavar="FILE", help="write the CSV here instead of standard output")
+
+
+def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
+    _add_model_data_arguments(p, data_required=False)
+    p.add_argument("--out", metavar="PNG", required=True, help="the PNG file to write")
+
+
+def _add_gradcheck_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", type=_positive_int, default=4, metavar="D", help="input features (default: 4)")
+    p.add_argument("--hidden", type=_positive_int, default=5, metavar="M", help="hidden units (default: 5)")
+    p.add_argument("--classes", type=_positive_int, default=3, metavar="K", help="classes (default: 3)")
+    p.add_argument("--samples", type=_positive_int, default=10, metavar="N", help="patterns (default: 10)")
+    p.add_argument("--seed", type=_seed, default=0, help="seeds the random network and data (default: 0)")
+    p.add_argument("--activation", choices=_activations(), default="tanh", help="(default: tanh)")
+    p.add_argument("--eps", type=_positive_float, default=1e-6, help="central-difference step (default: 1e-6)")
+    p.add_argument("--rtol", type=_positive_float, default=1e-7,
+                   help="largest relative error that passes (default: 1e-7)")
+    p.add_argument("--max-params", type=_positive_int, metavar="P",
+                   help="check a random sample of P weights (at least 4) instead of all")
+
+
+def _add_derive_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--classes", type=_at_least_two, nargs="+", default=[2, 3, 4], metavar="K",
+                   help="the numbers of classes for which each identity is proved (default: 2 3 4)")
+    p.add_argument("--seed", type=_seed, default=0, help="seeds the counterexamples and spot checks (default: 0)")
+
+
+def _add_datasets_arguments(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its name, one-line summary, arguments and action."""
+
+    name: str
+    summary: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``twolayer`` with one subparser per entry of :data:`COMMANDS`."""
+    parser = _Parser(
+        prog="twolayer",
+        description="The two-layer tanh-softmax network with exact backpropagation: train it, evaluate it, "
+                    "predict with it, and check its derivatives.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"twolayer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.summary, description=command.summary, allow_abbrev=False)
+        command.add_arguments(p)
+        p.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``twolayer`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        The exit status: 0 success, 1 a failed check, 2 bad input, 130
+        interrupted.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as exc:  # --help, --version or a usage error: argparse has printed it
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        names = ", ".join(c.name for c in COMMANDS)
+        print(f"twolayer: error: choose a command: {names} (see 'twolayer --help')", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except DataError as exc:
+        print(f"twolayer {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"twolayer {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output went away (`twolayer predict ... | head`):
+        # not an error of ours. Point stdout at nothing so that Python's
+        # final flush does not complain.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+# --------------------------------------------------------------------------
+# Output helpers
+# --------------------------------------------------------------------------
+
+
+def _console(stream: TextIO | None = None) -> Console:
+    from rich.console import Console
+
+    return Console(file=stream or sys.stdout, highlight=False, soft_wrap=False)
+
+
+def _note(message: str, quiet: bool = False) -> None:
+    if not quiet:
+        print(message, file=sys.stderr)
+
+
+def _check_writable(path: str | None, option: str) -> None:
+    # Checked before any work, so that a typo in a folder name costs nothing.
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise DataError(f"{option} {path}: is a folder")
+    if not target.parent.is_dir():
+        raise DataError(f"{option} {path}: the folder {target.parent} does not exist")
+    if not os.access(target.parent, os.W_OK):
+        raise DataError(f"{option} {path}: the folder {target.parent} is not writable")
+
+
+def _need_matplotlib(option: str) -> None:
+    if importlib.util.find_spec("matplotlib") is None:
+        raise DataError(f"{option} needs matplotlib: pip install 'twolayer[plot]'")
+
+
+def _label(value: object) -> str:
+    return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def _confusion_table(matrix: np.ndarray, classes: Sequence[object] | np.ndarray, title: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("true \\ predicted", justify="right", style="bold")
+    for c in classes:
+        table.add_column(_label(c), justify="right")
+    for c, row in zip(classes, matrix):
+        table.add_row(_label(c), *(str(int(v)) for v in row))
+    return table
+
+
+def _key_value_table(title: str, rows: Sequence[tuple[str, str]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+# --------------------------------------------------------------------------
+# Data against a model
+# --------------------------------------------------------------------------
+
+
+def _model_data(model_file: ModelFile, source: str, target: str | None, *, require_target: bool) -> Dataset:
+    """Load DATA with the columns the model needs, matched by name when it has names."""
+    from twolayer.datasets import load_dataset
+
+    features: Sequence[str] | int = (
+        list(model_file.feature_names) if model_file.feature_names is not None else model_file.n_features
+    )
+    return load_dataset(source, target=target, features=features, require_target=require_target,
+                        default_target=model_file.target_name)
+
+
+def _labels_as_classes(data: Dataset, classes: np.ndarray) -> np.ndarray:
+    """The data's labels in the type of the model's classes; unknown labels are an error."""
+    assert data.y is not None
+    y = data.y
+    if classes.dtype.kind == "U" and y.dtype.kind != "U":
+        y = y.astype(str)  # "1" in a CSV read back as an integer
+    unknown = np.setdiff1d(np.unique(y), classes) if y.dtype.kind == classes.dtype.kind else np.unique(y)
+    if unknown.size:
+        shown = ", ".join(repr(_label(u)) for u in unknown[:5])
+        known = ", ".join(repr(_label(c)) for c in classes[:10])
+        raise DataError(f"{data.source}: labels {shown} are not among the model's classes ({known})")
+    return y
+
+
+# --------------------------------------------------------------------------
+# twolayer train
+# --------------------------------------------------------------------------
+
+
+class _Display:
+    """Progress on standard error: a rich bar on a terminal, a plain line every few epochs otherwise."""
+
+    def __init__(self, total: int, first_epoch: int, *, quiet: bool, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.quiet = quiet
+        self.stream = stream or sys.stderr
+        self.interactive = not quiet and self.stream.isatty()
+        self.every = max(1, math.ceil((total - first_epoch) / 10))
+        self.first_epoch = first_epoch
+        self.started = time.perf_counter()
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Self:
+        if self.interactive:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("epoch"),
+                MofNCompleteColumn(),
+                BarColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                TextColumn("held-out acc {task.fields[accuracy]}"),
+                TimeElapsedColumn(),
+                TextColumn("left"),
+                TimeRemainingColumn(),
+                console=_console(self.stream),
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("train", total=self.total, completed=self.first_epoch,
+                                                 loss="-", accuracy="-")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def update(self, epoch: int, loss: float, accuracy: float) -> None:
+        if self.quiet:
+            return
+        if self._progress is not None:
+            self._progress.update(self._task, completed=epoch, loss=f"{loss:.4g}", accuracy=f"{accuracy:.4f}")
+            return
+        done = epoch - self.first_epoch
+        if done == 1 or done % self.every == 0 or epoch == self.total:
+            elapsed = time.perf_counter() - self.started
+            left = elapsed / done * (self.total - epoch)
+            width = len(str(self.total))
+            print(f"epoch {epoch:>{width}}/{self.total}  loss {loss:.4g}  held-out accuracy {accuracy:.4f}  "
+                  f"{elapsed:.1f}s elapsed, about {left:.1f}s left", file=self.stream, flush=True)
+
+
+@dataclass
+class _Run:
+    """Everything a training run knows besides the estimator: what a checkpoint records."""
+
+    options: dict[str, Any]
+    data: Dataset
+    train_index: np.ndarray
+    test_index: np.ndarray
+    scaler_mean: np.ndarray | None
+    scaler_scale: np.ndarray | None
+    scaler_samples: int
+    accuracy: list[float]
+    elapsed: float
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Standardise with the scaler that the model file will hold (the identity without --scale)."""
+        if self.scaler_mean is None or self.scaler_scale is None:
+            return X
+        from twolayer.modelfile import standard_scaler
+
+        scaler = standard_scaler(self.scaler_mean, self.scaler_scale, self.scaler_samples)
+        return np.asarray(scaler.transform(X))
+
+
+def _epochs_done(model: TwoLayerClassifier) -> int:
+    # n_iter_ counts the epochs of the latest fit only (as in scikit-learn);
+    # the loss curve runs across warm starts, one entry per epoch.
+    return len(model.loss_curve_)
+
+
+class _Monitor:
+    """The estimator's callback: progress, held-out accuracy, periodic checkpoints, Ctrl-C."""
+
+    def __init__(self, run: _Run, X_test: np.ndarray, y_test: np.ndarray, display: _Display,
+                 checkpoint: Callable[[TwoLayerClassifier], None] | None, every: int) -> None:
+        self.run = run
+        self.X_test = X_test
+        self.y_test = y_test
+        self.display = display
+        self.checkpoint = checkpoint
+        self.every = every
+        self.interrupted = False
+        self.diverged_at: int | None = None
+
+    def __call__(self, model: TwoLayerClassifier) -> bool:
+        epoch = _epochs_done(model)
+        loss = float(model.loss_curve_[-1])
+        if not math.isfinite(loss):
+            self.diverged_at = epoch  # nothing useful can follow: stop, and write nothing
+            return True
+        accuracy = float(np.mean(model.predict(self.X_test) == self.y_test))
+        self.run.accuracy.append(accuracy)
+        self.display.update(epoch, loss, accuracy)
+        if self.checkpoint is not None and epoch % self.every == 0 and not self.interrupted:
+            self.checkpoint(model)
+        return self.interrupted
+
+
+@contextlib.contextmanager
+def _sigint_stops(monitor: _Monitor) -> Iterator[None]:
+    """Ctrl-C asks the monitor to stop after this epoch; a second Ctrl-C aborts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals can be handled only in the main thread
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if monitor.interrupted:
+            raise KeyboardInterrupt
+        monitor.interrupted = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _resolve_options(args: argparse.Namespace, stored: dict[str, Any] | None, resume: str | None) -> dict[str, Any]:
+    given = {key: getattr(args, key) for key in (*TRAIN_DEFAULTS, "target", "epochs", "out", "plot",
+                                                 "checkpoint", "checkpoint_every")}
+    if stored is None:
+        options = {key: (TRAIN_DEFAULTS.get(key) if value is None else value) for key, value in given.items()}
+        return options
+    options = dict(stored)
+    for key in _RUN_DEFINING:
+        if given[key] is not None and given[key] != stored.get(key):
+            flag = "--" + key.replace("_", "-")
+            shown = f"{flag} {given[key]}" if not isinstance(given[key], bool) else (flag if given[key] else "--no-" + key)
+            raise DataError(
+                f"{shown} differs from the checkpoint's {stored.get(key)!r}; a resumed run keeps the settings it "
+                "started with (drop the option, or start afresh without --resume)"
+            )
+    for key in ("epochs", "out", "plot", "checkpoint_every"):
+        if given[key] is not None:
+            options[key] = given[key]
+    options["checkpoint"] = given["checkpoint"] if given["checkpoint"] is not None else resume
+    return options
+
+
+def _hyperparameters(options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "n_hidden": options["hidden"],
+        "activation": options["activation"],
+        "solver": options["solver"],
+        "alpha": options["alpha"],
+        "batch_size": options["batch_size"],
+        "learning_rate_init": options["learning_rate"],
+        "max_iter": options["epochs"],
+        "random_state": options["seed"],
+        "tol": options["tol"],
+        "n_iter_no_change": options["n_iter_no_change"],
+        "class_weight": None if options["class_weight"] == "none" else options["class_weight"],
+    }
+
+
+def _split(data: Dataset, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train/test indices, after checking that every class can be on both sides."""
+    from sklearn.model_selection import train_test_split
+
+    assert data.y is not None
+    classes, counts = np.unique(data.y, return_counts=True)
+    rare = np.flatnonzero(counts < 2)
+    if rare.size:
+        raise DataError(f"{data.source}: class {_label(classes[rare[0]])!r} has a single sample; a stratified "
+                        "train/test split needs at least two of each class")
+    n_test = math.ceil(test_size * data.n_samples)
+    for side, n in (("held out", n_test), ("left for training", data.n_samples - n_test)):
+        if n < classes.size:
+            raise DataError(f"--test-size {test_size} leaves {n} samples {side}, fewer than the {classes.size} "
+                            f"classes of {data.source}")
+    train, test = train_test_split(np.arange(data.n_samples), test_size=test_size, stratify=data.y,
+                                   random_state=seed)
+    return np.sort(train), np.sort(test)
+
+
+def _pipeline(run: _Run, model: TwoLayerClassifier) -> Any:
+    from twolayer.modelfile import scaled_model
+
+    if run.scaler_mean is None or run.scaler_scale is None:
+        return model
+    return scaled_model(model, run.scaler_mean, run.scaler_scale, run.scaler_samples)
+
+
+def _metrics(predictor: Any, X: np.ndarray, y: np.ndarray, classes: np.ndarray) -> dict[str, Any]:
+    from sklearn.metrics import confusion_matrix, log_loss
+
+    proba = predictor.predict_proba(X)
+    predicted = classes[np.argmax(proba, axis=1)]
+    return {
+        "n_samples": int(y.size),
+        "accuracy": float(np.mean(predicted == y)),
+        "log_loss": float(log_loss(y, proba, labels=classes)),
+        "confusion_matrix": confusion_matrix(y, predicted, labels=classes).tolist(),
+        "predicted": predicted,
+    }
+
+
+def _train(args: argparse.Namespace) -> int:
+    from twolayer.classifier import TwoLayerClassifier
+    from twolayer.datasets import check_classes, load_dataset
+    from twolayer.modelfile import Checkpoint, load_checkpoint, save, save_checkpoint
+    from twolayer.optim import TrainingDiverged
+
+    checkpoint_in: Checkpoint | None = load_checkpoint(args.resume) if args.resume is not None else None
+    stored = checkpoint_in.run["options"] if checkpoint_in is not None else None
+    options = _resolve_options(args, stored, args.resume)
+    for option in ("out", "plot", "checkpoint"):
+        _check_writable(options[option], "--" + option)
+    if options["plot"] is not None:
+        _need_matplotlib("--plot")
+    paths = [Path(p).resolve() for p in (options["out"], options["plot"], options["checkpoint"]) if p is not None]
+    if len(set(paths)) < len(paths):
+        raise DataError("--out, --plot and --checkpoint must name different files")
+
+    source = args.data or (checkpoint_in.run["source"] if checkpoint_in is not None else "digits")
+    data = load_dataset(source, target=options["target"])
+    check_classes(data)
+    assert data.y is not None
+    quiet = bool(args.quiet)
+    hyper = _hyperparameters(options)
+    dtype = np.float32 if options["dtype"] == "float32" else np.float64
+
+    if checkpoint_in is None:
+        train_index, test_index = _split(data, options["test_size"], options["seed"])
+        mean = scale = None
+        if options["scale"]:
+            from sklearn.preprocessing import StandardScaler
+
+            scaler = StandardScaler().fit(data.X[train_index])
+            mean, scale = scaler.mean_, scaler.scale_
+        run = _Run(options, data, train_index, test_index, mean, scale, int(train_index.size), [], 0.0)
+        model = TwoLayerClassifier(**hyper)
+        first_epoch = 0
+    else:
+        if checkpoint_in.run["fingerprint"] != data.fingerprint():
+            raise DataError(f"{source} is not the data the checkpoint {args.resume} was trained on")
+        run = _Run(options, data, checkpoint_in.train_index, checkpoint_in.test_index, checkpoint_in.scaler_mean,
+                   checkpoint_in.scaler_scale, checkpoint_in.run["scaler_samples"],
+                   list(checkpoint_in.run["accuracy"]), float(checkpoint_in.run["elapsed"]))
+        top = max(int(run.train_index.max()), int(run.test_index.max()))
+        if top >= data.n_samples:
+            raise DataError(f"{args.resume}: the split names row {top}, but {source} has {data.n_samples} rows")
+        try:
+            model = TwoLayerClassifier(**checkpoint_in.hyperparameters).set_training_state(checkpoint_in.state)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise DataError(f"{args.resume}: the training state cannot be restored ({exc})") from None
+        first_epoch = checkpoint_in.epoch
+
+    total = options["epochs"]
+    X_train = run.transform(data.X[run.train_index]).astype(dtype)
+    y_train = data.y[run.train_index]
+    X_test = run.transform(data.X[run.test_index])
+    y_test = data.y[run.test_index]
+
+    def write_checkpoint(fitted: TwoLayerClassifier) -> None:
+        assert options["checkpoint"] is not None
+        state = fitted.get_training_state()
+        info = {"options": options, "source": source, "fingerprint": data.fingerprint(),
+                "scaler_samples": run.scaler_samples, "accuracy": list(run.accuracy),
+                "elapsed": run.elapsed + time.perf_counter() - started}
+        params = {k: v for k, v in hyper.items()}
+        save_checkpoint(options["checkpoint"], Checkpoint(
+            state=state, hyperparameters=params, scaler_mean=run.scaler_mean, scaler_scale=run.scaler_scale,
+            train_index=run.train_index, test_index=run.test_index, epoch=_epochs_done(fitted), run=info))
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    started = time.perf_counter()
+    to_train = total - first_epoch
+    if not quiet:
+        what = f"{data.source}: {data.n_samples} samples, {data.n_features} features, {np.unique(data.y).size} classes"
+        resumed = f", resuming at epoch {first_epoch}" if first_epoch else ""
+        _note(f"training on {what}; {run.train_index.size} for training, {run.test_index.size} held out{resumed}")
+    display = _Display(total, first_epoch, quiet=quiet)
+    every = options["checkpoint_every"] if options["checkpoint"] is not None else 0
+    monitor = _Monitor(run, X_test, y_test, display, write_checkpoint if every else None, every or 1)
+    if to_train > 0:
+        model.set_params(max_iter=to_train, callback=monitor, warm_start=first_epoch > 0)
+        try:
+            with display, _sigint_stops(monitor), warnings.catch_warnings(), np.errstate(over="ignore"):
+                # Reaching --epochs is the plan, not a problem to warn about;
+                # overflow on the way to divergence is reported below, once.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(X_train, y_train)
+        except TrainingDiverged as exc:
+            raise DataError(f"{exc} Nothing was written; try a smaller --learning-rate") from None
+    elif not quiet:
+        _note(f"the checkpoint is at epoch {first_epoch}, --epochs is {total}: nothing left to train")
+    model.set_params(callback=None, max_iter=total, warm_start=False)
+    epochs_done = _epochs_done(model)
+    if monitor.diverged_at is not None or not all(np.isfinite(p).all() for p in model.params_):
+        raise DataError(f"training diverged in epoch {monitor.diverged_at or epochs_done}: the loss is no longer "
+                        "finite. Nothing was written; try a smaller --learning-rate")
+
+    if monitor.interrupted:
+        if options["checkpoint"] is not None:
+            write_checkpoint(model)
+            _note(f"interrupted at epoch {epochs_done}; checkpoint written to {options['checkpoint']}; continue with "
+                  f"'twolayer train --resume {options['checkpoint']}'")
+        else:
+            _note(f"interrupted at epoch {epochs_done}; nothing written (give --checkpoint to be able to resume)")
+        return EXIT_INTERRUPTED
+
+    elapsed = run.elapsed + time.perf_counter() - started
+    predictor = _pipeline(run, model)
+    classes = np.asarray(model.classes_)
+    train_metrics = _metrics(predictor, data.X[run.train_index], y_train, classes)
+    test_metrics = _metrics(predictor, data.X[run.test_index], y_test, classes)
+    stopped = ("reached --epochs" if epochs_done >= total else
+               f"converged: loss improved by less than {options['tol']} for {options['n_iter_no_change']} epochs")
+    summary = {
+        "data": source,
+        "n_train": int(run.train_index.size),
+        "n_test": int(run.test_index.size),
+        "epochs": epochs_done,
+        "stopped": stopped,
+        "seconds": round(elapsed, 3),
+        "train_accuracy": train_metrics["accuracy"],
+        "test_accuracy": test_metrics["accuracy"],
+        "test_log_loss": test_metrics["log_loss"],
+        "test_confusion_matrix": test_metrics["confusion_matrix"],
+    }
+
+    png = None
+    if options["plot"] is not None:
+        png = _report_png(predictor, classes, model.loss_curve_, run.accuracy, test_metrics["confusion_matrix"],
+                          data, title=f"{source}: {hyper['n_hidden']} hidden units, {hyper['solver']}")
+    # Everything is computed: now write, each file atomically.
+    if options["out"] is not None:
+        save(predictor, options["out"], feature_names=data.feature_names, target_name=data.target_name,
+             validation_curve=run.accuracy, info=summary)
+    if png is not None:
+        from twolayer.modelfile import atomic_write
+
+        atomic_write(options["plot"], png)
+    if options["checkpoint"] is not None:
+        write_checkpoint(model)
+
+    if not quiet:
+        console = _console()
+        D, M, K = data.n_features, hyper["n_hidden"], classes.size
+        console.print(_key_value_table("Summary", [
+            ("data", f"{source} ({run.train_index.size} train / {run.test_index.size} test, {D} features, {K} classes)"),
+            ("network", f"{D}-{M}-{K}, {hyper['activation']} hidden units, softmax outputs, {options['dtype']}"),
+            ("training", f"{hyper['solver']}, {epochs_done} epochs ({stopped}), {elapsed:.1f} s"),
+            ("train accuracy", f"{train_metrics['accuracy']:.4f}"),
+            ("test accuracy", f"{test_metrics['accuracy']:.4f}"),
+            ("test log-loss", f"{test_metrics['log_loss']:.4f}"),
+        ]))
+        console.print(_confusion_table(np.asarray(test_metrics["confusion_matrix"]), classes,
+                                       "Confusion matrix (held-out test set)"))
+        for option, label in (("out", "model"), ("plot", "plot"), ("checkpoint", "checkpoint")):
+            if options[option] is not None:
+                print(f"wrote {label} {options[option]}")
+    return EXIT_OK
+
+
+def _report_png(predictor: Any, classes: np.ndarray, loss: Sequence[float], accuracy: Sequence[float] | None,
+                matrix: Sequence[Sequence[int]] | None, data: Dataset | None, *, title: str) -> bytes:
+    from twolayer import plots
+
+    regions = None
+    if data is not None and data.n_features == 2 and data.y is not None:
+        index = {c: k for k, c in enumerate(classes.tolist())}
+        y_index = np.array([index.get(v, -1) for v in data.y.tolist()])
+
+        def predict_index(P: np.ndarray) -> np.ndarray:
+            return np.asarray(np.argmax(predictor.predict_proba(P), axis=1))
+
+        regions = (predict_index, data.X, y_index)
+    return plots.report_png(loss=list(loss), accuracy=list(accuracy) if accuracy else None,
+                            matrix=None if matrix is None else np.asarray(matrix), classes=classes.tolist(),
+                            regions=regions, feature_names=data.feature_names if data is not None else None,
+                            title=title)
+
+
+# --------------------------------------------------------------------------
+# twolayer evaluate / predict / plot
+# --------------------------------------------------------------------------
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from twolayer.modelfile import read
+
+    model_file = read(args.model)
+    data = _model_data(model_file, args.data, args.target, require_target=True)
+    classes = model_file.classes
+    y = _labels_as_classes(data, classes)
+    metrics = _metrics(model_file.model, data.X, y, classes)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, metrics["predicted"], labels=classes, zero_division=0)
+
+    from rich.table import Table
+
+    console = _console()
+    console.print(_key_value_table(f"Evaluation of {args.model}", [
+        ("data", f"{data.source} ({data.n_samples} samples)"),
+        ("accuracy", f"{metrics['accuracy']:.4f}"),
+        ("log-loss", f"{metrics['log_loss']:.4f}"),
+    ]))
+    table = Table(title="Per class", title_justify="left")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="right")
+    for c, p, r, f, s in zip(classes, precision, recall, f1, support):
+        table.add_row(_label(c), f"{p:.4f}", f"{r:.4f}", f"{f:.4f}", str(int(s)))
+    console.print(table)
+    console.print(_confusion_table(np.asarray(metrics["confusion_matrix"]), classes, "Confusion matrix"))
+    return EXIT_OK
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    from twolayer.modelfile import atomic_write, read
+
+    if args.out is not None:
+        _check_writable(args.out, "--out")
+    model_file = read(args.model)
+    data = _model_data(model_file, args.data, args.target, require_target=False)
+    proba = model_file.model.predict_proba(data.X)
+    predicted = model_file.classes[np.argmax(proba, axis=1)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = ["prediction"]
+    if args.proba:
+        header += [f"proba_{_label(c)}" for c in model_file.classes]
+    writer.writerow(header)
+    for label, row in zip(predicted, proba):
+        writer.writerow([_label(label), *(f"{p:.6g}" for p in row)] if args.proba else [_label(label)])
+    if args.out is None:
+        sys.stdout.write(buffer.getvalue())
+        sys.stdout.flush()
+    else:
+        atomic_write(args.out, buffer.getvalue().encode("utf-8"))
+        print(f"wrote {data.n_samples} predictions to {args.out}")
+    return EXIT_OK
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from twolayer.modelfile import atomic_write, read
+
+    _check_writable(args.out, "--out")
+    _need_matplotlib("twolayer plot")
+    model_file = read(args.model)
+    data = None
+    matrix = (model_file.info or {}).get("test_confusion_matrix")
+    if args.data is not None:
+        data = _model_data(model_file, args.data, args.target, require_target=True)
+        y = _labels_as_classes(data, model_file.classes)
+        data = type(data)(data.X, y, data.feature_names, data.target_name, data.source)
+        matrix = _metrics(model_file.model, data.X, y, model_file.classes)["confusion_matrix"]
+    if not model_file.loss_curve and matrix is None and data is None:
+        raise DataError(f"{args.model} holds no learning curves or results to plot; give DATA as well")
+    try:
+        png = _report_png(model_file.model, model_file.classes, model_file.loss_curve, model_file.validation_curve,
+                          matrix, data, title=f"{args.model}" + (f" on {args.data}" if args.data else ""))
+    except ValueError as exc:  # e.g. a malformed stored matrix
+        raise DataError(f"cannot plot {args.model}: {exc}") from None
+    atomic_write(args.out, png)
+    print(f"wrote plot {args.out}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------
+# twolayer gradcheck / derive / datasets
+# --------------------------------------------------------------------------
+
+
+def _gradcheck(args: argparse.Namespace) -> int:
+    from twolayer.gradcheck import check_random_network
+
+    if args.max_params is not None and args.max_params < 4:
+        raise DataError(f"--max-params {args.max_params}: at least 4 (one weight of each block)")
+    report = check_random_network(args.features, args.hidden, args.classes, args.samples, random_state=args.seed,
+                                  activation=args.activation, eps=args.eps, rtol=args.rtol,
+                                  max_params=args.max_params)
+    print(report.table())
+    return EXIT_OK if report.passed else EXIT_CHECK_FAILED
+
+
+def _derive(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("sympy") is None:
+        raise DataError("twolayer derive needs SymPy: pip install 'twolayer[derive]'")
+    from twolayer.derivation import verify_derivation
+
+    steps = verify_derivation(classes=tuple(args.classes), random_state=args.seed)
+    print(f"The derivation of backpropagation (shared/reference/derivation.md), step by step, checked with SymPy "
+          f"for K = {', '.join(map(str, args.classes))}:")
+    for number, step in enumerate(steps, start=1):
+        if step.holds:
+            verdict = "holds" if step.expected else "HOLDS, but should not"
+        else:
+            verdict = "fails, as it should (a known slip)" if not step.expected else "FAILS"
+        mark = "ok  " if step.as_expected else "FAIL"
+        print(f"{mark} {number:2d}. {step.name}: {verdict}")
+        print(f"         claim: {step.claim}")
+        print(f"         {step.detail}")
+    wrong = [step for step in steps if not step.as_expected]
+    if wrong:
+        print(f"FAILED: {len(wrong)} of {len(steps)} steps did not get the expected verdict")
+        return EXIT_CHECK_FAILED
+    print(f"PASSED: all {len(steps)} steps got the expected verdict")
+    return EXIT_OK
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from twolayer.datasets import BUILTINS, load_builtin
+
+    table = Table(title="Built-in datasets", title_justify="left")
+    for column, justify in (("name", "left"), ("samples", "right"), ("features", "right"), ("classes", "right"),
+                            ("description", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for name, builtin in BUILTINS.items():
+        data = load_builtin(name)
+        assert data.y is not None
+        table.add_row(name, str(data.n_samples), str(data.n_features), str(np.unique(data.y).size),
+                      builtin.description)
+    _console().print(table)
+    print("DATA may also be a .csv file (a header row, numeric features, the target last or --target NAME)")
+    print("or a .npz file (arrays X and y, optionally feature_names).")
+    return EXIT_OK
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("train", "train a network on a built-in dataset or a file, show a summary, write the model",
+            _add_train_arguments, _train),
+    Command("evaluate", "accuracy, log-loss, per-class precision/recall/F1 and confusion matrix of a model on data",
+            _add_evaluate_arguments, _evaluate),
+    Command("predict", "write a CSV of a model's predictions (and probabilities) for data",
+            _add_predict_arguments, _predict),
+    Command("gradcheck", "compare backpropagation with central differences on a random network; exit 1 on failure",
+            _add_gradcheck_arguments, _gradcheck),
+    Command("derive", "check each step of the backpropagation derivation symbolically; exit 1 on failure",
+            _add_derive_arguments, _derive),
+    Command("plot", "draw a model's learning curves, confusion matrix and (two features) decision regions",
+            _add_plot_arguments, _plot),
+    Command("datasets", "list the built-in datasets with their sizes", _add_datasets_arguments, _datasets),
+)

@@ -1,0 +1,550 @@
+"""End-to-end tests of the ``twolayer`` command, through main(argv) and a real subprocess."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import pickle
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.model_selection import train_test_split
+
+import twolayer
+from twolayer import cli, network
+from twolayer.datasets import BUILTINS, load_builtin
+from twolayer.modelfile import load, load_checkpoint, read
+
+TINY = ["--epochs", "3", "--hidden", "4"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *expected: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    for text in expected:
+        assert text in err, err
+
+
+def predictions_csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def table_value(output: str, key: str) -> str:
+    match = re.search(rf"{re.escape(key)}\s*│\s*(\S+)", output)
+    assert match, output
+    return match.group(1)
+
+
+class Payload:
+    """Unpickling this creates the folder ``marker``: proof that code from a file ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.mkdir, (str(self.marker),))
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+# --------------------------------------------------------------------------
+# Train, evaluate, predict
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_builtin_train_evaluate_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    model_path = tmp_path / "m.safetensors"
+    code, out, err = run(capsys, "train", name, *TINY, "--out", model_path)
+    assert code == 0, err
+    assert "Summary" in out and "Confusion matrix" in out and f"wrote model {model_path}" in out
+    data = load_builtin(name)
+    model = load(model_path)
+    file = read(model_path)
+    assert file.feature_names == data.feature_names and file.info is not None
+
+    # The summary's test accuracy, against the split recomputed independently.
+    _, test = train_test_split(np.arange(data.n_samples), test_size=0.2, stratify=data.y, random_state=0)
+    accuracy = float(np.mean(model.predict(data.X[test]) == data.y[test]))
+    assert file.info["test_accuracy"] == accuracy
+    assert table_value(out, "test accuracy") == f"{accuracy:.4f}"
+    assert file.info["epochs"] == 3 and len(file.loss_curve) == 3 and len(file.validation_curve or []) == 3
+
+    code, out, err = run(capsys, "evaluate", model_path, name)
+    assert code == 0, err
+    assert table_value(out, "accuracy") == f"{np.mean(model.predict(data.X) == data.y):.4f}"
+    assert "precision" in out and "Confusion matrix" in out
+
+    code, out, err = run(capsys, "predict", model_path, name, "--proba")
+    assert code == 0, err
+    rows = predictions_csv(out)
+    assert [r["prediction"] for r in rows] == [str(v) for v in model.predict(data.X).tolist()]
+    proba = model.predict_proba(data.X)
+    columns = [f"proba_{c}" for c in file.classes.tolist()]
+    got = np.array([[float(r[c]) for c in columns] for r in rows])
+    np.testing.assert_allclose(got, proba, rtol=1e-5, atol=1e-12)
+
+
+def test_default_dataset_is_digits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "train", "--epochs", "1", "--hidden", "2", "--out", tmp_path / "m.st")
+    assert code == 0, err
+    assert read(tmp_path / "m.st").n_features == 64 and "digits: 1797 samples" in err
+
+
+@pytest.fixture
+def moons_csv(tmp_path: Path) -> Path:
+    data = load_builtin("moons")
+    labels = np.array(["left", "right"])[data.y]
+    rows = [[i, x1, side, x2] for i, ((x1, x2), side) in enumerate(zip(data.X.tolist(), labels))]
+    return write_csv(tmp_path / "moons.csv", ["id", "x1", "side", "x2"], rows)
+
+
+def test_csv_train_evaluate_predict_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            moons_csv: Path) -> None:
+    model_path = tmp_path / "m.st"
+    # "id" is a (numeric) feature here: everything but the target is
+    code, _, err = run(capsys, "train", moons_csv, "--target", "side", *TINY, "--out", model_path)
+    assert code == 0, err
+    file = read(model_path)
+    assert file.feature_names == ("id", "x1", "x2") and file.target_name == "side"
+    assert file.classes.tolist() == ["left", "right"]
+
+    code, out, err = run(capsys, "evaluate", model_path, moons_csv)  # finds "side" by the stored name
+    assert code == 0, err
+    assert "left" in out and "right" in out
+
+    code, reference, err = run(capsys, "predict", model_path, moons_csv)
+    assert code == 0, err
+    # Reordered columns, an extra text column and no target: the same predictions.
+    with open(moons_csv, newline="") as handle:
+        original = list(csv.DictReader(handle))
+    shuffled = write_csv(tmp_path / "new.csv", ["note", "x2", "x1", "id"],
+                         [["hello, world", r["x2"], r["x1"], r["id"]] for r in original])
+    out_path = tmp_path / "predictions.csv"
+    code, out, err = run(capsys, "predict", model_path, shuffled, "--out", out_path)
+    assert code == 0, err
+    assert out_path.read_text() == reference and "wrote 400 predictions" in out
+
+    missing = write_csv(tmp_path / "missing.csv", ["x2", "id"], [[r["x2"], r["id"]] for r in original])
+    code, _, err = run(capsys, "predict", model_path, missing)
+    assert_one_line_error(code, err, "missing column 'x1'", "missing.csv")
+
+
+def test_npz_train_evaluate_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = load_builtin("wine")
+    np.savez(tmp_path / "wine.npz", X=data.X, y=data.y)
+    model_path = tmp_path / "m.st"
+    code, _, err = run(capsys, "train", tmp_path / "wine.npz", *TINY, "--dtype", "float64", "--out", model_path)
+    assert code == 0, err
+    file = read(model_path)
+    assert file.feature_names is None and file.dtype == "float64"
+    code, out, err = run(capsys, "evaluate", model_path, tmp_path / "wine.npz")
+    assert code == 0, err
+    np.savez(tmp_path / "x_only.npz", X=data.X)
+    code, out, err = run(capsys, "predict", model_path, tmp_path / "x_only.npz")
+    assert code == 0, err
+    assert [r["prediction"] for r in predictions_csv(out)] == load(model_path).predict(data.X).tolist()
+    np.savez(tmp_path / "narrow.npz", X=data.X[:, :5])
+    code, _, err = run(capsys, "predict", model_path, tmp_path / "narrow.npz")
+    assert_one_line_error(code, err, "the model expects 13 features, got 5")
+
+
+def test_no_scale_model_is_a_bare_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "train", "blobs", *TINY, "--no-scale", "--solver", "lbfgs", "--out", tmp_path / "m")
+    assert code == 0, err
+    assert isinstance(load(tmp_path / "m"), twolayer.TwoLayerClassifier)
+
+
+# --------------------------------------------------------------------------
+# Bad input: one line, exit 2, nothing written
+# --------------------------------------------------------------------------
+
+
+def _bad_csv(tmp: Path, text: str) -> str:
+    path = tmp / "bad.csv"
+    path.write_text(text)
+    return str(path)
+
+
+BAD_TRAIN: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
+    ("missing file", lambda t: [str(t / "nope.csv")], ["no such file", "nope.csv"]),
+    ("unknown built-in", lambda t: ["mnist"], ["unknown dataset 'mnist'", "digits"]),
+    ("unknown column", lambda t: [_bad_csv(t, "a,b\n1,x\n2,y\n"), "--target", "label"], ["no column 'label'"]),
+    ("non-numeric cell", lambda t: [_bad_csv(t, "a,b,t\n1,2,x\n3,four,y\n")],
+     ["line 3, column 'b': expected a number, got 'four'"]),
+    ("NaN", lambda t: [_bad_csv(t, "a,b,t\n1,2,x\n3,nan,y\n")], ["line 3, column 'b': NaN is not allowed"]),
+    ("infinity", lambda t: [_bad_csv(t, "a,b,t\n1,-inf,x\n3,1,y\n")], ["line 2, column 'b': infinity"]),
+    ("one class", lambda t: [_bad_csv(t, "a,t\n1,x\n2,x\n3,x\n")], ["single class ('x')"]),
+    ("singleton class", lambda t: [_bad_csv(t, "a,t\n1,x\n2,x\n3,y\n")], ["class 'y' has a single sample"]),
+    ("test too small", lambda t: ["digits", "--test-size", "0.001"], ["leaves 2 samples held out", "10 classes"]),
+    ("zero hidden", lambda t: ["--hidden", "0"], ["argument --hidden: expected a positive integer, got '0'"]),
+    ("test size", lambda t: ["--test-size", "1.5"], ["argument --test-size: expected a fraction"]),
+    ("epochs", lambda t: ["--epochs", "ten"], ["argument --epochs: expected a positive integer, got 'ten'"]),
+    ("solver", lambda t: ["--solver", "newton"], ["argument --solver: invalid choice: 'newton'"]),
+    ("batch", lambda t: ["--batch-size", "-5"], ["argument --batch-size"]),
+    ("seed", lambda t: ["--seed", "-1"], ["argument --seed: expected a non-negative integer"]),
+    ("learning rate", lambda t: ["--learning-rate", "nan"], ["argument --learning-rate: expected a positive"]),
+    ("unknown option", lambda t: ["--epoch", "3"], ["unrecognized arguments: --epoch"]),
+    ("no folder", lambda t: ["iris", "--plot", str(t / "no" / "p.png")], ["--plot", "does not exist"]),
+    ("diverges", lambda t: ["iris", "--solver", "sgd", "--learning-rate", "1e30", "--epochs", "5", "--quiet"],
+     ["diverged", "Nothing was written"]),
+    ("resume missing", lambda t: ["--resume", str(t / "none.ckpt")], ["no such file"]),
+]
+
+
+@pytest.mark.parametrize(("case", "argv", "expected"), BAD_TRAIN, ids=[c[0] for c in BAD_TRAIN])
+def test_bad_train_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str,
+                         argv: Callable[[Path], list[str]], expected: list[str]) -> None:
+    out_path = tmp_path / "model.st"
+    code, out, err = run(capsys, "train", *argv(tmp_path), "--out", out_path, "--checkpoint", tmp_path / "c.ckpt")
+    assert_one_line_error(code, err, *expected)
+    assert out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["bad.csv"])
+
+
+@pytest.fixture
+def moons_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    path = tmp_path / "moons.st"
+    code, _, err = run(capsys, "train", "moons", *TINY, "--out", path)
+    assert code == 0, err
+    return path
+
+
+def test_bad_evaluate_and_predict_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], moons_model: Path) -> None:
+    code, _, err = run(capsys, "evaluate", moons_model, "iris")
+    assert_one_line_error(code, err, "missing columns 'x1', 'x2'")
+    code, _, err = run(capsys, "evaluate", tmp_path / "nothing.st", "moons")
+    assert_one_line_error(code, err, "no such file")
+    labels = write_csv(tmp_path / "l.csv", ["x1", "x2", "t"], [[0.1, 0.2, 0], [0.3, 0.4, 5]])
+    code, _, err = run(capsys, "evaluate", moons_model, labels)
+    assert_one_line_error(code, err, "labels '5' are not among the model's classes")
+    truncated = tmp_path / "truncated.st"
+    truncated.write_bytes(moons_model.read_bytes()[:100])
+    code, _, err = run(capsys, "predict", truncated, "moons", "--out", tmp_path / "p.csv")
+    assert_one_line_error(code, err, "truncated.st is not a twolayer model file")
+    assert not (tmp_path / "p.csv").exists()
+    code, _, err = run(capsys, "predict", moons_model, "moons", "--out", tmp_path / "none" / "p.csv")
+    assert_one_line_error(code, err, "does not exist")
+
+
+def test_planted_payloads_never_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    marker = tmp_path / "payload-ran"
+    evil_model = tmp_path / "model.safetensors"
+    evil_model.write_bytes(pickle.dumps({"W1": Payload(marker)}))
+    code, _, err = run(capsys, "evaluate", evil_model, "moons")
+    assert_one_line_error(code, err, "pickle")
+    evil_data = tmp_path / "data.npz"
+    np.savez(evil_data, X=np.array([[Payload(marker)]], dtype=object), y=np.array([0]))
+    code, _, err = run(capsys, "train", evil_data, "--out", tmp_path / "m.st")
+    assert_one_line_error(code, err, "holds Python objects")
+    assert not marker.exists()
+    assert not (tmp_path / "m.st").exists()
+
+
+# --------------------------------------------------------------------------
+# Atomic writes through the command
+# --------------------------------------------------------------------------
+
+
+def test_failed_runs_leave_the_old_model(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch, moons_model: Path) -> None:
+    before = moons_model.read_bytes()
+    code, _, err = run(capsys, "train", "nothing-like-this", "--out", moons_model)
+    assert code == 2
+    assert moons_model.read_bytes() == before
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)  # fails after the new bytes are in the temporary file
+    code, _, err = run(capsys, "train", "circles", *TINY, "--out", moons_model, "--quiet")
+    monkeypatch.undo()
+    assert_one_line_error(code, err, "No space left on device", str(moons_model))
+    assert moons_model.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["moons.st"]
+    assert read(moons_model).feature_names == ("x1", "x2")
+
+
+# --------------------------------------------------------------------------
+# Checkpoints, Ctrl-C and resuming
+# --------------------------------------------------------------------------
+
+
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
+    """Deliver a real SIGINT to this process once the given epoch is displayed."""
+    original = cli._Display.update
+
+    def update(self: cli._Display, done: int, loss: float, accuracy: float) -> None:
+        original(self, done, loss, accuracy)
+        if done == epoch:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(cli._Display, "update", update)
+
+
+RUN = ["moons", "--epochs", "12", "--hidden", "6", "--batch-size", "64"]
+
+
+def assert_same_model(a: Path, b: Path) -> None:
+    first, second = read(a), read(b)
+    for p, q in zip(first.classifier.params_, second.classifier.params_):
+        np.testing.assert_array_equal(p, q)
+    assert first.loss_curve == second.loss_curve
+    assert first.validation_curve == second.validation_curve
+    assert first.info is not None and second.info is not None
+    assert first.info["test_accuracy"] == second.info["test_accuracy"]
+
+
+def test_ctrl_c_then_resume_equals_uninterrupted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _, err = run(capsys, "train", *RUN, "--out", tmp_path / "whole.st")
+    assert code == 0, err
+
+    interrupt_at(monkeypatch, 5)
+    checkpoint = tmp_path / "run.ckpt"
+    code, out, err = run(capsys, "train", *RUN, "--out", tmp_path / "resumed.st", "--checkpoint", checkpoint)
+    monkeypatch.undo()
+    assert code == 130 and out == ""
+    assert "interrupted at epoch 5" in err and f"--resume {checkpoint}" in err and "Traceback" not in err
+    assert not (tmp_path / "resumed.st").exists()  # no half-trained model
+    assert load_checkpoint(checkpoint).epoch == 5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+    code, _out, err = run(capsys, "train", "--resume", checkpoint)  # --out and the rest come from the checkpoint
+    assert code == 0, err
+    assert "resuming at epoch 5" in err
+    assert_same_model(tmp_path / "whole.st", tmp_path / "resumed.st")
+    assert load_checkpoint(checkpoint).epoch == 12
+
+
+def test_periodic_checkpoint_resumes_exactly(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run killed after its epoch-4 checkpoint (a copy of it is kept here)
+    # resumes to the result of the run that went on.
+    import twolayer.modelfile
+
+    checkpoint = tmp_path / "c.ckpt"
+    original = twolayer.modelfile.save_checkpoint
+
+    def save_and_copy(path: Path, state: twolayer.modelfile.Checkpoint) -> None:
+        original(path, state)
+        if state.epoch == 4:
+            shutil.copy(path, tmp_path / "at4.ckpt")
+
+    monkeypatch.setattr(twolayer.modelfile, "save_checkpoint", save_and_copy)
+    code, _, err = run(capsys, "train", *RUN, "--out", tmp_path / "whole.st", "--checkpoint", checkpoint,
+                       "--checkpoint-every", "4")
+    monkeypatch.undo()
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "at4.ckpt", "--out", tmp_path / "resumed.st")
+    assert code == 0, err
+    assert_same_model(tmp_path / "whole.st", tmp_path / "resumed.st")
+
+
+def test_resume_refuses_changed_settings_and_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    checkpoint = tmp_path / "c.ckpt"
+    code, _, err = run(capsys, "train", *RUN, "--epochs", "2", "--checkpoint", checkpoint)
+    assert code == 0, err
+    before = checkpoint.read_bytes()
+    code, _, err = run(capsys, "train", "--resume", checkpoint, "--hidden", "7")
+    assert checkpoint.read_bytes() == before
+    assert_one_line_error(code, err, "--hidden 7 differs from the checkpoint's 6")
+    code, _, err = run(capsys, "train", "circles", "--resume", checkpoint)
+    assert_one_line_error(code, err, "circles is not the data the checkpoint")
+    code, _, err = run(capsys, "train", "--resume", checkpoint, "--out", tmp_path / "m.st")
+    assert code == 0, err  # 2 epochs of 2 done: nothing to train, the model is written
+    assert "nothing left to train" in err and read(tmp_path / "m.st").info["epochs"] == 2
+    assert load_checkpoint(checkpoint).epoch == 2
+
+
+def test_ctrl_c_without_checkpoint_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    interrupt_at(monkeypatch, 2)
+    code, _, err = run(capsys, "train", *RUN, "--out", tmp_path / "m.st")
+    assert code == 130 and "nothing written" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    src = str(Path(twolayer.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_sigint_to_a_real_process(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "c.ckpt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "twolayer", "train", "digits", "--epochs", "100000", "--hidden", "8",
+         "--checkpoint", checkpoint, "--out", tmp_path / "m.st"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(), cwd=tmp_path,
+    )
+    assert process.stderr is not None
+    seen = []
+    try:
+        for line in process.stderr:  # the first progress line: training is under way
+            seen.append(line)
+            if line.startswith("epoch"):
+                break
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, "".join(seen) + err
+    assert "Traceback" not in err and "interrupted at epoch" in err
+    assert not (tmp_path / "m.st").exists()
+    state = load_checkpoint(checkpoint)
+    assert 1 <= state.epoch < 100000 and state.run["options"]["hidden"] == 8
+
+
+def test_real_process_train_and_predict(tmp_path: Path) -> None:
+    model_path = tmp_path / "m.st"
+    trained = subprocess.run([sys.executable, "-m", "twolayer", "train", "iris", *TINY, "--out", model_path],
+                             capture_output=True, text=True, env=subprocess_env(), timeout=120, check=False)
+    assert trained.returncode == 0, trained.stderr
+    assert "test accuracy" in trained.stdout and "epoch 3/3" in trained.stderr
+    predicted = subprocess.run([sys.executable, "-m", "twolayer", "predict", model_path, "iris"],
+                               capture_output=True, text=True, env=subprocess_env(), timeout=120, check=False)
+    assert predicted.returncode == 0, predicted.stderr
+    assert predictions_csv(predicted.stdout)[0].keys() == {"prediction"}
+    failed = subprocess.run([sys.executable, "-m", "twolayer", "evaluate", model_path, "irs"],
+                            capture_output=True, text=True, env=subprocess_env(), timeout=120, check=False)
+    assert failed.returncode == 2 and failed.stderr.count("\n") == 1 and "did you mean 'iris'" in failed.stderr
+
+
+# --------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------
+
+
+def assert_png(path: Path) -> tuple[int, ...]:
+    import matplotlib.image
+
+    assert path.read_bytes().startswith(PNG_SIGNATURE)
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.std() > 0
+    return image.shape
+
+
+def test_plots_are_valid_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str], moons_model: Path) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plot' extra")
+    code, _, err = run(capsys, "train", "iris", *TINY, "--plot", tmp_path / "iris.png")
+    assert code == 0, err
+    two_panels = assert_png(tmp_path / "iris.png")
+    code, out, err = run(capsys, "plot", moons_model, "moons", "--out", tmp_path / "regions.png")
+    assert code == 0, err
+    assert out == f"wrote plot {tmp_path / 'regions.png'}\n"
+    three_panels = assert_png(tmp_path / "regions.png")
+    assert three_panels[1] > two_panels[1]  # the decision regions add a panel
+    code, _out, err = run(capsys, "plot", moons_model, "--out", tmp_path / "stored.png")
+    assert code == 0, err
+    assert assert_png(tmp_path / "stored.png")[1] == two_panels[1]  # curves + the stored confusion matrix
+    code, _, err = run(capsys, "plot", moons_model, "--out", tmp_path / "no" / "x.png")
+    assert_one_line_error(code, err, "does not exist")
+
+
+# --------------------------------------------------------------------------
+# gradcheck, derive, datasets, help
+# --------------------------------------------------------------------------
+
+
+def test_gradcheck_passes_and_fails(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = run(capsys, "gradcheck", "--features", "3", "--hidden", "4", "--classes", "3", "--samples", "5")
+    assert code == 0
+    assert "PASSED" in out and "W1" in out and "b2" in out
+    correct = network.gradient
+
+    def wrong(*args: object, **kwargs: object) -> network.Params:
+        g = correct(*args, **kwargs)  # type: ignore[arg-type]
+        return network.Params(g.W1, g.b1, g.W2 * 1.001, g.b2)
+
+    monkeypatch.setattr(network, "gradient", wrong)
+    code, out, _ = run(capsys, "gradcheck", "--features", "3", "--hidden", "4", "--classes", "3", "--samples", "5")
+    assert code == 1 and "FAILED" in out and "W2[" in out
+
+
+def test_derive(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("sympy", reason="sympy is the optional 'derive' extra")
+    code, out, _ = run(capsys, "derive", "--classes", "2")
+    assert code == 0, out
+    assert "PASSED" in out and "softmax derivative" in out and "fails, as it should" in out
+    import twolayer.derivation
+
+    def broken(**kwargs: object) -> list[twolayer.derivation.Step]:
+        return [twolayer.derivation.Step("a step", "x = y", holds=False, detail="counterexample x=1, y=2")]
+
+    monkeypatch.setattr(twolayer.derivation, "verify_derivation", broken)
+    code, out, _ = run(capsys, "derive")
+    assert code == 1 and "FAIL" in out and "counterexample x=1, y=2" in out
+
+
+def test_datasets_lists_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "datasets")
+    assert code == 0
+    for name in BUILTINS:
+        data = load_builtin(name)
+        assert re.search(rf"{name}\s*│\s*{data.n_samples}\s*│\s*{data.n_features}\s*│", out), name
+
+
+@pytest.mark.parametrize("command", [c.name for c in cli.COMMANDS])
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    code, out, _ = run(capsys, command, "--help")
+    assert code == 0 and f"usage: twolayer {command}" in out
+
+
+def test_no_command_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys)
+    assert_one_line_error(code, err, "choose a command")
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip() == f"twolayer {twolayer.__version__}"
+
+
+# --------------------------------------------------------------------------
+# Progress display
+# --------------------------------------------------------------------------
+
+
+def test_plain_progress_lines_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "train", "iris", "--epochs", "40", "--hidden", "3")
+    assert code == 0
+    epochs = [int(m) for m in re.findall(r"^epoch\s+(\d+)/40", err, flags=re.MULTILINE)]
+    assert epochs == [1, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40]
+    code, out, err = run(capsys, "train", "iris", "--epochs", "2", "--hidden", "3", "--quiet")
+    assert code == 0 and out == "" and err == ""
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    stream = FakeTerminal()
+    with cli._Display(20, 0, quiet=False, stream=stream) as display:
+        for epoch in range(1, 21):
+            display.update(epoch, 1.0 / epoch, 0.5)
+    shown = stream.getvalue()
+    assert "20/20" in shown and "loss 0.05" in shown and "held-out acc 0.5000" in shown
