@@ -91,6 +91,11 @@ def _result(
     )
 
 
+def _intermediate(theta: np.ndarray, f: float, g: np.ndarray, nit: int, nfev: int, nhev: int) -> OptimizeResult:
+    """What a callback sees after an iteration (copies: the caller may keep them)."""
+    return OptimizeResult(x=theta.copy(), fun=f, jac=g.copy(), nit=nit, nfev=nfev, njev=nfev, nhev=nhev)
+
+
 # --------------------------------------------------------------------------
 # Møller's scaled conjugate gradient
 # --------------------------------------------------------------------------
@@ -121,8 +126,17 @@ def scaled_conjugate_gradient(
     and raises it by :math:`\\delta (1 - \\Delta) / \\lVert p \\rVert^2` when
     :math:`\\Delta < 0.25`; and updates the direction by Møller's
     Polak–Ribière-type formula, restarting along :math:`-g` every ``W``
-    accepted steps. With an exact ``hessp`` on a convex quadratic it is the
-    linear conjugate-gradient method.
+    accepted steps. With an exact ``hessp`` on a convex quadratic and a
+    negligible :math:`\lambda` its steps are those of linear conjugate
+    gradients.
+
+    One departure from Møller: when :math:`f(\theta) - f(\theta + \alpha p)`
+    is below about :math:`10^3` machine epsilons of :math:`|f|`, so that the
+    difference is mostly rounding, the reduction is measured instead by the
+    trapezoid rule :math:`-\tfrac{\alpha}{2} p^\top (g + g_{\text{new}})`
+    (exact for a quadratic). Without it the ratio turns to noise near a
+    minimum, :math:`\lambda` explodes and the method stalls well above the
+    gradient tolerance that float64 allows.
 
     Parameters
     ----------
@@ -245,7 +259,7 @@ def scaled_conjugate_gradient(
         converged = success and _converged(g, tol)
         stop = False
         if callback is not None:
-            info = _result(theta.copy(), f, g.copy(), nit, nfev, nhev, -1, "")
+            info = _intermediate(theta, f, g, nit, nfev, nhev)
             info["lambda_"] = lam
             stop = callback(info) is True
         if converged:
@@ -353,7 +367,7 @@ def minimize_newton(
         f, g = lookup(x)
         stop = False
         if callback is not None:
-            info = _result(x, f, g.copy(), counts["nit"], counts["f"], counts["h"], -1, "")
+            info = _intermediate(x, f, g, counts["nit"], counts["f"], counts["h"])
             stop = callback(info) is True
         if _converged(g, tol):
             ours["status"] = 0
