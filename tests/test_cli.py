@@ -379,6 +379,23 @@ def test_resume_refuses_changed_settings_and_data(tmp_path: Path, capsys: pytest
     assert load_checkpoint(checkpoint).epoch == 2
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_resume_refuses_a_foreign_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A valid checkpoint file, but not one of `twolayer train`: no record of the run.
+    from twolayer.classifier import TwoLayerClassifier
+    from twolayer.modelfile import Checkpoint, save_checkpoint
+
+    data = load_builtin("moons")
+    model = TwoLayerClassifier(n_hidden=2, max_iter=1).fit(data.X, data.y)
+    path = tmp_path / "other.ckpt"
+    save_checkpoint(path, Checkpoint(state=model.get_training_state(), hyperparameters=model.get_params(),
+                                     scaler_mean=None, scaler_scale=None, train_index=np.arange(300),
+                                     test_index=np.arange(300, 400), epoch=1, run={"source": "moons"}))
+    code, _, err = run(capsys, "train", "--resume", path, "--out", tmp_path / "m.st")
+    assert_one_line_error(code, err, "not a checkpoint of 'twolayer train'")
+    assert not (tmp_path / "m.st").exists()
+
+
 def test_ctrl_c_without_checkpoint_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     interrupt_at(monkeypatch, 2)

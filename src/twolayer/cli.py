@@ -200,7 +200,8 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
                           "and on Ctrl-C (default with --resume: the resumed file)")
     out.add_argument("--checkpoint-every", type=_positive_int, metavar="K", help=f"{_default('checkpoint_every')}")
     out.add_argument("--resume", metavar="PATH",
-                     help="continue from a checkpoint up to --epochs in total; the result equals an uninterrupted run")
+                     help="continue from a checkpoint up to --epochs in total; with adam and sgd the result equals "
+                          "an uninterrupted run bit for bit")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
@@ -574,6 +575,24 @@ def _resolve_options(args: argparse.Namespace, stored: dict[str, Any] | None, re
     return options
 
 
+# What `twolayer train` records in a checkpoint besides the training state.
+_RUN_RECORD: dict[str, type | tuple[type, ...]] = {
+    "options": dict, "source": str, "fingerprint": str, "scaler_samples": int, "accuracy": list,
+    "elapsed": (int, float),
+}
+
+
+def _check_run_record(path: str, record: dict[str, Any]) -> None:
+    """A checkpoint written by another program may lack what resuming needs: say so in one line."""
+    for key, kind in _RUN_RECORD.items():
+        if not isinstance(record.get(key), kind):
+            raise DataError(f"{path}: not a checkpoint of 'twolayer train' (its record has no valid {key!r})")
+    missing = [key for key in (*TRAIN_DEFAULTS, "target", "epochs", "out", "plot", "checkpoint")
+               if key not in record["options"]]
+    if missing:
+        raise DataError(f"{path}: not a checkpoint of 'twolayer train' (the option {missing[0]!r} is not recorded)")
+
+
 def _hyperparameters(options: dict[str, Any]) -> dict[str, Any]:
     return {
         "n_hidden": options["hidden"],
@@ -638,8 +657,12 @@ def _train(args: argparse.Namespace) -> int:
     from twolayer.modelfile import Checkpoint, load_checkpoint, save, save_checkpoint
     from twolayer.optim import TrainingDiverged
 
-    checkpoint_in: Checkpoint | None = load_checkpoint(args.resume) if args.resume is not None else None
-    stored = checkpoint_in.run["options"] if checkpoint_in is not None else None
+    checkpoint_in: Checkpoint | None = None
+    stored = None
+    if args.resume is not None:
+        checkpoint_in = load_checkpoint(args.resume)
+        _check_run_record(args.resume, checkpoint_in.run)
+        stored = checkpoint_in.run["options"]
     options = _resolve_options(args, stored, args.resume)
     for option in ("out", "plot", "checkpoint"):
         _check_writable(options[option], "--" + option)
@@ -669,7 +692,7 @@ def _train(args: argparse.Namespace) -> int:
         model = TwoLayerClassifier(**hyper)
         first_epoch = 0
     else:
-        if checkpoint_in.run["fingerprint"] != data.fingerprint():
+        if checkpoint_in.run["fingerprint"] != data.fingerprint():  # before any training: refuse other data
             raise DataError(f"{source} is not the data the checkpoint {args.resume} was trained on")
         run = _Run(options, data, checkpoint_in.train_index, checkpoint_in.test_index, checkpoint_in.scaler_mean,
                    checkpoint_in.scaler_scale, checkpoint_in.run["scaler_samples"],
@@ -682,6 +705,9 @@ def _train(args: argparse.Namespace) -> int:
         except (TypeError, ValueError, KeyError) as exc:
             raise DataError(f"{args.resume}: the training state cannot be restored ({exc})") from None
         first_epoch = checkpoint_in.epoch
+        if options["solver"] == "lbfgs":
+            _note("note: L-BFGS cannot be resumed exactly (SciPy keeps its curvature memory to itself): the run "
+                  "continues from the checkpoint's weights with a fresh memory", quiet=bool(args.quiet))
 
     total = options["epochs"]
     X_train = run.transform(data.X[run.train_index]).astype(dtype)
@@ -689,10 +715,12 @@ def _train(args: argparse.Namespace) -> int:
     X_test = run.transform(data.X[run.test_index])
     y_test = data.y[run.test_index]
 
+    fingerprint = data.fingerprint()
+
     def write_checkpoint(fitted: TwoLayerClassifier) -> None:
         assert options["checkpoint"] is not None
         state = fitted.get_training_state()
-        info = {"options": options, "source": source, "fingerprint": data.fingerprint(),
+        info = {"options": options, "source": source, "fingerprint": fingerprint,
                 "scaler_samples": run.scaler_samples, "accuracy": list(run.accuracy),
                 "elapsed": run.elapsed + time.perf_counter() - started}
         params = {k: v for k, v in hyper.items()}
