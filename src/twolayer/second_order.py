@@ -127,15 +127,15 @@ def scaled_conjugate_gradient(
     :math:`\\Delta < 0.25`; and updates the direction by Møller's
     Polak–Ribière-type formula, restarting along :math:`-g` every ``W``
     accepted steps. With an exact ``hessp`` on a convex quadratic and a
-    negligible :math:`\lambda` its steps are those of linear conjugate
+    negligible :math:`\\lambda` its steps are those of linear conjugate
     gradients.
 
-    One departure from Møller: when :math:`f(\theta) - f(\theta + \alpha p)`
+    One departure from Møller: when :math:`f(\\theta) - f(\\theta + \\alpha p)`
     is below about :math:`10^3` machine epsilons of :math:`|f|`, so that the
     difference is mostly rounding, the reduction is measured instead by the
-    trapezoid rule :math:`-\tfrac{\alpha}{2} p^\top (g + g_{\text{new}})`
+    trapezoid rule :math:`-\\tfrac{\\alpha}{2} p^\\top (g + g_{\\text{new}})`
     (exact for a quadratic). Without it the ratio turns to noise near a
-    minimum, :math:`\lambda` explodes and the method stalls well above the
+    minimum, :math:`\\lambda` explodes and the method stalls well above the
     gradient tolerance that float64 allows.
 
     Parameters
