@@ -348,6 +348,14 @@ def test_exact_diagonal_is_the_hessians_diagonal(activation):
     assert rel_err(nw.flatten(diag), np.diag(H)) < 1e-10
 
 
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_gauss_newton_diagonal_is_the_gauss_newton_matrixs_diagonal(activation):
+    params, X, _, s = problem(3, 4, 3, 9, seed=27)
+    diag = cv.hessian_diagonal(params, X, None, s, approximation="gauss-newton", activation=activation, alpha=0.2)
+    G = gn_by_loop(params, X, s, activation) + 0.2 * np.diag(decay_mask(3, 4, 3))
+    assert rel_err(nw.flatten(diag), np.diag(G)) < 1e-12
+
+
 def becker_lecun_by_loop(params, X, T, s, activation):
     """Becker–LeCun's diagonal, one pattern at a time, every derivative from autograd.
 
@@ -503,6 +511,7 @@ def all_outputs(params, X, T, s, v):
         *cv.gauss_newton_vector_product(params, X, T, v, s, alpha=0.1),
         *cv.hessian_diagonal(params, X, T, s),
         *cv.hessian_diagonal(params, X, T, s, approximation="becker-lecun"),
+        *cv.hessian_diagonal(params, X, T, s, approximation="gauss-newton"),
     ]
 
 

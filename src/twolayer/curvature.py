@@ -713,14 +713,14 @@ def gauss_newton_vector_product(
 def hessian_diagonal(
     params: Params,
     X: Array,
-    T: Array,
+    T: Array | None,
     sample_weight: Array | None = None,
     *,
     approximation: str | None = None,
     activation: str = "tanh",
     alpha: float = 0.0,
 ) -> Params:
-    """The diagonal of the Hessian, exactly or by Becker and LeCun's approximation.
+    """The diagonal of the Hessian: exact, Becker and LeCun's, or the Gauss–Newton matrix's.
 
     Per pattern (curvature.md, "Diagonal"):
 
@@ -732,16 +732,18 @@ def hessian_diagonal(
         + h''(a_j) \\sum_k w^{(2)}_{kj} \\delta_k \\Big]
 
     Becker and LeCun keep only :math:`k = k'` in the double sum; the
-    second-layer entries are exact either way. Cost: a few matrix products of
-    the size of one gradient evaluation.
+    Gauss–Newton diagonal, :math:`\\operatorname{diag}(G)` of
+    :func:`gauss_newton`, drops the :math:`h''` term (and needs no targets).
+    The second-layer entries are exact either way. Cost: a few matrix products
+    of the size of one gradient evaluation.
 
     Parameters
     ----------
     params : Params
     X : array of shape (N, D)
-    T : array of shape (N, K)
+    T : array of shape (N, K), or None with ``approximation="gauss-newton"``
     sample_weight : array of shape (N,), optional
-    approximation : {None, "becker-lecun"}, default None
+    approximation : {None, "becker-lecun", "gauss-newton"}, default None
         ``None`` for the exact diagonal.
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
     alpha : float, default 0.0
@@ -759,21 +761,27 @@ def hessian_diagonal(
     of back-propagation learning with second order methods", Proc. 1988
     Connectionist Models Summer School (1989).
     """
-    if approximation not in (None, "becker-lecun"):
-        raise ValueError(f"approximation must be None or 'becker-lecun', got {approximation!r}")
+    if approximation not in (None, "becker-lecun", "gauss-newton"):
+        raise ValueError(
+            f"approximation must be None, 'becker-lecun' or 'gauss-newton', got {approximation!r}"
+        )
     alpha = _check_alpha(alpha)
-    st = _state(params, X, T, sample_weight, activation, need_targets=True)
+    gauss_newton = approximation == "gauss-newton"
+    st = _state(params, X, T, sample_weight, activation, need_targets=not gauss_newton)
     xp, X, z, y, W2 = st.xp, st.X, st.z, st.y, st.params.W2
     W2T = xp.permute_dims(W2, (1, 0))
     W2T_sq = W2T * W2T  # (K, M)  w_kj^2
     lam_diag = y * (1 - y)  # (N, K)  Lambda_kk = y_k (1 - y_k)
-    if approximation is None:
+    if approximation == "becker-lecun":
+        quad = lam_diag @ W2T_sq  # (N, M)  only k = k'
+    else:
         Wy = y @ W2T  # (N, M)
         quad = y @ W2T_sq - Wy * Wy  # (N, M)  sum_kk' w_kj w_k'j Lambda_kk'
-    else:
-        quad = lam_diag @ W2T_sq  # (N, M)  only k = k'
     # d2E_n/da_j^2 on the diagonal: h'^2 (W2 Lambda W2^T)_jj s + h'' sum_k w_kj delta_k
-    d2a1 = _weighted(st, st.hp * st.hp * quad) + st.hpp * (st.delta2 @ W2T)  # (N, M)
+    d2a1 = _weighted(st, st.hp * st.hp * quad)  # (N, M)
+    if not gauss_newton:
+        assert st.delta2 is not None  # _state() required the targets
+        d2a1 = d2a1 + st.hpp * (st.delta2 @ W2T)
     d2a2 = _weighted(st, lam_diag)  # (N, K)
     diag = Params(
         xp.permute_dims(X * X, (1, 0)) @ d2a1,  # (D, M)  x_i^2 d2E/da_j^2
