@@ -553,6 +553,16 @@ def test_plain_progress_lines_when_not_a_terminal(capsys: pytest.CaptureFixture[
     assert code == 0 and out == "" and err == ""
 
 
+def test_plain_progress_ends_with_the_last_epoch() -> None:
+    # Training that converges between two progress lines still shows where it stopped.
+    stream = io.StringIO()
+    with cli._Display(100, 0, quiet=False, stream=stream) as display:
+        for epoch in range(1, 38):
+            display.update(epoch, 1.0, 0.5)
+    shown = [int(m) for m in re.findall(r"^epoch\s+(\d+)/100", stream.getvalue(), flags=re.MULTILINE)]
+    assert shown == [1, 10, 20, 30, 37]
+
+
 class FakeTerminal(io.StringIO):
     def isatty(self) -> bool:
         return True

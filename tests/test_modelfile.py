@@ -272,6 +272,10 @@ def test_other_files_are_refused(tmp_path: Path) -> None:
         np.savez(handle, X=np.ones(3))
     with pytest.raises(DataError, match="zip archive"):
         load(npz)
+    text = tmp_path / "predictions.safetensors"
+    text.write_text("prediction,proba_0\n0,0.9\n")
+    with pytest.raises(DataError, match="looks like a text file"):
+        load(text)
     foreign = tmp_path / "foreign.safetensors"
     foreign.write_bytes(safetensors.numpy.save({"w": np.ones(2)}, metadata={"hello": "world"}))
     with pytest.raises(DataError, match="not a twolayer model file"):

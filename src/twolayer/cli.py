@@ -361,7 +361,7 @@ def _label(value: object) -> str:
 def _confusion_table(matrix: np.ndarray, classes: Sequence[object] | np.ndarray, title: str) -> Any:
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", min_width=len(title))
     table.add_column("true \\ predicted", justify="right", style="bold")
     for c in classes:
         table.add_column(_label(c), justify="right")
@@ -373,7 +373,7 @@ def _confusion_table(matrix: np.ndarray, classes: Sequence[object] | np.ndarray,
 def _key_value_table(title: str, rows: Sequence[tuple[str, str]]) -> Any:
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_header=False)
+    table = Table(title=title, title_justify="left", show_header=False, min_width=len(title))
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows:
@@ -429,6 +429,7 @@ class _Display:
         self.started = time.perf_counter()
         self._progress: Any = None
         self._task: Any = None
+        self._pending: tuple[int, float, float] | None = None
 
     def __enter__(self) -> Self:
         if self.interactive:
@@ -460,6 +461,8 @@ class _Display:
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.__exit__(None, None, None)
+        elif self._pending is not None and exc[0] is None:
+            self._print(*self._pending)  # the last epoch, when training stopped between two lines
 
     def update(self, epoch: int, loss: float, accuracy: float) -> None:
         if self.quiet:
@@ -469,11 +472,18 @@ class _Display:
             return
         done = epoch - self.first_epoch
         if done == 1 or done % self.every == 0 or epoch == self.total:
-            elapsed = time.perf_counter() - self.started
-            left = elapsed / done * (self.total - epoch)
-            width = len(str(self.total))
-            print(f"epoch {epoch:>{width}}/{self.total}  loss {loss:.4g}  held-out accuracy {accuracy:.4f}  "
-                  f"{elapsed:.1f}s elapsed, about {left:.1f}s left", file=self.stream, flush=True)
+            self._print(epoch, loss, accuracy)
+        else:
+            self._pending = (epoch, loss, accuracy)
+
+    def _print(self, epoch: int, loss: float, accuracy: float) -> None:
+        self._pending = None
+        done = max(epoch - self.first_epoch, 1)
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / done * (self.total - epoch)
+        width = len(str(self.total))
+        print(f"epoch {epoch:>{width}}/{self.total}  loss {loss:.4g}  held-out accuracy {accuracy:.4f}  "
+              f"{elapsed:.1f}s elapsed, about {left:.1f}s left", file=self.stream, flush=True)
 
 
 @dataclass
@@ -771,8 +781,7 @@ def _train(args: argparse.Namespace) -> int:
     classes = np.asarray(model.classes_)
     train_metrics = _metrics(predictor, data.X[run.train_index], y_train, classes)
     test_metrics = _metrics(predictor, data.X[run.test_index], y_test, classes)
-    stopped = ("reached --epochs" if epochs_done >= total else
-               f"converged: loss improved by less than {options['tol']} for {options['n_iter_no_change']} epochs")
+    stopped = "reached --epochs" if epochs_done >= total else f"converged, --tol {options['tol']}"
     summary = {
         "data": source,
         "n_train": int(run.train_index.size),
@@ -860,7 +869,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = _console()
-    console.print(_key_value_table(f"Evaluation of {args.model}", [
+    console.print(_key_value_table("Evaluation", [
+        ("model", str(args.model)),
         ("data", f"{data.source} ({data.n_samples} samples)"),
         ("accuracy", f"{metrics['accuracy']:.4f}"),
         ("log-loss", f"{metrics['log_loss']:.4f}"),

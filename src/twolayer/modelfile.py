@@ -205,6 +205,8 @@ def _what_it_looks_like(data: bytes) -> str:
         return "; it is a zip archive (a .npz or a PyTorch pickle?), which twolayer does not load as a model"
     if data[:6] == b"\x93NUMPY":
         return "; it is a NumPy .npy array"
+    if data and all(32 <= byte < 127 or byte in b"\t\r\n" for byte in data[:64]):
+        return "; it looks like a text file"
     return ""
 
 
@@ -228,11 +230,11 @@ def _unpack(
     try:
         tensors = safetensors.numpy.load(data)
     except safetensors.SafetensorError as exc:
-        detail = str(exc).removeprefix("Error while deserializing ").removeprefix("header: ")
-        raise DataError(
-            f"{source} is not a {kind}: not a valid safetensors file ({detail}){_what_it_looks_like(data)}; "
-            "it may be truncated or corrupted"
-        ) from None
+        detail = str(exc)
+        for prefix in ("Error while deserializing header: ", "Error while deserializing: "):
+            detail = detail.removeprefix(prefix)
+        looks_like = _what_it_looks_like(data) or "; it may be truncated or corrupted"
+        raise DataError(f"{source} is not a {kind}: not a valid safetensors file ({detail}){looks_like}") from None
     # safetensors has checked the header; read its metadata (str -> str).
     header_size = int.from_bytes(data[:8], "little")
     raw = json.loads(data[8 : 8 + header_size]).get("__metadata__") or {}
