@@ -155,8 +155,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         :math:`\\tilde E / S` of the last epoch or iteration, :math:`S` the
         total pattern weight (``N`` without weights): for L-BFGS exactly
         ``MLPClassifier``'s L-BFGS loss for the same weights and data; for
-        minibatch solvers the data term summed over the epoch's batches plus
-        the decay at the weights each batch saw.
+        minibatch solvers the data term summed over the epoch's batches (each
+        at the weights it saw) plus the decay of the epoch's final weights.
     best_loss_ : float or None
         The least ``loss_`` so far; None with early stopping.
     loss_curve_ : list of float
@@ -329,7 +329,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         s = self._pattern_weights(y, codes, sample_weight, X)
 
         if not continuing:
-            self._training = self._fresh_state(X.shape[1], X.dtype)
+            prior = None if incremental else np.bincount(codes, weights=s, minlength=len(self.classes_))
+            self._training = self._fresh_state(X.shape[1], X.dtype, prior)
         state = self._training
         self._check_state_fits(state, X.shape[1])
         self._publish(state, final=False)
@@ -532,11 +533,24 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError("the sample weights (times the class weights) are all zero; at least one must be positive")
         return s
 
-    def _fresh_state(self, n_features: int, dtype: Any) -> optim.TrainingState:
+    def _fresh_state(self, n_features: int, dtype: Any, class_totals: np.ndarray | None) -> optim.TrainingState:
+        """Initial weights by Glorot's rule, output biases shifted to the log class prior.
+
+        With ``class_totals`` (the pattern weight of each class), the output
+        biases start at :math:`b_k + \\ln \\pi_k - \\overline{\\ln \\pi}`, so the
+        untrained network already predicts the class frequencies :math:`\\pi_k`
+        (the best constant model) wherever its hidden units are quiet, instead
+        of a random class. Balanced classes leave the biases unchanged; a class
+        of zero weight starts at :math:`\\ln 10^{-12}` below the others.
+        ``partial_fit``, which sees one batch of a stream, passes None.
+        """
         seeds = _seed_sequence(self.random_state).spawn(3)  # initial weights, shuffling, validation split
         params = network.init_params(
             n_features, self.n_hidden, len(self.classes_), random_state=np.random.default_rng(seeds[0]), dtype=dtype
         )
+        if class_totals is not None:
+            log_prior = np.log(np.maximum(class_totals / np.sum(class_totals), 1e-12))
+            params.b2[...] += (log_prior - np.mean(log_prior)).astype(dtype)
         return optim.TrainingState(
             theta=np.ascontiguousarray(network.flatten(params)),
             rng=np.random.default_rng(seeds[1]),
@@ -589,7 +603,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (N, K), or (N,) for two classes
         """
-        a2 = _logits(self.params_, self._check_X(X), self.activation)
+        X = self._check_X(X)
+        a2 = _logits(self.params_, X, self.activation)
         return a2[:, 1] - a2[:, 0] if a2.shape[1] == 2 else a2
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
@@ -618,7 +633,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (N,)
         """
-        a2 = _logits(self.params_, self._check_X(X), self.activation)
+        X = self._check_X(X)
+        a2 = _logits(self.params_, X, self.activation)
         return self.classes_[np.argmax(a2, axis=1)]
 
     # ------------------------------------------------------------------

@@ -47,7 +47,7 @@ initialization and momentum in deep learning", ICML 2013.
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
-from scipy.linalg import blas
+from threadpoolctl import threadpool_limits
 
 from twolayer import network
 from twolayer.network import Params
@@ -76,6 +76,9 @@ __all__ = [
 ]
 
 LEARNING_RATE_SCHEDULES = ("constant", "invscaling", "adaptive")
+
+# N M (D + K) below which an L-BFGS run keeps BLAS to one thread (see train_lbfgs)
+SMALL_PROBLEM = 1 << 22
 
 # on_epoch(state) -> True to stop: the estimator's hook, called after each epoch.
 EpochHook = Callable[["TrainingState"], bool]
@@ -268,11 +271,6 @@ def _batch_error_and_gradient(
     return E
 
 
-def _axpy(dtype: Any) -> Callable[..., np.ndarray]:
-    """BLAS ``y += a x`` in place on contiguous vectors, without a temporary."""
-    return blas.get_blas_funcs("axpy", dtype=dtype)
-
-
 class _Layout:
     """Flat views of the two weight blocks (the decayed parameters) of a vector."""
 
@@ -287,11 +285,12 @@ class _Layout:
         w1, w2 = theta[self.W1], theta[self.W2]
         return float(np.dot(w1, w1)) + float(np.dot(w2, w2))
 
-    def add_decay(self, axpy: Callable[..., np.ndarray], theta: np.ndarray, grad: np.ndarray, lam: float) -> None:
-        """``grad += lam * w`` on the weights, not the biases (eq. 5.113)."""
+    def add_decay(self, theta: np.ndarray, grad: np.ndarray, lam: float, tmp: np.ndarray) -> None:
+        """``grad += lam * w`` on the weights, not the biases (eq. 5.113); ``tmp`` is scratch of ``theta``'s size."""
         if lam != 0.0:
-            axpy(theta[self.W1], grad[self.W1], a=lam)
-            axpy(theta[self.W2], grad[self.W2], a=lam)
+            for block in (self.W1, self.W2):
+                scaled = np.multiply(theta[block], lam, out=tmp[block])
+                grad[block] += scaled
 
 
 # --------------------------------------------------------------------------
@@ -356,18 +355,20 @@ class SGD:
         self.schedule = schedule
         self.power_t = float(power_t)
         self.velocity = np.zeros(n_params, dtype=dtype)
-        self._axpy = _axpy(self.velocity.dtype)
+        self._tmp = np.empty(n_params, dtype=dtype)
 
     def step(self, theta: np.ndarray, grad: np.ndarray) -> None:
         """Update ``theta`` in place along the gradient ``grad``."""
-        mu, eta, v = self.momentum, self.learning_rate, self.velocity
+        mu, eta, v, tmp = self.momentum, self.learning_rate, self.velocity, self._tmp
         v *= mu
-        self._axpy(grad, v, a=-eta)  # v = mu v - eta g
+        np.multiply(grad, eta, out=tmp)
+        v -= tmp  # v = mu v - eta g
         if self.nesterov:
-            self._axpy(v, theta, a=mu)
-            self._axpy(grad, theta, a=-eta)  # w += mu v - eta g
+            theta -= tmp
+            np.multiply(v, mu, out=tmp)
+            theta += tmp  # w += mu v - eta g
         else:
-            self._axpy(v, theta, a=1.0)  # w += v
+            theta += v  # w += v
 
     def epoch_end(self, t: int) -> None:
         """Update the learning rate after an epoch; ``t`` counts patterns seen."""
@@ -434,22 +435,24 @@ class Adam:
         self.m = np.zeros(n_params, dtype=dtype)
         self.v = np.zeros(n_params, dtype=dtype)
         self._tmp = np.empty(n_params, dtype=dtype)
-        self._axpy = _axpy(self.m.dtype)
 
     def step(self, theta: np.ndarray, grad: np.ndarray) -> None:
         """Update ``theta`` in place along the gradient ``grad``."""
         b1, b2, m, v, tmp = self.beta_1, self.beta_2, self.m, self.v, self._tmp
         self.t += 1
+        np.multiply(grad, 1.0 - b1, out=tmp)
         m *= b1
-        self._axpy(grad, m, a=1.0 - b1)  # m = b1 m + (1 - b1) g
+        m += tmp  # m = b1 m + (1 - b1) g
         np.multiply(grad, grad, out=tmp)
+        tmp *= 1.0 - b2
         v *= b2
-        self._axpy(tmp, v, a=1.0 - b2)  # v = b2 v + (1 - b2) g^2
+        v += tmp  # v = b2 v + (1 - b2) g^2
         step = self.learning_rate * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
         np.sqrt(v, out=tmp)
         tmp += self.epsilon
         np.divide(m, tmp, out=tmp)
-        self._axpy(tmp, theta, a=-step)  # w -= eta_t m / (sqrt(v) + eps)
+        tmp *= step
+        theta -= tmp  # w -= eta_t m / (sqrt(v) + eps)
 
     def epoch_end(self, t: int) -> None:
         """Adam keeps its learning rate."""
@@ -539,9 +542,6 @@ class TrainingState:
         if opt is not None and self.optimizer is not None:
             self.optimizer.load_state(opt)
 
-    def copy(self) -> TrainingState:
-        return copy.deepcopy(self)
-
 
 @dataclass
 class TrainingData:
@@ -627,8 +627,9 @@ def train_minibatch(
     ``settings.batch_size`` (a fresh permutation from ``state.rng`` when
     shuffling), stepping along
     :math:`\\tfrac{1}{B} \\sum_{\\text{batch}} \\bar w_n \\nabla E_n + \\lambda w`.
-    After the epoch: the loss (the data term over its batches plus the decay
-    at the weights each batch saw, divided by ``S``) joins ``loss_curve``;
+    After the epoch: the loss (the data term summed over its batches, each
+    at the weights it saw, plus the decay of the epoch's final weights,
+    divided by ``S``) joins ``loss_curve``;
     with early stopping the validation score joins ``validation_scores`` and
     the best weights are kept; the learning-rate schedule and the
     no-improvement counter move as scikit-learn's do; then ``on_epoch(state)``
@@ -662,71 +663,30 @@ def train_minibatch(
     ----------
     PRML §5.2.4 (sequential and minibatch gradient descent), §5.5.2 (early stopping).
     """
-    theta, optimizer = state.theta, state.optimizer
+    optimizer = state.optimizer
     if optimizer is None:
         raise ValueError("train_minibatch needs state.optimizer")
-    D, M, K = _dims(theta, data, n_classes)
-    dtype = theta.dtype
-    params = network.unflatten(theta, D, M, K)  # views: the optimiser's steps show through
-    grad = np.empty_like(theta)
-    grad_params = network.unflatten(grad, D, M, K)
-    layout = _Layout(D, M, K)
-    axpy = _axpy(dtype)
-    n = data.n
-    B = int(min(max(settings.batch_size, 1), n))
-    dense = isinstance(data.X, np.ndarray)
-    contiguous = dense and data.rows is None and not settings.shuffle  # batches are slices of X
-    ws = _Workspace(B, D, M, K, dtype, gather=dense and not contiguous)
-    order = np.empty(n, dtype=np.intp)
-    lam = float(data.lam)
-
+    run = _Minibatch(state, data, settings, n_classes)
     state.n_iter = 0
     for _ in range(settings.max_iter):
         snapshot = state.snapshot()
-        if settings.shuffle:
-            if state.rng is None:
-                raise ValueError("shuffling needs state.rng")
-            order[...] = state.rng.permutation(n)
-        else:
-            order[...] = np.arange(n)
-        if data.rows is not None:
-            np.take(data.rows, order, out=order)
-
-        total = 0.0  # sum over batches of (sum_n w_n E_n + b lam/2 ||w||^2)
-        for start in range(0, n, B):
-            stop = min(start + B, n)
-            b = stop - start
-            if contiguous:
-                Xb = data.X[start:stop]
-                yb = data.y[start:stop]
-                wb = None if data.w is None else data.w[start:stop]
-            else:
-                idx = order[start:stop]
-                if dense:
-                    Xb = np.take(data.X, idx, axis=0, out=ws.X[:b])
-                else:
-                    Xb = data.X[idx]
-                yb = np.take(data.y, idx, out=ws.y[:b])
-                wb = None if data.w is None else np.take(data.w, idx, out=ws.w[:b])
-            E_b = _batch_error_and_gradient(params, Xb, yb, wb, 1.0 / b, settings.activation, ws, grad_params)
-            if lam != 0.0:
-                total += E_b + 0.5 * b * lam * layout.sq_norm(theta)
-                layout.add_decay(axpy, theta, grad, lam)
-            else:
-                total += E_b
-            if not math.isfinite(total):
-                _diverged(state, snapshot, optimizer, len(state.loss_curve) + 1)
-            optimizer.step(theta, grad)
-        if not np.isfinite(theta).all():
-            _diverged(state, snapshot, optimizer, len(state.loss_curve) + 1)
-
+        # Overflow is caught by the finiteness checks of the epoch and reported as divergence.
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = run.epoch()
+        if loss is None:
+            state.restore(snapshot)
+            raise TrainingDiverged(
+                f"training diverged in epoch {len(state.loss_curve) + 1}: the error became non-finite with "
+                f"learning_rate_init={optimizer.learning_rate_init:g} (current learning rate "
+                f"{optimizer.learning_rate:g}). Lower learning_rate_init or scale the inputs; the weights of "
+                f"the last finished epoch were kept."
+            )
         state.n_iter += 1
-        state.t += n
-        loss = total / n
+        state.t += data.n
         state.loss_curve.append(loss)
         if settings.verbose:
             print(f"Iteration {state.n_iter}, loss = {loss:.8f}")
-        _track_improvement(state, settings, params, validation_score)
+        _track_improvement(state, settings, run.params, validation_score)
         optimizer.epoch_end(state.t)
         converged = False
         if state.no_improvement_count > settings.n_iter_no_change:
@@ -747,6 +707,71 @@ def train_minibatch(
         if settings.incremental:
             return "incremental"
     return "max_iter"
+
+
+class _Minibatch:
+    """One fit's buffers for the minibatch loop, and its epoch.
+
+    Everything of the size of a batch or of the weights is allocated here,
+    once; an epoch then allocates only the permutation and per-batch vectors
+    of length ``B``.
+    """
+
+    def __init__(self, state: TrainingState, data: TrainingData, settings: MinibatchSettings, n_classes: int) -> None:
+        theta = state.theta
+        D, M, K = _dims(theta, data, n_classes)
+        self.state, self.data, self.settings = state, data, settings
+        self.params = network.unflatten(theta, D, M, K)  # views: the optimiser's steps show through
+        self.grad = np.empty_like(theta)
+        self.grad_params = network.unflatten(self.grad, D, M, K)
+        self.scratch = np.empty_like(theta)
+        self.layout = _Layout(D, M, K)
+        self.n = data.n
+        self.B = int(min(max(settings.batch_size, 1), self.n))
+        self.dense = isinstance(data.X, np.ndarray)
+        self.contiguous = self.dense and data.rows is None and not settings.shuffle  # batches are slices of X
+        self.ws = _Workspace(self.B, D, M, K, theta.dtype, gather=self.dense and not self.contiguous)
+        self.order = np.empty(self.n, dtype=np.intp)
+
+    def _shuffle(self) -> None:
+        """The epoch's order of the training rows (indices into ``data.X``)."""
+        state, data, order = self.state, self.data, self.order
+        if self.settings.shuffle:
+            if state.rng is None:
+                raise ValueError("shuffling needs state.rng")
+            order[...] = state.rng.permutation(self.n)
+        else:
+            order[...] = np.arange(self.n)
+        if data.rows is not None:
+            np.take(data.rows, order, out=order)
+
+    def epoch(self) -> float | None:
+        """One pass over the training rows; the epoch's loss, or None on a non-finite error."""
+        data, ws, theta, grad = self.data, self.ws, self.state.theta, self.grad
+        optimizer, layout, lam = self.state.optimizer, self.layout, float(data.lam)
+        activation, order, B, n = self.settings.activation, self.order, self.B, self.n
+        self._shuffle()
+        total = 0.0  # sum over batches of sum_n w_n E_n
+        for start in range(0, n, B):
+            stop = min(start + B, n)
+            b = stop - start
+            if self.contiguous:
+                Xb, yb = data.X[start:stop], data.y[start:stop]
+                wb = None if data.w is None else data.w[start:stop]
+            else:
+                idx = order[start:stop]
+                # gather into a reusable buffer: no copy of X per epoch, no allocation per batch
+                Xb = np.take(data.X, idx, axis=0, out=ws.X[:b]) if self.dense else data.X[idx]
+                yb = np.take(data.y, idx, out=ws.y[:b])
+                wb = None if data.w is None else np.take(data.w, idx, out=ws.w[:b])
+            total += _batch_error_and_gradient(self.params, Xb, yb, wb, 1.0 / b, activation, ws, self.grad_params)
+            layout.add_decay(theta, grad, lam, self.scratch)  # g = (1/B) sum w_n grad E_n + lam w
+            if not math.isfinite(total):
+                return None
+            optimizer.step(theta, grad)
+        if not np.isfinite(theta).all():
+            return None
+        return total / n + 0.5 * lam * layout.sq_norm(theta)  # (data term + decay at the epoch's end) / S
 
 
 def _track_improvement(
@@ -781,16 +806,6 @@ def _track_improvement(
             state.best_loss = loss
 
 
-def _diverged(state: TrainingState, snapshot: Any, optimizer: Optimizer, epoch: int) -> None:
-    state.restore(snapshot)
-    rate = optimizer.learning_rate
-    raise TrainingDiverged(
-        f"training diverged in epoch {epoch}: the error became non-finite with learning_rate_init="
-        f"{optimizer.learning_rate_init:g} (current learning rate {rate:g}). Lower learning_rate_init "
-        f"or scale the inputs; the weights of the last finished epoch were kept."
-    )
-
-
 # --------------------------------------------------------------------------
 # L-BFGS over the flat parameter vector
 # --------------------------------------------------------------------------
@@ -814,11 +829,15 @@ class _FullBatch:
         self.grad = np.empty(network.n_params(D, M, K), dtype=dtype)
         self.part = np.empty_like(self.grad) if self.chunk < self.N else None
         self.layout = _Layout(D, M, K)
-        self.axpy = _axpy(dtype)
+        self.scratch = np.empty_like(self.grad)
         self.n_eval = 0
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Returns ``(f, g)``; ``g`` is an internal buffer, overwritten by the next call."""
+        with np.errstate(over="ignore", invalid="ignore"):  # the caller checks f for finiteness
+            return self._evaluate(theta)
+
+    def _evaluate(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         data, N = self.data, self.N
         params = network.unflatten(theta, *self.dims)
         E = 0.0
@@ -832,7 +851,7 @@ class _FullBatch:
             )
             if start > 0:
                 self.grad += self.part
-        self.layout.add_decay(self.axpy, theta, self.grad, data.lam)
+        self.layout.add_decay(theta, self.grad, data.lam, self.scratch)
         self.n_eval += 1
         f = E / N + 0.5 * data.lam * self.layout.sq_norm(theta)  # eq. 5.112, divided by S
         return f, self.grad
@@ -916,15 +935,21 @@ def train_lbfgs(
             raise _StopLbfgs
 
     state.n_iter = 0
+    D, M, K = dims
+    # L-BFGS-B's own vector algebra calls BLAS on vectors of W entries; when the
+    # products are small too, BLAS threads only add synchronisation (which on a
+    # busy machine costs milliseconds per call), so small problems run on one.
+    small = full.N * M * (D + K) < SMALL_PROBLEM
     try:
-        result = scipy.optimize.minimize(
-            fun,
-            accepted.copy(),
-            method="L-BFGS-B",
-            jac=True,
-            callback=callback,
-            options={"maxiter": settings.max_iter, "maxfun": settings.max_fun, "gtol": settings.tol},
-        )
+        with threadpool_limits(limits=1, user_api="blas") if small else contextlib.nullcontext():
+            result = scipy.optimize.minimize(
+                fun,
+                accepted.copy(),
+                method="L-BFGS-B",
+                jac=True,
+                callback=callback,
+                options={"maxiter": settings.max_iter, "maxfun": settings.max_fun, "gtol": settings.tol},
+            )
     except _StopLbfgs:
         np.copyto(theta, accepted, casting="same_kind")
         return "callback", "stopped by the callback"

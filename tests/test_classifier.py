@@ -1,0 +1,601 @@
+"""Tests of twolayer.classifier: the scikit-learn estimator.
+
+Oracles: scikit-learn's own estimator checks and ``MLPClassifier`` (its L-BFGS
+loss, its predict_proba after conversion, its accuracy on the same split);
+:func:`twolayer.network.gradient` for a full-batch step worked in the test;
+the training state, which must reproduce an uninterrupted run bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import load_digits, load_iris, make_classification
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import twolayer
+from twolayer import network as nw
+from twolayer import optim
+from twolayer.classifier import TwoLayerClassifier, from_sklearn
+
+ACTIVATIONS = ["tanh", "logistic", "relu", "identity"]
+SOLVERS = ["adam", "sgd", "lbfgs"]
+quiet_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def small_problem(n_classes: int = 3, n: int = 60, d: int = 5, seed: int = 0):
+    X, y = make_classification(n_samples=n, n_features=d, n_informative=3, n_redundant=0,
+                               n_classes=n_classes, n_clusters_per_class=1, random_state=seed)
+    return X, y
+
+
+def fitted(**kwargs) -> TwoLayerClassifier:
+    X, y = small_problem()
+    params = {"n_hidden": 6, "max_iter": 5, "random_state": 0, **kwargs}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return TwoLayerClassifier(**params).fit(X, y)
+
+
+def theta_of(model: TwoLayerClassifier) -> np.ndarray:
+    return nw.flatten(model.params_)
+
+
+# --------------------------------------------------------------------------
+# scikit-learn's estimator checks
+# --------------------------------------------------------------------------
+
+
+def _check_name(check) -> str:
+    return getattr(check, "func", check).__name__
+
+
+@quiet_convergence
+@parametrize_with_checks([TwoLayerClassifier(), TwoLayerClassifier(solver="lbfgs"), TwoLayerClassifier(solver="sgd")])
+def test_sklearn_estimator_checks(estimator, check):
+    if _check_name(check) == "check_array_api_input" and not os.environ.get("SCIPY_ARRAY_API"):
+        # scikit-learn runs this check only when SciPy's array-API mode was switched on
+        # before SciPy was imported: run it in a fresh interpreter with the switch set.
+        code = (
+            "import warnings; from sklearn.exceptions import ConvergenceWarning; "
+            "warnings.simplefilter('ignore', ConvergenceWarning); "
+            "from sklearn.utils import estimator_checks as ec; from twolayer.classifier import TwoLayerClassifier; "
+            f"ec.{check.func.__name__}('TwoLayerClassifier', TwoLayerClassifier(**{estimator.get_params()!r}), "
+            f"**{check.keywords!r})"
+        )
+        env = {**os.environ, "SCIPY_ARRAY_API": "1"}
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    else:
+        check(estimator)
+
+
+# --------------------------------------------------------------------------
+# accuracy against MLPClassifier
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_scores():
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = TwoLayerClassifier(random_state=0).fit(X_train, y_train).score(X_test, y_test)
+        theirs = MLPClassifier(hidden_layer_sizes=(100,), activation="tanh", random_state=0).fit(X_train, y_train)
+    return ours, theirs.score(X_test, y_test)
+
+
+def test_digits_accuracy_with_defaults(digits_scores):
+    ours, theirs = digits_scores
+    assert ours >= 0.97, f"digits accuracy {ours:.4f} < 0.97"
+    assert ours >= theirs - 0.01, f"digits accuracy {ours:.4f} < MLPClassifier's {theirs:.4f} - 0.01"
+
+
+def test_iris_accuracy():
+    X, y = load_iris(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        score = TwoLayerClassifier(random_state=0).fit(X_train, y_train).score(X_test, y_test)
+    assert score >= 0.95
+
+
+@quiet_convergence
+def test_works_in_a_pipeline_with_grid_search():
+    X, y = small_problem()
+    pipe = make_pipeline(StandardScaler(), TwoLayerClassifier(n_hidden=5, solver="lbfgs", max_iter=50, random_state=0))
+    search = GridSearchCV(pipe, {"twolayerclassifier__alpha": [1e-4, 1.0]}, cv=2).fit(X, y)
+    assert search.best_score_ > 0.7  # chance is 1/3
+    assert search.best_estimator_[-1].classes_.tolist() == [0, 1, 2]
+
+
+# --------------------------------------------------------------------------
+# the loss: MLPClassifier's L-BFGS loss for the same weights
+# --------------------------------------------------------------------------
+
+
+@quiet_convergence
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_loss_equals_mlpclassifier_lbfgs_loss(n_classes, weighted):
+    X, y = small_problem(n_classes=n_classes, seed=1)
+    sw = np.random.default_rng(0).uniform(0.5, 3.0, size=y.shape[0]) if weighted else None
+    mlp = MLPClassifier(hidden_layer_sizes=(7,), activation="tanh", solver="lbfgs", alpha=0.5, max_iter=6,
+                        random_state=0).fit(X, y, sample_weight=sw)
+    ours = from_sklearn(mlp)
+    T = np.eye(len(ours.classes_))[np.searchsorted(ours.classes_, y)]
+    loss = optim.objective(ours.params_, X, T, sw, alpha=0.5)
+    assert loss == pytest.approx(mlp.loss_, rel=1e-10)
+
+
+@quiet_convergence
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lbfgs_loss_attribute_is_the_objective_at_the_fitted_weights(solver, weighted):
+    X, y = small_problem(seed=2)
+    sw = np.random.default_rng(1).uniform(0.5, 3.0, size=y.shape[0]) if weighted else None
+    model = TwoLayerClassifier(n_hidden=5, solver="lbfgs", alpha=0.1, max_iter=15, random_state=0).fit(X, y, sample_weight=sw)
+    T = np.eye(3)[y]
+    assert model.loss_ == pytest.approx(optim.objective(model.params_, X, T, sw, alpha=0.1), rel=1e-10)
+    assert model.loss_curve_[-1] == model.loss_ and model.best_loss_ == min(model.loss_curve_)
+
+
+# --------------------------------------------------------------------------
+# one full-batch step of each solver, by hand from network.gradient
+# --------------------------------------------------------------------------
+
+
+def one_step_model(solver: str, **kwargs) -> tuple[TwoLayerClassifier, np.ndarray, np.ndarray, np.ndarray]:
+    """A model holding known weights and a fresh optimiser, and the data for one full-batch epoch."""
+    X, y = small_problem(n=20, seed=3)
+    model = fitted(solver=solver, **kwargs)
+    state = model.get_training_state()
+    rng = np.random.default_rng(5)
+    state["theta"] = rng.normal(scale=0.3, size=state["theta"].shape)
+    state["optimizer"] = None
+    clone = TwoLayerClassifier(**{**model.get_params(), "warm_start": True, "max_iter": 1, "batch_size": 20,
+                                  "shuffle": False}).set_training_state(state)
+    return clone, state["theta"].copy(), X, y
+
+
+@quiet_convergence
+@pytest.mark.parametrize("solver, nesterov", [("sgd", False), ("sgd", True), ("adam", False)])
+def test_one_full_batch_step_by_hand(solver, nesterov):
+    alpha, lr = 0.3, 0.05
+    model, theta0, X, y = one_step_model(solver, alpha=alpha, learning_rate_init=lr, nesterovs_momentum=nesterov)
+    model.fit(X, y)
+    params0 = nw.unflatten(theta0, 5, 6, 3)
+    g = nw.flatten(nw.gradient(params0, X, np.eye(3)[y])) / 20  # (1/B) sum grad E_n, B = N = 20
+    decay = np.zeros_like(theta0)
+    decay[: 5 * 6] = decay[5 * 6 + 6 : 5 * 6 + 6 + 6 * 3] = 1.0
+    g += alpha / 20 * decay * theta0  # + (alpha / N) w on W1 and W2 only
+    if solver == "sgd":
+        v = -lr * g  # v = 0.9 * 0 - lr g
+        expected = theta0 + (0.9 * v - lr * g if nesterov else v)
+    else:
+        m, v = 0.1 * g, 0.001 * g * g
+        expected = theta0 - lr * math.sqrt(1 - 0.999) / (1 - 0.9) * m / (np.sqrt(v) + 1e-8)
+    np.testing.assert_allclose(theta_of(model), expected, rtol=1e-12, atol=1e-15)
+
+
+# --------------------------------------------------------------------------
+# from_sklearn / to_sklearn
+# --------------------------------------------------------------------------
+
+
+@quiet_convergence
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_from_sklearn_keeps_predict_proba(activation, n_classes):
+    X, y = small_problem(n_classes=n_classes, seed=4)
+    labels = np.array(["cat", "dog", "eel"])[y]
+    mlp = MLPClassifier(hidden_layer_sizes=(5,), activation=activation, max_iter=30, random_state=0).fit(X, labels)
+    ours = from_sklearn(mlp)
+    assert isinstance(ours, TwoLayerClassifier) and ours.n_hidden == 5 and ours.activation == activation
+    assert ours.coefs_[1].shape == (5, n_classes) and ours.n_outputs_ == n_classes
+    np.testing.assert_allclose(ours.predict_proba(X), mlp.predict_proba(X), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(ours.predict(X), mlp.predict(X))
+    back = ours.to_sklearn()
+    for a, b in zip(back.coefs_ + back.intercepts_, mlp.coefs_ + mlp.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(back.predict_proba(X), mlp.predict_proba(X), rtol=0, atol=1e-12)
+
+
+@quiet_convergence
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_to_sklearn_keeps_predict_proba(activation, n_classes):
+    X, y = small_problem(n_classes=n_classes, seed=5)
+    ours = TwoLayerClassifier(n_hidden=4, activation=activation, max_iter=20, random_state=0).fit(X, y)
+    mlp = ours.to_sklearn()
+    assert isinstance(mlp, MLPClassifier) and mlp.hidden_layer_sizes == (4,)
+    np.testing.assert_allclose(mlp.predict_proba(X), ours.predict_proba(X), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(mlp.predict(X), ours.predict(X))
+    again = from_sklearn(mlp)
+    np.testing.assert_allclose(again.predict_proba(X), ours.predict_proba(X), rtol=0, atol=1e-12)
+    mlp.set_params(warm_start=True, max_iter=2).fit(X, y)  # scikit-learn can go on training it
+
+
+def test_from_sklearn_rejects_what_it_cannot_represent():
+    X, y = small_problem()
+    with pytest.raises(TypeError, match="MLPClassifier"):
+        from_sklearn(TwoLayerClassifier())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        deep = MLPClassifier(hidden_layer_sizes=(3, 3), max_iter=2).fit(X, y)
+        multilabel = MLPClassifier(hidden_layer_sizes=(3,), max_iter=2).fit(X, np.eye(3)[y].astype(int))
+    with pytest.raises(ValueError, match="one hidden layer"):
+        from_sklearn(deep)
+    with pytest.raises(ValueError, match="multilabel"):
+        from_sklearn(multilabel)
+    with pytest.raises(NotFittedError):
+        from_sklearn(MLPClassifier())
+
+
+def test_package_exports():
+    assert twolayer.TwoLayerClassifier is TwoLayerClassifier
+    assert twolayer.from_sklearn is from_sklearn
+
+
+# --------------------------------------------------------------------------
+# pattern weights
+# --------------------------------------------------------------------------
+
+
+@quiet_convergence
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_balanced_class_weight_equals_the_matching_sample_weights(solver):
+    X, y = small_problem(n=50, seed=6)
+    y[:20] = 0  # imbalance the classes
+    a = TwoLayerClassifier(n_hidden=5, solver=solver, class_weight="balanced", max_iter=10, random_state=0).fit(X, y)
+    b = TwoLayerClassifier(n_hidden=5, solver=solver, max_iter=10, random_state=0).fit(
+        X, y, sample_weight=compute_sample_weight("balanced", y))
+    np.testing.assert_array_equal(theta_of(a), theta_of(b))
+    assert a.loss_curve_ == b.loss_curve_
+
+
+@quiet_convergence
+def test_dict_class_weight_times_sample_weight():
+    X, y = small_problem(n=40, seed=7)
+    sw = np.random.default_rng(2).uniform(0.5, 2.0, size=40)
+    cw = {0: 2.0, 1: 0.5, 2: 1.5}
+    a = TwoLayerClassifier(n_hidden=4, class_weight=cw, max_iter=5, random_state=0).fit(X, y, sample_weight=sw)
+    b = TwoLayerClassifier(n_hidden=4, max_iter=5, random_state=0).fit(X, y, sample_weight=sw * np.array([2.0, 0.5, 1.5])[y])
+    np.testing.assert_array_equal(theta_of(a), theta_of(b))
+
+
+@quiet_convergence
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_integer_weights_equal_repeated_patterns(solver):
+    X, y = small_problem(n=30, seed=8)
+    counts = np.random.default_rng(3).integers(0, 4, size=30)
+    a = TwoLayerClassifier(n_hidden=4, solver=solver, batch_size=500, shuffle=False, max_iter=8, random_state=0)
+    b = TwoLayerClassifier(n_hidden=4, solver=solver, batch_size=500, shuffle=False, max_iter=8, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # batch_size above N is clipped, with a warning
+        a.fit(X, y, sample_weight=counts)
+        b.fit(np.repeat(X, counts, axis=0), np.repeat(y, counts))
+    np.testing.assert_allclose(theta_of(a), theta_of(b), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-10)
+
+
+def test_bad_sample_weights_are_refused():
+    X, y = small_problem(n=20)
+    with pytest.raises(ValueError, match="zero"):
+        TwoLayerClassifier().fit(X, y, sample_weight=np.zeros(20))
+    with pytest.raises(ValueError, match="all zero"):
+        TwoLayerClassifier(class_weight={0: 0.0, 1: 0.0, 2: 0.0}).fit(X, y)
+    with pytest.raises(ValueError, match="(?i)negative"):
+        TwoLayerClassifier().fit(X, y, sample_weight=-np.ones(20))
+    with pytest.raises(ValueError, match="balanced"):
+        TwoLayerClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
+
+
+# --------------------------------------------------------------------------
+# dtypes and sparse input
+# --------------------------------------------------------------------------
+
+
+@quiet_convergence
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_float32_stays_float32(solver):
+    X, y = small_problem()
+    model = TwoLayerClassifier(n_hidden=4, solver=solver, max_iter=5, random_state=0).fit(X.astype(np.float32), y)
+    assert all(p.dtype == np.float32 for p in model.params_)
+    assert model.predict_proba(X.astype(np.float32)).dtype == np.float32
+    assert model.predict_log_proba(X.astype(np.float32)).dtype == np.float32
+    state = model.get_training_state()
+    assert all(v.dtype == np.float32 for v in state.values() if isinstance(v, np.ndarray))
+    doubled = TwoLayerClassifier(n_hidden=4, solver=solver, max_iter=5, random_state=0).fit(X, y)
+    assert all(p.dtype == np.float64 for p in doubled.params_)
+    np.testing.assert_allclose(model.predict_proba(X.astype(np.float32)), doubled.predict_proba(X), atol=1e-4)
+
+
+@quiet_convergence
+def test_integer_input_becomes_float64():
+    X, y = small_problem()
+    model = TwoLayerClassifier(n_hidden=3, max_iter=2, random_state=0).fit(np.round(X * 10).astype(np.int32), y)
+    assert model.params_.W1.dtype == np.float64
+
+
+@quiet_convergence
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_equals_dense(solver, fmt):
+    X, y = small_problem(n=40, d=8, seed=9)
+    X[np.abs(X) < 0.7] = 0.0
+    Xs = sp.csr_matrix(X) if fmt == "csr" else sp.csc_matrix(X)
+    dense = TwoLayerClassifier(n_hidden=5, solver=solver, max_iter=10, batch_size=16, random_state=0).fit(X, y)
+    sparse = TwoLayerClassifier(n_hidden=5, solver=solver, max_iter=10, batch_size=16, random_state=0).fit(Xs, y)
+    np.testing.assert_allclose(theta_of(sparse), theta_of(dense), rtol=1e-9, atol=1e-12)
+    for method in ("predict_proba", "predict_log_proba", "decision_function"):
+        out = getattr(sparse, method)(Xs)
+        assert isinstance(out, np.ndarray)
+        np.testing.assert_allclose(out, getattr(dense, method)(X), rtol=1e-9, atol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# predictions
+# --------------------------------------------------------------------------
+
+
+@quiet_convergence
+def test_decision_function_and_log_proba():
+    X, y = small_problem(n_classes=2)
+    binary = TwoLayerClassifier(n_hidden=4, max_iter=3, random_state=0).fit(X, y)
+    _, a2 = nw.hidden_and_output(binary.params_, X)
+    np.testing.assert_allclose(binary.decision_function(X), a2[:, 1] - a2[:, 0], rtol=1e-14)
+    assert binary.predict_proba(X).shape == (60, 2) and binary.n_outputs_ == 2
+    X3, y3 = small_problem(n_classes=3)
+    multi = TwoLayerClassifier(n_hidden=4, max_iter=3, random_state=0).fit(X3, y3)
+    _, a2 = nw.hidden_and_output(multi.params_, X3)
+    np.testing.assert_allclose(multi.decision_function(X3), a2, rtol=1e-14)
+    np.testing.assert_array_equal(multi.predict(X3), multi.classes_[np.argmax(a2, axis=1)])
+    np.testing.assert_allclose(np.exp(multi.predict_log_proba(X3)), multi.predict_proba(X3), rtol=1e-14)
+
+
+def test_predict_log_proba_stays_finite_where_mlpclassifier_gives_minus_infinity():
+    X, y = small_problem()
+    mlp = MLPClassifier(hidden_layer_sizes=(3,), activation="identity", max_iter=300, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp.fit(X, y)
+    far = X[:5] * 1e4
+    with np.errstate(divide="ignore"):
+        theirs = mlp.predict_log_proba(far)
+    assert np.isneginf(theirs).any()
+    ours = from_sklearn(mlp).predict_log_proba(far)
+    assert np.all(np.isfinite(ours))
+    np.testing.assert_allclose(np.exp(ours), mlp.predict_proba(far), atol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# stopping, divergence, warnings, repeatability
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_max_iter_gives_a_convergence_warning(solver):
+    X, y = small_problem()
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        TwoLayerClassifier(n_hidden=4, solver=solver, max_iter=2, tol=0.0, random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_callback_stops_without_a_warning(solver):
+    X, y = small_problem()
+    seen = []
+
+    def callback(model):
+        seen.append((model.n_iter_, len(model.loss_curve_), theta_of(model).copy()))
+        return model.n_iter_ == 3
+
+    model = TwoLayerClassifier(n_hidden=4, solver=solver, max_iter=3, tol=0.0, random_state=0, callback=callback).fit(X, y)
+    assert [s[:2] for s in seen] == [(1, 1), (2, 2), (3, 3)]
+    assert model.n_iter_ == 3 and len(model.loss_curve_) == 3
+    np.testing.assert_array_equal(theta_of(model), seen[-1][2])  # the weights of that epoch
+
+
+@pytest.mark.parametrize("activation", ["identity", "relu"])
+def test_divergence_error_names_the_learning_rate(activation):
+    X, y = small_problem()
+    model = TwoLayerClassifier(n_hidden=4, activation=activation, solver="sgd", learning_rate_init=1e25,
+                               max_iter=20, random_state=0)
+    with pytest.raises(ValueError, match="learning_rate_init=1e\\+25"):
+        model.fit(X * 100, y)
+    assert all(np.all(np.isfinite(p)) for p in model.params_)
+
+
+@quiet_convergence
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_random_state_repeats_bit_for_bit(solver):
+    X, y = small_problem()
+    a = TwoLayerClassifier(n_hidden=5, solver=solver, max_iter=8, batch_size=16, random_state=3).fit(X, y)
+    b = TwoLayerClassifier(n_hidden=5, solver=solver, max_iter=8, batch_size=16, random_state=3).fit(X, y)
+    c = TwoLayerClassifier(n_hidden=5, solver=solver, max_iter=8, batch_size=16, random_state=4).fit(X, y)
+    np.testing.assert_array_equal(theta_of(a), theta_of(b))
+    assert a.loss_curve_ == b.loss_curve_
+    assert not np.array_equal(theta_of(a), theta_of(c))
+
+
+@quiet_convergence
+def test_early_stopping_restores_the_best_weights():
+    X, y = small_problem(n=120, seed=10)
+    scores = []
+
+    def callback(model):
+        scores.append((model.validation_scores_[-1], theta_of(model).copy()))
+
+    model = TwoLayerClassifier(n_hidden=6, solver="sgd", learning_rate_init=0.3, early_stopping=True,
+                               n_iter_no_change=4, max_iter=60, random_state=0, callback=callback).fit(X, y)
+    assert model.best_loss_ is None and len(model.validation_scores_) == model.n_iter_ == len(scores)
+    best = max(range(len(scores)), key=lambda i: (scores[i][0], -i))  # the first epoch with the best score
+    assert model.best_validation_score_ == scores[best][0] == max(model.validation_scores_)
+    np.testing.assert_array_equal(theta_of(model), scores[best][1])
+    assert best < len(scores) - 1  # it did stop after the best, and went back
+
+
+def test_stops_when_the_loss_stops_improving():
+    X, y = small_problem()
+    model = TwoLayerClassifier(n_hidden=4, solver="adam", tol=10.0, n_iter_no_change=2, max_iter=100, random_state=0).fit(X, y)
+    assert model.n_iter_ == 4  # the first epoch sets the best; after 3 more without improving by tol, 3 > 2
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"n_hidden": 0}, "n_hidden"),
+        ({"activation": "softsign"}, "activation"),
+        ({"solver": "rmsprop"}, "solver"),
+        ({"alpha": -1.0}, "alpha"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"learning_rate": "cosine"}, "learning_rate"),
+        ({"learning_rate_init": 0.0}, "learning_rate_init"),
+        ({"max_iter": 0}, "max_iter"),
+        ({"momentum": 1.5}, "momentum"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"beta_2": 1.0}, "beta_2"),
+        ({"epsilon": 0.0}, "epsilon"),
+        ({"n_iter_no_change": 0}, "n_iter_no_change"),
+        ({"class_weight": "even"}, "class_weight"),
+        ({"callback": 3}, "callback"),
+        ({"random_state": "seed"}, "random_state"),
+    ],
+)
+def test_bad_hyperparameters_are_named(params, message):
+    X, y = small_problem(n=20)
+    with pytest.raises(ValueError, match=message):
+        TwoLayerClassifier(**params).fit(X, y)
+
+
+def test_one_class_is_refused():
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        TwoLayerClassifier().fit(np.ones((4, 2)), [1, 1, 1, 1])
+
+
+# --------------------------------------------------------------------------
+# partial_fit, warm start and the training state
+# --------------------------------------------------------------------------
+
+
+def test_partial_fit():
+    X, y = small_problem()
+    model = TwoLayerClassifier(n_hidden=4, random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        model.partial_fit(X, y)
+    model.partial_fit(X[:30], y[:30], classes=[0, 1, 2]).partial_fit(X[30:], y[30:])
+    assert model.n_iter_ == 1 and model.t_ == 60 and len(model.loss_curve_) == 2
+    with pytest.raises(ValueError, match="not among classes_"):
+        model.partial_fit(X[:5], y[:5] + 7)
+    assert not hasattr(TwoLayerClassifier(solver="lbfgs"), "partial_fit")
+
+
+CONTINUATIONS = [
+    {"solver": "adam"},
+    {"solver": "sgd", "learning_rate": "constant", "nesterovs_momentum": False},
+    {"solver": "sgd", "learning_rate": "invscaling", "learning_rate_init": 0.5},
+    {"solver": "sgd", "learning_rate": "adaptive", "learning_rate_init": 0.2, "n_iter_no_change": 1, "tol": 0.05},
+    {"solver": "adam", "early_stopping": True, "n_iter_no_change": 100, "learning_rate_init": 0.01},
+    {"solver": "sgd", "class_weight": "balanced", "learning_rate_init": 0.1},
+]
+
+
+@quiet_convergence
+@pytest.mark.parametrize("settings", CONTINUATIONS, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+def test_training_state_continues_bit_for_bit(settings):
+    X, y = small_problem(n=70, seed=11)
+    X = X.astype(np.float32)
+    common = {"n_hidden": 5, "batch_size": 16, "random_state": 7, "alpha": 0.01, **settings}
+    whole = TwoLayerClassifier(max_iter=10, **common).fit(X, y)
+
+    first = TwoLayerClassifier(max_iter=10, callback=lambda m: m.n_iter_ == 4, **common).fit(X, y)
+    state = json.loads(json.dumps({k: v for k, v in first.get_training_state().items() if not isinstance(v, np.ndarray)}))
+    state.update({k: v for k, v in first.get_training_state().items() if isinstance(v, np.ndarray)})
+    resumed = TwoLayerClassifier(**common).set_training_state(state)
+    assert resumed.n_iter_ == 4 and len(resumed.loss_curve_) == 4
+    np.testing.assert_array_equal(resumed.predict_proba(X), first.predict_proba(X))
+    resumed.set_params(warm_start=True, max_iter=6).fit(X, y)
+
+    np.testing.assert_array_equal(theta_of(resumed), theta_of(whole))
+    assert resumed.loss_curve_ == whole.loss_curve_ and resumed.t_ == whole.t_
+    assert resumed.validation_scores_ == whole.validation_scores_
+    assert resumed.n_iter_ == 6  # n_iter_ counts the epochs of the last call, as in scikit-learn
+    a, b = resumed.get_training_state(), whole.get_training_state()
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], np.ndarray):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        elif key != "n_iter":
+            assert a[key] == b[key], key
+
+
+@quiet_convergence
+def test_training_state_inside_the_callback_and_partial_fit_continuation():
+    X, y = small_problem(n=50, seed=12)
+    states = []
+    TwoLayerClassifier(n_hidden=4, max_iter=3, random_state=1,
+                       callback=lambda m: states.append(m.get_training_state())).fit(X, y)
+    assert [s["n_iter"] for s in states] == [1, 2, 3]
+    assert not np.array_equal(states[0]["theta"], states[2]["theta"])  # copies, not live views
+
+    whole = TwoLayerClassifier(n_hidden=4, random_state=1)
+    for _ in range(3):
+        whole.partial_fit(X, y, classes=[0, 1, 2])
+    split = TwoLayerClassifier(n_hidden=4, random_state=1).partial_fit(X, y, classes=[0, 1, 2])
+    again = TwoLayerClassifier(n_hidden=4, random_state=1).set_training_state(split.get_training_state())
+    again.partial_fit(X, y).partial_fit(X, y)
+    np.testing.assert_array_equal(theta_of(again), theta_of(whole))
+
+
+@quiet_convergence
+def test_warm_start_with_changed_optimiser_settings_keeps_the_weights():
+    X, y = small_problem()
+    model = TwoLayerClassifier(n_hidden=4, max_iter=3, random_state=0).fit(X, y)
+    before = model.get_training_state()
+    model.set_params(warm_start=True, learning_rate_init=0.01, max_iter=1).fit(X, y)
+    after = model.get_training_state()
+    assert after["optimizer"]["t"] == 4 - 3  # a fresh Adam: one epoch of 4 batches of 16... of 60 patterns
+    assert after["optimizer"]["settings"]["learning_rate_init"] == 0.01
+    assert not np.array_equal(before["theta"], after["theta"])
+    model.set_params(n_hidden=9)
+    with pytest.raises(ValueError, match="n_hidden"):
+        model.fit(X, y)
+
+
+def test_set_training_state_refuses_a_mismatch():
+    model = fitted()
+    state = model.get_training_state()
+    with pytest.raises(ValueError, match="solver"):
+        TwoLayerClassifier(n_hidden=6, solver="sgd").set_training_state(state)
+    with pytest.raises(ValueError, match="n_hidden"):
+        TwoLayerClassifier(n_hidden=7).set_training_state(state)
+    with pytest.raises(ValueError, match="training state"):
+        TwoLayerClassifier(n_hidden=6).set_training_state({"theta": state["theta"]})
+
+
+@quiet_convergence
+def test_feature_names_in():
+    pd = pytest.importorskip("pandas", reason="feature names need a DataFrame")
+    X, y = small_problem()
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    model = TwoLayerClassifier(n_hidden=3, max_iter=2, random_state=0).fit(frame, y)
+    assert model.feature_names_in_.tolist() == list(frame.columns)
+    restored = TwoLayerClassifier(n_hidden=3).set_training_state(model.get_training_state())
+    assert restored.feature_names_in_.tolist() == list(frame.columns)
+    assert model.to_sklearn().feature_names_in_.tolist() == list(frame.columns)
+    assert not hasattr(TwoLayerClassifier(n_hidden=3, max_iter=2).fit(X, y), "feature_names_in_")

@@ -1,0 +1,427 @@
+"""Tests of twolayer.optim: the fast gradient, the optimisers and the training loops.
+
+The oracles share none of the code under test: :func:`twolayer.network.error_and_gradient`
+(itself tested against central differences and autograd), central differences
+of :func:`twolayer.optim.objective`, single steps worked out by hand in the
+comments, and plain reference implementations of SGD, Nesterov and Adam
+written here from their formulas.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from twolayer import network as nw
+from twolayer import optim
+from twolayer.network import Params
+
+ACTIVATIONS = ["tanh", "logistic", "relu", "identity"]
+
+
+def problem(N: int = 23, D: int = 5, M: int = 4, K: int = 3, seed: int = 0, dtype=np.float64):
+    """Random weights, inputs, class indices, 1-of-K targets and positive pattern weights."""
+    rng = np.random.default_rng(seed)
+    params = nw.init_params(D, M, K, random_state=rng, dtype=dtype)
+    X = rng.normal(size=(N, D)).astype(dtype)
+    y = rng.integers(0, K, size=N).astype(np.intp)
+    T = np.eye(K, dtype=dtype)[y]
+    w = rng.uniform(0.2, 2.0, size=N).astype(dtype)
+    return params, X, y, T, w
+
+
+def fast_gradient(params: Params, X, y, w, scale: float, activation: str, rows: int | None = None):
+    """Run the fast path on fresh buffers, returning (E, grad as Params)."""
+    D, M = params.W1.shape
+    K = params.W2.shape[1]
+    dtype = params.W1.dtype
+    theta = nw.flatten(params)
+    ws = optim._Workspace(rows or X.shape[0], D, M, K, dtype, gather=False)
+    grad = np.full_like(theta, np.nan)  # every entry must be overwritten
+    E = optim._batch_error_and_gradient(
+        nw.unflatten(theta, D, M, K), X, y, w, scale, activation, ws, nw.unflatten(grad, D, M, K)
+    )
+    return E, nw.unflatten(grad, D, M, K)
+
+
+# --------------------------------------------------------------------------
+# the fast minibatch gradient equals the reference
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("container", ["dense", "csr"])
+def test_fast_gradient_equals_network(activation, weighted, container):
+    params, X, y, T, w = problem(seed=3)
+    s = w if weighted else None
+    E_ref, g_ref = nw.error_and_gradient(params, X, T, s, activation=activation)
+    Xin = sp.csr_matrix(X) if container == "csr" else X
+    scale = 0.37
+    E, g = fast_gradient(params, Xin, y, s, scale, activation, rows=X.shape[0] + 5)  # buffers larger than the batch
+    assert E == pytest.approx(E_ref, rel=1e-13)
+    for name, a, b in zip(Params._fields, g, g_ref):
+        assert isinstance(a, np.ndarray)
+        np.testing.assert_allclose(a, scale * b, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_fast_gradient_float32_stays_float32_and_matches(activation):
+    params, X, y, T, w = problem(seed=4, dtype=np.float32)
+    E_ref, g_ref = nw.error_and_gradient(params, X, T, w, activation=activation)
+    E, g = fast_gradient(params, X, y, w, 1.0, activation)
+    assert all(a.dtype == np.float32 for a in g)
+    assert E == pytest.approx(E_ref, rel=1e-5)
+    for a, b in zip(g, g_ref):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_fast_gradient_reuses_buffers_between_batches_of_different_sizes():
+    params, X, y, T, _ = problem(N=30, seed=5)
+    D, M = params.W1.shape
+    K = params.W2.shape[1]
+    theta = nw.flatten(params)
+    ws = optim._Workspace(20, D, M, K, np.float64, gather=False)
+    grad = np.empty_like(theta)
+    gp = nw.unflatten(grad, D, M, K)
+    for rows in (slice(0, 20), slice(20, 30), slice(3, 23)):
+        E = optim._batch_error_and_gradient(nw.unflatten(theta, D, M, K), X[rows], y[rows], None, 1.0, "tanh", ws, gp)
+        E_ref, g_ref = nw.error_and_gradient(params, X[rows], T[rows])
+        assert E == pytest.approx(E_ref, rel=1e-13)
+        np.testing.assert_allclose(grad, nw.flatten(g_ref), rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(theta, nw.flatten(params))  # the weights were only read
+
+
+# --------------------------------------------------------------------------
+# the regularised objective and the full-batch gradient
+# --------------------------------------------------------------------------
+
+
+def test_objective_is_penalised_error_over_total_weight():
+    params, X, _, T, w = problem(seed=6)
+    alpha = 0.3
+    E = nw.error(params, X, T, w)
+    penalty = 0.5 * alpha * (np.sum(params.W1**2) + np.sum(params.W2**2))  # biases not penalised
+    assert optim.objective(params, X, T, w, alpha=alpha) == pytest.approx((E + penalty) / w.sum(), rel=1e-14)
+    assert optim.objective(params, X, T, alpha=alpha) == pytest.approx(
+        (nw.error(params, X, T) + penalty) / X.shape[0], rel=1e-14
+    )
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("chunk", [1000, 7])
+def test_full_batch_gradient_against_central_differences(weighted, chunk):
+    params, X, y, T, w = problem(N=17, D=3, M=3, K=3, seed=7)
+    alpha = 0.7
+    s = w if weighted else None
+    S = X.shape[0] if s is None else float(s.sum())
+    data = optim.TrainingData(X=X, y=y, w=None if s is None else s * (X.shape[0] / S), lam=alpha / S)
+    D, M, K = 3, 3, 3
+    full = optim._FullBatch(data, (D, M, K), np.float64, "tanh", chunk=chunk)
+    theta = nw.flatten(params)
+    f, g = full(theta.copy())
+    assert f == pytest.approx(optim.objective(params, X, T, s, alpha=alpha), rel=1e-13)
+
+    def obj(t):
+        return optim.objective(nw.unflatten(t, D, M, K), X, T, s, alpha=alpha)
+
+    eps = 1e-6
+    numerical = np.array([(obj(theta + eps * e) - obj(theta - eps * e)) / (2 * eps) for e in np.eye(theta.size)])
+    np.testing.assert_allclose(g, numerical, rtol=1e-6, atol=1e-9)
+
+
+# --------------------------------------------------------------------------
+# single steps worked by hand
+# --------------------------------------------------------------------------
+
+THETA0 = np.array([1.0, -2.0])
+GRAD = np.array([0.5, 0.25])
+
+
+def test_sgd_step_by_hand():
+    opt = optim.SGD(2, np.float64, learning_rate_init=0.1, momentum=0.9, nesterov=False, schedule="constant", power_t=0.5)
+    theta = THETA0.copy()
+    opt.step(theta, GRAD)
+    # v = 0.9 * 0 - 0.1 * [0.5, 0.25] = [-0.05, -0.025];  w = w + v
+    np.testing.assert_allclose(opt.velocity, [-0.05, -0.025], rtol=1e-15)
+    np.testing.assert_allclose(theta, [0.95, -2.025], rtol=1e-15)
+    opt.step(theta, GRAD)
+    # v = 0.9 * [-0.05, -0.025] - [0.05, 0.025] = [-0.095, -0.0475]
+    np.testing.assert_allclose(theta, [0.855, -2.0725], rtol=1e-15)
+
+
+def test_nesterov_step_by_hand():
+    opt = optim.SGD(2, np.float64, learning_rate_init=0.1, momentum=0.9, nesterov=True, schedule="constant", power_t=0.5)
+    theta = THETA0.copy()
+    opt.step(theta, GRAD)
+    # v = -0.1 g = [-0.05, -0.025];  w += 0.9 v - 0.1 g = [-0.045 - 0.05, -0.0225 - 0.025]
+    np.testing.assert_allclose(theta, [0.905, -2.0475], rtol=1e-15)
+    opt.step(theta, GRAD)
+    # v = [-0.095, -0.0475];  w += 0.9 v - 0.1 g = [-0.0855 - 0.05, -0.04275 - 0.025]
+    np.testing.assert_allclose(theta, [0.7695, -2.11525], rtol=1e-14)
+
+
+def test_adam_step_by_hand():
+    opt = optim.Adam(2, np.float64, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    theta = THETA0.copy()
+    opt.step(theta, GRAD)
+    # m = 0.1 g = [0.05, 0.025];  v = 0.001 g^2 = [2.5e-4, 6.25e-5]
+    np.testing.assert_allclose(opt.m, [0.05, 0.025], rtol=1e-15)
+    np.testing.assert_allclose(opt.v, [2.5e-4, 6.25e-5], rtol=1e-15)
+    # eta_1 = 0.001 sqrt(1 - 0.999) / (1 - 0.9) = 0.001 * 0.316227766...
+    # sqrt(v) = [0.0158113883, 0.0079056942]; m / (sqrt(v) + 1e-8) = sqrt(10) (1 - 1e-8/sqrt(v)),
+    # so the first step moves each weight by 0.001 (less a hair for epsilon) against its gradient.
+    eta1 = 0.001 * math.sqrt(0.001) / 0.1
+    expected = THETA0 - eta1 * np.array([0.05 / (math.sqrt(2.5e-4) + 1e-8), 0.025 / (math.sqrt(6.25e-5) + 1e-8)])
+    np.testing.assert_allclose(theta, expected, rtol=1e-15)
+    np.testing.assert_allclose(theta, [0.999, -2.001], atol=2e-9)  # epsilon shortens the step by ~1e-9
+    assert opt.t == 1
+
+
+def test_float32_optimisers_stay_float32():
+    for opt in (
+        optim.SGD(2, np.float32, learning_rate_init=0.1, momentum=0.9, nesterov=True, schedule="constant", power_t=0.5),
+        optim.Adam(2, np.float32, learning_rate_init=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8),
+    ):
+        theta = THETA0.astype(np.float32)
+        opt.step(theta, GRAD.astype(np.float32))
+        assert theta.dtype == np.float32
+        assert all(a.dtype == np.float32 for a in opt.state().values() if isinstance(a, np.ndarray))
+
+
+def test_learning_rate_schedules():
+    sgd = optim.SGD(1, np.float64, learning_rate_init=0.5, momentum=0.0, nesterov=False, schedule="invscaling", power_t=0.25)
+    sgd.epoch_end(80)
+    assert sgd.learning_rate == pytest.approx(0.5 / 81**0.25)  # eta_0 / (t + 1)^p
+    assert sgd.plateau() is True  # a plateau stops non-adaptive schedules
+
+    adaptive = optim.SGD(1, np.float64, learning_rate_init=1e-5, momentum=0.0, nesterov=False, schedule="adaptive", power_t=0.5)
+    adaptive.epoch_end(1000)
+    assert adaptive.learning_rate == 1e-5  # adaptive ignores t
+    assert adaptive.plateau() is False and adaptive.learning_rate == pytest.approx(2e-6)
+    assert adaptive.plateau() is False and adaptive.learning_rate == pytest.approx(4e-7)
+    assert adaptive.plateau() is True  # at or below 1e-6: stop
+
+    constant = optim.SGD(1, np.float64, learning_rate_init=0.5, momentum=0.0, nesterov=False, schedule="constant", power_t=0.5)
+    constant.epoch_end(1000)
+    assert constant.learning_rate == 0.5
+    with pytest.raises(ValueError, match="learning_rate must be one of"):
+        optim.SGD(1, np.float64, learning_rate_init=0.5, momentum=0.0, nesterov=False, schedule="cosine", power_t=0.5)
+
+
+# --------------------------------------------------------------------------
+# a few epochs of the fast loop against plain references
+# --------------------------------------------------------------------------
+
+
+def reference_minibatch(params, X, y, w, lam, *, solver, lr, epochs, B, perms, momentum=0.9, nesterov=True,
+                        beta_1=0.9, beta_2=0.999, epsilon=1e-8, activation="tanh"):
+    """SGD / Nesterov / Adam written from their formulas, with network.gradient for every batch."""
+    D, M = params.W1.shape
+    K = params.W2.shape[1]
+    theta = nw.flatten(params).astype(np.float64)
+    decay = np.zeros_like(theta)
+    decay[: D * M] = 1.0
+    decay[D * M + M : D * M + M + M * K] = 1.0  # W1 and W2 decay, b1 and b2 do not
+    T = np.eye(K)[y]
+    vel, m, v, t = np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta), 0
+    for epoch in range(epochs):
+        order = perms[epoch]
+        for start in range(0, len(order), B):
+            idx = order[start : start + B]
+            g_b = nw.gradient(nw.unflatten(theta, D, M, K), X[idx], T[idx], None if w is None else w[idx], activation=activation)
+            g = nw.flatten(g_b) / len(idx) + lam * decay * theta  # (1/B) sum w_n grad E_n + lam w
+            if solver == "sgd":
+                vel = momentum * vel - lr * g
+                theta = theta + (momentum * vel - lr * g if nesterov else vel)
+            else:
+                t += 1
+                m = beta_1 * m + (1 - beta_1) * g
+                v = beta_2 * v + (1 - beta_2) * g * g
+                eta = lr * math.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+                theta = theta - eta * m / (np.sqrt(v) + epsilon)
+    return theta
+
+
+@pytest.mark.parametrize(
+    "solver, nesterov, shuffle, weighted, container",
+    [
+        ("sgd", False, False, False, "dense"),
+        ("sgd", True, True, True, "dense"),
+        ("adam", False, True, False, "dense"),
+        ("adam", False, False, True, "dense"),
+        ("adam", False, True, True, "csr"),
+        ("sgd", True, False, False, "csr"),
+    ],
+)
+def test_fast_loop_equals_reference(solver, nesterov, shuffle, weighted, container):
+    params, X, y, _, w = problem(N=29, D=6, M=5, K=3, seed=8)
+    w = w / w.mean() if weighted else None  # mean-one pattern weights, as the estimator passes them
+    lam, lr, B, epochs = 0.01, 0.05, 8, 3  # 29 = 8 + 8 + 8 + 5: a short last batch
+    theta = nw.flatten(params).copy()
+    state = optim.TrainingState(theta=theta, rng=np.random.default_rng(42))
+    settings = {"learning_rate_init": lr, "momentum": 0.9, "nesterovs_momentum": nesterov, "learning_rate": "constant",
+                "power_t": 0.5, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+    state.optimizer = optim.make_optimizer(solver, theta.size, theta.dtype, settings)
+    Xin = sp.csr_matrix(X) if container == "csr" else X
+    data = optim.TrainingData(X=Xin, y=y, w=w, lam=lam)
+    mb = optim.MinibatchSettings(activation="tanh", batch_size=B, shuffle=shuffle, max_iter=epochs, tol=0.0,
+                                 n_iter_no_change=100, early_stopping=False)
+    reason = optim.train_minibatch(state, data, mb, n_classes=3)
+    assert reason == "max_iter" and state.n_iter == epochs and state.t == epochs * 29
+
+    rng = np.random.default_rng(42)
+    perms = [rng.permutation(29) if shuffle else np.arange(29) for _ in range(epochs)]
+    expected = reference_minibatch(params, X, y, w, lam, solver=solver, lr=lr, epochs=epochs, B=B, perms=perms,
+                                   nesterov=nesterov)
+    np.testing.assert_allclose(state.theta, expected, rtol=1e-11, atol=1e-13)
+    assert not np.array_equal(state.theta, nw.flatten(params))  # it did move
+
+
+def test_loop_loss_curve_is_data_term_plus_final_decay():
+    params, X, y, T, _ = problem(N=12, seed=9)
+    theta = nw.flatten(params).copy()
+    lam = 0.05
+    state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
+    state.optimizer = optim.make_optimizer("sgd", theta.size, theta.dtype, {
+        "learning_rate_init": 0.1, "momentum": 0.0, "nesterovs_momentum": False, "learning_rate": "constant", "power_t": 0.5})
+    data = optim.TrainingData(X=X, y=y, w=None, lam=lam)
+    mb = optim.MinibatchSettings(activation="tanh", batch_size=12, shuffle=False, max_iter=1, tol=0.0,
+                                 n_iter_no_change=10, early_stopping=False)
+    E0 = nw.error(params, X, T)  # one full batch: the data term is the error at the starting weights
+    optim.train_minibatch(state, data, mb, n_classes=3)
+    after = nw.unflatten(state.theta, 5, 4, 3)
+    penalty = 0.5 * lam * (np.sum(after.W1**2) + np.sum(after.W2**2))
+    assert state.loss_curve == [pytest.approx(E0 / 12 + penalty, rel=1e-13)]
+
+
+def test_stopping_rule_counts_epochs_without_improvement():
+    params, X, y, _, _ = problem(N=12, seed=10)
+    theta = nw.flatten(params).copy()
+    state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
+    state.optimizer = optim.make_optimizer("sgd", theta.size, theta.dtype, {
+        "learning_rate_init": 1e-12, "momentum": 0.0, "nesterovs_momentum": False, "learning_rate": "constant", "power_t": 0.5})
+    data = optim.TrainingData(X=X, y=y, w=None, lam=0.0)
+    mb = optim.MinibatchSettings(activation="tanh", batch_size=12, shuffle=False, max_iter=50, tol=1e-3,
+                                 n_iter_no_change=3, early_stopping=False)
+    # a negligible learning rate: the first epoch sets best_loss, then every epoch fails to improve by tol,
+    # and the count must exceed n_iter_no_change = 3: stop after 1 + 4 epochs
+    assert optim.train_minibatch(state, data, mb, n_classes=3) == "converged"
+    assert state.n_iter == 5 and state.no_improvement_count == 4
+
+
+def test_hook_stops_after_the_epoch_it_returns_true():
+    params, X, y, _, _ = problem(N=12, seed=11)
+    theta = nw.flatten(params).copy()
+    state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
+    state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, {
+        "learning_rate_init": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8})
+    seen = []
+
+    def hook(s):
+        seen.append((s.n_iter, len(s.loss_curve)))
+        return s.n_iter == 2
+
+    data = optim.TrainingData(X=X, y=y, w=None, lam=0.0)
+    mb = optim.MinibatchSettings(activation="tanh", batch_size=5, shuffle=True, max_iter=10, tol=0.0,
+                                 n_iter_no_change=100, early_stopping=False)
+    assert optim.train_minibatch(state, data, mb, n_classes=3, on_epoch=hook) == "callback"
+    assert seen == [(1, 1), (2, 2)]
+
+
+def test_divergence_raises_naming_the_learning_rate_and_keeps_finite_weights():
+    params, X, y, _, _ = problem(N=20, seed=12)
+    X = X * 1e3
+    theta = nw.flatten(params).copy()
+    state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
+    state.optimizer = optim.make_optimizer("sgd", theta.size, theta.dtype, {
+        "learning_rate_init": 1e30, "momentum": 0.9, "nesterovs_momentum": True, "learning_rate": "constant", "power_t": 0.5})
+    data = optim.TrainingData(X=X, y=y, w=None, lam=0.0)
+    mb = optim.MinibatchSettings(activation="identity", batch_size=5, shuffle=False, max_iter=50, tol=0.0,
+                                 n_iter_no_change=100, early_stopping=False)
+    kept = []
+    with pytest.raises(optim.TrainingDiverged, match=r"learning_rate_init=1e\+30"):
+        optim.train_minibatch(state, data, mb, n_classes=3, on_epoch=lambda s: kept.append(s.theta.copy()) and False)
+    assert isinstance(optim.TrainingDiverged("x"), ValueError)
+    assert np.all(np.isfinite(state.theta)) and np.all(np.isfinite(state.optimizer.velocity))
+    expected = kept[-1] if kept else nw.flatten(params)  # the last finished epoch
+    np.testing.assert_array_equal(state.theta, expected)
+
+
+# --------------------------------------------------------------------------
+# L-BFGS
+# --------------------------------------------------------------------------
+
+
+def lbfgs_problem(dtype=np.float64):
+    params, X, y, T, _ = problem(N=40, D=4, M=3, K=3, seed=13, dtype=dtype)
+    data = optim.TrainingData(X=X, y=y, w=None, lam=1e-2 / 40)
+    return params, X, y, T, data
+
+
+def test_lbfgs_follows_scipy_on_the_reference_objective():
+    import scipy.optimize
+
+    params, X, y, T, data = lbfgs_problem()
+    state = optim.TrainingState(theta=nw.flatten(params).copy())
+    reason, _ = optim.train_lbfgs(state, data, optim.LbfgsSettings("tanh", max_iter=8, max_fun=15000, tol=1e-12), n_classes=3)
+    assert reason == "max_iter" and state.n_iter == 8 and len(state.loss_curve) == 8
+
+    def fun(t):  # the objective and its gradient from the reference network functions
+        p = nw.unflatten(t, 4, 3, 3)
+        E, g = nw.error_and_gradient(p, X, T)
+        g = nw.flatten(g) / 40
+        g[:12] += 1e-2 / 40 * t[:12]
+        g[15:24] += 1e-2 / 40 * t[15:24]
+        return optim.objective(p, X, T, alpha=1e-2), g
+
+    ref = scipy.optimize.minimize(fun, nw.flatten(params), jac=True, method="L-BFGS-B",
+                                  options={"maxiter": 8, "gtol": 1e-12})
+    np.testing.assert_allclose(state.theta, ref.x, rtol=1e-7, atol=1e-9)
+    assert state.loss_curve[-1] == pytest.approx(ref.fun, rel=1e-10)
+    assert all(a >= b for a, b in zip(state.loss_curve, state.loss_curve[1:]))  # L-BFGS-B descends
+
+
+def test_lbfgs_float32_keeps_float32_and_converges():
+    params, X, y, T, data = lbfgs_problem(np.float32)
+    theta = nw.flatten(params).copy()
+    state = optim.TrainingState(theta=theta)
+    reason, message = optim.train_lbfgs(state, data, optim.LbfgsSettings("tanh", max_iter=500, max_fun=15000, tol=1e-4), n_classes=3)
+    assert state.theta is theta and theta.dtype == np.float32
+    assert reason == "converged", message
+    assert state.t > 0 and state.t % 40 == 0  # N patterns per function evaluation
+
+
+def test_lbfgs_hook_stops_at_an_iterate():
+    params, X, y, T, data = lbfgs_problem()
+    state = optim.TrainingState(theta=nw.flatten(params).copy())
+    recorded = []
+
+    def hook(s):
+        recorded.append(s.theta.copy())
+        return s.n_iter == 3
+
+    reason, _ = optim.train_lbfgs(state, data, optim.LbfgsSettings("tanh", max_iter=100, max_fun=15000, tol=1e-12),
+                                  n_classes=3, on_epoch=hook)
+    assert reason == "callback" and state.n_iter == 3
+    np.testing.assert_array_equal(state.theta, recorded[-1])
+    f = optim.objective(nw.unflatten(state.theta, 4, 3, 3), X, T, alpha=1e-2)
+    assert state.loss_curve[-1] == pytest.approx(f, rel=1e-12)
+
+
+def test_lbfgs_non_finite_error_raises_and_keeps_the_start():
+    params, X, y, T, _ = lbfgs_problem()
+    data = optim.TrainingData(X=X * 1e300, y=y, w=None, lam=0.0)
+    start = nw.flatten(params).copy()
+    state = optim.TrainingState(theta=start.copy())
+    with pytest.raises(optim.TrainingDiverged, match="non-finite"):
+        optim.train_lbfgs(state, data, optim.LbfgsSettings("identity", max_iter=5, max_fun=100, tol=1e-4), n_classes=3)
+    np.testing.assert_array_equal(state.theta, start)
+
+
+def test_make_optimizer_rejects_unknown_solver():
+    with pytest.raises(ValueError, match="'sgd' or 'adam'"):
+        optim.make_optimizer("rmsprop", 3, np.float64, {})
