@@ -363,6 +363,18 @@ def test_periodic_checkpoint_resumes_exactly(tmp_path: Path, capsys: pytest.Capt
     assert_same_model(tmp_path / "whole.st", tmp_path / "resumed.st")
 
 
+def test_resume_extends_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # --epochs is the total: a finished 5-epoch run resumed to 12 equals a 12-epoch run.
+    code, _, err = run(capsys, "train", *RUN, "--out", tmp_path / "whole.st")
+    assert code == 0, err
+    code, _, err = run(capsys, "train", *RUN, "--epochs", "5", "--checkpoint", tmp_path / "c.ckpt")
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "c.ckpt", "--epochs", "12", "--out",
+                       tmp_path / "extended.st")
+    assert code == 0, err
+    assert_same_model(tmp_path / "whole.st", tmp_path / "extended.st")
+
+
 def test_resume_refuses_changed_settings_and_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     checkpoint = tmp_path / "c.ckpt"
     code, _, err = run(capsys, "train", *RUN, "--epochs", "2", "--checkpoint", checkpoint)
