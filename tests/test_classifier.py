@@ -33,7 +33,10 @@ from twolayer import optim
 from twolayer.classifier import TwoLayerClassifier, from_sklearn
 
 ACTIVATIONS = ["tanh", "logistic", "relu", "identity"]
-SOLVERS = ["adam", "sgd", "lbfgs"]
+SOLVERS = ["adam", "sgd", "lbfgs"]  # MLPClassifier's
+SECOND_ORDER = ["trust-ncg", "newton-cg", "scg"]
+ALL_SOLVERS = SOLVERS + SECOND_ORDER
+FULL_BATCH = ["lbfgs", *SECOND_ORDER]
 quiet_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
@@ -65,7 +68,9 @@ def _check_name(check) -> str:
 
 
 @quiet_convergence
-@parametrize_with_checks([TwoLayerClassifier(), TwoLayerClassifier(solver="lbfgs"), TwoLayerClassifier(solver="sgd")])
+@parametrize_with_checks(
+    [TwoLayerClassifier(), TwoLayerClassifier(solver="sgd"), TwoLayerClassifier(solver="lbfgs"), TwoLayerClassifier(solver="scg")]
+)
 def test_sklearn_estimator_checks(estimator, check):
     if _check_name(check) == "check_array_api_input" and not os.environ.get("SCIPY_ARRAY_API"):
         # scikit-learn runs this check only when SciPy's array-API mode was switched on
@@ -144,15 +149,36 @@ def test_loss_equals_mlpclassifier_lbfgs_loss(n_classes, weighted):
 
 
 @quiet_convergence
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", FULL_BATCH)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_lbfgs_loss_attribute_is_the_objective_at_the_fitted_weights(solver, weighted):
+def test_full_batch_loss_attribute_is_the_objective_at_the_fitted_weights(solver, weighted):
     X, y = small_problem(seed=2)
     sw = np.random.default_rng(1).uniform(0.5, 3.0, size=y.shape[0]) if weighted else None
-    model = TwoLayerClassifier(n_hidden=5, solver="lbfgs", alpha=0.1, max_iter=15, random_state=0).fit(X, y, sample_weight=sw)
+    model = TwoLayerClassifier(n_hidden=5, solver=solver, alpha=0.1, max_iter=15, random_state=0).fit(X, y, sample_weight=sw)
     T = np.eye(3)[y]
     assert model.loss_ == pytest.approx(optim.objective(model.params_, X, T, sw, alpha=0.1), rel=1e-10)
     assert model.loss_curve_[-1] == model.loss_ and model.best_loss_ == min(model.loss_curve_)
+
+
+@pytest.mark.parametrize("solver", FULL_BATCH)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_full_batch_solvers_stop_at_a_stationary_point_of_the_objective(solver, weighted):
+    X, y = small_problem(n=40, seed=13)
+    sw = np.random.default_rng(4).uniform(0.5, 3.0, size=40) if weighted else None
+    tol, alpha = 1e-6, 0.5
+    model = TwoLayerClassifier(n_hidden=4, solver=solver, alpha=alpha, tol=tol, max_iter=2000, random_state=0)
+    model.fit(X, y, sample_weight=sw)  # no ConvergenceWarning: it converged
+    S = 40.0 if sw is None else sw.sum()
+    grad = nw.gradient(model.params_, X, np.eye(3)[y], sw)  # the gradient of (E + alpha/2 ||w||^2) / S
+    grad = grad._replace(W1=grad.W1 + alpha * model.params_.W1, W2=grad.W2 + alpha * model.params_.W2)
+    largest = np.max(np.abs(nw.flatten(grad) / S))
+    if solver == "lbfgs":
+        # L-BFGS-B (as in MLPClassifier) also stops when the loss's relative reduction
+        # falls to ftol = 2.2e-9, which can come first
+        f_prev, f_last = model.loss_curve_[-2:]
+        assert largest <= 1.01 * tol or (f_prev - f_last) / max(abs(f_prev), abs(f_last), 1.0) <= 2.3e-9
+    else:
+        assert largest <= 1.01 * tol
 
 
 # --------------------------------------------------------------------------
@@ -258,7 +284,7 @@ def test_package_exports():
 
 
 @quiet_convergence
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", ALL_SOLVERS)
 def test_balanced_class_weight_equals_the_matching_sample_weights(solver):
     X, y = small_problem(n=50, seed=6)
     y[:20] = 0  # imbalance the classes
@@ -280,7 +306,7 @@ def test_dict_class_weight_times_sample_weight():
 
 
 @quiet_convergence
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", ALL_SOLVERS)
 def test_integer_weights_equal_repeated_patterns(solver):
     X, y = small_problem(n=30, seed=8)
     counts = np.random.default_rng(3).integers(0, 4, size=30)
@@ -312,7 +338,7 @@ def test_bad_sample_weights_are_refused():
 
 
 @quiet_convergence
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", ALL_SOLVERS)
 def test_float32_stays_float32(solver):
     X, y = small_problem()
     model = TwoLayerClassifier(n_hidden=4, solver=solver, max_iter=5, random_state=0).fit(X.astype(np.float32), y)
@@ -334,7 +360,7 @@ def test_integer_input_becomes_float64():
 
 
 @quiet_convergence
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", ALL_SOLVERS)
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_sparse_equals_dense(solver, fmt):
     X, y = small_problem(n=40, d=8, seed=9)
@@ -389,14 +415,14 @@ def test_predict_log_proba_stays_finite_where_mlpclassifier_gives_minus_infinity
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", ALL_SOLVERS)
 def test_max_iter_gives_a_convergence_warning(solver):
     X, y = small_problem()
     with pytest.warns(ConvergenceWarning, match="max_iter"):
         TwoLayerClassifier(n_hidden=4, solver=solver, max_iter=2, tol=0.0, random_state=0).fit(X, y)
 
 
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", ALL_SOLVERS)
 def test_callback_stops_without_a_warning(solver):
     X, y = small_problem()
     seen = []
@@ -422,7 +448,7 @@ def test_divergence_error_names_the_learning_rate(activation):
 
 
 @quiet_convergence
-@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("solver", ALL_SOLVERS)
 def test_random_state_repeats_bit_for_bit(solver):
     X, y = small_problem()
     a = TwoLayerClassifier(n_hidden=5, solver=solver, max_iter=8, batch_size=16, random_state=3).fit(X, y)

@@ -41,7 +41,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 __all__ = ["TwoLayerClassifier", "from_sklearn"]
 
-SOLVERS = ("adam", "sgd", "lbfgs")
+SKLEARN_SOLVERS = ("adam", "sgd", "lbfgs")  # the solvers MLPClassifier also has
 MINIBATCH_SOLVERS = ("adam", "sgd")
 STATE_FORMAT = "twolayer-training-state"
 STATE_VERSION = 1
@@ -83,7 +83,14 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         The number of hidden units :math:`M` (``hidden_layer_sizes=(M,)``).
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
         The hidden-unit activation :math:`h`.
-    solver : {"adam", "sgd", "lbfgs"}, default "adam"
+    solver : {"adam", "sgd", "lbfgs", "trust-ncg", "newton-cg", "scg"}, default "adam"
+        ``adam`` and ``sgd`` take minibatch steps; ``lbfgs`` is SciPy's
+        L-BFGS-B on the whole batch. The others (not in ``MLPClassifier``)
+        use exact curvature on the whole batch: truncated Newton with a trust
+        region (``trust-ncg``) or a line search (``newton-cg``), or Møller's
+        scaled conjugate gradient (``scg``), each through
+        :mod:`twolayer.second_order` with the exact Hessian-vector product of
+        :mod:`twolayer.curvature` (PRML §5.4.6).
     alpha : float, default 1e-4
         The weight-decay coefficient :math:`\\alpha` of :math:`\\tilde E`, the
         same for every solver and batch size. A minibatch step over ``B`` of
@@ -100,13 +107,16 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
     learning_rate_init : float, default 1e-3
     power_t : float, default 0.5
     max_iter : int, default 200
-        Epochs for ``sgd`` and ``adam``, iterations for ``lbfgs``, in each
-        call to ``fit``.
+        Epochs for ``sgd`` and ``adam``, iterations for the full-batch
+        solvers, in each call to ``fit``.
     shuffle : bool, default True
     random_state : int, RandomState, Generator or None, default None
         Seeds the initial weights, the shuffling and the validation split;
         an int makes fits bit-for-bit repeatable.
     tol : float, default 1e-4
+        For ``sgd`` and ``adam``, the improvement of the loss (or validation
+        score) that counts; for the full-batch solvers, the largest gradient
+        component of :math:`\\tilde E / S` at which they stop.
     verbose : bool, default False
     warm_start : bool, default False
         Continue from the current weights. Unlike ``MLPClassifier``, the
@@ -115,19 +125,21 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         the validation split) carries over too, so that training split over
         several calls equals one long call bit for bit. If the optimiser's
         hyperparameters were changed in between, a fresh optimiser starts
-        from the current weights.
+        from the current weights. L-BFGS restarts its curvature memory at
+        every call (SciPy cannot hand it over), so its continuation is not
+        exact.
     momentum : float, default 0.9
     nesterovs_momentum : bool, default True
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the data (stratified), stop when
         its accuracy stops improving, and end with the best weights seen
-        (PRML §5.5.2). Ignored by ``lbfgs``.
+        (PRML §5.5.2). Only ``sgd`` and ``adam`` use it.
     validation_fraction : float, default 0.1
     beta_1, beta_2, epsilon : float, default 0.9, 0.999, 1e-8
         Adam's parameters.
     n_iter_no_change : int, default 10
     max_fun : int, default 15000
-        The most function evaluations of ``lbfgs``.
+        The most function evaluations of ``lbfgs`` (the other solvers ignore it).
     class_weight : dict, "balanced" or None, default None
         Weights of the classes (``MLPClassifier`` has none); "balanced" uses
         ``N / (K * count(class))``, computed from the unweighted counts.
@@ -137,7 +149,9 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         ``n_iter_`` are updated; returning True stops training at once,
         without a ``ConvergenceWarning``. Inside the call, ``params_`` holds
         the weights of that epoch and :meth:`get_training_state` the state
-        to continue from.
+        to continue from. (With ``early_stopping``, the fitted model ends
+        with the best weights, as at any end of training; the training
+        state keeps the running ones.)
 
     Attributes
     ----------
@@ -346,7 +360,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
                 stacklevel=3,
             )
         elif reason == "failed":
-            warnings.warn(f"lbfgs stopped without converging: {message}", ConvergenceWarning, stacklevel=3)
+            warnings.warn(f"{self.solver} stopped without converging: {message}", ConvergenceWarning, stacklevel=3)
         return self
 
     def _fit_minibatch(self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None, incremental: bool) -> tuple[str, str]:
@@ -422,6 +436,19 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         )
         state.optimizer, state.optimizer_settings = None, {}
         return optim.train_lbfgs(state, data, settings, n_classes=len(self.classes_), on_epoch=self._on_epoch)
+
+    def _run_second_order(self, state: optim.TrainingState, data: optim.TrainingData) -> tuple[str, str]:
+        settings = optim.LbfgsSettings(
+            activation=self.activation,
+            max_iter=int(self.max_iter),
+            max_fun=int(self.max_fun),
+            tol=float(self.tol),
+            verbose=bool(self.verbose),
+        )
+        state.optimizer, state.optimizer_settings = None, {}
+        return optim.train_second_order(
+            state, data, settings, method=self.solver, n_classes=len(self.classes_), on_epoch=self._on_epoch
+        )
 
     def _on_epoch(self, state: optim.TrainingState) -> bool:
         self._publish(state, final=False)
@@ -651,6 +678,12 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         shuffling generator's ``bit_generator.state``, ``classes`` as a list).
         Callable inside a ``callback``: the state after that epoch.
 
+        ``set_training_state`` on a new estimator with the same
+        hyperparameters, then ``fit`` with ``warm_start=True``, continues bit
+        for bit for ``sgd`` and ``adam`` (``n_iter`` alone differs, counting
+        each call's epochs as scikit-learn does); ``lbfgs`` restarts SciPy's
+        curvature memory.
+
         Returns
         -------
         dict
@@ -780,7 +813,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         mlp = MLPClassifier(
             hidden_layer_sizes=(int(self.n_hidden),),
             activation=self.activation,
-            solver=self.solver if self.solver in SOLVERS else "lbfgs",
+            solver=self.solver if self.solver in SKLEARN_SOLVERS else "lbfgs",
             alpha=self.alpha,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
@@ -896,9 +929,9 @@ def from_sklearn(mlp: MLPClassifier) -> TwoLayerClassifier:
 
 
 _FULL_BATCH_SOLVERS: dict[str, Callable[[TwoLayerClassifier, optim.TrainingState, optim.TrainingData], tuple[str, str]]] = {
-    # solver name -> the estimator method that runs it on the whole batch;
-    # second-order solvers (newton-cg, trust-ncg, scg) belong here.
+    # solver name -> the estimator method that runs it on the whole batch
     "lbfgs": TwoLayerClassifier._run_lbfgs,
+    **{method: TwoLayerClassifier._run_second_order for method in optim.SECOND_ORDER_METHODS},
 }
 
 

@@ -73,12 +73,16 @@ __all__ = [
     "objective",
     "train_lbfgs",
     "train_minibatch",
+    "train_second_order",
 ]
 
 LEARNING_RATE_SCHEDULES = ("constant", "invscaling", "adaptive")
 
-# N M (D + K) below which an L-BFGS run keeps BLAS to one thread (see train_lbfgs)
+# N M (D + K) below which a full-batch run keeps BLAS to one thread (see train_lbfgs)
 SMALL_PROBLEM = 1 << 22
+
+# Full-batch solvers of twolayer.second_order that use exact Hessian-vector products.
+SECOND_ORDER_METHODS = ("newton-cg", "trust-ncg", "scg")
 
 # on_epoch(state) -> True to stop: the estimator's hook, called after each epoch.
 EpochHook = Callable[["TrainingState"], bool]
@@ -743,7 +747,7 @@ class _Minibatch:
         else:
             order[...] = np.arange(self.n)
         if data.rows is not None:
-            np.take(data.rows, order, out=order)
+            order[...] = data.rows[order]
 
     def epoch(self) -> float | None:
         """One pass over the training rows; the epoch's loss, or None on a non-finite error."""
@@ -760,10 +764,11 @@ class _Minibatch:
                 wb = None if data.w is None else data.w[start:stop]
             else:
                 idx = order[start:stop]
-                # gather into a reusable buffer: no copy of X per epoch, no allocation per batch
-                Xb = np.take(data.X, idx, axis=0, out=ws.X[:b]) if self.dense else data.X[idx]
-                yb = np.take(data.y, idx, out=ws.y[:b])
-                wb = None if data.w is None else np.take(data.w, idx, out=ws.w[:b])
+                # Gather into reusable buffers: no copy of X per epoch, no allocation per batch.
+                # mode="clip" (the indices are valid) because take buffers `out` under "raise".
+                Xb = np.take(data.X, idx, axis=0, out=ws.X[:b], mode="clip") if self.dense else data.X[idx]
+                yb = np.take(data.y, idx, out=ws.y[:b], mode="clip")
+                wb = None if data.w is None else np.take(data.w, idx, out=ws.w[:b], mode="clip")
             total += _batch_error_and_gradient(self.params, Xb, yb, wb, 1.0 / b, activation, ws, self.grad_params)
             layout.add_decay(theta, grad, lam, self.scratch)  # g = (1/B) sum w_n grad E_n + lam w
             if not math.isfinite(total):
@@ -935,13 +940,11 @@ def train_lbfgs(
             raise _StopLbfgs
 
     state.n_iter = 0
-    D, M, K = dims
-    # L-BFGS-B's own vector algebra calls BLAS on vectors of W entries; when the
-    # products are small too, BLAS threads only add synchronisation (which on a
-    # busy machine costs milliseconds per call), so small problems run on one.
-    small = full.N * M * (D + K) < SMALL_PROBLEM
     try:
-        with threadpool_limits(limits=1, user_api="blas") if small else contextlib.nullcontext():
+        # L-BFGS-B's own vector algebra calls BLAS on vectors of W entries; when the
+        # products are small too, BLAS threads only add synchronisation (which on a
+        # busy machine costs milliseconds per call), so small problems run on one.
+        with _blas_threads(full):
             result = scipy.optimize.minimize(
                 fun,
                 accepted.copy(),
@@ -961,3 +964,123 @@ def train_lbfgs(
 
 def _as_working(x: np.ndarray, like: np.ndarray) -> np.ndarray:
     return x.astype(like.dtype, copy=True)
+
+
+def _blas_threads(full: _FullBatch) -> contextlib.AbstractContextManager[Any]:
+    """One BLAS thread for small problems, where threads only add synchronisation."""
+    D, M, K = full.dims
+    if full.N * M * (D + K) < SMALL_PROBLEM:
+        return threadpool_limits(limits=1, user_api="blas")
+    return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------
+# Second-order solvers (twolayer.second_order) with exact curvature
+# --------------------------------------------------------------------------
+
+
+def train_second_order(
+    state: TrainingState,
+    data: TrainingData,
+    settings: LbfgsSettings,
+    *,
+    method: str,
+    n_classes: int,
+    on_epoch: EpochHook | None = None,
+) -> tuple[str, str]:
+    """Minimise :math:`\\tilde E / S` by truncated Newton or scaled conjugate gradients.
+
+    ``method`` is ``"trust-ncg"`` or ``"newton-cg"``
+    (:func:`twolayer.second_order.minimize_newton`) or ``"scg"``
+    (:func:`twolayer.second_order.scaled_conjugate_gradient`), each given the
+    exact Hessian-vector product of :math:`\\tilde E / S`,
+
+    .. math::
+
+        H v = \\frac{1}{N} \\Bigl(\\nabla^2 \\sum_n \\bar w_n E_n\\Bigr) v + \\lambda v_W,
+
+    by :func:`twolayer.curvature.hessian_vector_product` (the R operator),
+    and the error and gradient of the fast full-batch path. Points are
+    rounded into ``state.theta`` (the working dtype) at the boundary, as for
+    L-BFGS. ``settings.tol`` bounds the gradient's largest component;
+    ``settings.max_fun`` is not used. Sparse ``X`` is densified once for the
+    Hessian products.
+
+    Returns
+    -------
+    reason : str
+        ``"converged"``, ``"max_iter"``, ``"callback"`` or ``"failed"``.
+    message : str
+
+    Raises
+    ------
+    TrainingDiverged
+        When the final error is non-finite (a rejected non-finite trial step
+        is not an error: the methods shrink their steps).
+
+    References
+    ----------
+    PRML §5.4.6 (fast multiplication by the Hessian); J. Nocedal and S. J.
+    Wright, *Numerical Optimization* (2006), §7.1; M. F. Møller, Neural
+    Networks 6 (1993).
+    """
+    from twolayer import curvature, second_order  # only these solvers need them
+
+    if method not in SECOND_ORDER_METHODS:
+        raise ValueError(f"method must be one of {SECOND_ORDER_METHODS}, got {method!r}")
+    theta = state.theta
+    dims = _dims(theta, data, n_classes)
+    D, M, K = dims
+    dtype = theta.dtype
+    full = _FullBatch(data, dims, dtype, settings.activation)
+    N = full.N
+    X_dense = data.X.toarray() if sp.issparse(data.X) else data.X
+    T = np.zeros((N, K), dtype=dtype)
+    T[np.arange(N), data.y] = 1.0  # 1-of-K targets for the curvature module
+    alpha_sum = float(data.lam) * N  # decay of sum_n w_n E_n, whose Hessian is divided by N below
+    trial = np.empty_like(theta)
+
+    def fun_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
+        np.copyto(trial, x, casting="same_kind")  # the solver's point, in the working dtype
+        f, g = full(trial)
+        state.t += N
+        return f, g.copy()  # the solvers keep gradients; the buffer is reused
+
+    def hessp(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        params = network.unflatten(np.asarray(x, dtype=dtype), D, M, K)
+        Hv = curvature.hessian_vector_product(
+            params, X_dense, T, np.asarray(v, dtype=dtype), data.w, activation=settings.activation, alpha=alpha_sum
+        )
+        out = network.flatten(Hv)
+        out /= N
+        return out
+
+    def callback(intermediate_result: Any) -> bool:
+        np.copyto(theta, intermediate_result.x, casting="same_kind")
+        f = float(intermediate_result.fun)
+        state.n_iter += 1
+        state.loss_curve.append(f)
+        best = math.inf if state.best_loss is None else state.best_loss
+        state.best_loss = min(best, f)
+        if settings.verbose:
+            print(f"Iteration {state.n_iter}, loss = {f:.8f}")
+        return bool(on_epoch is not None and on_epoch(state))
+
+    state.n_iter = 0
+    with _blas_threads(full), np.errstate(over="ignore", invalid="ignore"):
+        if method == "scg":
+            result = second_order.scaled_conjugate_gradient(
+                fun_and_grad, theta.copy(), hessp=hessp, max_iter=settings.max_iter, tol=settings.tol, callback=callback
+            )
+        else:
+            result = second_order.minimize_newton(
+                fun_and_grad, theta.copy(), hessp=hessp, method=method, max_iter=settings.max_iter,
+                tol=settings.tol, callback=callback,
+            )
+    last = theta.copy()  # the last iterate a callback saw (or the start)
+    np.copyto(theta, result.x, casting="same_kind")
+    if not (math.isfinite(float(result.fun)) and np.isfinite(theta).all()):
+        np.copyto(theta, last)
+        raise TrainingDiverged(f"{method} ended at a non-finite error (scale the inputs); the last iterate was kept")
+    reason = {0: "converged", 1: "max_iter", 3: "callback"}.get(int(result.status), "failed")
+    return reason, str(result.message)
