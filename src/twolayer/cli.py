@@ -462,7 +462,7 @@ class _Display:
         if self._progress is not None:
             self._progress.__exit__(None, None, None)
         elif self._pending is not None and exc[0] is None:
-            self._print(*self._pending)  # the last epoch, when training stopped between two lines
+            self._print(*self._pending, last=True)  # training stopped between two lines: show where
 
     def update(self, epoch: int, loss: float, accuracy: float) -> None:
         if self.quiet:
@@ -476,14 +476,15 @@ class _Display:
         else:
             self._pending = (epoch, loss, accuracy)
 
-    def _print(self, epoch: int, loss: float, accuracy: float) -> None:
+    def _print(self, epoch: int, loss: float, accuracy: float, *, last: bool = False) -> None:
         self._pending = None
         done = max(epoch - self.first_epoch, 1)
         elapsed = time.perf_counter() - self.started
         left = elapsed / done * (self.total - epoch)
         width = len(str(self.total))
-        print(f"epoch {epoch:>{width}}/{self.total}  loss {loss:.4g}  held-out accuracy {accuracy:.4f}  "
-              f"{elapsed:.1f}s elapsed, about {left:.1f}s left", file=self.stream, flush=True)
+        timing = f"{elapsed:.1f}s elapsed" + ("" if last else f", about {left:.1f}s left")
+        print(f"epoch {epoch:>{width}}/{self.total}  loss {loss:.4g}  held-out accuracy {accuracy:.4f}  {timing}",
+              file=self.stream, flush=True)
 
 
 @dataclass
