@@ -14,12 +14,13 @@ TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*+cpu-cp3*.whl))
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[plot,derive,test]"
 	-$(if $(TORCH_WHEEL),$(BIN)/python -m pip install --quiet "$(TORCH_WHEEL)")
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m twolayer.gradcheck
+	mkdir -p demo-output
+	$(BIN)/twolayer train digits --out demo-output/digits.safetensors --plot demo-output/digits.png
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
