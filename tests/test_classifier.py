@@ -161,6 +161,14 @@ def test_full_batch_loss_attribute_is_the_objective_at_the_fitted_weights(solver
 
 
 @pytest.mark.parametrize("solver", FULL_BATCH)
+def test_full_batch_solver_already_converged_at_the_start(solver):
+    X, y = small_problem(seed=14)
+    model = TwoLayerClassifier(n_hidden=3, solver=solver, tol=1e3, random_state=0).fit(X, y)  # |g| <= tol at once
+    assert model.n_iter_ == 0 and model.loss_curve_ == []
+    assert model.loss_ == pytest.approx(optim.objective(model.params_, X, np.eye(3)[y], alpha=1e-4), rel=1e-12)
+
+
+@pytest.mark.parametrize("solver", FULL_BATCH)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_full_batch_solvers_stop_at_a_stationary_point_of_the_objective(solver, weighted):
     X, y = small_problem(n=40, seed=13)

@@ -420,10 +420,6 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             reason, message = solver(self, state, data)
         finally:
             self._publish(state, final=True)
-        if not state.loss_curve:  # converged at the starting point: report its loss
-            f, _ = optim._FullBatch(data, _dims_of(state, X, self.classes_), state.theta.dtype, self.activation)(state.theta)
-            state.loss_curve.append(f)
-            state.best_loss = min(f, math.inf if state.best_loss is None else state.best_loss)
         return reason, message
 
     def _run_lbfgs(self, state: optim.TrainingState, data: optim.TrainingData) -> tuple[str, str]:
@@ -472,8 +468,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = state.n_iter
         self.t_ = state.t
         self.loss_curve_ = state.loss_curve
-        if state.loss_curve:
-            self.loss_ = state.loss_curve[-1]
+        if state.loss is not None:
+            self.loss_ = state.loss
         self.best_loss_ = state.best_loss
         self.validation_scores_ = state.validation_scores
         self.best_validation_score_ = state.best_validation_score
@@ -703,6 +699,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             "theta": state.theta.copy(),
             "n_iter": int(state.n_iter),
             "t": int(state.t),
+            "loss": None if state.loss is None else float(state.loss),
             "loss_curve": [float(v) for v in state.loss_curve],
             "validation_scores": None if state.validation_scores is None else [float(v) for v in state.validation_scores],
             "best_loss": _finite_or_none(state.best_loss),
@@ -721,7 +718,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             values = opt.state()
             out["optimizer"] = {
                 "name": opt.name,
-                "settings": dict(state.optimizer_settings),
+                "settings": _jsonable(dict(state.optimizer_settings)),
                 "learning_rate": float(values["learning_rate"]),
                 **({"t": int(values["t"])} if opt.name == "adam" else {}),
             }
@@ -763,6 +760,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             theta=theta,
             n_iter=int(state["n_iter"]),
             t=int(state["t"]),
+            loss=None if state.get("loss") is None else float(state["loss"]),
             loss_curve=[float(v) for v in state["loss_curve"]],
             validation_scores=None if state["validation_scores"] is None else [float(v) for v in state["validation_scores"]],
             best_loss=_none_or(state["best_loss"], math.inf) if state["validation_scores"] is None else None,
@@ -917,9 +915,9 @@ def from_sklearn(mlp: MLPClassifier) -> TwoLayerClassifier:
         best_loss=getattr(mlp, "best_loss_", math.inf),
         best_validation_score=getattr(mlp, "best_validation_score_", None),
     )
+    state.loss = float(mlp.loss_)
     model._training = state
     model._publish(state, final=True)
-    model.loss_ = float(mlp.loss_)
     return model
 
 
@@ -948,11 +946,6 @@ def _training_data(X: Any, codes: np.ndarray, s: np.ndarray | None, alpha: float
         return optim.TrainingData(X=X, y=codes, w=None, lam=float(alpha) / S, rows=rows)
     w = (s * (n / S)).astype(X.dtype)
     return optim.TrainingData(X=X, y=codes, w=w, lam=float(alpha) / S, rows=rows)
-
-
-def _dims_of(state: optim.TrainingState, X: Any, classes: np.ndarray) -> tuple[int, int, int]:
-    D, K = X.shape[1], classes.shape[0]
-    return D, (state.theta.shape[0] - K) // (D + 1 + K), K
 
 
 def _chunk_rows(X: Any, params: Params) -> int:

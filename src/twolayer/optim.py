@@ -285,12 +285,15 @@ class _Layout:
         self.W2 = slice(D * M + M, D * M + M + M * K)
 
     def sq_norm(self, theta: np.ndarray) -> float:
-        """:math:`\\lVert W_1 \\rVert^2 + \\lVert W_2 \\rVert^2` in float64."""
+        """:math:`\\lVert W_1 \\rVert^2 + \\lVert W_2 \\rVert^2`, accumulated in the working dtype."""
         w1, w2 = theta[self.W1], theta[self.W2]
         return float(np.dot(w1, w1)) + float(np.dot(w2, w2))
 
     def add_decay(self, theta: np.ndarray, grad: np.ndarray, lam: float, tmp: np.ndarray) -> None:
-        """``grad += lam * w`` on the weights, not the biases (eq. 5.113); ``tmp`` is scratch of ``theta``'s size."""
+        """``grad += lam * w`` on the weights, not the biases (the gradient of eq. 5.112's decay).
+
+        ``tmp`` is scratch of ``theta``'s size.
+        """
         if lam != 0.0:
             for block in (self.W1, self.W2):
                 scaled = np.multiply(theta[block], lam, out=tmp[block])
@@ -519,7 +522,9 @@ class TrainingState:
     ``theta`` is the current (running) flat weight vector; ``best_theta`` the
     weights of the best validation score when early stopping. Counters follow
     scikit-learn: ``n_iter`` counts the epochs (iterations) of the current
-    call, ``t`` the patterns processed over all calls.
+    call, ``t`` the patterns processed over all calls. ``loss`` is the latest
+    loss (``loss_curve[-1]``, or a full-batch solver's final value when it
+    made no iteration).
     """
 
     theta: np.ndarray
@@ -527,6 +532,7 @@ class TrainingState:
     optimizer_settings: dict[str, Any] = field(default_factory=dict)
     n_iter: int = 0
     t: int = 0
+    loss: float | None = None
     loss_curve: list[float] = field(default_factory=list)
     validation_scores: list[float] | None = None
     best_loss: float | None = math.inf
@@ -687,6 +693,7 @@ def train_minibatch(
             )
         state.n_iter += 1
         state.t += data.n
+        state.loss = loss
         state.loss_curve.append(loss)
         if settings.verbose:
             print(f"Iteration {state.n_iter}, loss = {loss:.8f}")
@@ -931,6 +938,7 @@ def train_lbfgs(
         accepted[...] = x
         np.copyto(theta, x, casting="same_kind")
         state.n_iter += 1
+        state.loss = float(f)
         state.loss_curve.append(float(f))
         best = math.inf if state.best_loss is None else state.best_loss
         state.best_loss = min(best, float(f))
@@ -957,6 +965,7 @@ def train_lbfgs(
         np.copyto(theta, accepted, casting="same_kind")
         return "callback", "stopped by the callback"
     np.copyto(theta, result.x, casting="same_kind")
+    state.loss = float(result.fun)
     if result.success:
         return "converged", str(result.message)
     return ("max_iter" if result.status == 1 else "failed"), str(result.message)
@@ -1059,6 +1068,7 @@ def train_second_order(
         np.copyto(theta, intermediate_result.x, casting="same_kind")
         f = float(intermediate_result.fun)
         state.n_iter += 1
+        state.loss = f
         state.loss_curve.append(f)
         best = math.inf if state.best_loss is None else state.best_loss
         state.best_loss = min(best, f)
@@ -1082,5 +1092,6 @@ def train_second_order(
     if not (math.isfinite(float(result.fun)) and np.isfinite(theta).all()):
         np.copyto(theta, last)
         raise TrainingDiverged(f"{method} ended at a non-finite error (scale the inputs); the last iterate was kept")
+    state.loss = float(result.fun)
     reason = {0: "converged", 1: "max_iter", 3: "callback"}.get(int(result.status), "failed")
     return reason, str(result.message)
