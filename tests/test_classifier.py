@@ -603,7 +603,8 @@ def test_warm_start_with_changed_optimiser_settings_keeps_the_weights():
     before = model.get_training_state()
     model.set_params(warm_start=True, learning_rate_init=0.01, max_iter=1).fit(X, y)
     after = model.get_training_state()
-    assert after["optimizer"]["t"] == 4 - 3  # a fresh Adam: one epoch of 4 batches of 16... of 60 patterns
+    assert before["optimizer"]["t"] == 3  # three epochs of one batch each (batch_size "auto" = all 60)
+    assert after["optimizer"]["t"] == 1  # a fresh Adam, one step old
     assert after["optimizer"]["settings"]["learning_rate_init"] == 0.01
     assert not np.array_equal(before["theta"], after["theta"])
     model.set_params(n_hidden=9)
