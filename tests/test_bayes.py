@@ -535,6 +535,29 @@ def test_fitted_attributes_and_evidence_curve(moons):
     assert model.loss_ == pytest.approx((E + penalty) / len(y), rel=1e-12)
     assert model.n_iter_ >= 1 and model.t_ >= len(y)
     assert twolayer.BayesianTwoLayerClassifier is BayesianTwoLayerClassifier
+    # laplace() of the fitted model, with its alpha_, rebuilds its final posterior
+    again = laplace(model, X, y, hessian=model.hessian, structure=model.structure)
+    np.testing.assert_array_equal(again.prior_precision, model.alpha_)
+    assert again.log_evidence == pytest.approx(model.log_evidence_, rel=1e-10)
+    np.testing.assert_allclose(again.precision, model.posterior_.precision, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("structure", ["full", "last_layer", "diagonal"])
+def test_posterior_state_round_trip(trained, structure):
+    X, _, T, shape, alpha, fit, theta = trained
+    H = ag_hessian(theta, X, T, shape)
+    H = {"full": H, "last_layer": H[-15:, -15:], "diagonal": np.diag(H)}[structure]
+    post = posterior_from_curvature(fit.params, H, alpha, fit.data_error, structure=structure)
+    state = post.to_dict()
+    for key, value in state.items():
+        assert isinstance(value, (np.ndarray, float, int, str, list)), key
+    again = LaplacePosterior.from_dict(state)
+    np.testing.assert_array_equal(
+        again.predict_proba(X, random_state=0), post.predict_proba(X, random_state=0)
+    )
+    assert again.log_evidence == post.log_evidence and again.structure == structure
+    with pytest.raises(ValueError, match="needs the keys"):
+        LaplacePosterior.from_dict({k: v for k, v in state.items() if k != "factor"})
 
 
 @pytest.mark.parametrize(
