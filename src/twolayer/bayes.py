@@ -1129,6 +1129,15 @@ class BayesianTwoLayerClassifier(ClassifierMixin, BaseEstimator):
     :math:`\\alpha` that the largest re-trained evidence (and held-out data)
     prefer.
 
+    Moderation helps most where the MAP network is over-confident (a weak
+    prior, few data, extrapolation). Where the training data are nearly
+    separable the output curvature :math:`\\Lambda` vanishes at the
+    confidently fitted patterns, the Gaussian posterior is far broader than
+    the true (one-sided) one, and the moderated predictive is under-confident:
+    on 500 digits with 8 hidden units its held-out log-loss was about twice
+    the MAP network's (0.39 against 0.19 at the fixed point's alpha; the
+    MAP probabilities are available from :meth:`predict_proba_map`).
+
     The MAP network is trained here by L-BFGS (:func:`map_estimate`) on the
     network's exact gradient plus the grouped penalty
     :math:`\\sum_g \\tfrac{\\alpha_g}{2} \\lVert w_g \\rVert^2`, biases
