@@ -101,3 +101,64 @@ def test_report_needs_something_to_draw() -> None:
         plots.report_figure(loss=[], accuracy=None, matrix=None, classes=[0, 1])
     png = plots.report_png(loss=[], accuracy=None, matrix=np.eye(2, dtype=int), classes=["x", "y"])
     assert decode(png).shape[1] == 500
+
+
+# --------------------------------------------------------------------------
+# Spectra
+# --------------------------------------------------------------------------
+
+
+def test_symlog_bins_are_geometric_beyond_the_linear_region() -> None:
+    # Beyond linthresh the symlog scale is log10, so equal widths there are
+    # equal ratios: edges from 1 to 1e4 in 8 bins are 10**(k/2).
+    edges = plots.symlog_bins(np.array([1.0, 1e4, 30.0]), linthresh=1e-3, n_bins=8)
+    np.testing.assert_allclose(edges, 10.0 ** (np.arange(9) / 2), rtol=1e-12)
+    # Symmetric values give edges symmetric about zero, through the linear part.
+    edges = plots.symlog_bins(np.array([-1e2, 1e2]), linthresh=1.0, n_bins=6)
+    np.testing.assert_allclose(edges, -edges[::-1], atol=1e-12)
+    assert np.all(np.diff(edges) > 0) and edges[0] == -1e2 and edges[-1] == 1e2
+    assert abs(edges[3]) < 1e-12  # an even number of bins puts an edge at zero
+    # A single value still gets bins around it.
+    single = plots.symlog_bins(np.array([5.0, 5.0]), linthresh=1.0, n_bins=4)
+    assert single[0] <= 5.0 <= single[-1] and np.all(np.diff(single) > 0)
+    with pytest.raises(ValueError, match="finite"):
+        plots.symlog_bins(np.array([1.0, np.nan]), linthresh=1.0)
+    with pytest.raises(ValueError, match="linthresh"):
+        plots.symlog_bins(np.array([1.0]), linthresh=0.0)
+
+
+def test_spectrum_histogram_counts_every_eigenvalue() -> None:
+    _, ax = axes()
+    rng = np.random.default_rng(2)
+    values = np.concatenate([-np.exp(rng.normal(size=30)), np.zeros(3), np.exp(rng.normal(2, 3, size=400))])
+    counts = plots.draw_spectrum(ax, values, linthresh=1e-6, title="H", n_bins=40)
+    assert counts.sum() == values.size
+    edges = plots.symlog_bins(values, 1e-6, 40)
+    np.testing.assert_array_equal(counts, np.histogram(values, bins=edges)[0])
+    heights = sorted(p.get_height() for p in ax.patches)
+    assert heights == sorted(c for c in counts if c > 0)  # one bar per filled bin, as tall as its count
+    assert ax.get_xscale() == "symlog" and ax.get_yscale() == "log"  # hundreds beside ones
+    assert "433 eigenvalues, 30 below zero" in ax.get_title()
+
+
+def test_extreme_eigenvalues_leave_out_what_did_not_converge() -> None:
+    _, ax = axes()
+    plots.draw_extreme_eigenvalues(ax, {"A": np.array([5.0, np.nan, -2.0]), "B": np.array([1.0, 0.5])})
+    offsets = [c.get_offsets() for c in ax.collections]
+    assert sorted(offsets[0][:, 0]) == [-2.0, 5.0] and set(offsets[0][:, 1]) == {0}
+    assert sorted(offsets[1][:, 0]) == [0.5, 1.0] and set(offsets[1][:, 1]) == {1}
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["A", "B"]
+    with pytest.raises(ValueError, match="none converged"):
+        plots.draw_extreme_eigenvalues(ax, {"A": np.array([np.nan])})
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_spectrum_png_is_a_valid_image(full: bool) -> None:
+    rng = np.random.default_rng(3)
+    spectra = {"Hessian": rng.normal(size=50) * 10.0, "Gauss-Newton": np.abs(rng.normal(size=50))}
+    fig = plots.spectrum_figure(spectra, full=full, title="spectra")
+    assert len([ax for ax in fig.axes if ax.get_title()]) == (2 if full else 1)
+    image = decode(plots.spectrum_png(spectra, full=full))
+    assert image.ndim == 3 and image.std() > 0
+    with pytest.raises(ValueError, match="no spectrum"):
+        plots.spectrum_figure({}, full=full)
