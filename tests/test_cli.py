@@ -587,3 +587,170 @@ def test_progress_bar_on_a_terminal() -> None:
             display.update(epoch, 1.0 / epoch, 0.5)
     shown = stream.getvalue()
     assert "20/20" in shown and "loss 0.05" in shown and "held-out acc 0.5000" in shown
+
+
+# --------------------------------------------------------------------------
+# twolayer curvature
+# --------------------------------------------------------------------------
+
+
+def table_row(output: str, label: str) -> list[str]:
+    """The cells after the label in the rich table row that starts with ``label``."""
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│┃").split("│")]
+        if len(cells) > 1 and cells[0] == label:
+            return cells[1:]
+    raise AssertionError(f"no row {label!r} in\n{output}")
+
+
+def ordinal(n: int, word: str) -> str:
+    return word if n == 1 else f"{n}{ {2: 'nd', 3: 'rd'}.get(n, 'th')} {word}"
+
+
+def assert_printed(printed: str, exact: float, scale: float, what: str) -> None:
+    # Six significant digits are printed.
+    assert abs(float(printed) - exact) <= 5e-6 * abs(exact) + 1e-12 * scale, f"{what}: printed {printed}, exact {exact}"
+
+
+CURVATURE_CASES = [
+    # (full spectrum?, extra train options): the full path with the defaults;
+    # Lanczos alone on class-weighted patterns without weight decay.
+    pytest.param(True, [], id="full-spectrum"),
+    pytest.param(False, ["--class-weight", "balanced", "--alpha", "0"], id="lanczos-weighted-alpha0"),
+]
+
+
+@pytest.mark.parametrize(("full", "options"), CURVATURE_CASES)
+def test_curvature_equals_numpy_eigenvalues(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch, full: bool, options: list[str]) -> None:
+    from twolayer import curvature
+
+    # Unequal classes, so that balanced class weights differ from one.
+    moons = load_builtin("moons")
+    keep = np.flatnonzero((moons.y == 0) | (np.arange(moons.n_samples) % 3 == 0))
+    np.savez(tmp_path / "uneven.npz", X=moons.X[keep], y=moons.y[keep])
+    data_path = tmp_path / "uneven.npz"
+    model_path = tmp_path / "m.st"
+    code, _, err = run(capsys, "train", data_path, *TINY, "--dtype", "float64", *options, "--out", model_path)
+    assert code == 0, err
+    if not full:
+        monkeypatch.setattr(cli, "FULL_SPECTRUM_MAX_PARAMS", 0)
+    k = 4
+    code, out, err = run(capsys, "curvature", model_path, data_path, "--k", k)
+    assert code == 0, err
+    assert ("full (numpy.linalg.eigvalsh)" in out) == full
+
+    # The same matrices built explicitly, from the file's weights and scaler.
+    file = read(model_path)
+    classifier = file.classifier
+    scaler = file.model[0]
+    X = (moons.X[keep] - scaler.mean_) / scaler.scale_
+    y = moons.y[keep]
+    T = np.eye(2)[y]
+    weights = None
+    if "balanced" in options:
+        weights = (y.size / (2 * np.bincount(y)))[y]
+    params = network.Params(*(np.asarray(p, dtype=np.float64) for p in classifier.params_))
+    D, M, K = 2, 4, 2
+    W = network.n_params(D, M, K)
+    # The directions along which the error is flat: a common shift of b2, and
+    # without weight decay also of each row of W2.
+    flat = [np.concatenate([np.zeros(W - K), np.ones(K) / np.sqrt(K)])]
+    if classifier.alpha == 0:
+        for j in range(M):
+            W2 = np.zeros((M, K))
+            W2[j] = 1 / np.sqrt(K)
+            flat.append(network.flatten(network.Params(np.zeros((D, M)), np.zeros(M), W2, np.zeros(K))))
+    for column, build in enumerate((curvature.hessian, curvature.gauss_newton)):
+        A = build(params, X, T, weights, activation=classifier.activation, alpha=classifier.alpha)
+        eigenvalues = np.linalg.eigvalsh(A)
+        scale = np.max(np.abs(eigenvalues))
+        for v in flat:
+            assert np.linalg.norm(A @ v) <= 1e-10 * scale
+        rest = np.delete(eigenvalues, np.argsort(np.abs(eigenvalues))[: len(flat)])
+        for i in range(k):
+            assert_printed(table_row(out, ordinal(i + 1, "largest"))[column], rest[-1 - i], scale, f"largest {i + 1}")
+            assert_printed(table_row(out, ordinal(i + 1, "smallest"))[column], rest[i], scale, f"smallest {i + 1}")
+        negative = int(np.sum(eigenvalues < -1e-9 * scale))
+        printed = table_row(out, "negative")[column]
+        if full:
+            assert printed == f"{negative} of {W}"
+        elif negative < k:
+            assert printed.startswith(f"{negative} (estimated")
+        else:
+            assert printed.startswith(f"at least {k}")
+        condition = table_row(out, "condition number")[column]
+        if rest[0] < 0:
+            assert condition == "none: indefinite"
+        else:
+            assert float(condition) == pytest.approx(rest[-1] / rest[0], rel=1e-3)
+    assert f"{len(flat)} direction" in out
+
+
+def test_curvature_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                         moons_model: Path) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plot' extra")
+    code, out, err = run(capsys, "curvature", moons_model, "moons", "--k", "3", "--plot", tmp_path / "full.png")
+    assert code == 0, err
+    assert f"wrote plot {tmp_path / 'full.png'}" in out
+    histograms = assert_png(tmp_path / "full.png")
+    monkeypatch.setattr(cli, "FULL_SPECTRUM_MAX_PARAMS", 0)
+    code, out, err = run(capsys, "curvature", moons_model, "moons", "--k", "3", "--plot", tmp_path / "ends.png")
+    assert code == 0, err
+    assert "Lanczos values only" in out
+    assert assert_png(tmp_path / "ends.png")[:2] != histograms[:2]  # one panel of marks, not two histograms
+
+
+def test_bad_curvature_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], moons_model: Path) -> None:
+    code, _, err = run(capsys, "curvature", moons_model, "moons", "--k", "30")
+    assert_one_line_error(code, err, "--k 30", "22 parameters", "at most 16")
+    code, _, err = run(capsys, "curvature", moons_model, "moons", "--k", "0")
+    assert_one_line_error(code, err, "argument --k: expected a positive integer")
+    code, _, err = run(capsys, "curvature", moons_model)
+    assert code == 2 and "DATA" in err
+    code, _, err = run(capsys, "curvature", moons_model, "iris")
+    assert_one_line_error(code, err, "missing columns 'x1', 'x2'")
+    code, _, err = run(capsys, "curvature", tmp_path / "none.st", "moons")
+    assert_one_line_error(code, err, "no such file")
+    np.savez(tmp_path / "unlabelled.npz", X=load_builtin("moons").X)
+    code, _, err = run(capsys, "curvature", moons_model, tmp_path / "unlabelled.npz")
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1
+    code, out, err = run(capsys, "curvature", moons_model, "moons", "--plot", tmp_path / "no" / "s.png")
+    assert_one_line_error(code, err, "--plot", "does not exist")
+    assert out == ""
+
+
+# --------------------------------------------------------------------------
+# The second-order solvers
+# --------------------------------------------------------------------------
+
+
+def test_solver_choices_are_the_estimators() -> None:
+    from twolayer import classifier
+
+    assert set(cli.SOLVERS) == set(classifier.MINIBATCH_SOLVERS) | set(classifier._FULL_BATCH_SOLVERS)
+    assert set(cli._FRESH_STATE_ON_RESUME) == set(cli.SOLVERS) - set(cli.MINIBATCH_SOLVERS)
+
+
+@pytest.mark.parametrize("solver", ["trust-ncg", "newton-cg", "scg"])
+def test_second_order_solvers_train_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               solver: str) -> None:
+    argv = ["train", "moons", "--hidden", "4", "--solver", solver, "--dtype", "float64"]
+    code, out, err = run(capsys, *argv, "--epochs", "4", "--out", tmp_path / "whole.st")
+    assert code == 0, err
+    assert f"{solver}, 4 iterations" in out or f"{solver}, " in out and "iterations (converged" in out
+    assert re.search(r"^iteration\s+1/4", err, flags=re.MULTILINE)
+    whole = read(tmp_path / "whole.st")
+    assert whole.hyperparameters["solver"] == solver
+    # The loss decreases from the first iteration to the last.
+    assert whole.loss_curve[-1] < whole.loss_curve[0]
+
+    code, _, err = run(capsys, *argv, "--epochs", "2", "--checkpoint", tmp_path / "c.ckpt", "--quiet")
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "c.ckpt", "--epochs", "4", "--out",
+                       tmp_path / "resumed.st")
+    assert code == 0, err
+    assert f"note: {solver} cannot be resumed exactly" in err and "fresh solver state" in err
+    resumed = read(tmp_path / "resumed.st")
+    assert resumed.loss_curve[:2] == whole.loss_curve[:2]  # the same first two iterations, then a fresh start
+    assert len(resumed.loss_curve) <= 4 and resumed.loss_curve[-1] <= resumed.loss_curve[1]

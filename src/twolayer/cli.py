@@ -78,6 +78,23 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "scale": True,
     "checkpoint_every": 10,
 }
+# The estimator's solvers: minibatch first, then the whole-batch ones, which
+# cannot be resumed bit for bit (their internal state lives inside SciPy or
+# twolayer.second_order and restarts at every call to fit).
+MINIBATCH_SOLVERS = ("adam", "sgd")
+SOLVERS = (*MINIBATCH_SOLVERS, "lbfgs", "trust-ncg", "newton-cg", "scg")
+_FRESH_STATE_ON_RESUME = {
+    "lbfgs": "L-BFGS cannot be resumed exactly (SciPy keeps its curvature memory to itself)",
+    "trust-ncg": "trust-ncg cannot be resumed exactly (SciPy keeps its trust radius to itself)",
+    "newton-cg": "newton-cg cannot be resumed exactly (SciPy keeps its line search's memory to itself)",
+    "scg": "scg cannot be resumed exactly (its scale parameter and search direction start afresh)",
+}
+
+# `twolayer curvature` computes every eigenvalue (numpy.linalg.eigvalsh of the
+# explicit W x W matrices) up to this many parameters: two 5000 x 5000
+# matrices take 400 MB and some tens of seconds; beyond, Lanczos alone.
+FULL_SPECTRUM_MAX_PARAMS = 5000
+
 # Options that decide the weights: a resumed run must keep them.
 _RUN_DEFINING = ("target", "hidden", "activation", "solver", "batch_size", "learning_rate", "alpha", "tol",
                  "n_iter_no_change", "class_weight", "seed", "dtype", "test_size", "scale")
@@ -169,9 +186,13 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     model = p.add_argument_group("the network and its training")
     model.add_argument("--hidden", type=_positive_int, metavar="M", help=f"hidden units {_default('hidden')}")
     model.add_argument("--activation", choices=_activations(), help=f"hidden-unit activation {_default('activation')}")
-    model.add_argument("--solver", choices=("adam", "sgd", "lbfgs"), help=f"optimiser {_default('solver')}")
+    model.add_argument("--solver", choices=SOLVERS,
+                       help="optimiser: minibatch adam or sgd; on the whole batch lbfgs, or with exact Hessian-vector "
+                            "products trust-ncg, newton-cg (truncated Newton) or scg (Moller's scaled conjugate "
+                            f"gradient) {_default('solver')}")
     model.add_argument("--epochs", type=_positive_int, metavar="N",
-                       help=f"total epochs (iterations for lbfgs), counted across --resume {_default('epochs')}")
+                       help="total epochs (iterations for the whole-batch solvers), counted across --resume "
+                            f"{_default('epochs')}")
     model.add_argument("--batch-size", type=_batch_size, metavar="B",
                        help=f"minibatch size, or 'auto' for min(200, N) {_default('batch_size')}")
     model.add_argument("--learning-rate", type=_positive_float, metavar="ETA",
@@ -201,7 +222,8 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--checkpoint-every", type=_positive_int, metavar="K", help=f"{_default('checkpoint_every')}")
     out.add_argument("--resume", metavar="PATH",
                      help="continue from a checkpoint up to --epochs in total; with adam and sgd the result equals "
-                          "an uninterrupted run bit for bit")
+                          "an uninterrupted run bit for bit (the whole-batch solvers continue from the weights with "
+                          "a fresh solver state)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
@@ -227,6 +249,21 @@ def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
 def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
     _add_model_data_arguments(p, data_required=False)
     p.add_argument("--out", metavar="PNG", required=True, help="the PNG file to write")
+
+
+def _add_curvature_arguments(p: argparse.ArgumentParser) -> None:
+    _add_model_data_arguments(p, data_required=True)
+    p.epilog = ("The matrices are those of the error summed over DATA's patterns (divide by N for the mean loss). "
+                "A model is at a minimum only of its own training data: a built-in dataset's rows include the part "
+                "held out in training, so expect a non-zero gradient there.")
+    p.add_argument("--k", type=_positive_int, default=6, metavar="N",
+                   help="eigenvalues to find at each end of each spectrum (default: 6)")
+    p.add_argument("--max-products", type=_positive_int, default=1000, metavar="P",
+                   help="the most matrix-vector products Lanczos may spend on each end of each spectrum "
+                        "(default: 3000)")
+    p.add_argument("--plot", metavar="PNG",
+                   help="write a picture of the spectra: histograms of every eigenvalue when the full spectrum is "
+                        f"computed (W <= {FULL_SPECTRUM_MAX_PARAMS}), the extreme values otherwise")
 
 
 def _add_gradcheck_arguments(p: argparse.ArgumentParser) -> None:
@@ -419,8 +456,10 @@ def _labels_as_classes(data: Dataset, classes: np.ndarray) -> np.ndarray:
 class _Display:
     """Progress on standard error: a rich bar on a terminal, a plain line every few epochs otherwise."""
 
-    def __init__(self, total: int, first_epoch: int, *, quiet: bool, stream: TextIO | None = None) -> None:
+    def __init__(self, total: int, first_epoch: int, *, quiet: bool, stream: TextIO | None = None,
+                 unit: str = "epoch") -> None:
         self.total = total
+        self.unit = unit  # "iteration" for the whole-batch solvers
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self.interactive = not quiet and self.stream.isatty()
@@ -443,7 +482,7 @@ class _Display:
             )
 
             self._progress = Progress(
-                TextColumn("epoch"),
+                TextColumn(self.unit),
                 MofNCompleteColumn(),
                 BarColumn(),
                 TextColumn("loss {task.fields[loss]}"),
@@ -483,7 +522,7 @@ class _Display:
         left = elapsed / done * (self.total - epoch)
         width = len(str(self.total))
         timing = f"{elapsed:.1f}s elapsed" + ("" if last else f", about {left:.1f}s left")
-        print(f"epoch {epoch:>{width}}/{self.total}  loss {loss:.4g}  held-out accuracy {accuracy:.4f}  {timing}",
+        print(f"{self.unit} {epoch:>{width}}/{self.total}  loss {loss:.4g}  held-out accuracy {accuracy:.4f}  {timing}",
               file=self.stream, flush=True)
 
 
@@ -716,9 +755,9 @@ def _train(args: argparse.Namespace) -> int:
         except (TypeError, ValueError, KeyError) as exc:
             raise DataError(f"{args.resume}: the training state cannot be restored ({exc})") from None
         first_epoch = checkpoint_in.epoch
-        if options["solver"] == "lbfgs":
-            _note("note: L-BFGS cannot be resumed exactly (SciPy keeps its curvature memory to itself): the run "
-                  "continues from the checkpoint's weights with a fresh memory", quiet=bool(args.quiet))
+        if options["solver"] in _FRESH_STATE_ON_RESUME:
+            _note(f"note: {_FRESH_STATE_ON_RESUME[options['solver']]}: the run continues from the checkpoint's "
+                  "weights with a fresh solver state", quiet=bool(args.quiet))
 
     total = options["epochs"]
     X_train = run.transform(data.X[run.train_index]).astype(dtype)
@@ -747,7 +786,8 @@ def _train(args: argparse.Namespace) -> int:
         what = f"{data.source}: {data.n_samples} samples, {data.n_features} features, {np.unique(data.y).size} classes"
         resumed = f", resuming at epoch {first_epoch}" if first_epoch else ""
         _note(f"training on {what}; {run.train_index.size} for training, {run.test_index.size} held out{resumed}")
-    display = _Display(total, first_epoch, quiet=quiet)
+    unit = "epoch" if options["solver"] in MINIBATCH_SOLVERS else "iteration"
+    display = _Display(total, first_epoch, quiet=quiet, unit=unit)
     every = options["checkpoint_every"] if options["checkpoint"] is not None else 0
     monitor = _Monitor(run, X_test, y_test, display, write_checkpoint if every else None, every or 1)
     if to_train > 0:
@@ -817,7 +857,7 @@ def _train(args: argparse.Namespace) -> int:
         console.print(_key_value_table("Summary", [
             ("data", f"{source} ({run.train_index.size} train / {run.test_index.size} test, {D} features, {K} classes)"),
             ("network", f"{D}-{M}-{K}, {hyper['activation']} hidden units, softmax outputs, {options['dtype']}"),
-            ("training", f"{hyper['solver']}, {epochs_done} epochs ({stopped}), {elapsed:.1f} s"),
+            ("training", f"{hyper['solver']}, {epochs_done} {unit}s ({stopped}), {elapsed:.1f} s"),
             ("train accuracy", f"{train_metrics['accuracy']:.4f}"),
             ("test accuracy", f"{test_metrics['accuracy']:.4f}"),
             ("test log-loss", f"{test_metrics['log_loss']:.4f}"),
@@ -941,6 +981,316 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------
+# twolayer curvature
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Known:
+    """Eigenvectors that every such matrix has, whatever the weights and the data.
+
+    The softmax ignores a common shift of the output activations, so adding
+    the same number to every output bias (``b2``), or the same vector ``u``
+    to every column of ``W2`` (each :math:`a_k` moves by :math:`z \\cdot u`),
+    leaves :math:`E` unchanged at every point. The Hessian and the
+    Gauss-Newton matrix of :math:`E` vanish along these ``M + 1`` directions,
+    so those of :math:`\\tilde E` have them as eigenvectors with eigenvalue 0
+    (``b2``, never penalised) and ``alpha`` (the ``W2`` shifts). The ones with
+    eigenvalue 0 are the flat directions of :math:`\\tilde E` (all of them
+    when ``alpha = 0``).
+    """
+
+    vectors: np.ndarray  # (W, M + 1), orthonormal columns
+    values: np.ndarray  # (M + 1,)
+
+    @property
+    def flat(self) -> int:
+        """The number of known directions along which the error is constant."""
+        return int(np.sum(self.values == 0))
+
+    @property
+    def nonzero(self) -> np.ndarray:
+        return np.asarray(self.values[self.values != 0])
+
+
+def _known_eigenvectors(D: int, M: int, K: int, alpha: float) -> _Known:
+    from twolayer.network import Params, flatten
+
+    ones = np.full(K, 1.0 / math.sqrt(K))
+    zero = Params(np.zeros((D, M)), np.zeros(M), np.zeros((M, K)), np.zeros(K))
+    columns = [np.asarray(flatten(zero._replace(b2=ones)))]
+    for j in range(M):
+        W2 = np.zeros((M, K))
+        W2[j] = ones
+        columns.append(np.asarray(flatten(zero._replace(W2=W2))))
+    return _Known(np.column_stack(columns), np.array([0.0] + [alpha] * M))
+
+
+@dataclass(frozen=True)
+class _Spectrum:
+    """What ``twolayer curvature`` knows about the eigenvalues of one matrix.
+
+    ``largest`` (decreasing) and ``smallest`` (increasing) hold the ``k``
+    values at each end with the flat directions left out; NaN marks a value
+    that is not known (Lanczos did not converge and there is no full
+    spectrum). ``full`` is every eigenvalue, increasing, when it was
+    computed; ``lanczos_largest`` and ``lanczos_smallest`` are what Lanczos
+    found (with the known eigenvalues merged in).
+    """
+
+    name: str
+    largest: np.ndarray
+    smallest: np.ndarray
+    full: np.ndarray | None
+    lanczos_largest: np.ndarray
+    lanczos_smallest: np.ndarray
+    products: int
+
+    @property
+    def scale(self) -> float:
+        """The largest eigenvalue magnitude known."""
+        known = np.concatenate([self.largest, self.smallest])
+        known = known[np.isfinite(known)]
+        return float(np.max(np.abs(known))) if known.size else math.nan
+
+    def zero_tolerance(self, n_params: int) -> float:
+        """|lambda| at or below this is zero to double precision (numpy.linalg.matrix_rank's rule)."""
+        return n_params * float(np.finfo(np.float64).eps) * self.scale
+
+    def lanczos_error(self) -> float:
+        """The largest distance of a Lanczos value from the full spectrum's, relative to the largest |lambda|.
+
+        Rank by rank where Lanczos converged on a whole end; otherwise from
+        each value to the nearest eigenvalue. NaN without a full spectrum.
+        """
+        if self.full is None:
+            return math.nan
+        gaps = []
+        for found, exact in ((self.lanczos_largest, self.largest), (self.lanczos_smallest, self.smallest)):
+            if np.isfinite(found).all():
+                gaps.append(np.abs(found - exact))
+            else:
+                found = found[np.isfinite(found)]
+                gaps.append(np.min(np.abs(found[:, None] - self.full[None, :]), axis=1, initial=np.inf)
+                            if found.size else np.zeros(0))
+        gap = np.concatenate(gaps)
+        return float(np.max(gap) / self.scale) if gap.size else math.nan
+
+
+def _lanczos(operator: Any, k: int, which: str, budget: int, v0: np.ndarray) -> tuple[np.ndarray, int]:
+    """eigsh's (up to) k eigenvalues at one end ('LA' or 'SA') that converged, and the products spent."""
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    W = operator.shape[0]
+    products = 0
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        nonlocal products
+        products += 1
+        return np.asarray(operator.matvec(v))
+
+    counted = LinearOperator((W, W), matvec=matvec, rmatvec=matvec, dtype=np.float64)
+    ncv = min(W, max(2 * k + 1, 20))
+    # ARPACK counts restarts, each of about ncv - k products after the first ncv.
+    maxiter = max(1, (budget - ncv) // max(1, ncv - k))
+    try:
+        values = eigsh(counted, k=k, which=which, v0=v0, ncv=ncv, maxiter=maxiter, tol=1e-10,
+                       return_eigenvectors=False)
+    except ArpackNoConvergence as exc:
+        values = np.asarray(exc.eigenvalues).real
+    return np.asarray(values, dtype=np.float64), products
+
+
+def _end(found: np.ndarray, known: np.ndarray, k: int, *, largest: bool) -> np.ndarray:
+    """The k values at one end from Lanczos's and the known ones, NaN-padded."""
+    merged = np.sort(np.concatenate([found, known]))
+    merged = merged[::-1] if largest else merged
+    return np.concatenate([merged[:k], np.full(max(0, k - merged.size), np.nan)])
+
+
+def _spectrum(name: str, operator: Any, dense: Callable[[], np.ndarray] | None, known: _Known, k: int,
+              budget: int) -> _Spectrum:
+    """Lanczos at both ends of one matrix, and its full spectrum when ``dense`` is given.
+
+    Lanczos runs on the complement of the known eigenvectors (Lanczos finds a
+    repeated eigenvalue once, and the known ones repeat): they are moved
+    beyond the far end of the spectrum, ``-sigma`` for the largest values and
+    ``+sigma`` for the smallest, with ``sigma`` a bound on the spectral
+    radius, and their eigenvalues merged back afterwards.
+    """
+    from scipy.sparse.linalg import LinearOperator, onenormest
+
+    W = operator.shape[0]
+    Q = known.vectors
+    sigma = 2.0 * float(onenormest(operator)) + 1.0  # above every |lambda|: ||A||_2 <= ||A||_1 for symmetric A
+
+    def moved(sign: float) -> LinearOperator:
+        def matvec(v: np.ndarray) -> np.ndarray:
+            v = np.ravel(v)
+            inside = v - Q @ (Q.T @ v)
+            Av = np.asarray(operator.matvec(inside)).ravel()
+            return np.asarray(Av - Q @ (Q.T @ Av) + sign * sigma * (Q @ (Q.T @ v)))
+
+        return LinearOperator((W, W), matvec=matvec, rmatvec=matvec, dtype=np.float64)
+
+    v0 = np.random.default_rng(0).standard_normal(W)  # a fixed start: the same output every run
+    top, spent_top = _lanczos(moved(-1.0), k, "LA", budget, v0)
+    bottom, spent_bottom = _lanczos(moved(+1.0), k, "SA", budget, v0)
+    lanczos_largest = _end(top, known.nonzero, k, largest=True)
+    lanczos_smallest = _end(bottom, known.nonzero, k, largest=False)
+    largest, smallest, full = lanczos_largest, lanczos_smallest, None
+    if dense is not None:
+        full = np.linalg.eigvalsh(dense())
+        # The flat directions' eigenvalues are the ones closest to zero
+        # (exactly zero but for round-off); the rest is the spectrum on their complement.
+        rest = np.delete(full, np.argsort(np.abs(full), kind="stable")[: known.flat])
+        largest, smallest = rest[::-1][:k], rest[:k]
+    return _Spectrum(name, largest, smallest, full, lanczos_largest, lanczos_smallest, spent_top + spent_bottom)
+
+
+def _negative_count(spectrum: _Spectrum, n_params: int) -> str:
+    tol = spectrum.zero_tolerance(n_params)
+    if spectrum.full is not None:
+        return f"{int(np.sum(spectrum.full < -tol))} of {n_params}"
+    known = spectrum.smallest[np.isfinite(spectrum.smallest)]
+    negative = int(np.sum(known < -tol))
+    k = spectrum.smallest.size
+    if known.size == k and known[-1] >= -tol:
+        return f"{negative} (estimated: the {k} smallest Lanczos values include one >= 0)"
+    if known.size == 0:
+        return "unknown (Lanczos did not converge)"
+    return f"at least {negative} (estimated from {known.size} Lanczos values)"
+
+
+def _condition_number(spectrum: _Spectrum, n_params: int) -> str:
+    high, low = spectrum.largest[0], spectrum.smallest[0]
+    if not (math.isfinite(high) and math.isfinite(low)):
+        return "unknown (Lanczos did not converge)"
+    tol = spectrum.zero_tolerance(n_params)
+    if low < -tol:
+        return "none: indefinite"
+    if low <= tol:
+        return "infinite: singular"
+    return f"{high / low:.4g}"
+
+
+def _ordinal(n: int, word: str) -> str:
+    if n == 1:
+        return word
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix} {word}"
+
+
+def _eigenvalue(value: float) -> str:
+    return "not converged" if not math.isfinite(value) else f"{value:.6g}"
+
+
+def _curvature(args: argparse.Namespace) -> int:
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from twolayer import curvature
+    from twolayer.modelfile import atomic_write, read
+    from twolayer.network import Params, flatten, gradient, n_params
+
+    _check_writable(args.plot, "--plot")
+    if args.plot is not None:
+        _need_matplotlib("--plot")
+    model_file = read(args.model)
+    data = _model_data(model_file, args.data, args.target, require_target=True)
+    classes = model_file.classes
+    y = _labels_as_classes(data, classes)
+    X = data.X
+    if isinstance(model_file.model, Pipeline):
+        X = model_file.model[:-1].transform(X)  # the network sees what it was trained on
+    X = np.asarray(X, dtype=np.float64)
+    classifier = model_file.classifier
+    params = Params(*(np.asarray(p, dtype=np.float64) for p in classifier.params_))
+    D, M, K = data.n_features, classifier.n_hidden, classes.size
+    W = n_params(D, M, K)
+    alpha = float(classifier.alpha)
+    known = _known_eigenvectors(D, M, K, alpha)
+    most = W - known.vectors.shape[1] - 1  # ARPACK finds fewer eigenvalues than the operator's size
+    if args.k > most:
+        raise DataError(f"--k {args.k}: this {D}-{M}-{K} network has {W} parameters, {M + 1} of them along known "
+                        f"eigenvectors; ask for at most {most} eigenvalues at each end")
+    codes = np.searchsorted(classes, y)
+    T = np.zeros((y.size, K))
+    T[np.arange(y.size), codes] = 1.0  # 1-of-K targets in the order of the model's classes
+    sample_weight = None
+    if classifier.class_weight is not None:
+        try:
+            sample_weight = compute_class_weight(classifier.class_weight, classes=classes, y=y)[codes]
+        except ValueError as exc:
+            raise DataError(f"{data.source}: the model's class weights cannot be applied to it ({exc})") from None
+    full = W <= FULL_SPECTRUM_MAX_PARAMS
+    kw: dict[str, Any] = {"activation": classifier.activation, "alpha": alpha}
+    g = flatten(gradient(params, X, T, sample_weight, activation=classifier.activation))
+    g = g + alpha * flatten(params._replace(b1=0 * params.b1, b2=0 * params.b2))  # the decay's gradient, alpha w
+    spectra = [
+        _spectrum("Hessian", curvature.hessian_operator(params, X, T, sample_weight, **kw),
+                  (lambda: curvature.hessian(params, X, T, sample_weight, **kw)) if full else None,
+                  known, args.k, args.max_products),
+        _spectrum("Gauss-Newton", curvature.gauss_newton_operator(params, X, T, sample_weight, **kw),
+                  (lambda: curvature.gauss_newton(params, X, T, sample_weight, **kw)) if full else None,
+                  known, args.k, args.max_products),
+    ]
+
+    png = None
+    if args.plot is not None:
+        from twolayer import plots
+
+        shown = {s.name: (s.full if s.full is not None else np.concatenate([s.largest, s.smallest]))
+                 for s in spectra}
+        png = plots.spectrum_png(shown, full=full,
+                                 title=f"{args.model} on {data.source}: {D}-{M}-{K} network, W = {W}, alpha = {alpha:g}")
+
+    from rich.table import Table
+
+    flat_what = "a common shift of b2" if alpha else "common shifts of b2 and of the rows of W2, as alpha = 0"
+    lanczos = []
+    for s in spectra:
+        found = int(np.sum(np.isfinite(s.lanczos_largest)) + np.sum(np.isfinite(s.lanczos_smallest)))
+        text = f"{s.name}: {found} of {2 * args.k} converged in {s.products} products"
+        if s.full is not None and found:
+            text += f", within {s.lanczos_error():.1e} (relative) of the full spectrum"
+        lanczos.append(text)
+    rows = [
+        ("model", f"{args.model}: {D}-{M}-{K} network, {classifier.activation} hidden units, W = {W} parameters"),
+        ("data", f"{data.source} ({data.n_samples} samples)"
+                 + (", standardised by the model's scaler" if isinstance(model_file.model, Pipeline) else "")),
+        ("error", f"E~ = E + alpha/2 |w|^2 summed over the patterns, alpha = {alpha:g} on W1 and W2 (biases free)"
+                  + (f", patterns weighted by class_weight={classifier.class_weight!r}"
+                     if sample_weight is not None else "")),
+        ("gradient", f"|grad E~| = {np.linalg.norm(g):.4g}, largest component {np.max(np.abs(g)):.4g}"),
+        ("flat", (f"{known.flat} direction{'s' if known.flat > 1 else ''} along which E~ is constant ({flat_what}): "
+                  "left out of the smallest eigenvalues and the condition number")),
+        ("spectrum", f"full (numpy.linalg.eigvalsh), W <= {FULL_SPECTRUM_MAX_PARAMS}" if full
+                     else f"not computed (W > {FULL_SPECTRUM_MAX_PARAMS}); Lanczos values only"),
+        ("Lanczos", "scipy eigsh on the R-operator products; " + "; ".join(lanczos)),
+    ]
+    if png is not None:
+        rows.append(("plot", str(args.plot)))
+    console = _console()
+    console.print(_key_value_table("Curvature at the model's weights", rows))
+    table = Table(title=f"Eigenvalues ({'full spectrum' if full else 'Lanczos'})", title_justify="left")
+    table.add_column("", style="bold")
+    for s in spectra:
+        table.add_column(s.name, justify="right")
+    for i in range(args.k):
+        table.add_row(_ordinal(i + 1, "largest"), *(_eigenvalue(s.largest[i]) for s in spectra))
+    for i in reversed(range(args.k)):
+        table.add_row(_ordinal(i + 1, "smallest"), *(_eigenvalue(s.smallest[i]) for s in spectra))
+    table.add_row("condition number", *(_condition_number(s, W) for s in spectra))
+    table.add_row("negative", *(_negative_count(s, W) for s in spectra))
+    console.print(table)
+    if png is not None:
+        atomic_write(args.plot, png)
+        print(f"wrote plot {args.plot}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------
 # twolayer gradcheck / derive / datasets
 # --------------------------------------------------------------------------
 
@@ -1015,5 +1365,7 @@ COMMANDS: tuple[Command, ...] = (
             _add_derive_arguments, _derive),
     Command("plot", "draw a model's learning curves, confusion matrix and (two features) decision regions",
             _add_plot_arguments, _plot),
+    Command("curvature", "extreme eigenvalues, condition number and negative eigenvalues of the Hessian and the "
+                         "Gauss-Newton matrix of a model's error on data", _add_curvature_arguments, _curvature),
     Command("datasets", "list the built-in datasets with their sizes", _add_datasets_arguments, _datasets),
 )
