@@ -308,7 +308,8 @@ def test_repack_without_edits_loads(saved: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda t, m: m.update(format_version="2"), "newer twolayer (format version 2; this version reads up to 1)"),
+        (lambda t, m: m.update(format_version="3"), "newer twolayer (format version 3; this version reads up to 2)"),
+        (lambda t, m: m.update(kind='"bayesian"'), "kind 'bayesian' is not a kind of model of format version 1"),
         (lambda t, m: m.update(format_version="x"), "is not a version number"),
         (lambda t, m: m.update(format="twolayer.checkpoint"), "is a training checkpoint"),
         (lambda t, m: m.update(classes="[1, 2]"), "tensor 'W2' has shape (4, 3), expected (4, 2)"),
@@ -410,3 +411,164 @@ def test_digest_covers_every_tensor_and_entry() -> None:
     assert len({base, *changed}) == 6
     assert modelfile._digest(tensors, {**metadata, "sha256": "anything"}) == base
     assert len(base) == len(hashlib.sha256().hexdigest())
+
+
+# --------------------------------------------------------------------------
+# Bayesian networks (format version 2)
+# --------------------------------------------------------------------------
+
+
+def bayesian(labels: str = "int", **params: Any) -> tuple[Any, np.ndarray]:
+    from twolayer.bayes import BayesianTwoLayerClassifier
+
+    X, y = problem(labels)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    settings = {"n_hidden": 3, "max_cycles": 3, "n_samples": 200, "random_state": 0, **params}
+    return BayesianTwoLayerClassifier(**settings).fit(X, y), X
+
+
+BAYES_CASES = [
+    pytest.param({}, id="full"),
+    pytest.param({"structure": "last_layer", "per_group": True, "method": "probit"}, id="last-layer"),
+    pytest.param({"structure": "diagonal", "hessian": "exact", "alpha_search": "grid", "alpha_grid": [0.1, 1.0, 10.0]},
+                 id="diagonal-grid"),
+]
+
+
+@pytest.mark.filterwarnings("ignore:a prior precision reached the bound")  # per-group precisions may run off
+@pytest.mark.parametrize("params", BAYES_CASES)
+def test_bayesian_round_trip(tmp_path: Path, params: dict[str, Any]) -> None:
+    model, X = bayesian(**params)
+    path = tmp_path / "b.safetensors"
+    save(model, path, feature_names=["a", "b", "c"])
+    file = read(path)
+    loaded = file.model
+    assert file.bayesian and file.format_version == 2 and type(loaded) is type(model)
+    assert loaded.get_params() == {**model.get_params(), "alpha_grid": params.get("alpha_grid")}
+    # The moderated predictions (Monte Carlo with the fitted seed, or probit) and the MAP ones, bit for bit.
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict_proba_map(X), model.predict_proba_map(X))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    for name in ("alpha_", "gamma_", "log_evidence_", "n_cycles_", "n_negative_eigenvalues_", "loss_", "best_loss_",
+                 "loss_curve_", "evidence_curve_", "n_iter_", "t_"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name), err_msg=name)
+    np.testing.assert_array_equal(loaded.gamma_groups_, model.gamma_groups_)  # NaN where not covered
+    np.testing.assert_array_equal(np.array(loaded.alpha_curve_), np.array(model.alpha_curve_))
+    before, after = model.posterior_, loaded.posterior_
+    np.testing.assert_array_equal(after.marginal_variance, before.marginal_variance)
+    np.testing.assert_array_equal(after.mean, before.mean)
+    # The precision is rebuilt from its Cholesky factor: equal up to rounding.
+    np.testing.assert_allclose(after.precision, before.precision, rtol=1e-13,
+                               atol=1e-13 * np.abs(before.precision).max())
+
+
+def test_bayesian_file_holds_the_packed_factor(tmp_path: Path) -> None:
+    model, _ = bayesian()
+    path = tmp_path / "b.safetensors"
+    save(model, path)
+    with safe_open(str(path), framework="numpy") as f:
+        metadata = f.metadata()
+        packed = f.get_tensor("posterior.factor")
+        names = set(f.keys())
+    assert metadata["format_version"] == "2" and json.loads(metadata["kind"]) == "bayesian"
+    assert names == {"W1", "b1", "W2", "b2", "posterior.factor", "posterior.variance"}
+    A = model.posterior_.precision
+    P = A.shape[0]
+    assert packed.shape == (P * (P + 1) // 2,)
+    # Row by row, the lower triangle of a Cholesky factor of A (checked against numpy's own).
+    L = np.zeros((P, P))
+    L[np.tril_indices(P)] = packed
+    np.testing.assert_allclose(L, np.linalg.cholesky(A), rtol=1e-10, atol=1e-12)
+    # A plain network is still written as version 1, which older versions of twolayer read.
+    plain, _ = fitted()
+    save(plain, tmp_path / "plain.safetensors")
+    with safe_open(str(tmp_path / "plain.safetensors"), framework="numpy") as f:
+        assert f.metadata()["format_version"] == "1" and "kind" not in f.metadata()
+
+
+def test_bayesian_pipeline_with_string_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from twolayer.bayes import BayesianTwoLayerClassifier
+
+    X, y = problem("str")
+    pipe = Pipeline([("s", StandardScaler()), ("c", BayesianTwoLayerClassifier(n_hidden=2, max_cycles=2,
+                                                                             n_samples=100, random_state=3))])
+    pipe.fit(X, y)
+    save(pipe, tmp_path / "p.safetensors")
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pickle was used while loading a model file")
+
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    loaded = load(tmp_path / "p.safetensors")
+    assert isinstance(loaded, Pipeline)
+    np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
+    assert loaded.classes_.tolist() == ["high", "low", "mid"]
+
+
+@pytest.fixture(scope="module")
+def bayesian_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    model, _ = bayesian()
+    path = tmp_path_factory.mktemp("bayes") / "b.safetensors"
+    save(model, path)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def saved_bayesian(tmp_path: Path, bayesian_bytes: bytes) -> Path:
+    path = tmp_path / "b.safetensors"
+    path.write_bytes(bayesian_bytes)  # one fit for every edit below
+    return path
+
+
+def _bayes_edit(key: str, value: Any) -> Any:
+    def edit(t: dict[str, np.ndarray], m: dict[str, str]) -> None:
+        entry = json.loads(m["bayes"])
+        if key.startswith("posterior."):
+            entry["posterior"][key.removeprefix("posterior.")] = value
+        else:
+            entry[key] = value
+        m["bayes"] = json.dumps(entry)
+
+    return edit
+
+
+def _negate_first(t: dict[str, np.ndarray], m: dict[str, str]) -> None:
+    factor = t["posterior.factor"].copy()
+    factor[0] = -1.0  # the first diagonal entry of L
+    t["posterior.factor"] = factor
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda t, m: m.update(format_version="1"), "kind 'bayesian' is not a kind of model of format version 1"),
+        (lambda t, m: m.update(kind='"oracle"'), "kind 'oracle'"),
+        (lambda t, m: m.pop("bayes"), "no 'bayes' entry"),
+        (lambda t, m: t.pop("posterior.variance"), "tensor 'posterior.variance' is missing"),
+        (lambda t, m: t.update({"posterior.factor": t["posterior.factor"][:-1]}), "'posterior.factor' has shape"),
+        (lambda t, m: t.update({"posterior.variance": -t["posterior.variance"]}), "must be positive"),
+        (_negate_first, "must be positive"),
+        (lambda t, m: t.update({k: t[k].astype(np.float32) for k in ("W1", "b1", "W2", "b2")}) or m.update(
+            dtype='"float32"'), "a Bayesian network's weights are float64"),
+        (_bayes_edit("posterior.structure", "diagonal"), "structure 'diagonal' does not match"),
+        (_bayes_edit("posterior.hessian", "exact"), "hessian 'exact' does not match"),
+        (_bayes_edit("posterior.prior_precision", [1.0, 0.0, 1.0, 1.0]), "'prior_precision' must be four positive"),
+        (_bayes_edit("posterior.gamma", None), "'gamma' must be a finite number"),
+        (_bayes_edit("posterior.gamma_groups", [1.0, "x", 1.0, 1.0]), "'gamma_groups' must be four numbers"),
+        (_bayes_edit("posterior.n_negative_eigenvalues", -1), "'n_negative_eigenvalues' must be a finite count"),
+        (_bayes_edit("predict_seed", "0"), "'predict_seed' must be a non-negative integer"),
+        (_bayes_edit("alpha_curve", [[1.0, 1.0]]), "'alpha_curve' must be four positive numbers"),
+        (_bayes_edit("evidence_curve", None), "'evidence_curve' must be a list of numbers"),
+        (lambda t, m: m.update(hyperparameters=json.dumps({**json.loads(m["hyperparameters"]), "solver": "adam"})),
+         "unknown hyperparameter 'solver'"),
+        (lambda t, m: m.update(hyperparameters=json.dumps({**json.loads(m["hyperparameters"]), "n_samples": 0})),
+         "does not fit together (n_samples must be a positive integer"),
+    ],
+)
+def test_inconsistent_bayesian_files_are_refused(saved_bayesian: Path, edit: Any, expected: str) -> None:
+    repack(saved_bayesian, edit)
+    with pytest.raises(DataError) as excinfo:
+        read(saved_bayesian)
+    message = one_line(excinfo)
+    assert expected in message and str(saved_bayesian) in message

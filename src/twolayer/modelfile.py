@@ -8,7 +8,9 @@ holds JSON:
 
 ==================  ==========================================================
 ``format``          ``"twolayer.model"``
-``format_version``  ``1``; a file from a newer version is refused
+``format_version``  ``1`` (a network) or ``2`` (a Bayesian network); a file
+                    from a newer version is refused
+``kind``            ``"bayesian"`` in version 2 files; absent in version 1
 ``classes``         the class labels, their type kept (integers or strings)
 ``feature_names``   the names of the D features, or ``null``
 ``target_name``     the name of the target column, or ``null``
@@ -20,6 +22,21 @@ holds JSON:
 ``info``            free JSON for the caller (the command line's summary)
 ``sha256``          a digest of every tensor and every other metadata entry
 ==================  ==========================================================
+
+A **Bayesian model file** (:class:`~twolayer.bayes.BayesianTwoLayerClassifier`,
+``format_version`` 2, ``kind`` ``"bayesian"``) has the same entries, with
+the Bayesian estimator's hyperparameters, float64 weights (the posterior
+mean), and what its moderated predictions need: the tensors
+``posterior.factor``, the Cholesky factor of the posterior precision
+:math:`A = L L^\\top` as its packed lower triangle (row by row), or for the
+``"diagonal"`` structure :math:`A`'s diagonal, and ``posterior.variance``,
+:math:`\\operatorname{diag}(A^{-1})`; and the JSON entry ``bayes`` with the
+posterior's scalars (structure, Hessian, prior precisions, :math:`\\gamma`,
+log evidence, data error), the evidence and alpha curves, and the seed of
+the Monte Carlo predictive, so that a loaded model predicts exactly as the
+fitted one did. :math:`A` itself is rebuilt as :math:`L L^\\top` (equal to the
+fitted one up to rounding), which halves the file. Plain networks are still
+written as version 1, so older versions of twolayer read them.
 
 A **checkpoint** is a safetensors file of the same make (``format`` is
 ``"twolayer.checkpoint"``) holding what resuming needs: the estimator's
@@ -61,7 +78,11 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from twolayer.bayes import BayesianTwoLayerClassifier
     from twolayer.classifier import TwoLayerClassifier
+    from twolayer.network import Params
+
+    Network = TwoLayerClassifier | BayesianTwoLayerClassifier
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -81,7 +102,9 @@ __all__ = [
 
 MODEL_FORMAT = "twolayer.model"
 CHECKPOINT_FORMAT = "twolayer.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this module reads and writes
+_NETWORK_VERSION = 1  # plain networks: readable by every version of twolayer
+_BAYESIAN_VERSION = 2
 
 _FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -188,11 +211,12 @@ def _digest(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> s
     return digest.hexdigest()
 
 
-def _pack(file_format: str, tensors: Mapping[str, np.ndarray], entries: Mapping[str, object]) -> bytes:
+def _pack(file_format: str, tensors: Mapping[str, np.ndarray], entries: Mapping[str, object], *,
+          version: int = _NETWORK_VERSION) -> bytes:
     import safetensors.numpy
 
     arrays = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
-    metadata = {"format": file_format, "format_version": str(FORMAT_VERSION)}
+    metadata = {"format": file_format, "format_version": str(version)}
     metadata.update({key: _dumps(value) for key, value in entries.items()})
     metadata["sha256"] = _digest(arrays, metadata)
     return safetensors.numpy.save(arrays, metadata=metadata)
@@ -212,8 +236,8 @@ def _what_it_looks_like(data: bytes) -> str:
 
 def _unpack(
     path: str | os.PathLike[str], file_format: str, kind: str
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read and check a container: its tensors and its decoded metadata."""
+) -> tuple[dict[str, np.ndarray], dict[str, Any], int]:
+    """Read and check a container: its tensors, its decoded metadata and its format version."""
     import safetensors
     import safetensors.numpy
 
@@ -268,7 +292,7 @@ def _unpack(
             metadata[key] = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataError(f"{source}: metadata entry {key!r} is not valid JSON ({exc.msg})") from None
-    return tensors, metadata
+    return tensors, metadata, int(version_text)
 
 
 # --------------------------------------------------------------------------
@@ -368,6 +392,8 @@ def _hyperparameters_to_json(params: Mapping[str, Any]) -> dict[str, Any]:
         if key == "class_weight" and isinstance(value, Mapping):
             # JSON keys are strings; pairs keep the classes' type.
             value = {"pairs": [[k.item() if isinstance(k, np.generic) else k, float(w)] for k, w in value.items()]}
+        if key == "alpha_grid" and value is not None:
+            value = [float(v) for v in np.ravel(np.asarray(value, dtype=np.float64))]
         stored[key] = value
     return stored
 
@@ -377,7 +403,10 @@ def _hyperparameters_from_json(check: _Checker, stored: Mapping[str, Any], known
     for key, value in stored.items():
         if key not in known:
             raise check.fail(f"unknown hyperparameter {key!r}")
-        if isinstance(value, (dict, list)) and key != "class_weight":
+        if key == "alpha_grid" and isinstance(value, list):
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                raise check.fail("hyperparameter 'alpha_grid' must be a list of numbers")
+        elif isinstance(value, (dict, list)) and key != "class_weight":
             raise check.fail(f"hyperparameter {key!r} has the wrong type")
         if key == "class_weight" and value is not None and not isinstance(value, str):
             pairs = value.get("pairs") if isinstance(value, dict) else None
@@ -399,11 +428,11 @@ class ModelFile:
 
     Attributes
     ----------
-    model : TwoLayerClassifier or sklearn.pipeline.Pipeline
+    model : TwoLayerClassifier, BayesianTwoLayerClassifier or sklearn.pipeline.Pipeline
         Ready for ``predict`` and ``predict_proba``: the classifier, or, when
         the file holds a scaler, ``Pipeline([("scaler", StandardScaler),
-        ("classifier", TwoLayerClassifier)])``.
-    classifier : TwoLayerClassifier
+        ("classifier", classifier)])``.
+    classifier : TwoLayerClassifier or BayesianTwoLayerClassifier
         The network itself (the last step of ``model``).
     classes : ndarray of shape (K,)
         int64 or str labels.
@@ -427,7 +456,7 @@ class ModelFile:
     """
 
     model: Any
-    classifier: TwoLayerClassifier
+    classifier: Network
     classes: np.ndarray
     feature_names: tuple[str, ...] | None
     target_name: str | None
@@ -442,6 +471,13 @@ class ModelFile:
     def n_features(self) -> int:
         """The number of input features ``D``."""
         return int(self.classifier.n_features_in_)
+
+    @property
+    def bayesian(self) -> bool:
+        """Whether the network is a :class:`~twolayer.bayes.BayesianTwoLayerClassifier`."""
+        from twolayer.classifier import TwoLayerClassifier
+
+        return not isinstance(self.classifier, TwoLayerClassifier)
 
 
 def scaled_model(
@@ -496,21 +532,23 @@ def standard_scaler(mean: np.ndarray, scale: np.ndarray, n_samples_seen: int) ->
     return scaler
 
 
-def _parts(model: Any) -> tuple[TwoLayerClassifier, StandardScaler | None]:
+def _parts(model: Any) -> tuple[Network, StandardScaler | None]:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from twolayer.bayes import BayesianTwoLayerClassifier
     from twolayer.classifier import TwoLayerClassifier
 
-    if isinstance(model, TwoLayerClassifier):
+    networks = (TwoLayerClassifier, BayesianTwoLayerClassifier)
+    if isinstance(model, networks):
         return model, None
     if isinstance(model, Pipeline):
         steps = [step for _, step in model.steps if step not in (None, "passthrough")]
-        if len(steps) == 2 and isinstance(steps[0], StandardScaler) and isinstance(steps[1], TwoLayerClassifier):
+        if len(steps) == 2 and isinstance(steps[0], StandardScaler) and isinstance(steps[1], networks):
             return steps[1], steps[0]
     raise TypeError(
-        "save takes a fitted TwoLayerClassifier or a Pipeline of a StandardScaler and a TwoLayerClassifier, "
-        f"not {type(model).__name__}"
+        "save takes a fitted TwoLayerClassifier or BayesianTwoLayerClassifier, or a Pipeline of a StandardScaler "
+        f"and one of them, not {type(model).__name__}"
     )
 
 
@@ -527,9 +565,10 @@ def save(
 
     Parameters
     ----------
-    model : TwoLayerClassifier or sklearn.pipeline.Pipeline
-        Fitted; a pipeline must be a ``StandardScaler`` followed by a
-        ``TwoLayerClassifier``. Its classes must be integers or strings.
+    model : TwoLayerClassifier, BayesianTwoLayerClassifier or sklearn.pipeline.Pipeline
+        Fitted; a pipeline must be a ``StandardScaler`` followed by one of
+        the two. Its classes must be integers or strings. A Bayesian network
+        is written as a version 2 file with its Laplace posterior.
     path : path-like
         The file to write (conventionally ``*.safetensors``). An existing
         file is replaced only once the new one is complete.
@@ -597,7 +636,52 @@ def save(
         "info": None if info is None else dict(info),
         "twolayer_version": _version(),
     }
-    atomic_write(path, _pack(MODEL_FORMAT, tensors, entries))
+    version = _NETWORK_VERSION
+    if _is_bayesian(classifier):
+        tensors.update(_posterior_tensors(classifier))
+        entries["kind"] = "bayesian"
+        entries["bayes"] = _bayes_entry(classifier)
+        version = _BAYESIAN_VERSION
+    atomic_write(path, _pack(MODEL_FORMAT, tensors, entries, version=version))
+
+
+def _is_bayesian(classifier: Network) -> bool:
+    from twolayer.classifier import TwoLayerClassifier
+
+    return not isinstance(classifier, TwoLayerClassifier)
+
+
+def _posterior_tensors(model: BayesianTwoLayerClassifier) -> dict[str, np.ndarray]:
+    from twolayer.network import flatten
+
+    state = model.posterior_.to_dict()
+    if not np.array_equal(state["mean"], np.asarray(flatten(model.params_))):
+        raise ValueError("the posterior's mean is not the model's weights; refit the model before saving it")
+    factor = np.asarray(state["factor"], dtype=np.float64)
+    if state["structure"] != "diagonal":
+        factor = factor[np.tril_indices(factor.shape[0])]  # the Cholesky factor's lower triangle, row by row
+    return {"posterior.factor": factor, "posterior.variance": np.asarray(state["variance"], dtype=np.float64)}
+
+
+def _bayes_entry(model: BayesianTwoLayerClassifier) -> dict[str, Any]:
+    state = model.posterior_.to_dict()
+    return {
+        "posterior": {
+            **{key: state[key] for key in ("data_error", "log_evidence", "gamma", "n_negative_eigenvalues",
+                                           "structure", "hessian", "activation")},
+            "prior_precision": [float(v) for v in state["prior_precision"]],
+            # JSON has no NaN: a group the structure does not cover is null.
+            "gamma_groups": [None if np.isnan(v) else float(v) for v in state["gamma_groups"]],
+        },
+        "evidence_curve": [float(v) for v in model.evidence_curve_],
+        "alpha_curve": [[float(a) for a in alpha] for alpha in model.alpha_curve_],
+        "n_cycles": int(model.n_cycles_),
+        "loss": float(model.loss_),
+        "best_loss": float(model.best_loss_),
+        # The seed of the Monte Carlo predictive, drawn at fit time: with it the
+        # loaded model's moderated probabilities are the fitted model's, bit for bit.
+        "predict_seed": int(model._predict_seed),
+    }
 
 
 def _version() -> str:
@@ -606,7 +690,11 @@ def _version() -> str:
     return __version__
 
 
-def _known_hyperparameters() -> set[str]:
+def _known_hyperparameters(bayesian: bool = False) -> set[str]:
+    if bayesian:
+        from twolayer.bayes import BayesianTwoLayerClassifier
+
+        return set(BayesianTwoLayerClassifier().get_params(deep=False))
     from twolayer.classifier import TwoLayerClassifier
 
     return set(TwoLayerClassifier().get_params(deep=False)) - {"callback"}
@@ -629,15 +717,20 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
         For a missing, truncated, corrupted, foreign or newer file, or one
         whose entries do not fit together, naming the problem.
     """
-    from twolayer.classifier import STATE_FORMAT, STATE_VERSION, TwoLayerClassifier
-    from twolayer.network import ACTIVATIONS, Params, flatten
+    from twolayer.network import ACTIVATIONS, Params
 
     source = os.fspath(path)
-    tensors, metadata = _unpack(source, MODEL_FORMAT, "twolayer model file")
+    tensors, metadata, version = _unpack(source, MODEL_FORMAT, "twolayer model file")
     check = _Checker(source, tensors, metadata)
+    kind = check.entry("kind", str, optional=True)
+    if kind not in (None, "bayesian") or (kind is not None and version < _BAYESIAN_VERSION):
+        raise check.fail(f"kind {kind!r} is not a kind of model of format version {version}")
+    bayesian = kind == "bayesian"
     dtype_name = check.entry("dtype", str)
     if dtype_name not in _FLOAT_DTYPES:
         raise check.fail(f"dtype {dtype_name!r} is not float32 or float64")
+    if bayesian and dtype_name != "float64":
+        raise check.fail("a Bayesian network's weights are float64")
     floats = (_FLOAT_DTYPES[dtype_name],)
     if "W1" not in tensors or tensors["W1"].ndim != 2 or 0 in tensors["W1"].shape:
         raise check.fail("tensor 'W1' is missing or not a non-empty matrix")
@@ -650,13 +743,15 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
     b2 = check.tensor("b2", (K,), floats)
     feature_names = check.names("feature_names", D)
     target_name = check.entry("target_name", str, optional=True)
-    hyper = _hyperparameters_from_json(check, check.entry("hyperparameters", dict), _known_hyperparameters())
+    hyper = _hyperparameters_from_json(check, check.entry("hyperparameters", dict), _known_hyperparameters(bayesian))
     if hyper.get("n_hidden") != M:
         raise check.fail(f"hyperparameter n_hidden is {hyper.get('n_hidden')!r} but W1 has {M} columns")
     if hyper.get("activation") not in ACTIVATIONS:
         raise check.fail(f"unknown activation {hyper.get('activation')!r}")
     scaler_entry = check.entry("scaler", dict, optional=True)
     expected = {"W1", "b1", "W2", "b2"}
+    if bayesian:
+        expected |= {"posterior.factor", "posterior.variance"}
     if scaler_entry is not None:
         expected |= {"scaler.mean", "scaler.scale"}
         mean = check.tensor("scaler.mean", (D,), (np.float64,))
@@ -680,37 +775,14 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
     if with_names_in and feature_names is None:
         raise check.fail("feature_names_in is set but there are no feature names")
 
-    # The estimator is rebuilt through its own restore path, from a training
-    # state with the stored weights and no optimiser: a later warm start
-    # continues from these weights with a fresh optimiser.
-    state: dict[str, Any] = {
-        "format": STATE_FORMAT,
-        "version": STATE_VERSION,
-        "solver": hyper.get("solver", "adam"),
-        "n_hidden": M,
-        "activation": hyper["activation"],
-        "n_features_in": D,
-        "classes": classes.tolist(),
-        "classes_dtype": classes.dtype.str,
-        "dtype": dtype_name,
-        "theta": np.asarray(flatten(Params(W1, b1, W2, b2))),
-        "n_iter": n_iter,
-        "t": t,
-        "loss_curve": loss_curve,
-        "validation_scores": validation_scores,
-        "best_loss": min(loss_curve) if loss_curve and validation_scores is None else None,
-        "best_validation_score": max(validation_scores) if validation_scores else None,
-        "no_improvement_count": 0,
-        "rng_state": None,
-        "split_seed": None,
-        "optimizer": None,
-    }
-    if with_names_in:
-        state["feature_names_in"] = list(feature_names or ())
-    try:
-        classifier = TwoLayerClassifier(**hyper).set_training_state(state)
-    except (TypeError, ValueError) as exc:
-        raise check.fail(f"the stored model does not fit together ({exc})") from None
+    if bayesian:
+        classifier: Network = _bayesian_network(
+            check, hyper, Params(W1, b1, W2, b2), classes, loss_curve, (n_iter, t),
+            list(feature_names or ()) if with_names_in else None,
+        )
+    else:
+        classifier = _network(hyper, Params(W1, b1, W2, b2), classes, dtype_name, loss_curve, validation_scores,
+                              (n_iter, t), list(feature_names or ()) if with_names_in else None, check)
     model: Any = classifier
     if scaler_entry is not None:
         model = scaled_model(classifier, mean, scale, scaler_entry["n_samples_seen"])
@@ -725,8 +797,171 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
         loss_curve=loss_curve,
         validation_curve=held_out if held_out is not None else validation_scores,
         info=info,
-        format_version=FORMAT_VERSION,
+        format_version=version,
     )
+
+
+def _network(hyper: dict[str, Any], params: Params, classes: np.ndarray, dtype_name: str, loss_curve: list[float],
+             validation_scores: list[float] | None, counts: tuple[int, int], feature_names_in: list[str] | None,
+             check: _Checker) -> TwoLayerClassifier:
+    from twolayer.classifier import STATE_FORMAT, STATE_VERSION, TwoLayerClassifier
+    from twolayer.network import flatten
+
+    D, M = params.W1.shape
+    # The estimator is rebuilt through its own restore path, from a training
+    # state with the stored weights and no optimiser: a later warm start
+    # continues from these weights with a fresh optimiser.
+    n_iter, t = counts
+    state: dict[str, Any] = {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "solver": hyper.get("solver", "adam"),
+        "n_hidden": M,
+        "activation": hyper["activation"],
+        "n_features_in": D,
+        "classes": classes.tolist(),
+        "classes_dtype": classes.dtype.str,
+        "dtype": dtype_name,
+        "theta": np.asarray(flatten(params)),
+        "n_iter": n_iter,
+        "t": t,
+        "loss_curve": loss_curve,
+        "validation_scores": validation_scores,
+        "best_loss": min(loss_curve) if loss_curve and validation_scores is None else None,
+        "best_validation_score": max(validation_scores) if validation_scores else None,
+        "no_improvement_count": 0,
+        "rng_state": None,
+        "split_seed": None,
+        "optimizer": None,
+    }
+    if feature_names_in is not None:
+        state["feature_names_in"] = feature_names_in
+    try:
+        return TwoLayerClassifier(**hyper).set_training_state(state)
+    except (TypeError, ValueError) as exc:
+        raise check.fail(f"the stored model does not fit together ({exc})") from None
+
+
+def _bayesian_network(check: _Checker, hyper: dict[str, Any], params: Params, classes: np.ndarray,
+                      loss_curve: list[float], counts: tuple[int, int],
+                      feature_names_in: list[str] | None) -> BayesianTwoLayerClassifier:
+    """Rebuild a fitted BayesianTwoLayerClassifier from its weights, posterior factor and fitted values."""
+    from twolayer.bayes import BayesianTwoLayerClassifier, LaplacePosterior
+    from twolayer.network import flatten
+
+    D, M = params.W1.shape
+    K = classes.shape[0]
+    entry = check.entry("bayes", dict)
+    stored = entry.get("posterior")
+    if not isinstance(stored, dict):
+        raise check.fail("the 'bayes' entry has no 'posterior'")
+
+    def number(where: Mapping[str, Any], key: str, kind: type = float) -> Any:
+        value = where.get(key)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+        if not ok or (kind is int and (not isinstance(value, int) or value < 0)):
+            raise check.fail(f"bayes entry {key!r} must be a finite {'count' if kind is int else 'number'}")
+        return kind(value)
+
+    def precisions(values: Any, key: str) -> list[float]:
+        if not (isinstance(values, list) and len(values) == 4 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < np.inf for v in values)):
+            raise check.fail(f"bayes entry {key!r} must be four positive numbers")
+        return [float(v) for v in values]
+
+    structure = stored.get("structure")
+    if structure not in ("full", "last_layer", "diagonal") or structure != hyper.get("structure", "full"):
+        raise check.fail(f"the posterior's structure {structure!r} does not match the hyperparameters")
+    if stored.get("hessian") != hyper.get("hessian", "gauss_newton"):
+        raise check.fail(f"the posterior's hessian {stored.get('hessian')!r} does not match the hyperparameters")
+    if stored.get("activation") != hyper["activation"]:
+        raise check.fail(f"the posterior's activation {stored.get('activation')!r} does not match the hyperparameters")
+    W = D * M + M + M * K + K
+    P = K * (M + 1) if structure == "last_layer" else W
+    variance = check.tensor("posterior.variance", (P,), (np.float64,))
+    if structure == "diagonal":
+        factor = check.tensor("posterior.factor", (P,), (np.float64,))
+        precision = factor.copy()
+        positive = factor
+    else:
+        packed = check.tensor("posterior.factor", (P * (P + 1) // 2,), (np.float64,))
+        factor = np.zeros((P, P))
+        factor[np.tril_indices(P)] = packed
+        precision = factor @ factor.T  # A = L L^T, equal to the fitted A up to rounding
+        positive = np.diag(factor)
+    if not (positive > 0).all() or not (variance > 0).all():
+        raise check.fail("the posterior's factor and variances must be positive")
+    gamma_groups = stored.get("gamma_groups")
+    if not (isinstance(gamma_groups, list) and len(gamma_groups) == 4 and all(
+            v is None or isinstance(v, (int, float)) and not isinstance(v, bool) for v in gamma_groups)):
+        raise check.fail("bayes entry 'gamma_groups' must be four numbers or nulls")
+    state = {
+        "mean": np.asarray(flatten(params), dtype=np.float64),
+        "precision": precision,
+        "prior_precision": np.array(precisions(stored.get("prior_precision"), "prior_precision")),
+        "gamma_groups": np.array([np.nan if v is None else float(v) for v in gamma_groups]),
+        "factor": factor,
+        "variance": variance,
+        "data_error": number(stored, "data_error"),
+        "log_evidence": number(stored, "log_evidence"),
+        "gamma": number(stored, "gamma"),
+        "n_negative_eigenvalues": number(stored, "n_negative_eigenvalues", int),
+        "structure": structure,
+        "hessian": stored["hessian"],
+        "activation": stored["activation"],
+        "shape": [D, M, K],
+    }
+    curves = {key: entry.get(key) for key in ("evidence_curve", "alpha_curve")}
+    if not (isinstance(curves["evidence_curve"], list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in curves["evidence_curve"])):
+        raise check.fail("bayes entry 'evidence_curve' must be a list of numbers")
+    if not isinstance(curves["alpha_curve"], list):
+        raise check.fail("bayes entry 'alpha_curve' must be a list")
+    alpha_curve = [np.array(precisions(a, "alpha_curve")) for a in curves["alpha_curve"]]
+    seed = entry.get("predict_seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise check.fail("bayes entry 'predict_seed' must be a non-negative integer")
+    try:
+        posterior = LaplacePosterior.from_dict(state)
+        model = BayesianTwoLayerClassifier(**hyper)
+        model._check_hyperparameters()
+    except (TypeError, ValueError) as exc:
+        raise check.fail(f"the stored model does not fit together ({exc})") from None
+    n_iter, t = counts
+    fitted: dict[str, Any] = {
+        "classes_": classes,
+        "n_features_in_": D,
+        "posterior_": posterior,
+        "alpha_": posterior.prior_precision.copy(),
+        "gamma_": posterior.gamma,
+        "gamma_groups_": posterior.gamma_groups.copy(),
+        "log_evidence_": posterior.log_evidence,
+        "n_negative_eigenvalues_": posterior.n_negative_eigenvalues,
+        "evidence_curve_": [float(v) for v in curves["evidence_curve"]],
+        "alpha_curve_": alpha_curve,
+        "n_cycles_": number(entry, "n_cycles", int),
+        "params_": posterior.params,
+        "loss_": number(entry, "loss"),
+        "best_loss_": number(entry, "best_loss"),
+        "loss_curve_": list(loss_curve),
+        "validation_scores_": None,
+        "best_validation_score_": None,
+        "n_iter_": n_iter,
+        "t_": t,
+        "n_layers_": 3,
+        "n_outputs_": K,
+        "out_activation_": "softmax",
+    }
+    fitted["coefs_"] = [fitted["params_"].W1, fitted["params_"].W2]
+    fitted["intercepts_"] = [fitted["params_"].b1, fitted["params_"].b2]
+    if feature_names_in is not None:
+        fitted["feature_names_in_"] = np.asarray(feature_names_in, dtype=object)
+    for name, value in fitted.items():
+        setattr(model, name, value)
+    # The estimator draws this seed in fit and keeps it private; the moderated
+    # predictions of a loaded model repeat the fitted ones only with it.
+    model._predict_seed = seed
+    return model
 
 
 def load(path: str | os.PathLike[str]) -> Any:
@@ -833,7 +1068,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         For a missing, truncated, corrupted, foreign or newer file.
     """
     source = os.fspath(path)
-    tensors, metadata = _unpack(source, CHECKPOINT_FORMAT, "twolayer checkpoint")
+    tensors, metadata, _ = _unpack(source, CHECKPOINT_FORMAT, "twolayer checkpoint")
     check = _Checker(source, tensors, metadata)
     plain = check.entry("state", dict)
     state = dict(plain)
