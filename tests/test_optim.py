@@ -21,6 +21,26 @@ from twolayer.network import Params
 
 ACTIVATIONS = ["tanh", "logistic", "relu", "identity"]
 
+try:
+    import numba  # noqa: F401  (optional: the compiled optimiser updates)
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover
+    HAVE_NUMBA = False
+
+# Both implementations of the optimiser updates; the compiled one only where numba is installed.
+UPDATE_BACKENDS = [
+    "numpy",
+    pytest.param("numba", marks=pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")),
+]
+
+
+@pytest.fixture(params=UPDATE_BACKENDS)
+def backend(request, monkeypatch):
+    """Run the test with the NumPy ufunc updates, then with the compiled ones."""
+    monkeypatch.setattr(optim, "FUSED_UPDATES", request.param == "numba")
+    return request.param
+
 
 def problem(N: int = 23, D: int = 5, M: int = 4, K: int = 3, seed: int = 0, dtype=np.float64):
     """Random weights, inputs, class indices, 1-of-K targets and positive pattern weights."""
@@ -141,7 +161,7 @@ THETA0 = np.array([1.0, -2.0])
 GRAD = np.array([0.5, 0.25])
 
 
-def test_sgd_step_by_hand():
+def test_sgd_step_by_hand(backend):
     opt = optim.SGD(2, np.float64, learning_rate_init=0.1, momentum=0.9, nesterov=False, schedule="constant", power_t=0.5)
     theta = THETA0.copy()
     opt.step(theta, GRAD)
@@ -153,7 +173,7 @@ def test_sgd_step_by_hand():
     np.testing.assert_allclose(theta, [0.855, -2.0725], rtol=1e-15)
 
 
-def test_nesterov_step_by_hand():
+def test_nesterov_step_by_hand(backend):
     opt = optim.SGD(2, np.float64, learning_rate_init=0.1, momentum=0.9, nesterov=True, schedule="constant", power_t=0.5)
     theta = THETA0.copy()
     opt.step(theta, GRAD)
@@ -164,7 +184,7 @@ def test_nesterov_step_by_hand():
     np.testing.assert_allclose(theta, [0.7695, -2.11525], rtol=1e-14)
 
 
-def test_adam_step_by_hand():
+def test_adam_step_by_hand(backend):
     opt = optim.Adam(2, np.float64, learning_rate_init=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
     theta = THETA0.copy()
     opt.step(theta, GRAD)
@@ -181,7 +201,7 @@ def test_adam_step_by_hand():
     assert opt.t == 1
 
 
-def test_float32_optimisers_stay_float32():
+def test_float32_optimisers_stay_float32(backend):
     for opt in (
         optim.SGD(2, np.float32, learning_rate_init=0.1, momentum=0.9, nesterov=True, schedule="constant", power_t=0.5),
         optim.Adam(2, np.float32, learning_rate_init=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8),
@@ -210,6 +230,91 @@ def test_learning_rate_schedules():
     assert constant.learning_rate == 0.5
     with pytest.raises(ValueError, match="learning_rate must be one of"):
         optim.SGD(1, np.float64, learning_rate_init=0.5, momentum=0.0, nesterov=False, schedule="cosine", power_t=0.5)
+
+
+# --------------------------------------------------------------------------
+# the compiled updates give the NumPy updates' bits
+# --------------------------------------------------------------------------
+
+
+def update_problem(dtype, n: int = 1037, seed: int = 11):
+    """Weights, a gradient and Adam-like moments (v >= 0) of a vector split as W1 | b1 | W2 | b2."""
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(size=n).astype(dtype)
+    grad = (rng.normal(size=n) * np.exp(rng.uniform(-8, 2, size=n))).astype(dtype)  # many scales
+    grad[::97] = 0.0  # exact zeros: v stays 0 there and epsilon alone bounds the step
+    m = (0.1 * rng.normal(size=n)).astype(dtype)
+    v = (0.01 * rng.uniform(size=n) ** 2).astype(dtype)
+    v[::89] = 0.0
+    segments = ((slice(0, 600), True), (slice(600, 620), False), (slice(620, 1030), True), (slice(1030, n), False))
+    return theta, grad, m, v, segments
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lam", [0.0, 3e-3])
+def test_fused_adam_equals_numpy_bit_for_bit(dtype, lam, monkeypatch):
+    theta, grad, m, v, segments = update_problem(dtype)
+    results = {}
+    for fused in (False, True):
+        monkeypatch.setattr(optim, "FUSED_UPDATES", fused)
+        opt = optim.Adam(theta.size, dtype, learning_rate_init=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+        opt.load_state({"learning_rate": 0.01, "t": 3, "m": m, "v": v})
+        th = theta.copy()
+        for k in range(4):  # steps 4..7: the bias correction changes every step
+            opt.step(th, (grad * (1.0 + 0.25 * k)).astype(dtype), lam, segments)
+        results[fused] = (th, opt.m, opt.v)
+    for name, a, b in zip(("theta", "m", "v"), results[False], results[True]):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert not np.array_equal(results[True][0], theta)  # it did move
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("lam", [0.0, 3e-3])
+def test_fused_sgd_equals_numpy_bit_for_bit(dtype, nesterov, lam, monkeypatch):
+    theta, grad, velocity, _, segments = update_problem(dtype, seed=12)
+    results = {}
+    for fused in (False, True):
+        monkeypatch.setattr(optim, "FUSED_UPDATES", fused)
+        opt = optim.SGD(theta.size, dtype, learning_rate_init=0.05, momentum=0.9, nesterov=nesterov,
+                        schedule="constant", power_t=0.5)
+        opt.load_state({"learning_rate": 0.05, "velocity": velocity})
+        th = theta.copy()
+        for k in range(3):
+            opt.step(th, (grad * (1.0 - 0.3 * k)).astype(dtype), lam, segments)
+        results[fused] = (th, opt.velocity)
+    for name, a, b in zip(("theta", "velocity"), results[False], results[True]):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_decay_in_the_step_is_the_decayed_gradient(solver, backend):
+    # step(theta, g, lam, segments) equals step(theta, g + lam * w on the decayed blocks)
+    theta, grad, _, _, segments = update_problem(np.float64, n=1037, seed=13)
+    lam = 0.02
+    settings = {"learning_rate_init": 0.05, "momentum": 0.9, "nesterovs_momentum": True, "learning_rate": "constant",
+                "power_t": 0.5, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+    a, b = theta.copy(), theta.copy()
+    opt_a = optim.make_optimizer(solver, theta.size, np.float64, settings)
+    opt_b = optim.make_optimizer(solver, theta.size, np.float64, settings)
+    for _ in range(3):
+        opt_a.step(a, grad.copy(), lam, segments)
+        decayed = grad.copy()
+        for block, on in segments:
+            if on:
+                decayed[block] += lam * b[block]  # eq. 5.112's gradient at the current weights
+        opt_b.step(b, decayed)
+    np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-16)
+    plain = theta.copy()
+    opt_c = optim.make_optimizer(solver, theta.size, np.float64, settings)
+    for _ in range(3):
+        opt_c.step(plain, grad.copy())
+    assert not np.allclose(a[:600], plain[:600], rtol=1e-9)  # the decay moved the decayed weights...
+    np.testing.assert_array_equal(a[600:620], plain[600:620])  # ...and left the biases alone
 
 
 # --------------------------------------------------------------------------
@@ -257,7 +362,7 @@ def reference_minibatch(params, X, y, w, lam, *, solver, lr, epochs, B, perms, m
         ("sgd", True, False, False, "csr"),
     ],
 )
-def test_fast_loop_equals_reference(solver, nesterov, shuffle, weighted, container):
+def test_fast_loop_equals_reference(solver, nesterov, shuffle, weighted, container, backend):
     params, X, y, _, w = problem(N=29, D=6, M=5, K=3, seed=8)
     w = w / w.mean() if weighted else None  # mean-one pattern weights, as the estimator passes them
     lam, lr, B, epochs = 0.01, 0.05, 8, 3  # 29 = 8 + 8 + 8 + 5: a short last batch

@@ -61,6 +61,11 @@ from threadpoolctl import threadpool_limits
 from twolayer import network
 from twolayer.network import Params
 
+try:  # optional (the "fast" extra): fused optimiser updates; NumPy computes the same numbers without it
+    import numba
+except ImportError:  # pragma: no cover - exercised where numba is not installed
+    numba = None  # type: ignore[assignment]
+
 __all__ = [
     "Adam",
     "LbfgsSettings",
@@ -275,6 +280,10 @@ def _batch_error_and_gradient(
     return E
 
 
+# Consecutive blocks of the flat vector and whether eq. 5.112's decay acts on each.
+Segments = tuple[tuple[slice, bool], ...]
+
+
 class _Layout:
     """Flat views of the two weight blocks (the decayed parameters) of a vector."""
 
@@ -283,6 +292,13 @@ class _Layout:
         self.dims = (D, M, K)
         self.W1 = slice(0, D * M)
         self.W2 = slice(D * M + M, D * M + M + M * K)
+        # W1 | b1 | W2 | b2, each with whether eq. 5.112's decay acts on it
+        self.segments: Segments = (
+            (self.W1, True),
+            (slice(D * M, D * M + M), False),
+            (self.W2, True),
+            (slice(D * M + M + M * K, network.n_params(D, M, K)), False),
+        )
 
     def sq_norm(self, theta: np.ndarray) -> float:
         """:math:`\\lVert W_1 \\rVert^2 + \\lVert W_2 \\rVert^2`, accumulated in the working dtype."""
@@ -298,6 +314,120 @@ class _Layout:
             for block in (self.W1, self.W2):
                 scaled = np.multiply(theta[block], lam, out=tmp[block])
                 grad[block] += scaled
+
+
+# --------------------------------------------------------------------------
+# Update kernels: one pass over a block of the flat vector
+# --------------------------------------------------------------------------
+#
+# An optimiser step reads the gradient, the weights and the optimiser's
+# moments and writes them back. As a chain of NumPy ufuncs that is about a
+# dozen passes over vectors of W entries (for the workload of issue 5, the
+# Adam step and the decay took as long as a third of the five matrix
+# products of a batch); compiled with numba it is one pass. Both versions
+# perform the same IEEE operations in the same order, each rounded to the
+# working dtype (no fused multiply-add, no reassociation: numba's default
+# without fastmath), so they give the same bits; the tests assert it. The
+# scalars reach the kernels in the working dtype, as NumPy casts Python
+# floats against float32 arrays (NEP 50), so float32 stays float32 in both.
+
+def _adam_numpy(
+    theta: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, tmp: np.ndarray,
+    lam: float, b1: float, c1: float, b2: float, c2: float, eps: float, step: float,
+) -> None:
+    """One Adam step over a block, as ufuncs; ``g`` and ``tmp`` are overwritten."""
+    if lam != 0.0:
+        np.multiply(theta, lam, out=tmp)
+        g += tmp  # g + lam w  (eq. 5.112)
+    np.multiply(g, c1, out=tmp)
+    m *= b1
+    m += tmp  # m = b1 m + (1 - b1) g
+    np.multiply(g, g, out=tmp)
+    tmp *= c2
+    v *= b2
+    v += tmp  # v = b2 v + (1 - b2) g^2
+    np.sqrt(v, out=tmp)
+    tmp += eps
+    np.divide(m, tmp, out=tmp)
+    tmp *= step
+    theta -= tmp  # w -= eta_t m / (sqrt(v) + eps)
+
+
+def _sgd_numpy(
+    theta: np.ndarray, g: np.ndarray, vel: np.ndarray, tmp: np.ndarray,
+    lam: float, mu: float, eta: float, nesterov: bool,
+) -> None:
+    """One SGD step over a block, as ufuncs; ``g`` and ``tmp`` are overwritten."""
+    if lam != 0.0:
+        np.multiply(theta, lam, out=tmp)
+        g += tmp  # g + lam w  (eq. 5.112)
+    vel *= mu
+    np.multiply(g, eta, out=tmp)
+    vel -= tmp  # v = mu v - eta g
+    if nesterov:
+        theta -= tmp
+        np.multiply(vel, mu, out=tmp)
+        theta += tmp  # w += mu v - eta g  (in this order)
+    else:
+        theta += vel  # w += v
+
+
+def _adam_loop(
+    theta: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, tmp: np.ndarray,
+    lam: Any, b1: Any, c1: Any, b2: Any, c2: Any, eps: Any, step: Any,
+) -> None:
+    # _adam_numpy's operations, element by element; two loops so that each vectorises
+    if lam != 0.0:
+        for i in range(theta.shape[0]):
+            gi = g[i] + theta[i] * lam
+            mi = m[i] * b1 + gi * c1
+            vi = v[i] * b2 + (gi * gi) * c2
+            m[i] = mi
+            v[i] = vi
+            theta[i] = theta[i] - (mi / (np.sqrt(vi) + eps)) * step
+    else:
+        for i in range(theta.shape[0]):
+            gi = g[i]
+            mi = m[i] * b1 + gi * c1
+            vi = v[i] * b2 + (gi * gi) * c2
+            m[i] = mi
+            v[i] = vi
+            theta[i] = theta[i] - (mi / (np.sqrt(vi) + eps)) * step
+
+
+def _sgd_loop(
+    theta: np.ndarray, g: np.ndarray, vel: np.ndarray, tmp: np.ndarray,
+    lam: Any, mu: Any, eta: Any, nesterov: bool,
+) -> None:
+    # _sgd_numpy's operations, element by element
+    if nesterov:
+        for i in range(theta.shape[0]):
+            gi = g[i] + theta[i] * lam if lam != 0.0 else g[i]
+            vi = vel[i] * mu - gi * eta
+            vel[i] = vi
+            theta[i] = (theta[i] - gi * eta) + vi * mu
+    else:
+        for i in range(theta.shape[0]):
+            gi = g[i] + theta[i] * lam if lam != 0.0 else g[i]
+            vi = vel[i] * mu - gi * eta
+            vel[i] = vi
+            theta[i] = theta[i] + vi
+
+
+if numba is not None:
+    # error_model="numpy": no zero-division checks, which would stop vectorisation
+    _jit = numba.njit(nogil=True, cache=True, error_model="numpy")
+    _adam_fused: Callable[..., None] | None = _jit(_adam_loop)
+    _sgd_fused: Callable[..., None] | None = _jit(_sgd_loop)
+else:  # pragma: no cover
+    _adam_fused = _sgd_fused = None
+
+# Whether the optimisers use the compiled kernels (the tests switch it to compare both).
+FUSED_UPDATES = numba is not None
+
+
+def _whole(theta: np.ndarray) -> Segments:
+    return ((slice(0, theta.shape[0]), False),)
 
 
 # --------------------------------------------------------------------------
@@ -364,18 +494,21 @@ class SGD:
         self.velocity = np.zeros(n_params, dtype=dtype)
         self._tmp = np.empty(n_params, dtype=dtype)
 
-    def step(self, theta: np.ndarray, grad: np.ndarray) -> None:
-        """Update ``theta`` in place along the gradient ``grad``."""
+    def step(self, theta: np.ndarray, grad: np.ndarray, lam: float = 0.0, segments: Segments | None = None) -> None:
+        """Update ``theta`` in place along ``grad`` plus the decay ``lam`` times the weights.
+
+        The step follows :math:`g + \\lambda w` on the ``segments`` marked as
+        decayed (eq. 5.112) and :math:`g` elsewhere; without ``segments`` no
+        block is decayed. ``grad`` is scratch: its contents afterwards are unspecified.
+        """
+        x = theta.dtype.type  # scalars in the working dtype, as NumPy casts Python floats
         mu, eta, v, tmp = self.momentum, self.learning_rate, self.velocity, self._tmp
-        v *= mu
-        np.multiply(grad, eta, out=tmp)
-        v -= tmp  # v = mu v - eta g
-        if self.nesterov:
-            theta -= tmp
-            np.multiply(v, mu, out=tmp)
-            theta += tmp  # w += mu v - eta g
-        else:
-            theta += v  # w += v
+        for block, decayed in segments or _whole(theta):
+            decay = lam if decayed else 0.0
+            if FUSED_UPDATES and _sgd_fused is not None:
+                _sgd_fused(theta[block], grad[block], v[block], tmp[block], x(decay), x(mu), x(eta), self.nesterov)
+            else:
+                _sgd_numpy(theta[block], grad[block], v[block], tmp[block], decay, mu, eta, self.nesterov)
 
     def epoch_end(self, t: int) -> None:
         """Update the learning rate after an epoch; ``t`` counts patterns seen."""
@@ -443,23 +576,23 @@ class Adam:
         self.v = np.zeros(n_params, dtype=dtype)
         self._tmp = np.empty(n_params, dtype=dtype)
 
-    def step(self, theta: np.ndarray, grad: np.ndarray) -> None:
-        """Update ``theta`` in place along the gradient ``grad``."""
+    def step(self, theta: np.ndarray, grad: np.ndarray, lam: float = 0.0, segments: Segments | None = None) -> None:
+        """Update ``theta`` in place along ``grad`` plus the decay ``lam`` times the weights.
+
+        As :meth:`SGD.step`: :math:`g + \\lambda w` on the decayed ``segments``,
+        :math:`g` elsewhere; ``grad`` is scratch.
+        """
+        x = theta.dtype.type  # scalars in the working dtype, as NumPy casts Python floats
         b1, b2, m, v, tmp = self.beta_1, self.beta_2, self.m, self.v, self._tmp
         self.t += 1
-        np.multiply(grad, 1.0 - b1, out=tmp)
-        m *= b1
-        m += tmp  # m = b1 m + (1 - b1) g
-        np.multiply(grad, grad, out=tmp)
-        tmp *= 1.0 - b2
-        v *= b2
-        v += tmp  # v = b2 v + (1 - b2) g^2
-        step = self.learning_rate * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
-        np.sqrt(v, out=tmp)
-        tmp += self.epsilon
-        np.divide(m, tmp, out=tmp)
-        tmp *= step
-        theta -= tmp  # w -= eta_t m / (sqrt(v) + eps)
+        step = self.learning_rate * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)  # eta_t
+        for block, decayed in segments or _whole(theta):
+            decay = lam if decayed else 0.0
+            args = (decay, b1, 1.0 - b1, b2, 1.0 - b2, self.epsilon, step)
+            if FUSED_UPDATES and _adam_fused is not None:
+                _adam_fused(theta[block], grad[block], m[block], v[block], tmp[block], *map(x, args))
+            else:
+                _adam_numpy(theta[block], grad[block], m[block], v[block], tmp[block], *args)
 
     def epoch_end(self, t: int) -> None:
         """Adam keeps its learning rate."""
@@ -735,7 +868,6 @@ class _Minibatch:
         self.params = network.unflatten(theta, D, M, K)  # views: the optimiser's steps show through
         self.grad = np.empty_like(theta)
         self.grad_params = network.unflatten(self.grad, D, M, K)
-        self.scratch = np.empty_like(theta)
         self.layout = _Layout(D, M, K)
         self.n = data.n
         self.B = int(min(max(settings.batch_size, 1), self.n))
@@ -777,10 +909,9 @@ class _Minibatch:
                 yb = np.take(data.y, idx, out=ws.y[:b], mode="clip")
                 wb = None if data.w is None else np.take(data.w, idx, out=ws.w[:b], mode="clip")
             total += _batch_error_and_gradient(self.params, Xb, yb, wb, 1.0 / b, activation, ws, self.grad_params)
-            layout.add_decay(theta, grad, lam, self.scratch)  # g = (1/B) sum w_n grad E_n + lam w
             if not math.isfinite(total):
                 return None
-            optimizer.step(theta, grad)
+            optimizer.step(theta, grad, lam, layout.segments)  # along (1/B) sum w_n grad E_n + lam w
         if not np.isfinite(theta).all():
             return None
         return total / n + 0.5 * lam * layout.sq_norm(theta)  # (data term + decay at the epoch's end) / S
