@@ -38,7 +38,7 @@ UPDATE_BACKENDS = [
 @pytest.fixture(params=UPDATE_BACKENDS)
 def backend(request, monkeypatch):
     """Run the test with the NumPy ufunc updates, then with the compiled ones."""
-    monkeypatch.setattr(optim, "FUSED_UPDATES", request.param == "numba")
+    monkeypatch.setattr(optim, "FUSED", request.param == "numba")
     return request.param
 
 
@@ -75,7 +75,7 @@ def fast_gradient(params: Params, X, y, w, scale: float, activation: str, rows: 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("container", ["dense", "csr"])
-def test_fast_gradient_equals_network(activation, weighted, container):
+def test_fast_gradient_equals_network(activation, weighted, container, backend):
     params, X, y, T, w = problem(seed=3)
     s = w if weighted else None
     E_ref, g_ref = nw.error_and_gradient(params, X, T, s, activation=activation)
@@ -89,7 +89,7 @@ def test_fast_gradient_equals_network(activation, weighted, container):
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_fast_gradient_float32_stays_float32_and_matches(activation):
+def test_fast_gradient_float32_stays_float32_and_matches(activation, backend):
     params, X, y, T, w = problem(seed=4, dtype=np.float32)
     E_ref, g_ref = nw.error_and_gradient(params, X, T, w, activation=activation)
     E, g = fast_gradient(params, X, y, w, 1.0, activation)
@@ -99,7 +99,7 @@ def test_fast_gradient_float32_stays_float32_and_matches(activation):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
 
 
-def test_fast_gradient_reuses_buffers_between_batches_of_different_sizes():
+def test_fast_gradient_reuses_buffers_between_batches_of_different_sizes(backend):
     params, X, y, T, _ = problem(N=30, seed=5)
     D, M = params.W1.shape
     K = params.W2.shape[1]
@@ -257,7 +257,7 @@ def test_fused_adam_equals_numpy_bit_for_bit(dtype, lam, monkeypatch):
     theta, grad, m, v, segments = update_problem(dtype)
     results = {}
     for fused in (False, True):
-        monkeypatch.setattr(optim, "FUSED_UPDATES", fused)
+        monkeypatch.setattr(optim, "FUSED", fused)
         opt = optim.Adam(theta.size, dtype, learning_rate_init=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
         opt.load_state({"learning_rate": 0.01, "t": 3, "m": m, "v": v})
         th = theta.copy()
@@ -278,7 +278,7 @@ def test_fused_sgd_equals_numpy_bit_for_bit(dtype, nesterov, lam, monkeypatch):
     theta, grad, velocity, _, segments = update_problem(dtype, seed=12)
     results = {}
     for fused in (False, True):
-        monkeypatch.setattr(optim, "FUSED_UPDATES", fused)
+        monkeypatch.setattr(optim, "FUSED", fused)
         opt = optim.SGD(theta.size, dtype, learning_rate_init=0.05, momentum=0.9, nesterov=nesterov,
                         schedule="constant", power_t=0.5)
         opt.load_state({"learning_rate": 0.05, "velocity": velocity})

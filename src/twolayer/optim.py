@@ -66,6 +66,15 @@ try:  # optional (the "fast" extra): fused optimiser updates; NumPy computes the
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     numba = None  # type: ignore[assignment]
 
+# Compiled kernels: error_model="numpy" drops the zero-division checks that would stop
+# vectorisation; no fastmath, so every operation is IEEE-rounded as NumPy's ufuncs round it.
+_jit: Callable[[Callable[..., Any]], Callable[..., Any]] | None = (
+    numba.njit(nogil=True, cache=True, error_model="numpy") if numba is not None else None
+)
+
+# Whether the fast paths use the compiled kernels (the tests switch it off to compare both).
+FUSED = numba is not None
+
 __all__ = [
     "Adam",
     "LbfgsSettings",
@@ -210,6 +219,62 @@ def _hidden_delta(activation: str, Z: np.ndarray, D1: np.ndarray) -> None:
         D1 *= Z
 
 
+def _output_delta_loop(A2: np.ndarray, b2: np.ndarray, y: np.ndarray, w: np.ndarray | None, scale: Any,
+                       grad_b2: np.ndarray) -> float:
+    # The NumPy chain of _batch_error_and_gradient for softmax outputs, row by row: A2 = z W2
+    # becomes scale w_n (y_k - t_k); returns sum_n w_n E_n; grad_b2 gets its column sums.
+    # Sums run in float64 (NumPy's run pairwise in the working dtype): equal to rounding.
+    B, K = A2.shape
+    E = 0.0
+    for k in range(K):
+        grad_b2[k] = 0.0
+    for n in range(B):
+        row = A2[n]
+        top = row[0] + b2[0]
+        for k in range(K):
+            a = row[k] + b2[k]  # a_k (eq. 5.9)
+            row[k] = a
+            top = max(top, a)
+        t = y[n]
+        picked = row[t] - top  # a_t - max
+        total = 0.0
+        for k in range(K):
+            e = np.exp(row[k] - top)  # shifted: exp cannot overflow
+            row[k] = e
+            total += e
+        E_n = np.log(total) - picked  # -ln y_t  (eq. 5.24)
+        coef = scale
+        if w is not None:
+            E_n = w[n] * E_n
+            coef = w[n] * scale
+        E += E_n
+        for k in range(K):
+            row[k] = row[k] / total  # y_k (eq. 4.104)
+        row[t] -= 1.0  # delta_k = y_k - t_k
+        for k in range(K):
+            d = row[k] * coef
+            row[k] = d
+            grad_b2[k] += d
+    return E
+
+
+def _tanh_delta_loop(Z: np.ndarray, D1: np.ndarray, grad_b1: np.ndarray, one: Any) -> None:
+    # D1 *= 1 - z^2 as _hidden_delta's three passes round it, in one; grad_b1 gets D1's column sums
+    B, M = D1.shape
+    for j in range(M):
+        grad_b1[j] = 0.0
+    for n in range(B):
+        for j in range(M):
+            z = Z[n, j]
+            d = D1[n, j] * (one - z * z)  # delta_j = (1 - z_j^2) sum_k w_kj delta_k
+            D1[n, j] = d
+            grad_b1[j] += d
+
+
+_output_delta_fused = _jit(_output_delta_loop) if _jit is not None else None
+_tanh_delta_fused = _jit(_tanh_delta_loop) if _jit is not None else None
+
+
 def _batch_error_and_gradient(
     params: Params,
     X: np.ndarray | sp.csr_matrix,
@@ -245,6 +310,22 @@ def _batch_error_and_gradient(
     A1 += b1
     _activate(activation, A1)  # A1 = z
     np.matmul(A1, W2, out=A2)  # (B, K)  a_k = sum_j w_kj z_j
+    if FUSED and _output_delta_fused is not None and _tanh_delta_fused is not None:
+        # The same steps in two compiled passes: the ufunc chain below costs ~20 calls per batch.
+        x = A2.dtype.type
+        E = _output_delta_fused(A2, b2, y, None if w is None else w, x(scale), grad.b2)
+        np.matmul(A1.T, A2, out=grad.W2)  # (M, K)  dE/dw_kj = delta_k z_j
+        np.matmul(A2, W2.T, out=D1)  # (B, M)  sum_k w_kj delta_k
+        if activation == "tanh":
+            _tanh_delta_fused(A1, D1, grad.b1, x(1.0))
+        else:
+            _hidden_delta(activation, A1, D1)
+            np.sum(D1, axis=0, out=grad.b1)
+        if dense:
+            np.matmul(X.T, D1, out=grad.W1)  # (D, M)  dE/dw_ji = delta_j x_i
+        else:
+            grad.W1[...] = X.T @ D1
+        return float(E)
     A2 += b2
 
     # softmax, error and output delta, fused: A2 becomes delta_k = y_k - t_k
@@ -414,16 +495,8 @@ def _sgd_loop(
             theta[i] = theta[i] + vi
 
 
-if numba is not None:
-    # error_model="numpy": no zero-division checks, which would stop vectorisation
-    _jit = numba.njit(nogil=True, cache=True, error_model="numpy")
-    _adam_fused: Callable[..., None] | None = _jit(_adam_loop)
-    _sgd_fused: Callable[..., None] | None = _jit(_sgd_loop)
-else:  # pragma: no cover
-    _adam_fused = _sgd_fused = None
-
-# Whether the optimisers use the compiled kernels (the tests switch it to compare both).
-FUSED_UPDATES = numba is not None
+_adam_fused = _jit(_adam_loop) if _jit is not None else None
+_sgd_fused = _jit(_sgd_loop) if _jit is not None else None
 
 
 def _whole(theta: np.ndarray) -> Segments:
@@ -505,7 +578,7 @@ class SGD:
         mu, eta, v, tmp = self.momentum, self.learning_rate, self.velocity, self._tmp
         for block, decayed in segments or _whole(theta):
             decay = lam if decayed else 0.0
-            if FUSED_UPDATES and _sgd_fused is not None:
+            if FUSED and _sgd_fused is not None:
                 _sgd_fused(theta[block], grad[block], v[block], tmp[block], x(decay), x(mu), x(eta), self.nesterov)
             else:
                 _sgd_numpy(theta[block], grad[block], v[block], tmp[block], decay, mu, eta, self.nesterov)
@@ -589,7 +662,7 @@ class Adam:
         for block, decayed in segments or _whole(theta):
             decay = lam if decayed else 0.0
             args = (decay, b1, 1.0 - b1, b2, 1.0 - b2, self.epsilon, step)
-            if FUSED_UPDATES and _adam_fused is not None:
+            if FUSED and _adam_fused is not None:
                 _adam_fused(theta[block], grad[block], m[block], v[block], tmp[block], *map(x, args))
             else:
                 _adam_numpy(theta[block], grad[block], m[block], v[block], tmp[block], *args)
