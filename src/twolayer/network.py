@@ -280,13 +280,39 @@ def _working(params: Params, X: Array, *others: Array | None) -> tuple[Any, Para
     return xp, params, cast(X), [cast(o) for o in others]
 
 
+def _add_bias(a: Array, b: Array) -> Array:
+    """``a + b`` for a product this module just made: in place where the namespace allows,
+    which saves an (N, M) temporary and a pass over it (JAX arrays, say, are immutable)."""
+    if array_api_compat.is_writeable_array(a):
+        a += b
+        return a
+    return a + b
+
+
 def _forward_pass(xp: Any, params: Params, X: Array, act: Activation) -> tuple[Array, Array]:
     """The hidden outputs ``z`` and output activations ``a2`` (eq. 5.9)."""
     W1, b1, W2, b2 = params
-    a1 = X @ W1 + b1  # (N, M)  a_j = sum_i w_ji x_i + w_j0
+    a1 = _add_bias(X @ W1, b1)  # (N, M)  a_j = sum_i w_ji x_i + w_j0
     z = act.h(xp, a1)  # (N, M)  z_j = h(a_j)
-    a2 = z @ W2 + b2  # (N, K)  a_k = sum_j w_kj z_j + w_k0
+    a2 = _add_bias(z @ W2, b2)  # (N, K)  a_k = sum_j w_kj z_j + w_k0
     return z, a2
+
+
+def _hidden_errors(xp: Any, act: Activation, z: Array, back: Array) -> Array:
+    """delta_j = h'(a_j) sum_k w_kj delta_k, given ``back`` = sum_k w_kj delta_k (eq. 5.56).
+
+    ``back`` is a product this module just made and is overwritten where the namespace
+    allows: for tanh, delta = back - (z * z) * back needs one (N, M) temporary, not three.
+    """
+    if not array_api_compat.is_writeable_array(back):
+        return act.h_prime(xp, z) * back
+    if act.name == "tanh":
+        t = z * z
+        t *= back
+        back -= t  # (1 - z^2) back
+        return back
+    back *= act.h_prime(xp, z)
+    return back
 
 
 def _log_softmax(xp: Any, a2: Array) -> Array:
@@ -436,7 +462,7 @@ def error_and_gradient(
         delta2 = s[:, None] * delta2  # dE/da_k for the weighted error
     grad_W2 = z.T @ delta2  # (M, K)  dE/dw_kj = delta_k z_j
     grad_b2 = xp.sum(delta2, axis=0)  # (K,)  z_0 = 1
-    delta1 = act.h_prime(xp, z) * (delta2 @ W2.T)  # (N, M)  delta_j = h'(a_j) sum_k w_kj delta_k
+    delta1 = _hidden_errors(xp, act, z, delta2 @ W2.T)  # (N, M)  delta_j = h'(a_j) sum_k w_kj delta_k
     grad_W1 = X.T @ delta1  # (D, M)  dE/dw_ji = delta_j x_i
     grad_b1 = xp.sum(delta1, axis=0)  # (M,)  x_0 = 1
     return float(xp.sum(E_n)), Params(grad_W1, grad_b1, grad_W2, grad_b2)
