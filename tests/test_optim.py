@@ -254,6 +254,7 @@ def update_problem(dtype, n: int = 1037, seed: int = 11):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("lam", [0.0, 3e-3])
 def test_fused_adam_equals_numpy_bit_for_bit(dtype, lam, monkeypatch):
+    monkeypatch.setattr(optim, "UFUNC_CHUNK", 256)  # NumPy's chunks cut the segments: 600 = 256 + 256 + 88
     theta, grad, m, v, segments = update_problem(dtype)
     results = {}
     for fused in (False, True):
@@ -275,6 +276,7 @@ def test_fused_adam_equals_numpy_bit_for_bit(dtype, lam, monkeypatch):
 @pytest.mark.parametrize("nesterov", [False, True])
 @pytest.mark.parametrize("lam", [0.0, 3e-3])
 def test_fused_sgd_equals_numpy_bit_for_bit(dtype, nesterov, lam, monkeypatch):
+    monkeypatch.setattr(optim, "UFUNC_CHUNK", 256)
     theta, grad, velocity, _, segments = update_problem(dtype, seed=12)
     results = {}
     for fused in (False, True):
@@ -289,6 +291,23 @@ def test_fused_sgd_equals_numpy_bit_for_bit(dtype, nesterov, lam, monkeypatch):
     for name, a, b in zip(("theta", "velocity"), results[False], results[True]):
         assert a.dtype == b.dtype == dtype
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_numpy_updates_in_chunks_equal_whole_vector_updates(solver, monkeypatch):
+    # the NumPy path cuts the vector into cache-sized chunks; elementwise, so the bits cannot change
+    monkeypatch.setattr(optim, "FUSED", False)
+    theta, grad, _, _, segments = update_problem(np.float32, seed=14)
+    settings = {"learning_rate_init": 0.05, "momentum": 0.9, "nesterovs_momentum": True, "learning_rate": "constant",
+                "power_t": 0.5, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+    results = []
+    for chunk in (100, 1 << 20):
+        monkeypatch.setattr(optim, "UFUNC_CHUNK", chunk)
+        opt, th = optim.make_optimizer(solver, theta.size, np.float32, settings), theta.copy()
+        for _ in range(3):
+            opt.step(th, grad.copy(), 0.01, segments)
+        results.append(th)
+    np.testing.assert_array_equal(results[0], results[1])
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
