@@ -48,9 +48,11 @@ initialization and momentum in deep learning", ICML 2013.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -61,19 +63,9 @@ from threadpoolctl import threadpool_limits
 from twolayer import network
 from twolayer.network import Params
 
-try:  # optional (the "fast" extra): fused optimiser updates; NumPy computes the same numbers without it
-    import numba
-except ImportError:  # pragma: no cover - exercised where numba is not installed
-    numba = None  # type: ignore[assignment]
-
-# Compiled kernels: error_model="numpy" drops the zero-division checks that would stop
-# vectorisation; no fastmath, so every operation is IEEE-rounded as NumPy's ufuncs round it.
-_jit: Callable[[Callable[..., Any]], Callable[..., Any]] | None = (
-    numba.njit(nogil=True, cache=True, error_model="numpy") if numba is not None else None
-)
-
-# Whether the fast paths use the compiled kernels (the tests switch it off to compare both).
-FUSED = numba is not None
+# Whether the fast paths use the compiled kernels when numba (optional, the "fast" extra) is
+# installed; NumPy computes the same numbers without it. The tests switch it to compare both.
+FUSED = True
 
 __all__ = [
     "Adam",
@@ -271,8 +263,6 @@ def _tanh_delta_loop(Z: np.ndarray, D1: np.ndarray, grad_b1: np.ndarray, one: An
             grad_b1[j] += d
 
 
-_output_delta_fused = _jit(_output_delta_loop) if _jit is not None else None
-_tanh_delta_fused = _jit(_tanh_delta_loop) if _jit is not None else None
 
 
 def _batch_error_and_gradient(
@@ -310,14 +300,15 @@ def _batch_error_and_gradient(
     A1 += b1
     _activate(activation, A1)  # A1 = z
     np.matmul(A1, W2, out=A2)  # (B, K)  a_k = sum_j w_kj z_j
-    if FUSED and _output_delta_fused is not None and _tanh_delta_fused is not None:
+    kernels = _kernels()
+    if kernels is not None:
         # The same steps in two compiled passes: the ufunc chain below costs ~20 calls per batch.
         x = A2.dtype.type
-        E = _output_delta_fused(A2, b2, y, None if w is None else w, x(scale), grad.b2)
+        E = kernels.output_delta(A2, b2, y, w, x(scale), grad.b2)
         np.matmul(A1.T, A2, out=grad.W2)  # (M, K)  dE/dw_kj = delta_k z_j
         np.matmul(A2, W2.T, out=D1)  # (B, M)  sum_k w_kj delta_k
         if activation == "tanh":
-            _tanh_delta_fused(A1, D1, grad.b1, x(1.0))
+            kernels.tanh_delta(A1, D1, grad.b1, x(1.0))
         else:
             _hidden_delta(activation, A1, D1)
             np.sum(D1, axis=0, out=grad.b1)
@@ -495,8 +486,6 @@ def _sgd_loop(
             theta[i] = theta[i] + vi
 
 
-_adam_fused = _jit(_adam_loop) if _jit is not None else None
-_sgd_fused = _jit(_sgd_loop) if _jit is not None else None
 
 
 def _whole(theta: np.ndarray) -> Segments:
@@ -506,6 +495,29 @@ def _whole(theta: np.ndarray) -> Segments:
 # Entries per chunk of the NumPy updates: the dozen passes of a chunk then run in cache
 # (13-20% faster than whole-vector passes for W = 203,530, float32 and float64, measured).
 UFUNC_CHUNK = 1 << 15
+
+
+@functools.cache
+def _compiled() -> SimpleNamespace | None:
+    """The numba kernels (compiled on first call, cached on disk), or None without numba.
+
+    Imported here, not with the module: numba adds half a second to an import.
+    error_model="numpy" drops the zero-division checks that would stop vectorisation;
+    no fastmath, so every operation is IEEE-rounded as NumPy's ufuncs round it.
+    """
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - exercised where numba is not installed
+        return None
+    jit = numba.njit(nogil=True, cache=True, error_model="numpy")
+    return SimpleNamespace(
+        adam=jit(_adam_loop), sgd=jit(_sgd_loop), output_delta=jit(_output_delta_loop), tanh_delta=jit(_tanh_delta_loop)
+    )
+
+
+def _kernels() -> SimpleNamespace | None:
+    """The compiled kernels when :data:`FUSED` and numba is installed, else None."""
+    return _compiled() if FUSED else None
 
 
 def _chunks(segments: Segments) -> Iterator[tuple[slice, bool]]:
@@ -589,11 +601,11 @@ class SGD:
         x = theta.dtype.type  # scalars in the working dtype, as NumPy casts Python floats
         mu, eta, v, tmp = self.momentum, self.learning_rate, self.velocity, self._tmp
         segments = segments or _whole(theta)
-        fused = FUSED and _sgd_fused is not None
-        for block, decayed in segments if fused else _chunks(segments):
+        kernels = _kernels()
+        for block, decayed in segments if kernels is not None else _chunks(segments):
             decay = lam if decayed else 0.0
-            if fused:
-                _sgd_fused(theta[block], grad[block], v[block], tmp[block], x(decay), x(mu), x(eta), self.nesterov)
+            if kernels is not None:
+                kernels.sgd(theta[block], grad[block], v[block], tmp[block], x(decay), x(mu), x(eta), self.nesterov)
             else:
                 _sgd_numpy(theta[block], grad[block], v[block], tmp[block], decay, mu, eta, self.nesterov)
 
@@ -674,12 +686,12 @@ class Adam:
         self.t += 1
         step = self.learning_rate * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)  # eta_t
         segments = segments or _whole(theta)
-        fused = FUSED and _adam_fused is not None
-        for block, decayed in segments if fused else _chunks(segments):
+        kernels = _kernels()
+        for block, decayed in segments if kernels is not None else _chunks(segments):
             decay = lam if decayed else 0.0
             args = (decay, b1, 1.0 - b1, b2, 1.0 - b2, self.epsilon, step)
-            if fused:
-                _adam_fused(theta[block], grad[block], m[block], v[block], tmp[block], *map(x, args))
+            if kernels is not None:
+                kernels.adam(theta[block], grad[block], m[block], v[block], tmp[block], *map(x, args))
             else:
                 _adam_numpy(theta[block], grad[block], m[block], v[block], tmp[block], *args)
 
