@@ -162,3 +162,70 @@ def test_spectrum_png_is_a_valid_image(full: bool) -> None:
     assert image.ndim == 3 and image.std() > 0
     with pytest.raises(ValueError, match="no spectrum"):
         plots.spectrum_figure({}, full=full)
+
+
+# --------------------------------------------------------------------------
+# Probability contours and reliability diagrams
+# --------------------------------------------------------------------------
+
+
+def logistic_proba(P: np.ndarray) -> np.ndarray:
+    """A known two-class rule: p(class 1 | x) = sigmoid(2 x_1 - x_2)."""
+    p1 = 1.0 / (1.0 + np.exp(-(2.0 * P[:, 0] - P[:, 1])))
+    return np.column_stack([1.0 - p1, p1])
+
+
+def test_probability_contours_follow_the_given_probabilities() -> None:
+    _, ax = axes()
+    X = np.array([[-2.0, -1.0], [2.0, 1.0], [0.0, 0.5]])
+    field = plots.draw_probability_contours(ax, logistic_proba, X, np.array([0, 1, 1]), ["a", "b"], title="MAP",
+                                            resolution=25)
+    xx, yy, proba = plots.probability_grid(logistic_proba, X, resolution=25)
+    np.testing.assert_allclose(field, 1.0 / (1.0 + np.exp(-(2.0 * xx - yy))), rtol=1e-12)
+    np.testing.assert_array_equal(proba[:, :, 1], field)
+    assert "MAP" in ax.get_title() and "p(b | x)" in ax.get_title()
+    levels = [float(t.get_text()) for t in ax.texts]  # the contour labels
+    assert set(levels) <= set(plots.TWO_CLASS_LEVELS) and 0.5 in levels
+    # More classes: contours of the largest probability.
+    _, ax3 = axes()
+    def three(P: np.ndarray) -> np.ndarray:
+        logits = np.column_stack([P[:, 0], P[:, 1], -P[:, 0]])
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    field3 = plots.draw_probability_contours(ax3, three, X, np.array([0, 1, 2]), [0, 1, 2], resolution=20)
+    assert field3.min() >= 1 / 3 - 1e-12 and "largest probability" in ax3.get_title()
+    with pytest.raises(ValueError, match="3 classes"):
+        plots.draw_probability_contours(ax3, logistic_proba, X, np.array([0, 1, 2]), [0, 1, 2], resolution=5)
+
+
+def test_report_with_contours_has_a_panel_per_predictor() -> None:
+    X = np.random.default_rng(4).normal(size=(20, 2))
+    predictors = {"MAP network": logistic_proba, "moderated": lambda P: 0.5 + 0.5 * (logistic_proba(P) - 0.5)}
+    fig = plots.report_figure(loss=[1.0, 0.5], accuracy=None, matrix=None, classes=[0, 1],
+                              contours=(predictors, X, (X[:, 0] > 0).astype(int)))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0] == "Learning curves" and titles[1].startswith("MAP network") and titles[2].startswith("moderated")
+
+
+class Curve:
+    def __init__(self, confidence: list[float], accuracy: list[float], count: list[int]) -> None:
+        self.bin_edges = np.linspace(0.0, 1.0, len(count) + 1)
+        self.confidence, self.accuracy, self.count = np.array(confidence), np.array(accuracy), np.array(count)
+
+
+def test_reliability_diagram_draws_the_filled_bins() -> None:
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1)
+    curve = Curve([0.1, np.nan, 0.6, 0.9], [0.0, np.nan, 0.5, 1.0], [3, 0, 2, 5])
+    plots.draw_reliability_diagram(top, {"model": curve}, counts_ax=bottom)
+    diagonal, line = top.get_lines()
+    np.testing.assert_array_equal(diagonal.get_xdata(), [0.0, 1.0])
+    np.testing.assert_array_equal(line.get_xdata(), [0.1, 0.6, 0.9])  # the empty bin is left out
+    np.testing.assert_array_equal(line.get_ydata(), [0.0, 0.5, 1.0])
+    (steps,) = bottom.patches
+    np.testing.assert_array_equal(steps.get_data().values, [3, 0, 2, 5])
+    with pytest.raises(ValueError, match="no reliability curve"):
+        plots.draw_reliability_diagram(top, {})
+    image = decode(plots.reliability_png({"a": curve, "b": Curve([0.5] * 4, [0.5] * 4, [1] * 4)}, title="t"))
+    assert image.ndim == 3 and image.std() > 0

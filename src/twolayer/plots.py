@@ -1,4 +1,4 @@
-"""Pictures of a trained network: learning curves, confusion matrix, decision regions, spectra.
+"""Pictures of a trained network: learning curves, confusion matrix, decision regions, spectra, calibration.
 
 Figures are drawn with matplotlib's object-oriented API on a
 :class:`matplotlib.figure.Figure` rendered by the Agg canvas: no ``pyplot``,
@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -26,12 +26,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PNG_SIGNATURE",
+    "ReliabilityLike",
     "draw_confusion_matrix",
     "draw_decision_regions",
     "draw_extreme_eigenvalues",
     "draw_learning_curves",
+    "draw_probability_contours",
+    "draw_reliability_diagram",
     "draw_spectrum",
+    "probability_grid",
     "region_grid",
+    "reliability_figure",
+    "reliability_png",
     "report_figure",
     "report_png",
     "spectrum_figure",
@@ -119,6 +125,48 @@ def draw_confusion_matrix(ax: Axes, matrix: np.ndarray, classes: Sequence[object
     ax.set_title("Confusion matrix")
 
 
+def _plane(X: np.ndarray, resolution: int, margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A grid over two-feature data: its coordinates and its points as rows."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"decision regions need two features, got X of shape {X.shape}")
+    low, high = X.min(axis=0), X.max(axis=0)
+    pad = margin * np.where(high > low, high - low, 1.0)
+    xs = np.linspace(low[0] - pad[0], high[0] + pad[0], resolution)
+    ys = np.linspace(low[1] - pad[1], high[1] + pad[1], resolution)
+    xx, yy = np.meshgrid(xs, ys)
+    return xx, yy, np.column_stack([xx.ravel(), yy.ravel()])
+
+
+def probability_grid(
+    predict_proba: Callable[[np.ndarray], np.ndarray],
+    X: np.ndarray,
+    *,
+    resolution: int = 100,
+    margin: float = 0.1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluate class probabilities on a grid that covers two-feature data.
+
+    Parameters
+    ----------
+    predict_proba : callable
+        Maps an array of shape (P, 2) to probabilities of shape (P, K).
+    X : ndarray of shape (N, 2)
+    resolution, margin
+        As for :func:`region_grid`.
+
+    Returns
+    -------
+    xx, yy : ndarray of shape (resolution, resolution)
+    proba : ndarray of shape (resolution, resolution, K)
+    """
+    xx, yy, grid = _plane(X, resolution, margin)
+    proba = np.asarray(predict_proba(grid), dtype=float)
+    if proba.ndim != 2 or proba.shape[0] != grid.shape[0]:
+        raise ValueError(f"predict_proba must return shape ({grid.shape[0]}, K), got {proba.shape}")
+    return xx, yy, proba.reshape(*xx.shape, proba.shape[1])
+
+
 def region_grid(
     predict_index: Callable[[np.ndarray], np.ndarray],
     X: np.ndarray,
@@ -146,15 +194,7 @@ def region_grid(
     index : ndarray of shape (resolution, resolution), int
         The predicted class index at each grid point.
     """
-    X = np.asarray(X, dtype=float)
-    if X.ndim != 2 or X.shape[1] != 2:
-        raise ValueError(f"decision regions need two features, got X of shape {X.shape}")
-    low, high = X.min(axis=0), X.max(axis=0)
-    pad = margin * np.where(high > low, high - low, 1.0)
-    xs = np.linspace(low[0] - pad[0], high[0] + pad[0], resolution)
-    ys = np.linspace(low[1] - pad[1], high[1] + pad[1], resolution)
-    xx, yy = np.meshgrid(xs, ys)
-    grid = np.column_stack([xx.ravel(), yy.ravel()])
+    xx, yy, grid = _plane(X, resolution, margin)
     index = np.asarray(predict_index(grid)).reshape(xx.shape)
     return xx, yy, index
 
@@ -194,17 +234,93 @@ def draw_decision_regions(
     xx, yy, index = region_grid(predict_index, X, resolution=resolution)
     # One flat colour per class: levels at the half-integers separate the indices.
     ax.contourf(xx, yy, index, levels=np.arange(K + 1) - 0.5, cmap=ListedColormap(colours), alpha=0.3)
+    _scatter_classes(ax, X, y_index, classes, colours)
+    ax.legend(loc="best", fontsize="small", title="class")
+    names = feature_names if feature_names is not None else ("feature 1", "feature 2")
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title("Decision regions")
+
+
+def _scatter_classes(ax: Axes, X: np.ndarray, y_index: np.ndarray, classes: Sequence[object],
+                     colours: Sequence[tuple[float, float, float, float]]) -> None:
     y_index = np.asarray(y_index)
     for k, label in enumerate(classes):
         members = y_index == k
         if members.any():
             ax.scatter(X[members, 0], X[members, 1], s=12, color=colours[k], edgecolors="black",
                        linewidths=0.3, label=str(label))
+
+
+#: PRML Fig. 5.23's levels of p(C_2 | x) for two classes.
+TWO_CLASS_LEVELS: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
+#: Levels of the largest probability for more classes (below 1/K it cannot fall).
+TOP_CLASS_LEVELS: tuple[float, ...] = (0.5, 0.7, 0.9)
+
+
+def draw_probability_contours(
+    ax: Axes,
+    predict_proba: Callable[[np.ndarray], np.ndarray],
+    X: np.ndarray,
+    y_index: np.ndarray,
+    classes: Sequence[object],
+    *,
+    feature_names: Sequence[str] | None = None,
+    title: str = "",
+    resolution: int = 100,
+) -> np.ndarray:
+    """Draw contours of the predicted probabilities over two-feature data, the data on top.
+
+    With two classes the contours are those of :math:`p(C_2 \\mid x)` at 0.1,
+    0.3, 0.5, 0.7 and 0.9, the decision boundary 0.5 drawn thicker (PRML Fig.
+    5.23); with more, those of the largest probability at 0.5, 0.7 and 0.9,
+    over the regions of the predicted class.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    predict_proba : callable
+        Maps an array of shape (P, 2) to probabilities of shape (P, K).
+    X : ndarray of shape (N, 2)
+    y_index : ndarray of shape (N,), int
+        The true class index of each pattern.
+    classes : sequence
+        The ``K`` class labels, for the legend.
+    feature_names : sequence of two str, optional
+    title : str
+    resolution : int, default 100
+
+    Returns
+    -------
+    ndarray of shape (resolution, resolution)
+        The gridded quantity whose contours are drawn (:math:`p(C_2 \\mid x)`
+        or the largest probability).
+    """
+    from matplotlib.colors import ListedColormap
+
+    K = len(classes)
+    colours = _class_colours(K)
+    xx, yy, proba = probability_grid(predict_proba, X, resolution=resolution)
+    if proba.shape[2] != K:
+        raise ValueError(f"predict_proba returned {proba.shape[2]} columns for {K} classes")
+    index = np.argmax(proba, axis=2)
+    ax.contourf(xx, yy, index, levels=np.arange(K + 1) - 0.5, cmap=ListedColormap(colours), alpha=0.15)
+    if K == 2:
+        field, levels = proba[:, :, 1], TWO_CLASS_LEVELS
+        what = f"p({classes[1]} | x)"
+    else:
+        field, levels = proba.max(axis=2), TOP_CLASS_LEVELS
+        what = "largest probability"
+    widths = [2.0 if level == 0.5 else 0.8 for level in levels]
+    lines = ax.contour(xx, yy, field, levels=list(levels), colors="black", linewidths=widths)
+    ax.clabel(lines, fmt="%.1f", fontsize="x-small")
+    _scatter_classes(ax, np.asarray(X, dtype=float), y_index, classes, colours)
     ax.legend(loc="best", fontsize="small", title="class")
     names = feature_names if feature_names is not None else ("feature 1", "feature 2")
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
-    ax.set_title("Decision regions")
+    ax.set_title(f"{title}: contours of {what}" if title else f"Contours of {what}")
+    return np.asarray(field)
 
 
 def report_figure(
@@ -214,10 +330,11 @@ def report_figure(
     matrix: np.ndarray | None,
     classes: Sequence[object],
     regions: tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, np.ndarray] | None = None,
+    contours: tuple[Mapping[str, Callable[[np.ndarray], np.ndarray]], np.ndarray, np.ndarray] | None = None,
     feature_names: Sequence[str] | None = None,
     title: str | None = None,
 ) -> Figure:
-    """The figure of a training run: learning curves, confusion matrix, decision regions.
+    """The figure of a training run: learning curves, confusion matrix, decision regions or contours.
 
     Parameters
     ----------
@@ -229,6 +346,11 @@ def report_figure(
         The class labels.
     regions : (predict_index, X, y_index), optional
         For two-feature data: the panel of decision regions.
+    contours : (predictors, X, y_index), optional
+        For two-feature data: one panel of probability contours
+        (:func:`draw_probability_contours`) per entry of ``predictors``, a
+        mapping from a panel title to a ``predict_proba`` function (a
+        Bayesian network's MAP and moderated predictions, side by side).
     feature_names : sequence of str, optional
         Axis labels for the regions.
     title : str, optional
@@ -244,6 +366,8 @@ def report_figure(
 
     panels = [name for name, present in (("curves", len(loss) > 0), ("matrix", matrix is not None),
                                           ("regions", regions is not None)) if present]
+    if contours is not None:
+        panels += [f"contours:{name}" for name in contours[0]]
     if not panels:
         raise ValueError("nothing to plot: no learning curves, confusion matrix or decision regions")
     fig = Figure(figsize=(5.0 * len(panels), 4.5), layout="constrained")
@@ -255,6 +379,12 @@ def report_figure(
         elif panel == "matrix":
             assert matrix is not None
             draw_confusion_matrix(ax, matrix, classes)
+        elif panel.startswith("contours:"):
+            assert contours is not None
+            predictors, X, y_index = contours
+            name = panel.removeprefix("contours:")
+            draw_probability_contours(ax, predictors[name], X, y_index, classes, feature_names=feature_names,
+                                      title=name)
         else:
             assert regions is not None
             predict_index, X, y_index = regions
@@ -488,3 +618,96 @@ def spectrum_figure(
 def spectrum_png(spectra: Mapping[str, np.ndarray], **kwargs: object) -> bytes:
     """:func:`spectrum_figure` rendered to PNG bytes; takes the same arguments."""
     return to_png(spectrum_figure(spectra, **kwargs))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------
+
+
+class ReliabilityLike(Protocol):
+    """What a reliability diagram needs (:class:`twolayer.calibration.ReliabilityCurve` has it)."""
+
+    @property
+    def bin_edges(self) -> np.ndarray: ...  # (B + 1,)
+    @property
+    def confidence(self) -> np.ndarray: ...  # (B,), NaN where a bin is empty
+    @property
+    def accuracy(self) -> np.ndarray: ...  # (B,), NaN where a bin is empty
+    @property
+    def count(self) -> np.ndarray: ...  # (B,)
+
+
+def draw_reliability_diagram(ax: Axes, curves: Mapping[str, ReliabilityLike], *,
+                             counts_ax: Axes | None = None) -> None:
+    """Draw accuracy against confidence per bin for each curve, and the diagonal of perfect calibration.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    curves : mapping of str to reliability curves
+        Each label (its legend entry) and its bins. Empty bins are left out;
+        a point below the diagonal is over-confident.
+    counts_ax : matplotlib Axes, optional
+        Where to draw the number of patterns in each bin (the distribution of
+        the confidence), as steps over the bin edges.
+
+    References
+    ----------
+    M. H. DeGroot and S. E. Fienberg, *The Statistician* 32 (1983); C. Guo et
+    al., "On calibration of modern neural networks", ICML 2017, Fig. 1.
+    """
+    if not curves:
+        raise ValueError("no reliability curve to draw")
+    ax.plot([0.0, 1.0], [0.0, 1.0], color="grey", linestyle="--", linewidth=1.0, label="perfectly calibrated")
+    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    for k, (label, curve) in enumerate(curves.items()):
+        filled = np.asarray(curve.count) > 0
+        colour = colours[k % len(colours)]
+        ax.plot(np.asarray(curve.confidence)[filled], np.asarray(curve.accuracy)[filled], marker="o", markersize=4,
+                color=colour, label=label)
+        if counts_ax is not None:
+            counts_ax.stairs(np.asarray(curve.count), np.asarray(curve.bin_edges), color=colour, label=label)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel("confidence (largest probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Reliability diagram")
+    ax.legend(loc="upper left", fontsize="small")
+    if counts_ax is not None:
+        counts_ax.set_xlim(0.0, 1.0)
+        counts_ax.set_yscale("log")
+        counts_ax.set_xlabel("confidence (largest probability)")
+        counts_ax.set_ylabel("patterns")
+
+
+def reliability_figure(curves: Mapping[str, ReliabilityLike], *, title: str | None = None) -> Figure:
+    """A reliability diagram above the distribution of the confidence.
+
+    Parameters
+    ----------
+    curves : mapping of str to reliability curves
+        As for :func:`draw_reliability_diagram`.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Attached to an Agg canvas, ready for :func:`to_png`.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 6.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    draw_reliability_diagram(top, curves, counts_ax=bottom)
+    top.set_xlabel("")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def reliability_png(curves: Mapping[str, ReliabilityLike], **kwargs: object) -> bytes:
+    """:func:`reliability_figure` rendered to PNG bytes; takes the same arguments."""
+    return to_png(reliability_figure(curves, **kwargs))  # type: ignore[arg-type]
