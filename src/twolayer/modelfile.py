@@ -532,19 +532,26 @@ def standard_scaler(mean: np.ndarray, scale: np.ndarray, n_samples_seen: int) ->
     return scaler
 
 
+def _is_network(model: Any) -> bool:
+    from twolayer.classifier import TwoLayerClassifier
+
+    if isinstance(model, TwoLayerClassifier):
+        return True
+    # Imported only when the model may be one: the Bayesian module imports more.
+    from twolayer.bayes import BayesianTwoLayerClassifier
+
+    return isinstance(model, BayesianTwoLayerClassifier)
+
+
 def _parts(model: Any) -> tuple[Network, StandardScaler | None]:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from twolayer.bayes import BayesianTwoLayerClassifier
-    from twolayer.classifier import TwoLayerClassifier
-
-    networks = (TwoLayerClassifier, BayesianTwoLayerClassifier)
-    if isinstance(model, networks):
+    if _is_network(model):
         return model, None
     if isinstance(model, Pipeline):
         steps = [step for _, step in model.steps if step not in (None, "passthrough")]
-        if len(steps) == 2 and isinstance(steps[0], StandardScaler) and isinstance(steps[1], networks):
+        if len(steps) == 2 and isinstance(steps[0], StandardScaler) and _is_network(steps[1]):
             return steps[1], steps[0]
     raise TypeError(
         "save takes a fitted TwoLayerClassifier or BayesianTwoLayerClassifier, or a Pipeline of a StandardScaler "
