@@ -754,3 +754,140 @@ def test_second_order_solvers_train_and_resume(tmp_path: Path, capsys: pytest.Ca
     resumed = read(tmp_path / "resumed.st")
     assert resumed.loss_curve[:2] == whole.loss_curve[:2]  # the same first two iterations, then a fresh start
     assert len(resumed.loss_curve) <= 4 and resumed.loss_curve[-1] <= resumed.loss_curve[1]
+
+
+# --------------------------------------------------------------------------
+# Bayesian networks and calibration
+# --------------------------------------------------------------------------
+
+
+def brute_force_ece(y_index: np.ndarray, proba: np.ndarray, n_bins: int) -> float:
+    """Top-label ECE, one bin at a time: bin b holds confidences in (b/B, (b+1)/B], bin 0 also 0."""
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y_index
+    total = 0.0
+    for b in range(n_bins):
+        low, high = b / n_bins, (b + 1) / n_bins
+        members = [n for n in range(len(confidence)) if low < confidence[n] <= high or (b == 0 and confidence[n] == 0)]
+        if members:
+            gap = np.mean(correct[members]) - np.mean(confidence[members])
+            total += len(members) / len(confidence) * abs(gap)
+    return total
+
+
+BAYES_TINY = ["--bayes", "--hidden", "3", "--max-cycles", "2", "--mc-samples", "200"]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_train_bayes_evaluate_predict_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plot' extra")
+    model_path = tmp_path / "bayes.st"
+    code, out, err = run(capsys, "train", "moons", *BAYES_TINY, "--out", model_path, "--plot", tmp_path / "t.png")
+    assert code == 0, err
+    assert "training a Bayesian network on moons" in err and "fixed point" in err
+    file = read(model_path)
+    model = file.model
+    network = file.classifier
+    assert file.bayesian and file.format_version == 2 and file.dtype == "float64"
+    assert network.n_hidden == 3 and network.max_cycles == 2 and network.n_samples == 200
+    # The summary reports the fitted evidence quantities of the stored model.
+    assert table_value(out, "alpha") == f"{network.alpha_[0]:.4g}"
+    assert table_value(out, "gamma") == f"{network.gamma_:.4g}"
+    assert table_value(out, "log evidence") == f"{network.log_evidence_:.6g}"
+    assert file.info is not None and file.info["alpha"] == network.alpha_.tolist()
+    # Held-out figures against the split and the ECE recomputed here.
+    data = load_builtin("moons")
+    _, test = train_test_split(np.arange(data.n_samples), test_size=0.2, stratify=data.y, random_state=0)
+    proba = model.predict_proba(data.X[test])
+    accuracy = float(np.mean(data.y[test] == np.argmax(proba, axis=1)))
+    assert table_value(out, "test accuracy") == f"{accuracy:.4f}"
+    assert table_value(out, "test ECE") == f"{brute_force_ece(data.y[test], proba, 15):.4f}"
+    scaled_test = model[0].transform(data.X[test])
+    map_ece = brute_force_ece(data.y[test], network.predict_proba_map(scaled_test), 15)
+    assert f"(MAP network {map_ece:.4f}), 15 bins" in out
+    four_panels = assert_png(tmp_path / "t.png")
+
+    # evaluate: the calibration of the moderated and the MAP probabilities, and a reliability diagram.
+    code, out, err = run(capsys, "evaluate", model_path, "moons", "--bins", "7", "--plot", tmp_path / "r.png")
+    assert code == 0, err
+    moderated, at_map = model.predict_proba(data.X), network.predict_proba_map(model[0].transform(data.X))
+    ece = table_row(out, "expected calibration error")
+    assert ece == [f"{brute_force_ece(data.y, moderated, 7):.4f}", f"{brute_force_ece(data.y, at_map, 7):.4f}"]
+    brier = np.mean(np.sum((moderated - np.eye(2)[data.y]) ** 2, axis=1))
+    assert table_row(out, "Brier score")[0] == f"{brier:.4f}"
+    assert "moderated" in out and "MAP network" in out and f"wrote plot {tmp_path / 'r.png'}" in out
+    assert_png(tmp_path / "r.png")
+
+    # predict: the moderated probabilities.
+    code, out, err = run(capsys, "predict", model_path, "moons", "--proba")
+    assert code == 0, err
+    got = np.array([[float(r["proba_0"]), float(r["proba_1"])] for r in predictions_csv(out)])
+    np.testing.assert_allclose(got, moderated, rtol=1e-5, atol=1e-12)
+
+    # plot: for two features, the MAP and the moderated contours side by side.
+    code, _, err = run(capsys, "plot", model_path, "moons", "--out", tmp_path / "c.png")
+    assert code == 0, err
+    assert assert_png(tmp_path / "c.png")[1] == four_panels[1]  # curves, matrix, MAP, moderated
+
+
+def test_evaluate_reports_calibration(tmp_path: Path, capsys: pytest.CaptureFixture[str], moons_model: Path) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plot' extra")
+    code, out, err = run(capsys, "evaluate", moons_model, "moons", "--plot", tmp_path / "r.png")
+    assert code == 0, err
+    data = load_builtin("moons")
+    proba = load(moons_model).predict_proba(data.X)
+    assert table_row(out, "expected calibration error") == [f"{brute_force_ece(data.y, proba, 15):.4f}"]
+    assert "Calibration (15 bins" in out and "MAP network" not in out
+    assert_png(tmp_path / "r.png")
+    code, out, err = run(capsys, "evaluate", moons_model, "moons", "--plot", tmp_path / "no" / "r.png")
+    assert_one_line_error(code, err, "--plot", "does not exist")
+    assert out == ""
+    code, _, err = run(capsys, "evaluate", moons_model, "moons", "--bins", "0")
+    assert_one_line_error(code, err, "argument --bins")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_curvature_of_a_bayesian_network(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from twolayer import curvature
+
+    model_path = tmp_path / "bayes.st"
+    code, _, err = run(capsys, "train", "moons", *BAYES_TINY, "--per-group", "--no-scale", "--out", model_path)
+    assert code == 0, err
+    code, out, err = run(capsys, "curvature", model_path, "moons", "--k", "3")
+    assert code == 0, err
+    network = read(model_path).classifier
+    data = load_builtin("moons")
+    params = network.params_
+    # The prior's Hessian: each group's precision on its parameters, biases included.
+    decay = np.concatenate([np.full(p.size, a) for p, a in zip(params, network.alpha_)])
+    assert "none: the prior penalises every parameter" in out
+    for column, build in enumerate((curvature.hessian, curvature.gauss_newton)):
+        eigenvalues = np.linalg.eigvalsh(build(params, data.X, np.eye(2)[data.y]) + np.diag(decay))
+        scale = np.max(np.abs(eigenvalues))
+        for i in range(3):
+            assert_printed(table_row(out, ordinal(i + 1, "largest"))[column], eigenvalues[-1 - i], scale, "largest")
+            assert_printed(table_row(out, ordinal(i + 1, "smallest"))[column], eigenvalues[i], scale, "smallest")
+
+
+BAD_BAYES = [
+    (["--solver", "adam"], "--solver does not apply to --bayes"),
+    (["--dtype", "float32"], "--dtype float32 does not apply to --bayes"),
+    (["--checkpoint", "c.ckpt"], "--checkpoint does not apply to --bayes"),
+    (["--class-weight", "balanced"], "--class-weight does not apply to --bayes"),
+    (["--alpha", "0"], "--alpha must be positive with --bayes"),
+    (["--per-group", "--alpha-search", "grid"], "--per-group needs --alpha-search fixed_point"),
+    (["--structure", "wide"], "argument --structure: invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), BAD_BAYES, ids=[b[1][:30] for b in BAD_BAYES])
+def test_bad_bayes_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str) -> None:
+    code, out, err = run(capsys, "train", "moons", "--bayes", *argv, "--out", tmp_path / "m.st")
+    assert_one_line_error(code, err, expected)
+    assert out == "" and list(tmp_path.iterdir()) == []
+
+
+def test_bayes_options_need_bayes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "train", "moons", "--structure", "diagonal", "--out", tmp_path / "m.st")
+    assert_one_line_error(code, err, "--structure applies to a Bayesian network: add --bayes")
+    assert list(tmp_path.iterdir()) == []

@@ -95,6 +95,33 @@ _FRESH_STATE_ON_RESUME = {
 # matrices take 400 MB and some tens of seconds; beyond, Lanczos alone.
 FULL_SPECTRUM_MAX_PARAMS = 5000
 
+# `twolayer train --bayes`: the defaults of BayesianTwoLayerClassifier where
+# they differ from TRAIN_DEFAULTS (a weaker start for the evidence is no help:
+# the fixed point moves alpha by orders of magnitude in a few cycles).
+BAYES_DEFAULTS: dict[str, Any] = {
+    "hidden": 20,
+    "alpha": 1.0,
+    "epochs": 1000,
+    "tol": 1e-6,
+    "alpha_search": "fixed_point",
+    "per_group": False,
+    "structure": "full",
+    "hessian": "gauss_newton",
+    "predictive": "mc",
+    "mc_samples": 1000,
+    "max_cycles": 10,
+}
+# Options of `train` that a Bayesian network has no use for.
+_NOT_BAYESIAN = {
+    "solver": "the MAP network is trained by L-BFGS",
+    "batch_size": "the MAP network is trained on the whole batch",
+    "learning_rate": "the MAP network is trained by L-BFGS",
+    "n_iter_no_change": "L-BFGS stops at --tol",
+    "checkpoint": "the evidence procedure cannot be checkpointed",
+    "checkpoint_every": "the evidence procedure cannot be checkpointed",
+    "resume": "the evidence procedure cannot be checkpointed",
+}
+
 # Options that decide the weights: a resumed run must keep them.
 _RUN_DEFINING = ("target", "hidden", "activation", "solver", "batch_size", "learning_rate", "alpha", "tol",
                  "n_iter_no_change", "class_weight", "seed", "dtype", "test_size", "scale")
@@ -176,6 +203,10 @@ def _default(name: str) -> str:
     return f"(default: {TRAIN_DEFAULTS[name]})"
 
 
+def _bayes_default(name: str) -> str:
+    return f"(default: {BAYES_DEFAULTS[name]})"
+
+
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     # Training options default to None so that --resume can tell what was
     # given; TRAIN_DEFAULTS fills in the rest.
@@ -212,6 +243,30 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--scale", action=argparse.BooleanOptionalAction, default=None,
                        help="standardise the features (mean 0, variance 1 on the training split), stored in the "
                             "model (default: --scale)")
+    bayes = p.add_argument_group(
+        "the Bayesian network (--bayes)",
+        "With --bayes the network is a twolayer.bayes.BayesianTwoLayerClassifier (PRML 5.7): the MAP network is "
+        "trained by L-BFGS in float64 (--epochs iterations per training, default 1000; --tol default 1e-6), the "
+        "prior precision alpha is chosen by the evidence (--alpha is where the fixed point starts, default 1), and "
+        "predictions are moderated by the Laplace posterior. --hidden defaults to 20. Minibatch options, class "
+        "weights and checkpoints do not apply.")
+    bayes.add_argument("--bayes", action="store_true", help="train a Bayesian network")
+    bayes.add_argument("--alpha-search", choices=("fixed_point", "grid"),
+                       help="MacKay's re-estimation, or the largest evidence over a grid of alphas (1e-2 to 1e2) "
+                            f"(default: {BAYES_DEFAULTS['alpha_search']})")
+    bayes.add_argument("--per-group", action="store_true", default=None,
+                       help="one prior precision for each of W1, b1, W2, b2 (fixed point only)")
+    bayes.add_argument("--structure", choices=("full", "last_layer", "diagonal"),
+                       help=f"the posterior's covariance {_bayes_default('structure')}")
+    bayes.add_argument("--hessian", choices=("gauss_newton", "exact"),
+                       help=f"the posterior's curvature {_bayes_default('hessian')}")
+    bayes.add_argument("--predictive", choices=("mc", "probit"),
+                       help=f"Monte Carlo or the probit approximation of the moderated predictive "
+                            f"{_bayes_default('predictive')}")
+    bayes.add_argument("--mc-samples", type=_positive_int, metavar="S",
+                       help=f"Monte Carlo samples per prediction {_bayes_default('mc_samples')}")
+    bayes.add_argument("--max-cycles", type=_positive_int, metavar="C",
+                       help=f"the most train / re-estimate cycles of the fixed point {_bayes_default('max_cycles')}")
     out = p.add_argument_group("files")
     out.add_argument("--out", metavar="PATH", help="write the trained model here (safetensors)")
     out.add_argument("--plot", metavar="PNG", help="write learning curves, confusion matrix (and, for two features, "
@@ -238,6 +293,10 @@ def _add_model_data_arguments(p: argparse.ArgumentParser, *, data_required: bool
 
 def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     _add_model_data_arguments(p, data_required=True)
+    p.add_argument("--bins", type=_positive_int, default=15, metavar="B",
+                   help="equal-width confidence bins of the calibration errors and the diagram (default: 15)")
+    p.add_argument("--plot", metavar="PNG",
+                   help="write a reliability diagram (for a Bayesian network, moderated and MAP) to this PNG file")
 
 
 def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
@@ -679,7 +738,7 @@ def _split(data: Dataset, test_size: float, seed: int) -> tuple[np.ndarray, np.n
     return np.sort(train), np.sort(test)
 
 
-def _pipeline(run: _Run, model: TwoLayerClassifier) -> Any:
+def _pipeline(run: _Run, model: Any) -> Any:
     from twolayer.modelfile import scaled_model
 
     if run.scaler_mean is None or run.scaler_scale is None:
@@ -688,9 +747,12 @@ def _pipeline(run: _Run, model: TwoLayerClassifier) -> Any:
 
 
 def _metrics(predictor: Any, X: np.ndarray, y: np.ndarray, classes: np.ndarray) -> dict[str, Any]:
+    return _metrics_of(predictor.predict_proba(X), y, classes)
+
+
+def _metrics_of(proba: np.ndarray, y: np.ndarray, classes: np.ndarray) -> dict[str, Any]:
     from sklearn.metrics import confusion_matrix, log_loss
 
-    proba = predictor.predict_proba(X)
     predicted = classes[np.argmax(proba, axis=1)]
     return {
         "n_samples": int(y.size),
@@ -707,6 +769,11 @@ def _train(args: argparse.Namespace) -> int:
     from twolayer.modelfile import Checkpoint, load_checkpoint, save, save_checkpoint
     from twolayer.optim import TrainingDiverged
 
+    if args.bayes:
+        return _train_bayes(args)
+    for key in BAYES_DEFAULTS:
+        if key not in TRAIN_DEFAULTS and getattr(args, key) is not None:
+            raise DataError(f"--{key.replace('_', '-')} applies to a Bayesian network: add --bayes")
     checkpoint_in: Checkpoint | None = None
     stored = None
     if args.resume is not None:
@@ -870,23 +937,190 @@ def _train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _train_bayes(args: argparse.Namespace) -> int:
+    """``twolayer train --bayes``: the evidence procedure, then the summary and the files."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from twolayer.bayes import BayesianTwoLayerClassifier
+    from twolayer.calibration import calibration_summary
+    from twolayer.datasets import check_classes, load_dataset
+    from twolayer.modelfile import atomic_write, save
+
+    for key, reason in _NOT_BAYESIAN.items():
+        if getattr(args, key) is not None:
+            raise DataError(f"--{key.replace('_', '-')} does not apply to --bayes ({reason})")
+    if args.class_weight not in (None, "none"):
+        raise DataError("--class-weight does not apply to --bayes (the evidence is that of the unweighted patterns)")
+    if args.dtype == "float32":
+        raise DataError("--dtype float32 does not apply to --bayes (a Bayesian network works in float64)")
+
+    def option(key: str) -> Any:
+        given = getattr(args, key)
+        if given is not None:
+            return given
+        return BAYES_DEFAULTS[key] if key in BAYES_DEFAULTS else TRAIN_DEFAULTS.get(key)
+
+    options = {key: option(key) for key in ("target", "hidden", "activation", "epochs", "alpha", "tol", "seed",
+                                            "test_size", "scale", "out", "plot", *BAYES_DEFAULTS)}
+    if options["alpha"] <= 0:
+        raise DataError("--alpha must be positive with --bayes (it is a prior precision)")
+    if options["per_group"] and options["alpha_search"] == "grid":
+        raise DataError("--per-group needs --alpha-search fixed_point (a grid holds one alpha)")
+    for key in ("out", "plot"):
+        _check_writable(options[key], "--" + key)
+    if options["plot"] is not None:
+        _need_matplotlib("--plot")
+    paths = [Path(p).resolve() for p in (options["out"], options["plot"]) if p is not None]
+    if len(set(paths)) < len(paths):
+        raise DataError("--out and --plot must name different files")
+
+    source = args.data or "digits"
+    data = load_dataset(source, target=options["target"])
+    check_classes(data)
+    assert data.y is not None
+    quiet = bool(args.quiet)
+    train_index, test_index = _split(data, options["test_size"], options["seed"])
+    mean = scale = None
+    if options["scale"]:
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(data.X[train_index])
+        mean, scale = scaler.mean_, scaler.scale_
+    run = _Run(options, data, train_index, test_index, mean, scale, int(train_index.size), [], 0.0)
+    model = BayesianTwoLayerClassifier(
+        n_hidden=options["hidden"], activation=options["activation"], alpha=options["alpha"],
+        alpha_search=options["alpha_search"], per_group=bool(options["per_group"]), hessian=options["hessian"],
+        structure=options["structure"], max_cycles=options["max_cycles"], max_iter=options["epochs"],
+        tol=options["tol"], method=options["predictive"], n_samples=options["mc_samples"],
+        random_state=options["seed"],
+    )
+    X_train, y_train = run.transform(data.X[train_index]), data.y[train_index]
+    D, M, K = data.n_features, options["hidden"], np.unique(data.y).size
+    if not quiet:
+        what = f"{data.source}: {data.n_samples} samples, {D} features, {K} classes"
+        search = ("MacKay's fixed point" + (", one alpha per group" if options["per_group"] else "")
+                  if options["alpha_search"] == "fixed_point" else "the largest evidence over a grid")
+        _note(f"training a Bayesian network on {what}; {train_index.size} for training, {test_index.size} held out; "
+              f"alpha by {search} ({options['structure']} Laplace posterior, {options['hessian']} curvature)")
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        try:
+            model.fit(X_train, y_train)
+        except ValueError as exc:
+            raise DataError(f"the Bayesian network cannot be trained: {exc}") from None
+    for warning in caught:
+        if issubclass(warning.category, ConvergenceWarning):
+            _note(f"note: {warning.message}", quiet=quiet)
+        else:  # not ours to judge: pass it on
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    elapsed = time.perf_counter() - started
+
+    predictor = _pipeline(run, model)
+    classes = np.asarray(model.classes_)
+    y_test = data.y[test_index]
+    train_metrics = _metrics(predictor, data.X[train_index], y_train, classes)
+    proba = np.asarray(predictor.predict_proba(data.X[test_index]))
+    proba_map = _map_proba(predictor, data.X[test_index])
+    test_metrics = _metrics_of(proba, y_test, classes)
+    moderated = calibration_summary(y_test, proba, classes=classes)
+    at_map = calibration_summary(y_test, proba_map, classes=classes)
+    alpha = [float(a) for a in model.alpha_]
+    summary = {
+        "data": source,
+        "n_train": int(train_index.size),
+        "n_test": int(test_index.size),
+        "bayesian": True,
+        "epochs": int(model.n_iter_),
+        "cycles": int(model.n_cycles_),
+        "seconds": round(elapsed, 3),
+        "alpha": alpha,
+        "gamma": float(model.gamma_),
+        "log_evidence": float(model.log_evidence_),
+        "train_accuracy": train_metrics["accuracy"],
+        "test_accuracy": test_metrics["accuracy"],
+        "test_log_loss": test_metrics["log_loss"],
+        "test_log_loss_map": at_map["log_loss"],
+        "test_ece": moderated["ece"],
+        "test_ece_map": at_map["ece"],
+        "test_confusion_matrix": test_metrics["confusion_matrix"],
+    }
+    png = None
+    if options["plot"] is not None:
+        png = _report_png(predictor, classes, model.loss_curve_, None, test_metrics["confusion_matrix"], data,
+                          title=f"{source}: Bayesian network, {M} hidden units, alpha by the evidence")
+    if options["out"] is not None:
+        save(predictor, options["out"], feature_names=data.feature_names, target_name=data.target_name, info=summary)
+    if png is not None:
+        atomic_write(options["plot"], png)
+
+    if not quiet:
+        W = (D + 1) * M + (M + 1) * K
+        groups = ", ".join(f"{g} {a:.4g}" for g, a in zip(("W1", "b1", "W2", "b2"), alpha))
+        console = _console()
+        console.print(_key_value_table("Summary", [
+            ("data", f"{source} ({train_index.size} train / {test_index.size} test, {D} features, {K} classes)"),
+            ("network", (f"{D}-{M}-{K}, {options['activation']} hidden units, softmax outputs, float64, Bayesian "
+                         f"({options['structure']} Laplace posterior, {options['hessian']} curvature)")),
+            ("training", f"{model.n_cycles_} trainings, {model.n_iter_} L-BFGS iterations in all, {elapsed:.1f} s"),
+            ("alpha", f"{alpha[0]:.4g} (all weights and biases)" if len(set(alpha)) == 1 else groups),
+            ("gamma", f"{model.gamma_:.4g} well-determined parameters of {W}"),
+            ("log evidence", f"{model.log_evidence_:.6g}"),
+            ("train accuracy", f"{train_metrics['accuracy']:.4f}"),
+            ("test accuracy", f"{test_metrics['accuracy']:.4f} (MAP network {at_map['accuracy']:.4f})"),
+            ("test log-loss", f"{test_metrics['log_loss']:.4f} (MAP network {at_map['log_loss']:.4f})"),
+            ("test ECE", f"{moderated['ece']:.4f} (MAP network {at_map['ece']:.4f}), 15 bins"),
+        ]))
+        console.print(_confusion_table(np.asarray(test_metrics["confusion_matrix"]), classes,
+                                       "Confusion matrix (held-out test set, moderated)"))
+        for key, label in (("out", "model"), ("plot", "plot")):
+            if options[key] is not None:
+                print(f"wrote {label} {options[key]}")
+    return EXIT_OK
+
+
 def _report_png(predictor: Any, classes: np.ndarray, loss: Sequence[float], accuracy: Sequence[float] | None,
                 matrix: Sequence[Sequence[int]] | None, data: Dataset | None, *, title: str) -> bytes:
     from twolayer import plots
 
-    regions = None
+    regions = contours = None
     if data is not None and data.n_features == 2 and data.y is not None:
         index = {c: k for k, c in enumerate(classes.tolist())}
         y_index = np.array([index.get(v, -1) for v in data.y.tolist()])
+        if _is_bayesian(predictor):
+            # PRML Fig. 5.23: the MAP network's contours beside the moderated ones.
+            predictors = {"MAP network": lambda P: _map_proba(predictor, P),
+                          "moderated": lambda P: np.asarray(predictor.predict_proba(P))}
+            contours = (predictors, data.X, y_index)
+        else:
+            def predict_index(P: np.ndarray) -> np.ndarray:
+                return np.asarray(np.argmax(predictor.predict_proba(P), axis=1))
 
-        def predict_index(P: np.ndarray) -> np.ndarray:
-            return np.asarray(np.argmax(predictor.predict_proba(P), axis=1))
-
-        regions = (predict_index, data.X, y_index)
+            regions = (predict_index, data.X, y_index)
     return plots.report_png(loss=list(loss), accuracy=list(accuracy) if accuracy else None,
                             matrix=None if matrix is None else np.asarray(matrix), classes=classes.tolist(),
-                            regions=regions, feature_names=data.feature_names if data is not None else None,
-                            title=title)
+                            regions=regions, contours=contours,
+                            feature_names=data.feature_names if data is not None else None, title=title)
+
+
+def _network_of(model: Any) -> Any:
+    """The network itself: the last step of a pipeline."""
+    from sklearn.pipeline import Pipeline
+
+    return model[-1] if isinstance(model, Pipeline) else model
+
+
+def _is_bayesian(model: Any) -> bool:
+    return hasattr(_network_of(model), "posterior_")
+
+
+def _map_proba(model: Any, X: np.ndarray) -> np.ndarray:
+    """A Bayesian network's MAP probabilities, through the model's scaler."""
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline):
+        X = model[:-1].transform(X)
+    return np.asarray(_network_of(model).predict_proba_map(X))
 
 
 # --------------------------------------------------------------------------
@@ -897,25 +1131,54 @@ def _report_png(predictor: Any, classes: np.ndarray, loss: Sequence[float], accu
 def _evaluate(args: argparse.Namespace) -> int:
     from sklearn.metrics import precision_recall_fscore_support
 
-    from twolayer.modelfile import read
+    from twolayer.calibration import calibration_summary, reliability_curve
+    from twolayer.modelfile import atomic_write, read
 
+    _check_writable(args.plot, "--plot")
+    if args.plot is not None:
+        _need_matplotlib("--plot")
     model_file = read(args.model)
     data = _model_data(model_file, args.data, args.target, require_target=True)
     classes = model_file.classes
     y = _labels_as_classes(data, classes)
-    metrics = _metrics(model_file.model, data.X, y, classes)
+    proba = np.asarray(model_file.model.predict_proba(data.X))
+    metrics = _metrics_of(proba, y, classes)
     precision, recall, f1, support = precision_recall_fscore_support(
         y, metrics["predicted"], labels=classes, zero_division=0)
+    # Calibration of the model's probabilities; a Bayesian network's MAP ones beside them.
+    probabilities = {"moderated" if model_file.bayesian else "model": proba}
+    if model_file.bayesian:
+        probabilities["MAP network"] = _map_proba(model_file.model, data.X)
+    calibration = {name: calibration_summary(y, p, classes=classes, n_bins=args.bins)
+                   for name, p in probabilities.items()}
+
+    png = None
+    if args.plot is not None:
+        from twolayer import plots
+
+        curves = {f"{name} (ECE {calibration[name]['ece']:.3f})": reliability_curve(y, p, classes=classes,
+                                                                                   n_bins=args.bins)
+                  for name, p in probabilities.items()}
+        png = plots.reliability_png(curves, title=f"{args.model} on {data.source} ({data.n_samples} samples)")
 
     from rich.table import Table
 
     console = _console()
     console.print(_key_value_table("Evaluation", [
-        ("model", str(args.model)),
+        ("model", str(args.model) + (" (Bayesian: moderated predictions)" if model_file.bayesian else "")),
         ("data", f"{data.source} ({data.n_samples} samples)"),
         ("accuracy", f"{metrics['accuracy']:.4f}"),
         ("log-loss", f"{metrics['log_loss']:.4f}"),
     ]))
+    title = f"Calibration ({args.bins} bins of the top-label confidence)"
+    table = Table(title=title, title_justify="left", min_width=len(title))
+    table.add_column("", style="bold")
+    for name in calibration:
+        table.add_column(name, justify="right")
+    for key, label in (("accuracy", "accuracy"), ("log_loss", "log-loss"), ("brier", "Brier score"),
+                       ("ece", "expected calibration error"), ("mce", "maximum calibration error")):
+        table.add_row(label, *(f"{values[key]:.4f}" for values in calibration.values()))
+    console.print(table)
     table = Table(title="Per class", title_justify="left")
     for column in ("class", "precision", "recall", "F1", "support"):
         table.add_column(column, justify="right")
@@ -923,6 +1186,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         table.add_row(_label(c), f"{p:.4f}", f"{r:.4f}", f"{f:.4f}", str(int(s)))
     console.print(table)
     console.print(_confusion_table(np.asarray(metrics["confusion_matrix"]), classes, "Confusion matrix"))
+    if png is not None:
+        atomic_write(args.plot, png)
+        print(f"wrote plot {args.plot}")
     return EXIT_OK
 
 
@@ -994,10 +1260,10 @@ class _Known:
     to every column of ``W2`` (each :math:`a_k` moves by :math:`z \\cdot u`),
     leaves :math:`E` unchanged at every point. The Hessian and the
     Gauss-Newton matrix of :math:`E` vanish along these ``M + 1`` directions,
-    so those of :math:`\\tilde E` have them as eigenvectors with eigenvalue 0
-    (``b2``, never penalised) and ``alpha`` (the ``W2`` shifts). The ones with
-    eigenvalue 0 are the flat directions of :math:`\\tilde E` (all of them
-    when ``alpha = 0``).
+    so those of :math:`\\tilde E` have them as eigenvectors with the decay's
+    eigenvalues: that of ``b2`` (0 for TwoLayerClassifier, which leaves
+    biases free) and that of ``W2`` (``alpha``). The ones with eigenvalue 0
+    are the flat directions of :math:`\\tilde E`.
     """
 
     vectors: np.ndarray  # (W, M + 1), orthonormal columns
@@ -1013,7 +1279,7 @@ class _Known:
         return np.asarray(self.values[self.values != 0])
 
 
-def _known_eigenvectors(D: int, M: int, K: int, alpha: float) -> _Known:
+def _known_eigenvectors(D: int, M: int, K: int, alpha_W2: float, alpha_b2: float) -> _Known:
     from twolayer.network import Params, flatten
 
     ones = np.full(K, 1.0 / math.sqrt(K))
@@ -1023,7 +1289,7 @@ def _known_eigenvectors(D: int, M: int, K: int, alpha: float) -> _Known:
         W2 = np.zeros((M, K))
         W2[j] = ones
         columns.append(np.asarray(flatten(zero._replace(W2=W2))))
-    return _Known(np.column_stack(columns), np.array([0.0] + [alpha] * M))
+    return _Known(np.column_stack(columns), np.array([alpha_b2] + [alpha_W2] * M))
 
 
 @dataclass(frozen=True)
@@ -1174,6 +1440,24 @@ def _condition_number(spectrum: _Spectrum, n_params: int) -> str:
     return f"{high / low:.4g}"
 
 
+def _decayed_operator(operator: Any, decay: np.ndarray) -> Any:
+    """``operator + diag(decay)`` as a LinearOperator."""
+    from scipy.sparse.linalg import LinearOperator
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        v = np.ravel(v)
+        return np.asarray(np.asarray(operator.matvec(v)).ravel() + decay * v)
+
+    return LinearOperator(operator.shape, matvec=matvec, rmatvec=matvec, dtype=np.float64)
+
+
+def _decayed(matrix: np.ndarray, decay: np.ndarray) -> np.ndarray:
+    """``matrix + diag(decay)``, the decay's Hessian added to the data's."""
+    out: np.ndarray = np.array(matrix, dtype=np.float64)
+    out[np.diag_indices_from(out)] += decay
+    return out
+
+
 def _ordinal(n: int, word: str) -> str:
     if n == 1:
         return word
@@ -1208,8 +1492,15 @@ def _curvature(args: argparse.Namespace) -> int:
     params = Params(*(np.asarray(p, dtype=np.float64) for p in classifier.params_))
     D, M, K = data.n_features, classifier.n_hidden, classes.size
     W = n_params(D, M, K)
-    alpha = float(classifier.alpha)
-    known = _known_eigenvectors(D, M, K, alpha)
+    # The decay's Hessian, diag(alpha_i): alpha on the weights and none on the
+    # biases for TwoLayerClassifier (PRML eq. 5.112); a Bayesian network's
+    # prior precision of each group (W1, b1, W2, b2; PRML eq. 5.211).
+    if model_file.bayesian:
+        group_alpha = [float(a) for a in classifier.alpha_]
+    else:
+        group_alpha = [float(classifier.alpha), 0.0, float(classifier.alpha), 0.0]
+    decay = np.asarray(flatten(Params(*(np.full(np.shape(p), a) for p, a in zip(params, group_alpha)))))
+    known = _known_eigenvectors(D, M, K, group_alpha[2], group_alpha[3])
     most = W - known.vectors.shape[1] - 1  # ARPACK finds fewer eigenvalues than the operator's size
     if args.k > most:
         raise DataError(f"--k {args.k}: this {D}-{M}-{K} network has {W} parameters, {M + 1} of them along known "
@@ -1218,23 +1509,30 @@ def _curvature(args: argparse.Namespace) -> int:
     T = np.zeros((y.size, K))
     T[np.arange(y.size), codes] = 1.0  # 1-of-K targets in the order of the model's classes
     sample_weight = None
-    if classifier.class_weight is not None:
+    if getattr(classifier, "class_weight", None) is not None:
         try:
             sample_weight = compute_class_weight(classifier.class_weight, classes=classes, y=y)[codes]
         except ValueError as exc:
             raise DataError(f"{data.source}: the model's class weights cannot be applied to it ({exc})") from None
     full = W <= FULL_SPECTRUM_MAX_PARAMS
-    kw: dict[str, Any] = {"activation": classifier.activation, "alpha": alpha}
-    g = flatten(gradient(params, X, T, sample_weight, activation=classifier.activation))
-    g = g + alpha * flatten(params._replace(b1=0 * params.b1, b2=0 * params.b2))  # the decay's gradient, alpha w
+    activation = classifier.activation
+    g = flatten(gradient(params, X, T, sample_weight, activation=activation)) + decay * flatten(params)
     spectra = [
-        _spectrum("Hessian", curvature.hessian_operator(params, X, T, sample_weight, **kw),
-                  (lambda: curvature.hessian(params, X, T, sample_weight, **kw)) if full else None,
-                  known, args.k, args.max_products),
-        _spectrum("Gauss-Newton", curvature.gauss_newton_operator(params, X, T, sample_weight, **kw),
-                  (lambda: curvature.gauss_newton(params, X, T, sample_weight, **kw)) if full else None,
-                  known, args.k, args.max_products),
+        _spectrum("Hessian", _decayed_operator(curvature.hessian_operator(params, X, T, sample_weight,
+                                                                          activation=activation), decay),
+                  (lambda: _decayed(curvature.hessian(params, X, T, sample_weight, activation=activation), decay))
+                  if full else None, known, args.k, args.max_products),
+        _spectrum("Gauss-Newton", _decayed_operator(curvature.gauss_newton_operator(params, X, T, sample_weight,
+                                                                                    activation=activation), decay),
+                  (lambda: _decayed(curvature.gauss_newton(params, X, T, sample_weight, activation=activation), decay))
+                  if full else None, known, args.k, args.max_products),
     ]
+    if model_file.bayesian:
+        prior = ", ".join(f"{name} {a:.4g}" for name, a in zip(("W1", "b1", "W2", "b2"), group_alpha))
+        error = f"E~ = E + sum_g alpha_g/2 |w_g|^2 summed over the patterns, the Bayesian network's prior: {prior}"
+    else:
+        error = (f"E~ = E + alpha/2 |w|^2 summed over the patterns, alpha = {group_alpha[0]:g} on W1 and W2 "
+                 "(biases free)")
 
     png = None
     if args.plot is not None:
@@ -1243,11 +1541,17 @@ def _curvature(args: argparse.Namespace) -> int:
         shown = {s.name: (s.full if s.full is not None else np.concatenate([s.largest, s.smallest]))
                  for s in spectra}
         png = plots.spectrum_png(shown, full=full,
-                                 title=f"{args.model} on {data.source}: {D}-{M}-{K} network, W = {W}, alpha = {alpha:g}")
+                                 title=f"{args.model} on {data.source}: {D}-{M}-{K} network, W = {W}")
 
     from rich.table import Table
 
-    flat_what = "a common shift of b2" if alpha else "common shifts of b2 and of the rows of W2, as alpha = 0"
+    if known.flat == 0:
+        flat = "none: the prior penalises every parameter"
+    else:
+        what = ("a common shift of b2" if known.flat == 1
+                else "common shifts of b2 and of the rows of W2, as alpha = 0")
+        flat = (f"{known.flat} direction{'s' if known.flat > 1 else ''} along which E~ is constant ({what}): left "
+                "out of the smallest eigenvalues and the condition number")
     lanczos = []
     for s in spectra:
         found = int(np.sum(np.isfinite(s.lanczos_largest)) + np.sum(np.isfinite(s.lanczos_smallest)))
@@ -1259,12 +1563,10 @@ def _curvature(args: argparse.Namespace) -> int:
         ("model", f"{args.model}: {D}-{M}-{K} network, {classifier.activation} hidden units, W = {W} parameters"),
         ("data", f"{data.source} ({data.n_samples} samples)"
                  + (", standardised by the model's scaler" if isinstance(model_file.model, Pipeline) else "")),
-        ("error", f"E~ = E + alpha/2 |w|^2 summed over the patterns, alpha = {alpha:g} on W1 and W2 (biases free)"
-                  + (f", patterns weighted by class_weight={classifier.class_weight!r}"
-                     if sample_weight is not None else "")),
+        ("error", error + (f", patterns weighted by class_weight={classifier.class_weight!r}"
+                           if sample_weight is not None else "")),
         ("gradient", f"|grad E~| = {np.linalg.norm(g):.4g}, largest component {np.max(np.abs(g)):.4g}"),
-        ("flat", (f"{known.flat} direction{'s' if known.flat > 1 else ''} along which E~ is constant ({flat_what}): "
-                  "left out of the smallest eigenvalues and the condition number")),
+        ("flat", flat),
         ("spectrum", f"full (numpy.linalg.eigvalsh), W <= {FULL_SPECTRUM_MAX_PARAMS}" if full
                      else f"not computed (W > {FULL_SPECTRUM_MAX_PARAMS}); Lanczos values only"),
         ("Lanczos", "scipy eigsh on the R-operator products; " + "; ".join(lanczos)),
