@@ -229,3 +229,11 @@ def test_reliability_diagram_draws_the_filled_bins() -> None:
         plots.draw_reliability_diagram(top, {})
     image = decode(plots.reliability_png({"a": curve, "b": Curve([0.5] * 4, [0.5] * 4, [1] * 4)}, title="t"))
     assert image.ndim == 3 and image.std() > 0
+
+
+def test_learning_curves_name_their_step() -> None:
+    _, ax = axes()
+    plots.draw_learning_curves(ax, [1.0, 0.5], unit="iteration")
+    assert ax.get_xlabel() == "iteration"
+    fig = plots.report_figure(loss=[1.0], accuracy=None, matrix=None, classes=[0, 1], unit="L-BFGS iteration")
+    assert fig.axes[0].get_xlabel() == "L-BFGS iteration"

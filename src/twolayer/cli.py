@@ -1100,7 +1100,16 @@ def _report_png(predictor: Any, classes: np.ndarray, loss: Sequence[float], accu
     return plots.report_png(loss=list(loss), accuracy=list(accuracy) if accuracy else None,
                             matrix=None if matrix is None else np.asarray(matrix), classes=classes.tolist(),
                             regions=regions, contours=contours,
-                            feature_names=data.feature_names if data is not None else None, title=title)
+                            feature_names=data.feature_names if data is not None else None, title=title,
+                            unit=_curve_unit(predictor))
+
+
+def _curve_unit(model: Any) -> str:
+    """What one entry of a model's loss curve is."""
+    network = _network_of(model)
+    if _is_bayesian(network):
+        return "L-BFGS iteration (all trainings in turn)"
+    return "epoch" if network.solver in MINIBATCH_SOLVERS else "iteration"
 
 
 def _network_of(model: Any) -> Any:

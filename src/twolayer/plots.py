@@ -61,7 +61,7 @@ def _class_colours(n_classes: int) -> list[tuple[float, float, float, float]]:
 
 
 def draw_learning_curves(
-    ax: Axes, loss: Sequence[float], accuracy: Sequence[float] | None = None
+    ax: Axes, loss: Sequence[float], accuracy: Sequence[float] | None = None, *, unit: str = "epoch"
 ) -> Axes | None:
     """Draw the training loss per epoch and, on a second scale, the held-out accuracy.
 
@@ -73,6 +73,9 @@ def draw_learning_curves(
         The training loss after each epoch (``loss_curve_``).
     accuracy : sequence of float, optional
         The held-out accuracy after each epoch, drawn on a twin axis.
+    unit : str, default "epoch"
+        What one step of the curve is (the label of the horizontal axis):
+        "iteration" for the whole-batch solvers.
 
     Returns
     -------
@@ -81,7 +84,7 @@ def draw_learning_curves(
     """
     epochs = np.arange(1, len(loss) + 1)
     ax.plot(epochs, np.asarray(loss, dtype=float), color="tab:blue", label="training loss")
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(unit)
     ax.set_ylabel("training loss", color="tab:blue")
     ax.set_title("Learning curves")
     if accuracy is None or len(accuracy) == 0:
@@ -333,6 +336,7 @@ def report_figure(
     contours: tuple[Mapping[str, Callable[[np.ndarray], np.ndarray]], np.ndarray, np.ndarray] | None = None,
     feature_names: Sequence[str] | None = None,
     title: str | None = None,
+    unit: str = "epoch",
 ) -> Figure:
     """The figure of a training run: learning curves, confusion matrix, decision regions or contours.
 
@@ -355,6 +359,8 @@ def report_figure(
         Axis labels for the regions.
     title : str, optional
         A title over the whole figure.
+    unit : str, default "epoch"
+        The step of the learning curves (see :func:`draw_learning_curves`).
 
     Returns
     -------
@@ -375,7 +381,7 @@ def report_figure(
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, panel in zip(axes, panels):
         if panel == "curves":
-            draw_learning_curves(ax, loss, accuracy)
+            draw_learning_curves(ax, loss, accuracy, unit=unit)
         elif panel == "matrix":
             assert matrix is not None
             draw_confusion_matrix(ax, matrix, classes)
