@@ -891,3 +891,32 @@ def test_bayes_options_need_bayes(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, _, err = run(capsys, "train", "moons", "--structure", "diagonal", "--out", tmp_path / "m.st")
     assert_one_line_error(code, err, "--structure applies to a Bayesian network: add --bayes")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_curvature_on_the_training_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        moons_model: Path) -> None:
+    from twolayer import curvature
+
+    code, out, err = run(capsys, "curvature", moons_model, "moons", "--k", "2", "--rows", "train")
+    assert code == 0, err
+    assert "the train rows (320 samples)" in out
+    # The training rows recomputed independently, as the summary test does.
+    data = load_builtin("moons")
+    train, _ = train_test_split(np.arange(data.n_samples), test_size=0.2, stratify=data.y, random_state=0)
+    file = read(moons_model)
+    X = file.model[0].transform(data.X[train])
+    params = network.Params(*(np.asarray(p, dtype=np.float64) for p in file.classifier.params_))
+    H = curvature.hessian(params, X, np.eye(2)[data.y[train]], alpha=file.classifier.alpha)
+    eigenvalues = np.linalg.eigvalsh(H)
+    scale = np.max(np.abs(eigenvalues))
+    assert_printed(table_row(out, "largest")[0], eigenvalues[-1], scale, "largest")
+    code, out, _ = run(capsys, "curvature", moons_model, "moons", "--k", "2", "--rows", "test")
+    assert code == 0 and "the test rows (80 samples)" in out
+
+    code, _, err = run(capsys, "curvature", moons_model, "circles", "--rows", "train")
+    assert_one_line_error(code, err, "--rows train: circles is not the data")
+    from twolayer.modelfile import save
+
+    save(file.model, tmp_path / "bare.st")  # through the Python API: no record of a split
+    code, _, err = run(capsys, "curvature", tmp_path / "bare.st", "moons", "--rows", "test")
+    assert_one_line_error(code, err, "does not record its train/test split")

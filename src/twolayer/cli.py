@@ -312,14 +312,18 @@ def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
 
 def _add_curvature_arguments(p: argparse.ArgumentParser) -> None:
     _add_model_data_arguments(p, data_required=True)
-    p.epilog = ("The matrices are those of the error summed over DATA's patterns (divide by N for the mean loss). "
-                "A model is at a minimum only of its own training data: a built-in dataset's rows include the part "
-                "held out in training, so expect a non-zero gradient there.")
+    p.epilog = ("The matrices are those of the error summed over the patterns used (divide by N for the mean "
+                "loss). A trained model is at a minimum of its training rows only (--rows train): all of a built-in "
+                "dataset's rows include those held out in training, and there the gradient is not zero.")
     p.add_argument("--k", type=_positive_int, default=6, metavar="N",
                    help="eigenvalues to find at each end of each spectrum (default: 6)")
     p.add_argument("--max-products", type=_positive_int, default=1000, metavar="P",
                    help="the most matrix-vector products Lanczos may spend on each end of each spectrum "
                         "(default: 3000)")
+    p.add_argument("--rows", choices=("all", "train", "test"), default="all",
+                   help="all of DATA's rows, or only those the model was trained on (where a trained model is at a "
+                        "minimum) or held out; train and test need DATA to be the model's training data "
+                        "(default: all)")
     p.add_argument("--plot", metavar="PNG",
                    help="write a picture of the spectra: histograms of every eigenvalue when the full spectrum is "
                         f"computed (W <= {FULL_SPECTRUM_MAX_PARAMS}), the extreme values otherwise")
@@ -901,6 +905,7 @@ def _train(args: argparse.Namespace) -> int:
         "test_accuracy": test_metrics["accuracy"],
         "test_log_loss": test_metrics["log_loss"],
         "test_confusion_matrix": test_metrics["confusion_matrix"],
+        "split": _split_record(data, run.test_index, fingerprint),
     }
 
     png = None
@@ -935,6 +940,29 @@ def _train(args: argparse.Namespace) -> int:
             if options[option] is not None:
                 print(f"wrote {label} {options[option]}")
     return EXIT_OK
+
+
+def _split_record(data: Dataset, test_index: np.ndarray, fingerprint: str) -> dict[str, Any]:
+    """What a model file's info records of its train/test split: enough to find the training rows again."""
+    return {"fingerprint": fingerprint, "n_samples": data.n_samples, "test_rows": [int(i) for i in test_index]}
+
+
+def _rows(model_file: ModelFile, data: Dataset, which: str, model: str) -> np.ndarray:
+    """The rows of DATA to use: all, or the model's training or held-out rows (DATA must be its training data)."""
+    if which == "all":
+        return np.arange(data.n_samples)
+    record = (model_file.info or {}).get("split")
+    if not isinstance(record, dict) or not isinstance(record.get("test_rows"), list):
+        raise DataError(f"--rows {which}: {model} does not record its train/test split (it was not written by "
+                        "'twolayer train'); use --rows all")
+    if record.get("fingerprint") != data.fingerprint() or record.get("n_samples") != data.n_samples:
+        raise DataError(f"--rows {which}: {data.source} is not the data {model} was trained on")
+    test = np.zeros(data.n_samples, dtype=bool)
+    try:
+        test[np.asarray(record["test_rows"], dtype=np.int64)] = True
+    except (IndexError, ValueError, TypeError):
+        raise DataError(f"--rows {which}: {model} records a malformed split") from None
+    return np.flatnonzero(~test if which == "train" else test)
 
 
 def _train_bayes(args: argparse.Namespace) -> int:
@@ -1044,6 +1072,7 @@ def _train_bayes(args: argparse.Namespace) -> int:
         "test_ece": moderated["ece"],
         "test_ece_map": at_map["ece"],
         "test_confusion_matrix": test_metrics["confusion_matrix"],
+        "split": _split_record(data, test_index, data.fingerprint()),
     }
     png = None
     if options["plot"] is not None:
@@ -1492,8 +1521,9 @@ def _curvature(args: argparse.Namespace) -> int:
     model_file = read(args.model)
     data = _model_data(model_file, args.data, args.target, require_target=True)
     classes = model_file.classes
-    y = _labels_as_classes(data, classes)
-    X = data.X
+    used = _rows(model_file, data, args.rows, args.model)
+    y = _labels_as_classes(data, classes)[used]
+    X = data.X[used]
     if isinstance(model_file.model, Pipeline):
         X = model_file.model[:-1].transform(X)  # the network sees what it was trained on
     X = np.asarray(X, dtype=np.float64)
@@ -1570,7 +1600,7 @@ def _curvature(args: argparse.Namespace) -> int:
         lanczos.append(text)
     rows = [
         ("model", f"{args.model}: {D}-{M}-{K} network, {classifier.activation} hidden units, W = {W} parameters"),
-        ("data", f"{data.source} ({data.n_samples} samples)"
+        ("data", f"{data.source}, {'all' if args.rows == 'all' else 'the ' + args.rows} rows ({used.size} samples)"
                  + (", standardised by the model's scaler" if isinstance(model_file.model, Pipeline) else "")),
         ("error", error + (f", patterns weighted by class_weight={classifier.class_weight!r}"
                            if sample_weight is not None else "")),
