@@ -844,6 +844,11 @@ def test_evaluate_reports_calibration(tmp_path: Path, capsys: pytest.CaptureFixt
     assert out == ""
     code, _, err = run(capsys, "evaluate", moons_model, "moons", "--bins", "0")
     assert_one_line_error(code, err, "argument --bins")
+    # The held-out rows alone: the summary's test accuracy again.
+    code, out, err = run(capsys, "evaluate", moons_model, "moons", "--rows", "test")
+    assert code == 0, err
+    assert "the test rows (80 samples)" in out
+    assert table_value(out, "accuracy") == f"{read(moons_model).info['test_accuracy']:.4f}"
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

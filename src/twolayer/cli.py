@@ -293,6 +293,9 @@ def _add_model_data_arguments(p: argparse.ArgumentParser, *, data_required: bool
 
 def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     _add_model_data_arguments(p, data_required=True)
+    p.add_argument("--rows", choices=("all", "train", "test"), default="all",
+                   help="all of DATA's rows, or only those the model was trained on or held out (DATA must be the "
+                        "model's training data) (default: all)")
     p.add_argument("--bins", type=_positive_int, default=15, metavar="B",
                    help="equal-width confidence bins of the calibration errors and the diagram (default: 15)")
     p.add_argument("--plot", metavar="PNG",
@@ -1178,15 +1181,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     model_file = read(args.model)
     data = _model_data(model_file, args.data, args.target, require_target=True)
     classes = model_file.classes
-    y = _labels_as_classes(data, classes)
-    proba = np.asarray(model_file.model.predict_proba(data.X))
+    used = _rows(model_file, data, args.rows, args.model)
+    y = _labels_as_classes(data, classes)[used]
+    X = data.X[used]
+    proba = np.asarray(model_file.model.predict_proba(X))
     metrics = _metrics_of(proba, y, classes)
     precision, recall, f1, support = precision_recall_fscore_support(
         y, metrics["predicted"], labels=classes, zero_division=0)
     # Calibration of the model's probabilities; a Bayesian network's MAP ones beside them.
     probabilities = {"moderated" if model_file.bayesian else "model": proba}
     if model_file.bayesian:
-        probabilities["MAP network"] = _map_proba(model_file.model, data.X)
+        probabilities["MAP network"] = _map_proba(model_file.model, X)
     calibration = {name: calibration_summary(y, p, classes=classes, n_bins=args.bins)
                    for name, p in probabilities.items()}
 
@@ -1197,14 +1202,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         curves = {f"{name} (ECE {calibration[name]['ece']:.3f})": reliability_curve(y, p, classes=classes,
                                                                                    n_bins=args.bins)
                   for name, p in probabilities.items()}
-        png = plots.reliability_png(curves, title=f"{args.model} on {data.source} ({data.n_samples} samples)")
+        png = plots.reliability_png(curves, title=f"{args.model} on {data.source}, {args.rows} rows ({used.size})")
 
     from rich.table import Table
 
     console = _console()
     console.print(_key_value_table("Evaluation", [
         ("model", str(args.model) + (" (Bayesian: moderated predictions)" if model_file.bayesian else "")),
-        ("data", f"{data.source} ({data.n_samples} samples)"),
+        ("data", f"{data.source}, {'all' if args.rows == 'all' else 'the ' + args.rows} rows ({used.size} samples)"),
         ("accuracy", f"{metrics['accuracy']:.4f}"),
         ("log-loss", f"{metrics['log_loss']:.4f}"),
     ]))
