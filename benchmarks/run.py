@@ -59,7 +59,10 @@ env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv-bench/bin/python benchmarks/r
 ```
 
 `--quick` runs everything at small sizes once (a smoke test, not a measurement); `--only SECTION[,SECTION]`
-runs some sections; `--list` lists them.
+runs some sections; `--list` lists them; `--threads 1` gives every contestant one thread, which is
+far less disturbed by other work on a busy machine (a multi-threaded BLAS or OpenMP program waits
+on whichever of its threads the scheduler has set aside) but is not how users run; `--json PATH`
+keeps the raw times. On a quiet 2-core machine the whole run takes a few minutes.
 
 **The workload**: `make_classification(n_samples=60000, n_features=784, n_informative=60,
 n_classes=10, random_state=0)` as float32 (and widened to float64), M = 256 tanh hidden units,

@@ -25,6 +25,7 @@ from harness import Contestant, Skipped, Table, Timing, fmt_ratio, fmt_seconds, 
 
 HERE = Path(__file__).resolve().parent
 MiB = 2**20
+SLOW_PEER_REPEATS = 3
 
 
 @dataclass
@@ -91,6 +92,10 @@ def _epoch(ctx: Context, dtype: Any) -> list[Table]:
         cs.torch_epoch(X, y, M, B),
         cs.jax_epoch(X, y, M, B),
     ]
+    # The two slowest peers run at most SLOW_PEER_REPEATS times, to keep the whole run to minutes.
+    for c in contestants:
+        if isinstance(c, Contestant) and c.name in ("MLPClassifier", "PyTorch"):
+            c.max_repeats = min(ctx.repeats, SLOW_PEER_REPEATS)
     name = np.dtype(dtype).name
     timings, skipped = time_interleaved(contestants, ctx.repeats, what=name)
     ctx.results[f"epoch_{name}"] = {k: t.seconds for k, t in timings.items()}
@@ -105,6 +110,7 @@ def _epoch(ctx: Context, dtype: Any) -> list[Table]:
         "L2 term): similar values show they did the same job.",
         "PyTorch and JAX do not use NumPy's OpenBLAS, so `OPENBLAS_CORETYPE` changes only the floor, "
         "TwoLayerClassifier and MLPClassifier.",
+        f"MLPClassifier and PyTorch, the slowest, run at most {SLOW_PEER_REPEATS} of the repeats (`n` in the time column).",
     ]
     return [Table(title, RATIO_COLUMNS, _ratio_rows(timings, skipped, floor="floor (5 products)", ours="TwoLayerClassifier"), notes)]
 
@@ -208,7 +214,7 @@ def scaling(ctx: Context) -> list[Table]:
     per_pattern = {}
     for n in sizes:
         X, y = Xall[:n], yall[:n]  # the first n rows of the largest set: one generation
-        repeats = ctx.repeats if n <= 100_000 else max(1, min(ctx.repeats, 3))
+        repeats = min(ctx.repeats, 3) if n <= 100_000 else min(ctx.repeats, 2)  # the largest sizes are slow
         timings, skipped = time_interleaved(
             [cs.floor_products(n, D, M, K, B, np.float32, X=X), cs.twolayer_fit(X, y, M, B)], repeats, what=f"N={n}"
         )
@@ -222,7 +228,8 @@ def scaling(ctx: Context) -> list[Table]:
                      fmt_ratio(o.median / f.median)])
     ctx.results["scaling_per_pattern"] = per_pattern
     notes = [f"Rows are the first N of one `make_classification(n_samples={max(sizes)}, ...)` set (float32, "
-             f"M = {M}, batch {B}). Per-pattern cost should stay flat as N grows."]
+             f"M = {M}, batch {B}). Per-pattern cost should stay flat as N grows. At most 3 repeats per size "
+             "(2 at 300,000 rows), interleaved floor / TwoLayerClassifier."]
     if per_pattern:
         lo, hi = min(per_pattern.values()), max(per_pattern.values())
         notes.append(f"TwoLayerClassifier's per-pattern cost varies by {hi / lo:.2f}× across these sizes "
