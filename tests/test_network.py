@@ -211,6 +211,25 @@ def test_gradient_is_additive_over_batches():
         np.testing.assert_allclose(g[block], total, rtol=1e-12, atol=1e-14, err_msg=name)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_large_batches_are_summed_over_chunks(monkeypatch, weighted):
+    # With chunks of 7 rows, 30 patterns take five chunks (the last one short); the sums
+    # must equal the one-chunk computation to rounding, on NumPy and array_api_strict.
+    params, X, T, s = problem(5, 4, 3, 30, seed=8)
+    s = s if weighted else None
+    E1, g1 = nw.error_and_gradient(params, X, T, s)
+    monkeypatch.setattr(nw, "CHUNK_ROWS", 7)
+    E7, g7 = nw.error_and_gradient(params, X, T, s)
+    assert E7 == pytest.approx(E1, rel=1e-13)
+    for a, b in zip(g7, g1):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    sp = Params(*(xs.asarray(a) for a in params))
+    Ex, gx = nw.error_and_gradient(sp, xs.asarray(X), xs.asarray(T), None if s is None else xs.asarray(s))
+    assert Ex == pytest.approx(E1, rel=1e-13)
+    for a, b in zip(gx, g1):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-12, atol=1e-14)
+
+
 def test_zero_weight_removes_the_pattern_exactly():
     params, X, T, s = problem(3, 4, 3, 12, seed=4)
     s0 = s.copy()

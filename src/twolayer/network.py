@@ -55,6 +55,9 @@ __all__ = [
 
 Array = Any  # an array of any array-API namespace
 
+#: Patterns per chunk of a large batch in :func:`error_and_gradient`.
+CHUNK_ROWS = 8192
+
 
 class Params(NamedTuple):
     """The weights of a two-layer network, in scikit-learn's layout.
@@ -281,7 +284,7 @@ def _working(params: Params, X: Array, *others: Array | None) -> tuple[Any, Para
 
 
 def _add_bias(a: Array, b: Array) -> Array:
-    """``a + b`` for a product this module just made: in place where the namespace allows,
+    """``a + b`` for an array this module just made: in place where the namespace allows,
     which saves an (N, M) temporary and a pass over it (JAX arrays, say, are immutable)."""
     if array_api_compat.is_writeable_array(a):
         a += b
@@ -429,7 +432,8 @@ def error_and_gradient(
 
     One forward and one backward pass: five matrix products in all (two
     forward; :math:`\\nabla W_2`, the back-propagated errors and
-    :math:`\\nabla W_1` backward; the input layer needs no delta). The softmax
+    :math:`\\nabla W_1` backward; the input layer needs no delta), per chunk
+    of at most :data:`CHUNK_ROWS` patterns; the chunks' sums are added. The softmax
     Jacobian is never formed: the output errors are fused into
     :math:`\\delta_k = y_k - t_k`, which holds because each target row sums
     to one.
@@ -452,6 +456,22 @@ def error_and_gradient(
     """
     xp, params, X, (T, s) = _working(params, X, T, sample_weight)
     act = get_activation(activation)
+    N = X.shape[0]
+    if N <= CHUNK_ROWS:
+        return _backprop(xp, act, params, X, T, s)
+    # E and its gradient are sums over patterns, so a large batch is taken in chunks of
+    # rows: the (chunk, M) temporaries stay in cache and the products keep their speed.
+    E, grad = 0.0, None
+    for start in range(0, N, CHUNK_ROWS):
+        rows = slice(start, min(start + CHUNK_ROWS, N))
+        E_c, grad_c = _backprop(xp, act, params, X[rows, ...], T[rows, ...], None if s is None else s[rows])
+        E += E_c
+        grad = grad_c if grad is None else Params(*(_add_bias(g, c) for g, c in zip(grad, grad_c)))
+    return E, grad
+
+
+def _backprop(xp: Any, act: Activation, params: Params, X: Array, T: Array, s: Array | None) -> tuple[float, Params]:
+    """One forward and backward pass over a batch in the working dtype: five products."""
     W1, b1, W2, b2 = params
     z, a2 = _forward_pass(xp, params, X, act)
     log_y = _log_softmax(xp, a2)  # (N, K)
