@@ -16,8 +16,11 @@ Conventions:
 * heavy modules (scikit-learn, rich, matplotlib, SymPy) are imported inside
   the subcommand that needs them, so that ``twolayer --help`` is quick.
 
-The estimator is :class:`twolayer.classifier.TwoLayerClassifier`; the command
-line adds no mathematics of its own. Inputs are standardised by a
+The estimators are :class:`twolayer.classifier.TwoLayerClassifier` and, with
+``train --bayes``, :class:`twolayer.bayes.BayesianTwoLayerClassifier`; the
+curvature comes from :mod:`twolayer.curvature` and the calibration measures
+from :mod:`twolayer.calibration`. The command line adds no mathematics of
+its own beyond the bookkeeping of ``curvature`` (see :class:`_Known`). Inputs are standardised by a
 scikit-learn ``StandardScaler`` fitted on the training split (``--scale``,
 the default), and the model file holds the scaler and the network together.
 """
@@ -322,7 +325,7 @@ def _add_curvature_arguments(p: argparse.ArgumentParser) -> None:
                    help="eigenvalues to find at each end of each spectrum (default: 6)")
     p.add_argument("--max-products", type=_positive_int, default=1000, metavar="P",
                    help="the most matrix-vector products Lanczos may spend on each end of each spectrum "
-                        "(default: 3000)")
+                        "(default: 1000)")
     p.add_argument("--rows", choices=("all", "train", "test"), default="all",
                    help="all of DATA's rows, or only those the model was trained on (where a trained model is at a "
                         "minimum) or held out; train and test need DATA to be the model's training data "
@@ -1701,7 +1704,8 @@ def _datasets(args: argparse.Namespace) -> int:
 COMMANDS: tuple[Command, ...] = (
     Command("train", "train a network on a built-in dataset or a file, show a summary, write the model",
             _add_train_arguments, _train),
-    Command("evaluate", "accuracy, log-loss, per-class precision/recall/F1 and confusion matrix of a model on data",
+    Command("evaluate", "accuracy, log-loss, calibration (ECE, Brier), per-class precision/recall/F1 and confusion "
+                        "matrix of a model on data",
             _add_evaluate_arguments, _evaluate),
     Command("predict", "write a CSV of a model's predictions (and probabilities) for data",
             _add_predict_arguments, _predict),
@@ -1709,7 +1713,8 @@ COMMANDS: tuple[Command, ...] = (
             _add_gradcheck_arguments, _gradcheck),
     Command("derive", "check each step of the backpropagation derivation symbolically; exit 1 on failure",
             _add_derive_arguments, _derive),
-    Command("plot", "draw a model's learning curves, confusion matrix and (two features) decision regions",
+    Command("plot", "draw a model's learning curves, confusion matrix and (two features) decision regions, or a "
+                    "Bayesian network's MAP and moderated probability contours",
             _add_plot_arguments, _plot),
     Command("curvature", "extreme eigenvalues, condition number and negative eigenvalues of the Hessian and the "
                          "Gauss-Newton matrix of a model's error on data", _add_curvature_arguments, _curvature),
