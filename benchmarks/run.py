@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE))
 
 import machine  # noqa: E402
 import sections  # noqa: E402,F401  (registers the sections)
+import curvature_sections  # noqa: E402,F401  (issues 6 and 7)
 from harness import SECTIONS, Table, log  # noqa: E402
 
 START_MARK = "<!-- runs: each run of benchmarks/run.py appends below this line -->"
