@@ -22,10 +22,19 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 import contestants as cs
-from harness import Contestant, Skipped, Table, Timing, fmt_ratio, fmt_seconds, fmt_timing, log, section, time_interleaved
+import numpy as np
+from harness import (
+    Contestant,
+    Skipped,
+    Table,
+    fmt_ratio,
+    fmt_seconds,
+    fmt_timing,
+    log,
+    section,
+    time_interleaved,
+)
 
 SLOW_REPEATS = 3  # the most repeats of anything that takes seconds
 
@@ -173,15 +182,15 @@ def _hessian_case(ctx: Any, name: str, X: np.ndarray, y: np.ndarray, M: int) -> 
     hvp_ratio = per_call["hessian_vector_product"] / grad if grad and "hessian_vector_product" in per_call else None
     ctx.results[f"hessian_{name}_ratios"] = {"torch_over_closed_form": torch_speedup, "hvp_over_gradient": hvp_ratio}
     notes = [
-        f"Network D = {D}, M = {M} tanh, K = {K}, W = {W} parameters, N = {N} patterns, float64, "
-        "weights from `init_params(random_state=0)`; E summed over patterns (no weight decay).",
-        f"`÷ gradient` is each median over one `network.error_and_gradient`'s; `÷ hessian` over the closed form's "
+        (f"Network D = {D}, M = {M} tanh, K = {K}, W = {W} parameters, N = {N} patterns, float64, "
+        "weights from `init_params(random_state=0)`; E summed over patterns (no weight decay)."),
+        (f"`÷ gradient` is each median over one `network.error_and_gradient`'s; `÷ hessian` over the closed form's "
         "(for torch: the closed form's speed-up, goal ≥ 10×). The gradient, the product and the matvec are timed "
-        f"in loops of {inner} calls and reported per call (goal for the product: ≤ 3× a gradient).",
-        "`hessian_operator matvec` reuses forward quantities computed once when the operator was built "
-        "(its build is not timed); `hessian_vector_product` recomputes them every call.",
-        "torch.func.hessian (forward-over-reverse) differentiates the same summed cross-entropy written in torch "
-        "over the flat parameter vector, on the same threads; it is run once after a warm-up on 20 rows.",
+        f"in loops of {inner} calls and reported per call (goal for the product: ≤ 3× a gradient)."),
+        ("`hessian_operator matvec` reuses forward quantities computed once when the operator was built "
+        "(its build is not timed); `hessian_vector_product` recomputes them every call."),
+        ("torch.func.hessian (forward-over-reverse) differentiates the same summed cross-entropy written in torch "
+        "over the flat parameter vector, on the same threads; it is run once after a warm-up on 20 rows."),
     ]
     notes += check
     return Table(f"Hessian of E on {name}: closed form, HVPs and torch.func.hessian",
@@ -259,12 +268,12 @@ def second_order(ctx: Any) -> list[Table]:
     for s in skipped:
         rows.append([s.name, "skipped", "-", "-", "-", "-", "-", "-", s.reason])
     notes = [
-        f"`load_digits` / 16, all {N} images, TwoLayerClassifier(n_hidden={M}, alpha={alpha}, max_iter={max_iter}, "
+        (f"`load_digits` / 16, all {N} images, TwoLayerClassifier(n_hidden={M}, alpha={alpha}, max_iter={max_iter}, "
         f"tol={tol}, random_state=0): the same initial weights for every solver. `loss_` is the regularised "
-        "error Ẽ / N at the end; accuracy is on the training images.",
-        "`f+g evals` is `t_ / N` (each evaluation of the error and gradient adds N to `t_`); `HVPs` counts calls of "
+        "error Ẽ / N at the end; accuracy is on the training images."),
+        ("`f+g evals` is `t_ / N` (each evaluation of the error and gradient adds N to `t_`); `HVPs` counts calls of "
         "`curvature.hessian_vector_product` (counted by wrapping it during the fit); `passes` = evaluations + 2 × HVPs, "
-        "an HVP costing about two gradient passes (see the `hessian` section for its measured ratio).",
+        "an HVP costing about two gradient passes (see the `hessian` section for its measured ratio)."),
         f"At most {SLOW_REPEATS} interleaved repeats; `÷ lbfgs` is the median time over L-BFGS's.",
     ] + verdicts
     return [Table("Second-order solvers against L-BFGS on the digits (float64)",
@@ -313,9 +322,9 @@ def laplace(ctx: Any) -> list[Table]:
     rows += [[s.name, "skipped", "-", s.reason] for s in skipped]
     t1 = Table(f"`bayes.laplace` on a digits network ({len(ytr)} training images, M = {M}, W = {W})",
                ["structure, curvature", "time: median [min–max, n]", "log evidence", "γ"], rows,
-               [f"TwoLayerClassifier(n_hidden={M}, solver='lbfgs', alpha={map_alpha}, random_state=0) fitted on 75% of "
+               [(f"TwoLayerClassifier(n_hidden={M}, solver='lbfgs', alpha={map_alpha}, random_state=0) fitted on 75% of "
                 "`load_digits` / 16 (stratified, random_state=0); the prior is the model's alpha on every group. "
-                f"At most {SLOW_REPEATS} interleaved repeats."])
+                f"At most {SLOW_REPEATS} interleaved repeats.")])
 
     # 2. The evidence loop against a 5-fold grid search over alpha.
     grid = np.logspace(-2, 2, 3) if ctx.quick else np.logspace(-3, 3, 7)
@@ -341,12 +350,12 @@ def laplace(ctx: Any) -> list[Table]:
                  f"{bayesian.n_cycles_} trainings + posteriors", f"{chosen:.3g}"],
                 [f"GridSearchCV, {folds}-fold, {len(grid)} alphas (log-loss)", fmt_seconds(t_grid),
                  f"{folds * len(grid) + 1} trainings", f"{best:.3g}"]],
-               [f"Both on the {len(ytr)} training images with n_hidden = {M}, L-BFGS, max_iter = {max_iter}, "
+               [(f"Both on the {len(ytr)} training images with n_hidden = {M}, L-BFGS, max_iter = {max_iter}, "
                 f"random_state = 0; grid {', '.join(f'{a:.3g}' for a in grid)}; the search refits the best alpha on "
-                f"all training images. Grid search time ÷ evidence loop time: {fmt_ratio(t_grid / t_bayes)}.",
-                "BayesianTwoLayerClassifier uses its defaults otherwise (Gauss–Newton, full, alpha starting at 1.0, "
+                f"all training images. Grid search time ÷ evidence loop time: {fmt_ratio(t_grid / t_bayes)}."),
+                ("BayesianTwoLayerClassifier uses its defaults otherwise (Gauss–Newton, full, alpha starting at 1.0, "
                 "one precision for every group, biases included); TwoLayerClassifier's alpha leaves biases "
-                "unpenalised, so the two alphas are close but not identical priors."])
+                "unpenalised, so the two alphas are close but not identical priors.")])
     ctx.results["laplace_alpha"] = {"evidence_seconds": t_bayes, "grid_seconds": t_grid, "evidence_alpha": chosen,
                                     "grid_alpha": best}
 
@@ -368,6 +377,6 @@ def laplace(ctx: Any) -> list[Table]:
         s = calibration_summary(yte, P, classes=model.classes_)
         rows.append([label, f"{s['accuracy']:.4f}", f"{s['log_loss']:.4f}", f"{s['ece']:.4f}"])
     t3 = Table(f"Held-out calibration on the digits ({len(yte)} images)", ["predictive", "accuracy", "log-loss", "ECE"],
-               rows, ["`twolayer.calibration.calibration_summary` (15 equal-width confidence bins for the ECE) on the "
-                      "25% held out; Monte Carlo predictives with 1000 samples."])
+               rows, [("`twolayer.calibration.calibration_summary` (15 equal-width confidence bins for the ECE) on the "
+                      "25% held out; Monte Carlo predictives with 1000 samples.")])
     return [t1, t2, t3]
