@@ -25,10 +25,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
-# The benchmarks need the peers (scikit-learn, PyTorch, JAX) in their own environment.
+# The benchmarks need the peers in an environment of their own: scikit-learn always, PyTorch
+# (the machine's CPU wheel where it keeps one) and JAX where they install; a peer that is
+# missing is skipped with a note in the report.
 bench:
 	$(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/python -m pip install --quiet -e ".[bench]"
+	-$(if $(TORCH_WHEEL),.venv-bench/bin/python -m pip install --quiet "$(TORCH_WHEEL)")
+	-.venv-bench/bin/python -m pip install --quiet jax optax
 	.venv-bench/bin/python benchmarks/run.py
 
 clean:
