@@ -43,7 +43,6 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-
 from harness import Contestant, Skipped
 
 # How many threads every contestant may use; run.py's --threads sets it (default: every usable core).
@@ -158,7 +157,7 @@ def twolayer_fit(X: np.ndarray, y: np.ndarray, M: int, B: int) -> Contestant | S
     name = "TwoLayerClassifier"
     try:
         from twolayer.classifier import TwoLayerClassifier
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (any failure to import is reported as a skip)
         return Skipped(name, f"twolayer.classifier not importable ({type(exc).__name__}: {exc})")
 
     def make() -> Any:

@@ -3,8 +3,8 @@
 A *section* is one question the benchmark answers ("how long is a float32
 epoch?"); it is a function ``section(ctx) -> list[Table]`` registered with
 :func:`section`. ``run.py`` runs the registered sections in order, so a later
-issue adds a row of the report by adding one decorated function (in a module
-that ``run.py`` imports), nothing else.
+issue adds a row of the report by adding one decorated function (in a module listed in
+``run.py``'s ``SECTION_MODULES``), nothing else.
 
 Timing follows three rules, because the machines this runs on are small and
 shared:
@@ -106,7 +106,7 @@ def time_interleaved(
             log(f"  {what} warm-up: {c.name}")
             try:
                 c.warmup()
-            except Exception as exc:  # a peer that fails is reported, not fatal
+            except Exception as exc:  # noqa: BLE001  (a peer that fails is reported, not fatal)
                 skipped.append(Skipped(c.name, f"warm-up failed: {type(exc).__name__}: {exc}"))
                 continue
         ready.append(c)

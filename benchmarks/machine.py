@@ -95,7 +95,7 @@ def numpy_blas_kernel() -> str:
 def _version(module: str) -> str:
     try:
         return str(importlib.import_module(module).__version__)
-    except Exception:
+    except Exception:  # noqa: BLE001  (a broken install reads as absent)
         return "not installed"
 
 
@@ -128,6 +128,26 @@ def torch_backend() -> str:
     return (", ".join(parts) or "own kernels") + f"; {torch.get_num_threads()} threads"
 
 
+def twolayer_fast_path() -> str:
+    """Whether twolayer's trainer runs its compiled (numba) kernels or the NumPy code."""
+    try:
+        from twolayer import optim
+    except Exception as exc:  # noqa: BLE001  (reported, not fatal)
+        return f"twolayer.optim not importable ({type(exc).__name__})"
+    kernels = getattr(optim, "_kernels", None)
+    if kernels is None:
+        return "NumPy (this version has no compiled kernels)"
+    try:
+        active = kernels() is not None
+    except Exception as exc:  # noqa: BLE001  (reported, not fatal)
+        return f"NumPy (compiled kernels failed: {type(exc).__name__})"
+    if active:
+        return f"compiled kernels (numba {_version('numba')})"
+    if not getattr(optim, "FUSED", True):
+        return "NumPy (optim.FUSED is False)"
+    return "NumPy (numba not installed)"
+
+
 def describe(repo: Path, env_at_start: dict[str, str | None]) -> dict[str, Any]:
     """Everything the report's machine block says, as plain data."""
     import numpy as np  # noqa: F401  (loads NumPy's BLAS so threadpoolctl sees it)
@@ -150,6 +170,8 @@ def describe(repo: Path, env_at_start: dict[str, str | None]) -> dict[str, Any]:
         "jax": _version("jax"),
         "jaxlib": _version("jaxlib"),
         "optax": _version("optax"),
+        "numba": _version("numba"),
+        "twolayer_fast_path": twolayer_fast_path(),
         "twolayer_commit": _git_commit(repo),
         "blas": blas_libraries(),
         "numpy_blas_kernel": numpy_blas_kernel(),
@@ -163,13 +185,14 @@ def markdown(info: dict[str, Any]) -> str:
     lines = [
         f"- Date: {info['date']}; twolayer at {info['twolayer_commit']}",
         f"- CPU: {info['cpu']}; {info['cores']} usable cores (host reports {info['host_cpus']})",
-        f"- Python {info['python']}, NumPy {info['numpy']}, SciPy {info['scipy']}, "
+        (f"- Python {info['python']}, NumPy {info['numpy']}, SciPy {info['scipy']}, "
         f"scikit-learn {info['scikit-learn']}, PyTorch {info['torch']} ({info['torch_backend']}), "
-        f"JAX {info['jax']} (jaxlib {info['jaxlib']}, optax {info['optax']})",
+        f"JAX {info['jax']} (jaxlib {info['jaxlib']}, optax {info['optax']})"),
+        f"- twolayer's elementwise work between the products: **{info['twolayer_fast_path']}**",
         f"- Environment as the run started: {env}",
         f"- **NumPy's BLAS kernel: {info['numpy_blas_kernel']}**",
-        f"- Load average at start / end: {info.get('load_start', '?')} → {info.get('load_end', '?')} "
-        "(a 2-core machine is busy with other work above about 0.5)",
+        (f"- Load average at start / end: {info.get('load_start', '?')} → {info.get('load_end', '?')} "
+        "(a 2-core machine is busy with other work above about 0.5)"),
         "",
         "| BLAS / OpenMP library (threadpoolctl) | loaded from | API | version | architecture (core type) | threads | threading |",
         "|---|---|---|---|---|---|---|",

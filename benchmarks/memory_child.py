@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from contestants import FACTORIES  # noqa: E402
-from harness import Skipped  # noqa: E402
+from contestants import FACTORIES
+from harness import Skipped
 
 
 def _status_kib(field: str) -> int:

@@ -25,21 +25,27 @@ import os
 ENV_AT_START = {k: os.environ.get(k) for k in (
     "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import importlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-import machine  # noqa: E402
-import sections  # noqa: E402,F401  (registers the sections)
-import curvature_sections  # noqa: E402,F401  (issues 6 and 7)
-from harness import SECTIONS, Table, log  # noqa: E402
+import machine
+import sections
+from harness import SECTIONS, Table, log
+
+# The modules whose @section functions make up the report, in the order they run: add a module
+# here to add sections (their order of registration is the order of the report).
+SECTION_MODULES = ("sections", "curvature_sections")  # issue 5; issues 6 and 7
+for _module in SECTION_MODULES:
+    importlib.import_module(_module)
 
 START_MARK = "<!-- runs: each run of benchmarks/run.py appends below this line -->"
 
@@ -126,8 +132,8 @@ def _run_block(args: argparse.Namespace, info: dict, tables: list[Table], second
         lines += [f"**Note:** {args.note}", ""]
     lines += [machine.markdown(info)]
     threads = f"{args.threads} thread(s) per contestant (--threads)" if args.threads else "all usable cores"
-    lines += [f"Sections: {', '.join(args.sections)}; {args.repeats} repeats; {threads}; "
-              f"whole run {seconds / 60:.1f} min.", ""]
+    lines += [(f"Sections: {', '.join(args.sections)}; {args.repeats} repeats; {threads}; "
+              f"whole run {seconds / 60:.1f} min."), ""]
     lines += [t.markdown() for t in tables]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -150,9 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.repeats = 1 if args.quick else 5
     limits = None
     if args.threads is not None:
-        from threadpoolctl import threadpool_limits
-
         import contestants
+        from threadpoolctl import threadpool_limits
 
         contestants.load_libraries()  # threadpoolctl limits only the libraries already loaded
         contestants.THREADS = args.threads
