@@ -26,14 +26,15 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
 # The benchmarks need the peers in an environment of their own: scikit-learn always, PyTorch
-# (the machine's CPU wheel where it keeps one) and JAX where they install; a peer that is
-# missing is skipped with a note in the report.
+# (the machine's CPU wheel where it keeps one; an unpinned torch would pull a CUDA build of
+# several GB) and JAX (the bench extra); a peer that is missing is skipped with a note.
 bench:
 	$(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/python -m pip install --quiet -e ".[bench]"
 	-$(if $(TORCH_WHEEL),.venv-bench/bin/python -m pip install --quiet "$(TORCH_WHEEL)")
-	-.venv-bench/bin/python -m pip install --quiet jax optax
-	.venv-bench/bin/python benchmarks/run.py
+	.venv-bench/bin/python benchmarks/run.py --label "as the machine is set up"
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv-bench/bin/python benchmarks/run.py --append \
+	    --label "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"
 
 clean:
 	rm -rf $(VENV) .venv-bench build dist src/*.egg-info .pytest_cache .hypothesis demo-output
