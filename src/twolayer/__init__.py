@@ -23,7 +23,15 @@ _LAZY = {
     "BayesianTwoLayerClassifier": "twolayer.bayes",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "BayesianTwoLayerClassifier",
+    "Params",
+    "TwoLayerClassifier",
+    "__version__",
+    "from_sklearn",
+    "load",
+    "save",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -472,7 +472,7 @@ def error_and_gradient(
 
 def _backprop(xp: Any, act: Activation, params: Params, X: Array, T: Array, s: Array | None) -> tuple[float, Params]:
     """One forward and backward pass over a batch in the working dtype: five products."""
-    W1, b1, W2, b2 = params
+    W2 = params.W2
     z, a2 = _forward_pass(xp, params, X, act)
     log_y = _log_softmax(xp, a2)  # (N, K)
     E_n = -xp.sum(T * log_y, axis=1)  # (N,)  eq. 5.24
