@@ -1172,21 +1172,29 @@ def _map_proba(model: Any, X: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    from sklearn.metrics import precision_recall_fscore_support
-
-    from twolayer.calibration import calibration_summary, reliability_curve
-    from twolayer.modelfile import atomic_write, read
+def _labelled_rows(args: argparse.Namespace) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+    """What ``evaluate`` and ``curvature`` both start from: the model file, the data, and the
+    chosen rows' features and labels (after checking that ``--plot`` can be written)."""
+    from twolayer.modelfile import read
 
     _check_writable(args.plot, "--plot")
     if args.plot is not None:
         _need_matplotlib("--plot")
     model_file = read(args.model)
     data = _model_data(model_file, args.data, args.target, require_target=True)
-    classes = model_file.classes
     used = _rows(model_file, data, args.rows, args.model)
-    y = _labels_as_classes(data, classes)[used]
-    X = data.X[used]
+    y = _labels_as_classes(data, model_file.classes)[used]
+    return model_file, data, data.X[used], y
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from twolayer.calibration import calibration_summary, reliability_curve
+    from twolayer.modelfile import atomic_write
+
+    model_file, data, X, y = _labelled_rows(args)
+    classes = model_file.classes
     proba = np.asarray(model_file.model.predict_proba(X))
     metrics = _metrics_of(proba, y, classes)
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -1205,14 +1213,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         curves = {f"{name} (ECE {calibration[name]['ece']:.3f})": reliability_curve(y, p, classes=classes,
                                                                                    n_bins=args.bins)
                   for name, p in probabilities.items()}
-        png = plots.reliability_png(curves, title=f"{args.model} on {data.source}, {args.rows} rows ({used.size})")
+        png = plots.reliability_png(curves, title=f"{args.model} on {data.source}, {args.rows} rows ({y.size})")
 
     from rich.table import Table
 
     console = _console()
     console.print(_key_value_table("Evaluation", [
         ("model", str(args.model) + (" (Bayesian: moderated predictions)" if model_file.bayesian else "")),
-        ("data", f"{data.source}, {'all' if args.rows == 'all' else 'the ' + args.rows} rows ({used.size} samples)"),
+        ("data", f"{data.source}, {'all' if args.rows == 'all' else 'the ' + args.rows} rows ({y.size} samples)"),
         ("accuracy", f"{metrics['accuracy']:.4f}"),
         ("log-loss", f"{metrics['log_loss']:.4f}"),
     ]))
@@ -1520,18 +1528,11 @@ def _curvature(args: argparse.Namespace) -> int:
     from sklearn.utils.class_weight import compute_class_weight
 
     from twolayer import curvature
-    from twolayer.modelfile import atomic_write, read
+    from twolayer.modelfile import atomic_write
     from twolayer.network import Params, flatten, gradient, n_params
 
-    _check_writable(args.plot, "--plot")
-    if args.plot is not None:
-        _need_matplotlib("--plot")
-    model_file = read(args.model)
-    data = _model_data(model_file, args.data, args.target, require_target=True)
+    model_file, data, X, y = _labelled_rows(args)
     classes = model_file.classes
-    used = _rows(model_file, data, args.rows, args.model)
-    y = _labels_as_classes(data, classes)[used]
-    X = data.X[used]
     if isinstance(model_file.model, Pipeline):
         X = model_file.model[:-1].transform(X)  # the network sees what it was trained on
     X = np.asarray(X, dtype=np.float64)
@@ -1608,7 +1609,7 @@ def _curvature(args: argparse.Namespace) -> int:
         lanczos.append(text)
     rows = [
         ("model", f"{args.model}: {D}-{M}-{K} network, {classifier.activation} hidden units, W = {W} parameters"),
-        ("data", f"{data.source}, {'all' if args.rows == 'all' else 'the ' + args.rows} rows ({used.size} samples)"
+        ("data", f"{data.source}, {'all' if args.rows == 'all' else 'the ' + args.rows} rows ({y.size} samples)"
                  + (", standardised by the model's scaler" if isinstance(model_file.model, Pipeline) else "")),
         ("error", error + (f", patterns weighted by class_weight={classifier.class_weight!r}"
                            if sample_weight is not None else "")),
