@@ -456,6 +456,44 @@ def test_divergence_error_names_the_learning_rate(activation):
 
 
 @quiet_convergence
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("solver, options", [
+    ("adam", {}), ("sgd", {"shuffle": False}), ("adam", {"early_stopping": True}), ("lbfgs", {}),
+])
+@pytest.mark.parametrize("value, kind", [(np.nan, "NaN"), (np.inf, "inf")])
+def test_non_finite_input_is_refused_and_the_old_model_kept(solver, options, value, kind, fused, monkeypatch):
+    # A fresh minibatch fit checks the rows in its first epoch; whatever the path, the error names
+    # the entry and the estimator is left as it was: unfitted, or with the model it had.
+    monkeypatch.setattr(optim, "FUSED", fused)
+    X, y = small_problem()
+    bad = X.copy()
+    bad[37, 1] = value
+    fresh = TwoLayerClassifier(n_hidden=4, solver=solver, max_iter=3, random_state=0, **options)
+    with pytest.raises(ValueError, match=kind):
+        fresh.fit(bad, y)
+    with pytest.raises(NotFittedError):
+        fresh.predict(X)
+    model = TwoLayerClassifier(n_hidden=4, solver=solver, max_iter=3, random_state=0, **options).fit(X, y)
+    before = model.predict_proba(X)
+    attributes = {k for k in vars(model) if k.endswith("_")}
+    with pytest.raises(ValueError, match=kind):
+        model.fit(bad, y)
+    np.testing.assert_array_equal(model.predict_proba(X), before)
+    assert {k for k in vars(model) if k.endswith("_")} == attributes
+
+
+def test_non_finite_input_error_names_row_and_column():
+    X, y = small_problem()
+    X[37, 1] = np.nan
+    with pytest.raises(optim.NonFiniteInput, match="Input X contains NaN at row 37, column 1"):
+        TwoLayerClassifier(n_hidden=4, max_iter=2, random_state=0).fit(X, y)
+    X[37, 1] = 0.0
+    X[12, 0] = -np.inf  # held out for validation or not, it is named
+    with pytest.raises(optim.NonFiniteInput, match="infinity at row 12, column 0"):
+        TwoLayerClassifier(n_hidden=4, max_iter=2, random_state=0, early_stopping=True).fit(X, y)
+
+
+@quiet_convergence
 @pytest.mark.parametrize("solver", ALL_SOLVERS)
 def test_random_state_repeats_bit_for_bit(solver):
     X, y = small_problem()

@@ -475,6 +475,120 @@ def test_divergence_raises_naming_the_learning_rate_and_keeps_finite_weights():
     np.testing.assert_array_equal(state.theta, expected)
 
 
+def adam_settings(lr: float = 1e-2) -> dict:
+    return {"learning_rate_init": lr, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+
+
+def test_divergence_in_the_first_epoch_leaves_a_fresh_adam_as_new():
+    # A fresh optimiser's zero moments are not copied into the snapshot; restoring resets them.
+    params, X, y, _, _ = problem(N=20, seed=12)
+    theta = nw.flatten(params).copy()
+    state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
+    state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings(1e300))
+    data = optim.TrainingData(X=X * 1e100, y=y, w=None, lam=0.0)  # steps of ~1e300 overflow the next batch
+    mb = optim.MinibatchSettings(activation="identity", batch_size=5, shuffle=True, max_iter=5, tol=0.0,
+                                 n_iter_no_change=100, early_stopping=False)
+    with pytest.raises(optim.TrainingDiverged):
+        optim.train_minibatch(state, data, mb, n_classes=3)
+    opt = state.optimizer
+    np.testing.assert_array_equal(state.theta, nw.flatten(params))
+    assert opt.fresh and opt.t == 0 and not opt.m.any() and not opt.v.any()
+
+
+def test_divergence_after_some_epochs_restores_the_last_epochs_moments(backend):
+    # The snapshot's buffers are reused from epoch to epoch; the restored state is the last finished epoch's.
+    params, X, y, _, _ = problem(N=20, seed=12)
+    theta = nw.flatten(params).copy()
+    state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
+    state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings())
+    data = optim.TrainingData(X=X, y=y, w=None, lam=0.0)
+    mb = optim.MinibatchSettings(activation="identity", batch_size=5, shuffle=True, max_iter=10, tol=0.0,
+                                 n_iter_no_change=100, early_stopping=False)
+    kept = {}
+
+    def hook(s):
+        if s.n_iter == 3:  # after three good epochs, make the fourth diverge
+            kept.update(theta=s.theta.copy(), **{k: np.copy(v) for k, v in s.optimizer.state().items()})
+            data.X *= 1e100
+            s.optimizer.learning_rate = 1e300
+        return False
+
+    with pytest.raises(optim.TrainingDiverged, match="epoch 4"):
+        optim.train_minibatch(state, data, mb, n_classes=3, on_epoch=hook)
+    opt = state.optimizer
+    np.testing.assert_array_equal(state.theta, kept["theta"])
+    np.testing.assert_array_equal(opt.m, kept["m"])
+    np.testing.assert_array_equal(opt.v, kept["v"])
+    assert opt.t == kept["t"] == 12 and not opt.fresh
+
+
+def test_gather_kernel_copies_rows_and_finds_the_first_non_finite_one():
+    pytest.importorskip("numba")
+    kernels = optim._compiled()
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        X = rng.normal(size=(40, 33)).astype(dtype)
+        idx = rng.permutation(40)[:17]
+        out = np.empty((17, 33), dtype)
+        assert kernels.gather(X, idx, out) == -1
+        np.testing.assert_array_equal(out, X[idx])
+        for bad in (np.nan, np.inf, -np.inf):
+            Y = X.copy()
+            Y[idx[9], 32] = bad  # the last column
+            Y[idx[12], 0] = bad
+            assert kernels.gather(Y, idx, out) == 9
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("value, kind", [(np.nan, "NaN"), (-np.inf, "infinity")])
+def test_unchecked_rows_are_checked_in_the_first_epoch(shuffle, value, kind, backend):
+    params, X, y, _, _ = problem(N=29, seed=4)
+    X[17, 2] = value
+    theta = nw.flatten(params).copy()
+    state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
+    state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings())
+    data = optim.TrainingData(X=X, y=y, w=None, lam=0.0, checked=False)
+    mb = optim.MinibatchSettings(activation="tanh", batch_size=4, shuffle=shuffle, max_iter=3, tol=0.0,
+                                 n_iter_no_change=100, early_stopping=False)
+    with pytest.raises(optim.NonFiniteInput, match=f"Input X contains {kind} at row 17, column 2"):
+        optim.train_minibatch(state, data, mb, n_classes=3)
+    assert isinstance(optim.NonFiniteInput("x"), ValueError)
+    np.testing.assert_array_equal(state.theta, nw.flatten(params))  # restored
+    assert state.optimizer.fresh and not state.optimizer.m.any() and state.loss_curve == []
+
+
+@pytest.mark.parametrize("rows", [None, "subset"])
+def test_checking_rows_as_they_are_gathered_changes_no_number(rows, backend):
+    params, X, y, _, _ = problem(N=29, seed=5)
+    subset = None if rows is None else np.sort(np.random.default_rng(1).permutation(29)[:21])
+    runs = []
+    for checked in (True, False):
+        theta = nw.flatten(params).copy()
+        state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
+        state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings())
+        data = optim.TrainingData(X=X, y=y, w=None, lam=1e-3, rows=subset, checked=checked)
+        mb = optim.MinibatchSettings(activation="tanh", batch_size=4, shuffle=True, max_iter=3, tol=0.0,
+                                     n_iter_no_change=100, early_stopping=False)
+        optim.train_minibatch(state, data, mb, n_classes=3)
+        assert data.checked  # every row was seen
+        runs.append((state.theta, state.loss_curve))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+
+
+def test_check_finite_names_the_first_bad_row_of_those_asked():
+    X = np.ones((6, 3))
+    optim.check_finite(X)
+    X[4, 1] = np.inf
+    X[1, 2] = np.nan
+    with pytest.raises(optim.NonFiniteInput, match="NaN at row 1, column 2"):
+        optim.check_finite(X)
+    with pytest.raises(optim.NonFiniteInput, match="infinity at row 4, column 1"):
+        optim.check_finite(X, np.array([0, 4, 5]))
+    optim.check_finite(X, np.array([0, 2, 3]))
+    optim.check_finite(np.full((3, 2), np.finfo(np.float32).max, np.float32))  # the sum overflows, the rows are finite
+
+
 # --------------------------------------------------------------------------
 # L-BFGS
 # --------------------------------------------------------------------------

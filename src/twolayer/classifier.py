@@ -26,17 +26,25 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    assert_all_finite,
+    check_is_fitted,
+)
 
 from twolayer import network, optim
 from twolayer.network import Params
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _validate_data
+
+    _NO_FINITE_CHECK = {"ensure_all_finite": False}
 except ImportError:  # pragma: no cover - older scikit-learn
 
     def _validate_data(estimator: Any, *args: Any, **kwargs: Any) -> Any:
         return estimator._validate_data(*args, **kwargs)
+
+    _NO_FINITE_CHECK = {"force_all_finite": False}
 
 
 __all__ = ["TwoLayerClassifier", "from_sklearn"]
@@ -327,6 +335,11 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             )
         continuing = (incremental or self.warm_start) and hasattr(self, "_training")
         dtype = self._training.theta.dtype if continuing else None
+        # A fresh minibatch fit checks that X is finite in its first epoch, row by row as it
+        # gathers the batches, instead of in a pass of its own over X (see optim.TrainingData);
+        # if a row is not, the estimator is put back as it was before this call.
+        deferred = not continuing and self.solver in MINIBATCH_SOLVERS
+        before = dict(self.__dict__)
         X, y = _validate_data(
             self,
             X,
@@ -335,9 +348,22 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             dtype=dtype if dtype is not None else (np.float64, np.float32),
             order="C",
             reset=not continuing,
+            **(_NO_FINITE_CHECK if deferred else {}),
         )
         if sp.issparse(X):
             X = sp.csr_matrix(X)  # row gathers need CSR
+            if deferred:
+                assert_all_finite(X.data, input_name="X", estimator_name=type(self).__name__)
+        try:
+            return self._fit_validated(X, y, sample_weight, incremental=incremental, classes=classes,
+                                       continuing=continuing, finite=not deferred or sp.issparse(X))
+        except optim.NonFiniteInput:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_validated(self, X: Any, y: np.ndarray, sample_weight: Any, *, incremental: bool, classes: Any,
+                       continuing: bool, finite: bool) -> TwoLayerClassifier:
         check_classification_targets(y)
         codes = self._encode_labels(y, classes, incremental=incremental, continuing=continuing)
         s = self._pattern_weights(y, codes, sample_weight, X)
@@ -349,7 +375,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         self._check_state_fits(state, X.shape[1])
         self._publish(state, final=False)
         if self.solver in MINIBATCH_SOLVERS:
-            reason, message = self._fit_minibatch(state, X, codes, s, incremental)
+            reason, message = self._fit_minibatch(state, X, codes, s, incremental, finite)
         else:
             reason, message = self._fit_full_batch(state, X, codes, s)
         if reason == "max_iter":
@@ -363,7 +389,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             warnings.warn(f"{self.solver} stopped without converging: {message}", ConvergenceWarning, stacklevel=3)
         return self
 
-    def _fit_minibatch(self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None, incremental: bool) -> tuple[str, str]:
+    def _fit_minibatch(self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None,
+                       incremental: bool, finite: bool = True) -> tuple[str, str]:
         settings = {k: getattr(self, k) for k in _OPTIMIZER_KEYS[self.solver]}
         if state.optimizer is None or state.optimizer.name != self.solver or state.optimizer_settings != settings:
             state.optimizer = optim.make_optimizer(self.solver, state.theta.shape[0], state.theta.dtype, settings)
@@ -371,7 +398,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         if state.rng is None:
             state.rng = np.random.default_rng(_seed_sequence(self.random_state).spawn(3)[1])
         if self.early_stopping:
-            rows, validation_score = self._validation_split(state, X, codes, s)
+            rows, validation_score = self._validation_split(state, X, codes, s, finite)
             if state.validation_scores is None:
                 state.validation_scores, state.best_validation_score = [], -math.inf
             state.best_loss = None
@@ -380,6 +407,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             if state.best_loss is None:
                 state.best_loss = math.inf
         data = _training_data(X, codes, s, self.alpha, rows)
+        data.checked = finite
         n = data.n
         if self.batch_size == "auto":
             batch_size = min(200, n)
@@ -588,7 +616,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
                 f"n_hidden of the earlier fit (set warm_start=False to start afresh)"
             )
 
-    def _validation_split(self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None) -> tuple[np.ndarray, Callable[[Params], float]]:
+    def _validation_split(self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None,
+                          finite: bool = True) -> tuple[np.ndarray, Callable[[Params], float]]:
         if state.split_seed is None:
             state.split_seed = int(_seed_sequence(self.random_state).spawn(3)[2].generate_state(1)[0])
         train, val = train_test_split(
@@ -600,6 +629,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         if val.shape[0] < 2:
             raise ValueError("the validation set is too small: increase validation_fraction or the data")
         train = np.sort(train)
+        if not finite:  # the training rows are checked as the epoch gathers them, these are not
+            optim.check_finite(X, np.sort(val))
         X_val, y_val = X[val], codes[val]
         s_val = None if s is None else s[val]
         if s_val is not None and not np.any(s_val > 0):
