@@ -298,23 +298,6 @@ def _tanh_delta_loop(Z: np.ndarray, D1: np.ndarray, grad_b1: np.ndarray, one: An
 
 
 
-def _gather_loop(X: np.ndarray, idx: np.ndarray, out: np.ndarray) -> int:
-    # out[r] = X[idx[r]], as np.take; returns the first r whose row is not finite, or -1.
-    # x - x is 0 for a finite x and NaN otherwise; or-ing booleans vectorises (a float sum would not).
-    B, D = out.shape
-    for r in range(B):
-        src = X[idx[r]]
-        dst = out[r]
-        bad = False
-        for c in range(D):
-            x = src[c]
-            dst[c] = x
-            bad |= (x - x) != 0.0
-        if bad:
-            return r
-    return -1
-
-
 def _batch_error_and_gradient(
     params: Params,
     X: np.ndarray | sp.csr_matrix,
@@ -557,12 +540,14 @@ def _compiled() -> SimpleNamespace | None:
     """
     try:
         import numba
+
+        from twolayer import _gather
     except ImportError:  # pragma: no cover - exercised where numba is not installed
         return None
     jit = numba.njit(nogil=True, cache=True, error_model="numpy")
     return SimpleNamespace(
         adam=jit(_adam_loop), sgd=jit(_sgd_loop), output_delta=jit(_output_delta_loop), tanh_delta=jit(_tanh_delta_loop),
-        gather=jit(_gather_loop),
+        gather=_gather.gather,
     )
 
 
@@ -1114,13 +1099,11 @@ class _Minibatch:
         optimizer, layout, lam = self.state.optimizer, self.layout, float(data.lam)
         activation, order, B, n = self.settings.activation, self.order, self.B, self.n
         self._shuffle()
-        # Unchecked rows are checked as they are gathered (one compiled pass that copies and
+        # Unchecked rows are checked as they are gathered (the compiled gather copies and
         # tests), or else all at once before the epoch.
         kernels = _kernels()
-        check = self.dense and not data.checked
-        if check and (self.contiguous or kernels is None):
+        if self.dense and not data.checked and (self.contiguous or kernels is None):
             check_finite(data.X, None if self.contiguous else order)
-            check = False
         total = 0.0  # sum over batches of sum_n w_n E_n
         for start in range(0, n, B):
             stop = min(start + B, n)
@@ -1132,10 +1115,10 @@ class _Minibatch:
                 idx = order[start:stop]
                 # Gather into reusable buffers: no copy of X per epoch, no allocation per batch.
                 # mode="clip" (the indices are valid) because take buffers `out` under "raise".
-                if check:
+                if self.dense and kernels is not None:
                     Xb = ws.X[:b]
                     bad = kernels.gather(data.X, idx, Xb)
-                    if bad >= 0:
+                    if bad >= 0:  # only possible while the rows are unchecked
                         raise non_finite_input(data.X, int(idx[bad]))
                 else:
                     Xb = np.take(data.X, idx, axis=0, out=ws.X[:b], mode="clip") if self.dense else data.X[idx]
