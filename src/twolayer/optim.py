@@ -429,7 +429,8 @@ class _Layout:
 # moments and writes them back. As a chain of NumPy ufuncs that is about a
 # dozen passes over vectors of W entries (for the workload of issue 5, the
 # Adam step and the decay took as long as a third of the five matrix
-# products of a batch); compiled with numba it is one pass. Both versions
+# products of a batch); compiled with numba it is one pass, and one call per
+# step over all four blocks (a call per block cost 4 ms an epoch). Both versions
 # perform the same IEEE operations in the same order, each rounded to the
 # working dtype (no fused multiply-add, no reassociation: numba's default
 # without fastmath), so they give the same bits; the tests assert it. The
@@ -478,47 +479,55 @@ def _sgd_numpy(
 
 
 def _adam_loop(
-    theta: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, tmp: np.ndarray,
-    lam: Any, b1: Any, c1: Any, b2: Any, c2: Any, eps: Any, step: Any,
+    theta: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, bounds: np.ndarray, lams: np.ndarray,
+    b1: Any, c1: Any, b2: Any, c2: Any, eps: Any, step: Any,
 ) -> None:
-    # _adam_numpy's operations, element by element; two loops so that each vectorises
-    if lam != 0.0:
-        for i in range(theta.shape[0]):
-            gi = g[i] + theta[i] * lam
-            mi = m[i] * b1 + gi * c1
-            vi = v[i] * b2 + (gi * gi) * c2
-            m[i] = mi
-            v[i] = vi
-            theta[i] = theta[i] - (mi / (np.sqrt(vi) + eps)) * step
-    else:
-        for i in range(theta.shape[0]):
-            gi = g[i]
-            mi = m[i] * b1 + gi * c1
-            vi = v[i] * b2 + (gi * gi) * c2
-            m[i] = mi
-            v[i] = vi
-            theta[i] = theta[i] - (mi / (np.sqrt(vi) + eps)) * step
+    # _adam_numpy's operations, element by element, on each block bounds[s] with its decay lams[s]:
+    # one call per step. Slices, so that every inner loop counts from 0 and vectorises.
+    for s in range(bounds.shape[0]):
+        lo, hi, lam = bounds[s, 0], bounds[s, 1], lams[s]
+        w, gs, ms, vs = theta[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi]
+        if lam != 0.0:
+            for i in range(w.shape[0]):
+                gi = gs[i] + w[i] * lam
+                mi = ms[i] * b1 + gi * c1
+                vi = vs[i] * b2 + (gi * gi) * c2
+                ms[i] = mi
+                vs[i] = vi
+                w[i] = w[i] - (mi / (np.sqrt(vi) + eps)) * step
+        else:
+            for i in range(w.shape[0]):
+                gi = gs[i]
+                mi = ms[i] * b1 + gi * c1
+                vi = vs[i] * b2 + (gi * gi) * c2
+                ms[i] = mi
+                vs[i] = vi
+                w[i] = w[i] - (mi / (np.sqrt(vi) + eps)) * step
 
 
 def _sgd_loop(
-    theta: np.ndarray, g: np.ndarray, vel: np.ndarray, tmp: np.ndarray,
-    lam: Any, mu: Any, eta: Any, nesterov: bool,
+    theta: np.ndarray, g: np.ndarray, vel: np.ndarray, bounds: np.ndarray, lams: np.ndarray,
+    mu: Any, eta: Any, nesterov: bool,
 ) -> None:
-    # _sgd_numpy's operations, element by element
-    if nesterov:
-        for i in range(theta.shape[0]):
-            gi = g[i] + theta[i] * lam if lam != 0.0 else g[i]
-            vi = vel[i] * mu - gi * eta
-            vel[i] = vi
-            theta[i] = (theta[i] - gi * eta) + vi * mu
-    else:
-        for i in range(theta.shape[0]):
-            gi = g[i] + theta[i] * lam if lam != 0.0 else g[i]
-            vi = vel[i] * mu - gi * eta
-            vel[i] = vi
-            theta[i] = theta[i] + vi
+    # _sgd_numpy's operations, element by element, block by block as _adam_loop
+    for s in range(bounds.shape[0]):
+        lo, hi, lam = bounds[s, 0], bounds[s, 1], lams[s]
+        w, gs, vs = theta[lo:hi], g[lo:hi], vel[lo:hi]
+        for i in range(w.shape[0]):
+            gi = gs[i] + w[i] * lam if lam != 0.0 else gs[i]
+            vi = vs[i] * mu - gi * eta
+            vs[i] = vi
+            if nesterov:
+                w[i] = (w[i] - gi * eta) + vi * mu
+            else:
+                w[i] = w[i] + vi
 
 
+def _blocks(segments: Segments, lam: float, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The segments as the compiled kernels take them: (start, stop) rows and each block's decay."""
+    bounds = np.array([(block.start, block.stop) for block, _ in segments], dtype=np.intp).reshape(-1, 2)
+    lams = np.array([lam if decayed else 0.0 for _, decayed in segments], dtype=dtype)
+    return bounds, lams
 
 
 def _whole(theta: np.ndarray) -> Segments:
@@ -568,7 +577,19 @@ def _chunks(segments: Segments) -> Iterator[tuple[slice, bool]]:
 # --------------------------------------------------------------------------
 
 
-class SGD:
+class _BlockCache:
+    """Remembers the kernel form of the last segments and decay an optimiser stepped with."""
+
+    _cached: tuple[Segments, float, np.ndarray, np.ndarray] | None = None
+
+    def _blocks(self, segments: Segments, lam: float, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+        cached = self._cached
+        if cached is None or cached[0] is not segments or cached[1] != lam or cached[3].dtype != dtype:
+            cached = self._cached = (segments, lam, *_blocks(segments, lam, dtype))
+        return cached[2], cached[3]
+
+
+class SGD(_BlockCache):
     """Stochastic gradient descent with classical or Nesterov momentum.
 
     With velocity :math:`v` (zero at the start), learning rate :math:`\\eta`
@@ -640,12 +661,12 @@ class SGD:
         self.fresh = False
         segments = segments or _whole(theta)
         kernels = _kernels()
-        for block, decayed in segments if kernels is not None else _chunks(segments):
-            decay = lam if decayed else 0.0
-            if kernels is not None:
-                kernels.sgd(theta[block], grad[block], v[block], tmp[block], x(decay), x(mu), x(eta), self.nesterov)
-            else:
-                _sgd_numpy(theta[block], grad[block], v[block], tmp[block], decay, mu, eta, self.nesterov)
+        if kernels is not None:
+            bounds, lams = self._blocks(segments, lam, theta.dtype)
+            kernels.sgd(theta, grad, v, bounds, lams, x(mu), x(eta), self.nesterov)
+            return
+        for block, decayed in _chunks(segments):
+            _sgd_numpy(theta[block], grad[block], v[block], tmp[block], lam if decayed else 0.0, mu, eta, self.nesterov)
 
     def epoch_end(self, t: int) -> None:
         """Update the learning rate after an epoch; ``t`` counts patterns seen."""
@@ -679,7 +700,7 @@ class SGD:
         self.fresh = True
 
 
-class Adam:
+class Adam(_BlockCache):
     """Adam: steps scaled by running estimates of the gradient's moments.
 
     With :math:`m, v` zero at the start, the ``t``-th step along :math:`g` is
@@ -735,13 +756,13 @@ class Adam:
         step = self.learning_rate * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)  # eta_t
         segments = segments or _whole(theta)
         kernels = _kernels()
-        for block, decayed in segments if kernels is not None else _chunks(segments):
-            decay = lam if decayed else 0.0
-            args = (decay, b1, 1.0 - b1, b2, 1.0 - b2, self.epsilon, step)
-            if kernels is not None:
-                kernels.adam(theta[block], grad[block], m[block], v[block], tmp[block], *map(x, args))
-            else:
-                _adam_numpy(theta[block], grad[block], m[block], v[block], tmp[block], *args)
+        args = (b1, 1.0 - b1, b2, 1.0 - b2, self.epsilon, step)
+        if kernels is not None:
+            bounds, lams = self._blocks(segments, lam, theta.dtype)
+            kernels.adam(theta, grad, m, v, bounds, lams, *map(x, args))
+            return
+        for block, decayed in _chunks(segments):
+            _adam_numpy(theta[block], grad[block], m[block], v[block], tmp[block], lam if decayed else 0.0, *args)
 
     def epoch_end(self, t: int) -> None:
         """Adam keeps its learning rate."""
