@@ -564,9 +564,10 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
                     f"TwoLayerClassifier needs samples of at least 2 classes; got 1 class ({labels[0]!r})"
                 )
             self.classes_ = labels
-        unseen = np.setdiff1d(np.unique(y), self.classes_)
-        if unseen.size:
-            raise ValueError(f"y contains labels {unseen!r} not among classes_ {self.classes_!r}")
+        if continuing or classes is not None:  # otherwise classes_ are y's own labels
+            unseen = np.setdiff1d(np.unique(y), self.classes_)
+            if unseen.size:
+                raise ValueError(f"y contains labels {unseen!r} not among classes_ {self.classes_!r}")
         return np.searchsorted(self.classes_, y).astype(np.intp, copy=False)
 
     def _pattern_weights(self, y: np.ndarray, codes: np.ndarray, sample_weight: Any, X: Any) -> np.ndarray | None:
