@@ -131,6 +131,98 @@ def epoch32(ctx: Context) -> list[Table]:
     return _epoch(ctx, np.float32)
 
 
+@section("parts", "Where a float32 epoch's time goes beyond the floor")
+def parts(ctx: Context) -> list[Table]:
+    """TwoLayerClassifier's work between the products, each part timed alone over one epoch's batches."""
+    from twolayer import optim
+
+    X, y = ctx.data(np.float32)
+    N, D = X.shape
+    K = int(y.max()) + 1
+    M, B = ctx.hidden, ctx.batch
+    starts = range(0, N, B)
+    perm = np.random.default_rng(0).permutation(N)
+    kernels = optim._compiled()
+    buffer = np.empty((B, D), np.float32)
+    layout = optim._Layout(D, M, K)
+    W = layout.segments[-1][0].stop
+    rng = np.random.default_rng(1)
+    theta = (0.05 * rng.standard_normal(W)).astype(np.float32)
+    grad = (1e-3 * rng.standard_normal(W)).astype(np.float32)
+    adam = optim.Adam(W, np.float32, learning_rate_init=cs.LEARNING_RATE, beta_1=cs.BETA_1, beta_2=cs.BETA_2,
+                      epsilon=cs.EPSILON)
+    A1 = rng.standard_normal((B, M)).astype(np.float32)
+    Z, D1 = np.empty_like(A1), np.empty_like(A1)
+    A2 = np.empty((B, K), np.float32)
+    logits = rng.standard_normal((B, K)).astype(np.float32)
+    b1, b2 = np.zeros(M, np.float32), np.zeros(K, np.float32)
+    gb1, gb2 = np.empty(M, np.float32), np.empty(K, np.float32)
+    yb = y[:B].astype(np.intp)
+
+    def gather_compiled() -> dict[str, Any]:
+        for s in starts:
+            kernels.gather(X, perm[s:s + B], buffer)
+        return {}
+
+    def gather_take() -> dict[str, Any]:
+        for s in starts:
+            np.take(X, perm[s:s + B], axis=0, out=buffer, mode="clip")
+        return {}
+
+    def adam_steps() -> dict[str, Any]:
+        for _ in starts:
+            adam.step(theta, grad, 1e-4 / N, layout.segments)  # the compiled step only reads grad
+        return {}
+
+    def elementwise() -> dict[str, Any]:
+        # what _batch_error_and_gradient does between its products: bias and tanh, softmax and the
+        # output delta, the tanh delta with the bias sums
+        for _ in starts:
+            np.add(A1, b1, out=Z)
+            optim._activate("tanh", Z)
+            np.copyto(A2, logits)
+            kernels.output_delta(A2, b2, yb, None, np.float32(1.0 / B), gb2)
+            np.copyto(D1, A1)  # fresh errors each batch (the epoch has a product write them)
+            kernels.tanh_delta(Z, D1, gb1, np.float32(1.0))
+        return {}
+
+    contestants: list[Contestant | Skipped] = [cs.floor_products(N, D, M, K, B, np.float32, X=X)]
+    if kernels is None:
+        contestants.append(Skipped("compiled parts", "numba is not installed"))
+    else:
+        contestants += [
+            Contestant("gathers (compiled, with the finiteness test)", gather_compiled, warmup=gather_compiled),
+            Contestant("gathers (np.take)", gather_take, warmup=gather_take),
+            Contestant("Adam steps (compiled, decay folded in)", adam_steps, warmup=adam_steps),
+            Contestant("bias, tanh, softmax and deltas", elementwise, warmup=elementwise),
+        ]
+    timings, skipped = time_interleaved(contestants, ctx.repeats, what="parts")
+    floor = timings.get("floor (5 products)")
+    rows = [[name, fmt_timing(t), fmt_ratio(t.median / floor.median) if floor else "-"] for name, t in timings.items()]
+    rows += [[f"{s.name} (skipped)", s.reason, "-"] for s in skipped]
+    notes = [
+        (f"Each part alone, over the {len(starts)} batches of one epoch, interleaved with the floor; `× floor` is "
+         "its median over the floor's. None of these is in the floor; all of them are in TwoLayerClassifier's epoch. "
+         "The elementwise row also copies fresh hidden errors into place each batch (a pass the epoch does not "
+         "make: about 1 ms)."),
+        ("The products use every core (BLAS threads); the parts run on one, between them: a second thread "
+         "for them competes with the BLAS threads, which spin for a while after each product (measured: slower). "
+         "The gathers and the Adam steps are memory-bound (X is far larger than the caches; the step reads "
+         "and writes four vectors of W = 203,530 entries)."),
+    ]
+    e32 = ctx.results.get("epoch_float32", {})
+    if "TwoLayerClassifier" in e32 and "floor (5 products)" in e32 and floor is not None:
+        epoch_ratio = float(np.median(e32["TwoLayerClassifier"])) / float(np.median(e32["floor (5 products)"]))
+        used = {"gathers (compiled, with the finiteness test)", "Adam steps (compiled, decay folded in)",
+                "bias, tanh, softmax and deltas"}
+        accounted = sum(t.median for n, t in timings.items() if n in used) / floor.median
+        notes.append(f"In the float32 epoch table above, TwoLayerClassifier took {epoch_ratio:.2f}× its floor; "
+                     f"the floor plus the three parts it runs comes to {1 + accounted:.2f}×, the rest being "
+                     "fit's validation, label encoding, initialisation and Python between the calls.")
+    return [Table("Where a float32 epoch's time goes beyond the floor (TwoLayerClassifier's parts, each alone)",
+                  ["part", "time: median [min–max, n]", "× floor"], rows, notes)]
+
+
 @section("epoch64", "One float64 epoch: the floor, TwoLayerClassifier and its peers")
 def epoch64(ctx: Context) -> list[Table]:
     return _epoch(ctx, np.float64)
