@@ -495,6 +495,32 @@ def test_plots_are_valid_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert_one_line_error(code, err, "does not exist")
 
 
+@pytest.mark.parametrize("bayes", [False, True])
+def test_a_plot_that_cannot_be_written_leaves_the_old_model(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch, bayes: bool) -> None:
+    # The model and the plot are staged in full before either replaces its old file.
+    pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plot' extra")
+    from twolayer import modelfile
+
+    model, plot = tmp_path / "m.safetensors", tmp_path / "m.png"
+    extra = ["--bayes"] if bayes else []
+    code, _, err = run(capsys, "train", "iris", *TINY, *extra, "--out", model, "--plot", plot)
+    assert code == 0, err
+    before = (model.read_bytes(), plot.read_bytes())
+    stage = modelfile._stage
+
+    def disk_full_for_pngs(target: Path, data: bytes) -> Path:
+        if target.suffix == ".png":
+            raise modelfile.DataError(f"cannot write {target}: No space left on device")
+        return stage(target, data)
+
+    monkeypatch.setattr(modelfile, "_stage", disk_full_for_pngs)
+    code, _, err = run(capsys, "train", "iris", *TINY, *extra, "--seed", "7", "--quiet", "--out", model, "--plot", plot)
+    assert_one_line_error(code, err, "m.png", "No space left on device")
+    assert (model.read_bytes(), plot.read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.png", "m.safetensors"]
+
+
 # --------------------------------------------------------------------------
 # gradcheck, derive, datasets, help
 # --------------------------------------------------------------------------

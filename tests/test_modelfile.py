@@ -22,8 +22,10 @@ from twolayer.datasets import DataError
 from twolayer.modelfile import (
     Checkpoint,
     atomic_write,
+    atomic_write_all,
     load,
     load_checkpoint,
+    model_bytes,
     read,
     save,
     save_checkpoint,
@@ -203,6 +205,51 @@ def test_old_file_survives_a_failed_write(tmp_path: Path, monkeypatch: pytest.Mo
     assert path.read_bytes() == before
     assert leftovers(tmp_path) == []
     np.testing.assert_array_equal(load(path).predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("failing", ["fsync", "interrupt", "folder"])
+def test_atomic_write_all_writes_every_file_or_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    first, second = tmp_path / "model.bin", tmp_path / "plot.png"
+    atomic_write_all([(first, b"old model"), (second, b"old plot")])
+    assert (first.read_bytes(), second.read_bytes()) == (b"old model", b"old plot")
+    real_fsync = os.fsync
+    calls = []
+
+    def fsync_failing_the_second(fd: int) -> None:  # the first file is already staged by then
+        calls.append(fd)
+        if len(calls) == 2:
+            if failing == "interrupt":
+                raise KeyboardInterrupt
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    if failing == "folder":
+        second_target = tmp_path / "gone" / "plot.png"
+        with pytest.raises(DataError, match="does not exist"):
+            atomic_write_all([(first, b"new model"), (second_target, b"new plot")])
+    else:
+        monkeypatch.setattr(os, "fsync", fsync_failing_the_second)
+        with pytest.raises(KeyboardInterrupt if failing == "interrupt" else DataError):
+            atomic_write_all([(first, b"new model"), (second, b"new plot")])
+        monkeypatch.undo()
+    assert (first.read_bytes(), second.read_bytes()) == (b"old model", b"old plot")
+    assert leftovers(tmp_path) == []
+    atomic_write_all([(first, b"new model"), (second, b"new plot")])
+    assert (first.read_bytes(), second.read_bytes()) == (b"new model", b"new plot")
+    assert leftovers(tmp_path) == []
+
+
+def test_model_bytes_are_what_save_writes(tmp_path: Path) -> None:
+    model, X = fitted()
+    path = tmp_path / "m.safetensors"
+    save(model, path, info={"note": "x"})
+    data = model_bytes(model, info={"note": "x"})
+    (tmp_path / "n.safetensors").write_bytes(data)
+    saved, made = read(path), read(tmp_path / "n.safetensors")  # (the header's key order may differ)
+    assert made.info == saved.info == {"note": "x"}
+    for a, b in zip(saved.classifier.params_, made.classifier.params_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(made.model.predict(X), model.predict(X))
 
 
 def test_atomic_write_errors(tmp_path: Path) -> None:

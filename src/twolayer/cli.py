@@ -776,7 +776,13 @@ def _metrics_of(proba: np.ndarray, y: np.ndarray, classes: np.ndarray) -> dict[s
 def _train(args: argparse.Namespace) -> int:
     from twolayer.classifier import TwoLayerClassifier
     from twolayer.datasets import check_classes, load_dataset
-    from twolayer.modelfile import Checkpoint, load_checkpoint, save, save_checkpoint
+    from twolayer.modelfile import (
+        Checkpoint,
+        atomic_write_all,
+        load_checkpoint,
+        model_bytes,
+        save_checkpoint,
+    )
     from twolayer.optim import TrainingDiverged
 
     if args.bayes:
@@ -918,14 +924,15 @@ def _train(args: argparse.Namespace) -> int:
     if options["plot"] is not None:
         png = _report_png(predictor, classes, model.loss_curve_, run.accuracy, test_metrics["confusion_matrix"],
                           data, title=f"{source}: {hyper['n_hidden']} hidden units, {hyper['solver']}")
-    # Everything is computed: now write, each file atomically.
+    # Everything is computed: now write the model and the plot, atomically and both or neither.
+    files = []
     if options["out"] is not None:
-        save(predictor, options["out"], feature_names=data.feature_names, target_name=data.target_name,
-             validation_curve=run.accuracy, info=summary)
+        files.append((options["out"], model_bytes(predictor, feature_names=data.feature_names,
+                                                  target_name=data.target_name, validation_curve=run.accuracy,
+                                                  info=summary)))
     if png is not None:
-        from twolayer.modelfile import atomic_write
-
-        atomic_write(options["plot"], png)
+        files.append((options["plot"], png))
+    atomic_write_all(files)
     if options["checkpoint"] is not None:
         write_checkpoint(model)
 
@@ -978,7 +985,7 @@ def _train_bayes(args: argparse.Namespace) -> int:
     from twolayer.bayes import BayesianTwoLayerClassifier
     from twolayer.calibration import calibration_summary
     from twolayer.datasets import check_classes, load_dataset
-    from twolayer.modelfile import atomic_write, save
+    from twolayer.modelfile import atomic_write_all, model_bytes
 
     for key, reason in _NOT_BAYESIAN.items():
         if getattr(args, key) is not None:
@@ -1084,10 +1091,13 @@ def _train_bayes(args: argparse.Namespace) -> int:
     if options["plot"] is not None:
         png = _report_png(predictor, classes, model.loss_curve_, None, test_metrics["confusion_matrix"], data,
                           title=f"{source}: Bayesian network, {M} hidden units, alpha by the evidence")
+    files = []  # the model and the plot, atomically and both or neither
     if options["out"] is not None:
-        save(predictor, options["out"], feature_names=data.feature_names, target_name=data.target_name, info=summary)
+        files.append((options["out"], model_bytes(predictor, feature_names=data.feature_names,
+                                                  target_name=data.target_name, info=summary)))
     if png is not None:
-        atomic_write(options["plot"], png)
+        files.append((options["plot"], png))
+    atomic_write_all(files)
 
     if not quiet:
         W = (D + 1) * M + (M + 1) * K

@@ -91,8 +91,10 @@ __all__ = [
     "Checkpoint",
     "ModelFile",
     "atomic_write",
+    "atomic_write_all",
     "load",
     "load_checkpoint",
+    "model_bytes",
     "read",
     "save",
     "save_checkpoint",
@@ -151,7 +153,53 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     DataError
         When the file cannot be written, naming it and the reason.
     """
-    target = Path(path)
+    atomic_write_all([(path, data)])
+
+
+def atomic_write_all(files: Sequence[tuple[str | os.PathLike[str], bytes]]) -> None:
+    """Write several files as :func:`atomic_write` does, none of them unless all can be.
+
+    Every file is first written in full to its temporary file and
+    ``fsync``-ed; only when all are on disk are they renamed into place, in
+    order. A failure while writing (a full disk, a folder that vanished)
+    removes every temporary file and leaves every destination as it was: a
+    run that writes a model and its plot never leaves a new model beside an
+    old plot, or the reverse. (The renames themselves, within each
+    destination's folder, are the only step left that could fail between
+    two files.)
+
+    Parameters
+    ----------
+    files : sequence of (path-like, bytes)
+        The destinations and their complete contents.
+
+    Raises
+    ------
+    DataError
+        When a file cannot be written, naming it and the reason.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files:
+            staged.append((_stage(Path(path), data), Path(path)))
+        for temporary, target in staged:
+            try:
+                os.replace(temporary, target)
+            except OSError as exc:
+                raise DataError(f"cannot write {target}: {exc.strerror or exc}") from None
+    except BaseException:
+        for temporary, _ in staged:
+            try:
+                os.unlink(temporary)
+            except FileNotFoundError:
+                pass
+        raise
+    for folder in {target.parent for _, target in staged}:
+        _fsync_folder(folder)
+
+
+def _stage(target: Path, data: bytes) -> Path:
+    """``data`` in a new, fsync-ed temporary file beside ``target``; its path."""
     folder = target.parent
     if not folder.is_dir():
         raise DataError(f"cannot write {target}: the folder {folder} does not exist")
@@ -167,7 +215,6 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, target)
     except BaseException as exc:
         try:
             os.unlink(temporary)
@@ -176,7 +223,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         if isinstance(exc, OSError):
             raise DataError(f"cannot write {target}: {exc.strerror or exc}") from None
         raise
-    _fsync_folder(folder)
+    return temporary
 
 
 # --------------------------------------------------------------------------
@@ -570,15 +617,32 @@ def save(
 ) -> None:
     """Save a fitted model to one safetensors file, atomically.
 
+    :func:`model_bytes` written with :func:`atomic_write`; the parameters
+    and errors are those of :func:`model_bytes`, and ``path`` is the file
+    to write (conventionally ``*.safetensors``): an existing file is
+    replaced only once the new one is complete.
+    """
+    data = model_bytes(model, feature_names=feature_names, target_name=target_name,
+                       validation_curve=validation_curve, info=info)
+    atomic_write(path, data)
+
+
+def model_bytes(
+    model: Any,
+    *,
+    feature_names: Sequence[str] | None = None,
+    target_name: str | None = None,
+    validation_curve: Sequence[float] | None = None,
+    info: Mapping[str, Any] | None = None,
+) -> bytes:
+    """The contents of a model file for a fitted model (what :func:`save` writes).
+
     Parameters
     ----------
     model : TwoLayerClassifier, BayesianTwoLayerClassifier or sklearn.pipeline.Pipeline
         Fitted; a pipeline must be a ``StandardScaler`` followed by one of
         the two. Its classes must be integers or strings. A Bayesian network
         is written as a version 2 file with its Laplace posterior.
-    path : path-like
-        The file to write (conventionally ``*.safetensors``). An existing
-        file is replaced only once the new one is complete.
     feature_names : sequence of str, optional
         Names of the D features; by default ``feature_names_in_`` when the
         model was fitted on a DataFrame.
@@ -596,8 +660,6 @@ def save(
         nor strings.
     ValueError
         For weights that are not finite (a diverged fit cannot be loaded).
-    DataError
-        When the file cannot be written.
     """
     from sklearn.utils.validation import check_is_fitted
 
@@ -649,7 +711,7 @@ def save(
         entries["kind"] = "bayesian"
         entries["bayes"] = _bayes_entry(classifier)
         version = _BAYESIAN_VERSION
-    atomic_write(path, _pack(MODEL_FORMAT, tensors, entries, version=version))
+    return _pack(MODEL_FORMAT, tensors, entries, version=version)
 
 
 def _is_bayesian(classifier: Network) -> bool:
