@@ -161,12 +161,14 @@ def parts(ctx: Context) -> list[Table]:
 
     def gather_compiled() -> dict[str, Any]:
         for s in starts:
-            kernels.gather(X, perm[s:s + B], buffer)
+            index = perm[s:s + B]
+            kernels.gather(X, index, buffer[:index.shape[0]])
         return {}
 
     def gather_take() -> dict[str, Any]:
         for s in starts:
-            np.take(X, perm[s:s + B], axis=0, out=buffer, mode="clip")
+            index = perm[s:s + B]
+            np.take(X, index, axis=0, out=buffer[:index.shape[0]], mode="clip")
         return {}
 
     def adam_steps() -> dict[str, Any]:
@@ -187,7 +189,7 @@ def parts(ctx: Context) -> list[Table]:
         return {}
 
     contestants: list[Contestant | Skipped] = [cs.floor_products(N, D, M, K, B, np.float32, X=X)]
-    if kernels is None:
+    if kernels is None or kernels.gather is None:
         contestants.append(Skipped("compiled parts", "numba is not installed"))
     else:
         contestants += [

@@ -455,6 +455,19 @@ def test_divergence_error_names_the_learning_rate(activation):
     assert all(np.all(np.isfinite(p)) for p in model.params_)
 
 
+def fitted_state(model: TwoLayerClassifier) -> dict:
+    """The fitted attributes' values, arrays as lists, to compare a model before and after a failed fit."""
+    state = {}
+    for key, value in vars(model).items():
+        if key.endswith("_") and not key.startswith("_"):
+            if isinstance(value, (list, tuple)) and value and isinstance(value[0], np.ndarray):
+                value = [v.tolist() for v in value]
+            elif isinstance(value, np.ndarray):
+                value = value.tolist()
+            state[key] = value
+    return state
+
+
 @quiet_convergence
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("solver, options", [
@@ -462,8 +475,9 @@ def test_divergence_error_names_the_learning_rate(activation):
 ])
 @pytest.mark.parametrize("value, kind", [(np.nan, "NaN"), (np.inf, "inf")])
 def test_non_finite_input_is_refused_and_the_old_model_kept(solver, options, value, kind, fused, monkeypatch):
-    # A fresh minibatch fit checks the rows in its first epoch; whatever the path, the error names
-    # the entry and the estimator is left as it was: unfitted, or with the model it had.
+    # A fresh shuffled minibatch fit checks the rows in its first epoch (with numba; up front
+    # otherwise); whatever the path, the error names the entry and the estimator is left as it was:
+    # unfitted, or with every fitted attribute it had.
     monkeypatch.setattr(optim, "FUSED", fused)
     X, y = small_problem()
     bad = X.copy()
@@ -474,12 +488,42 @@ def test_non_finite_input_is_refused_and_the_old_model_kept(solver, options, val
     with pytest.raises(NotFittedError):
         fresh.predict(X)
     model = TwoLayerClassifier(n_hidden=4, solver=solver, max_iter=3, random_state=0, **options).fit(X, y)
-    before = model.predict_proba(X)
-    attributes = {k for k in vars(model) if k.endswith("_")}
+    before, proba = fitted_state(model), model.predict_proba(X)
     with pytest.raises(ValueError, match=kind):
         model.fit(bad, y)
-    np.testing.assert_array_equal(model.predict_proba(X), before)
-    assert {k for k in vars(model) if k.endswith("_")} == attributes
+    assert fitted_state(model) == before
+    np.testing.assert_array_equal(model.predict_proba(X), proba)
+
+
+@quiet_convergence
+@pytest.mark.parametrize("case", ["sparse, other width", "divergence first", "dataframe", "float32"])
+def test_a_refused_refit_keeps_everything_the_model_had(case):
+    X, y = small_problem()
+    model = TwoLayerClassifier(n_hidden=4, max_iter=3, random_state=0).fit(X, y)
+    before, proba = fitted_state(model), model.predict_proba(X)
+    if case == "sparse, other width":
+        bad = sp.csr_matrix(np.hstack([X, X[:, :2]]))
+        bad.data[5] = np.nan
+    elif case == "divergence first":  # huge steps: for most rows, the error is non-finite before their batch
+        model.set_params(solver="sgd", activation="relu", learning_rate_init=10.0, batch_size=5)
+        for row in range(40, 59):
+            bad = X * 1e100
+            bad[row, 2] = np.nan
+            with pytest.raises(optim.NonFiniteInput, match=f"row {row}, column 2"):
+                model.fit(bad, y)
+        bad[59, 2] = np.nan
+    elif case == "dataframe":
+        pd = pytest.importorskip("pandas")
+        bad = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+        bad.iloc[3, 1] = np.inf
+    else:
+        bad = X.astype(np.float32)
+        bad[7, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN|inf"):
+        model.fit(bad, y)
+    model.set_params(solver="adam", activation="tanh", learning_rate_init=1e-3, batch_size="auto")
+    assert fitted_state(model) == before
+    np.testing.assert_array_equal(model.predict_proba(X), proba)
 
 
 def test_non_finite_input_error_names_row_and_column():
@@ -487,10 +531,17 @@ def test_non_finite_input_error_names_row_and_column():
     X[37, 1] = np.nan
     with pytest.raises(optim.NonFiniteInput, match="Input X contains NaN at row 37, column 1"):
         TwoLayerClassifier(n_hidden=4, max_iter=2, random_state=0).fit(X, y)
-    X[37, 1] = 0.0
-    X[12, 0] = -np.inf  # held out for validation or not, it is named
-    with pytest.raises(optim.NonFiniteInput, match="infinity at row 12, column 0"):
-        TwoLayerClassifier(n_hidden=4, max_iter=2, random_state=0, early_stopping=True).fit(X, y)
+
+
+@quiet_convergence
+def test_every_row_is_checked_training_or_held_out():
+    # With early stopping, some rows train and the others score: a bad value is refused in either.
+    X, y = small_problem()
+    for row in range(X.shape[0]):
+        bad = X.copy()
+        bad[row, row % X.shape[1]] = -np.inf
+        with pytest.raises(ValueError, match=f"row {row}, column {row % X.shape[1]}"):
+            TwoLayerClassifier(n_hidden=3, max_iter=1, random_state=0, early_stopping=True).fit(bad, y)
 
 
 @quiet_convergence

@@ -239,6 +239,24 @@ def test_atomic_write_all_writes_every_file_or_none(tmp_path: Path, monkeypatch:
     assert leftovers(tmp_path) == []
 
 
+def test_atomic_write_all_names_what_a_failed_rename_left_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = tmp_path / "model.bin", tmp_path / "plot.png"
+    real_replace, calls = os.replace, []
+
+    def replace_failing_the_second(src: object, dst: object) -> None:
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_failing_the_second)
+    with pytest.raises(DataError, match=r"cannot write .*plot.png: Input/output error \(.*model.bin already replaced\)"):
+        atomic_write_all([(first, b"model"), (second, b"plot")])
+    monkeypatch.undo()
+    assert first.read_bytes() == b"model" and not second.exists()
+    assert leftovers(tmp_path) == []
+
+
 def test_model_bytes_are_what_save_writes(tmp_path: Path) -> None:
     model, X = fitted()
     path = tmp_path / "m.safetensors"

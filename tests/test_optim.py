@@ -557,6 +557,38 @@ def test_unchecked_rows_are_checked_in_the_first_epoch(shuffle, value, kind, bac
     assert state.optimizer.fresh and not state.optimizer.m.any() and state.loss_curve == []
 
 
+def test_a_bad_row_after_a_divergence_is_named_not_the_divergence(backend):
+    # Batches in row order (rows given, no shuffling); the steps blow up in the second batch, long
+    # before the last row, which holds a NaN: the error is the input's, and the state is restored.
+    params, X, y, _, _ = problem(N=40, seed=6)
+    X = X * 1e100
+    X[39, 3] = np.nan
+    theta = nw.flatten(params).copy()
+    state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
+    state.optimizer = optim.make_optimizer("sgd", theta.size, theta.dtype, {
+        "learning_rate_init": 10.0, "momentum": 0.9, "nesterovs_momentum": True, "learning_rate": "constant", "power_t": 0.5})
+    data = optim.TrainingData(X=X, y=y, w=None, lam=0.0, rows=np.arange(40), checked=False)
+    mb = optim.MinibatchSettings(activation="relu", batch_size=5, shuffle=False, max_iter=3, tol=0.0,
+                                 n_iter_no_change=100, early_stopping=False)
+    with pytest.raises(optim.NonFiniteInput, match="NaN at row 39, column 3"):
+        optim.train_minibatch(state, data, mb, n_classes=3)
+    np.testing.assert_array_equal(state.theta, nw.flatten(params))
+    data.X[39, 3] = 0.0  # the same run on finite input is a divergence
+    with pytest.raises(optim.TrainingDiverged):
+        optim.train_minibatch(state, data, mb, n_classes=3)
+
+
+def test_check_finite_works_in_pieces(monkeypatch):
+    monkeypatch.setattr(optim, "CHECK_ROWS", 3)
+    X = np.ones((10, 2))
+    X[7, 1] = np.nan
+    with pytest.raises(optim.NonFiniteInput, match="row 7, column 1"):
+        optim.check_finite(X)
+    with pytest.raises(optim.NonFiniteInput, match="row 7, column 1"):
+        optim.check_finite(X, np.array([9, 0, 7, 3]))
+    optim.check_finite(X, np.array([9, 0, 6, 3, 8]))
+
+
 @pytest.mark.parametrize("rows", [None, "subset"])
 def test_checking_rows_as_they_are_gathered_changes_no_number(rows, backend):
     params, X, y, _, _ = problem(N=29, seed=5)

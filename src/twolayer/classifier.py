@@ -28,7 +28,6 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
-    assert_all_finite,
     check_is_fitted,
 )
 
@@ -338,7 +337,9 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         # A fresh minibatch fit checks that X is finite in its first epoch, row by row as it
         # gathers the batches, instead of in a pass of its own over X (see optim.TrainingData);
         # if a row is not, the estimator is put back as it was before this call.
-        deferred = not continuing and self.solver in MINIBATCH_SOLVERS
+        # Only where that gather runs: dense input, shuffled or split batches, numba installed.
+        deferred = (not continuing and self.solver in MINIBATCH_SOLVERS and not sp.issparse(X)
+                    and (self.shuffle or self.early_stopping) and optim.checks_rows_as_it_gathers())
         before = dict(self.__dict__)
         X, y = _validate_data(
             self,
@@ -352,11 +353,9 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         )
         if sp.issparse(X):
             X = sp.csr_matrix(X)  # row gathers need CSR
-            if deferred:
-                assert_all_finite(X.data, input_name="X", estimator_name=type(self).__name__)
         try:
             return self._fit_validated(X, y, sample_weight, incremental=incremental, classes=classes,
-                                       continuing=continuing, finite=not deferred or sp.issparse(X))
+                                       continuing=continuing, finite=not deferred)
         except optim.NonFiniteInput:
             self.__dict__.clear()
             self.__dict__.update(before)

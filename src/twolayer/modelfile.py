@@ -166,7 +166,7 @@ def atomic_write_all(files: Sequence[tuple[str | os.PathLike[str], bytes]]) -> N
     run that writes a model and its plot never leaves a new model beside an
     old plot, or the reverse. (The renames themselves, within each
     destination's folder, are the only step left that could fail between
-    two files.)
+    two files; the error then names the files already replaced.)
 
     Parameters
     ----------
@@ -182,11 +182,14 @@ def atomic_write_all(files: Sequence[tuple[str | os.PathLike[str], bytes]]) -> N
     try:
         for path, data in files:
             staged.append((_stage(Path(path), data), Path(path)))
+        replaced: list[str] = []
         for temporary, target in staged:
             try:
                 os.replace(temporary, target)
             except OSError as exc:
-                raise DataError(f"cannot write {target}: {exc.strerror or exc}") from None
+                already = f" ({', '.join(replaced)} already replaced)" if replaced else ""
+                raise DataError(f"cannot write {target}: {exc.strerror or exc}{already}") from None
+            replaced.append(str(target))
     except BaseException:
         for temporary, _ in staged:
             try:

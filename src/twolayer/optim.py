@@ -120,15 +120,37 @@ def non_finite_input(X: np.ndarray, row: int) -> NonFiniteInput:
     return NonFiniteInput(f"Input X contains {kind} at row {row}, column {column}: every feature must be finite")
 
 
+# Rows per piece of check_finite: pieces of a few MiB, never a copy of all the rows checked.
+CHECK_ROWS = 4096
+
+
 def check_finite(X: np.ndarray, rows: np.ndarray | None = None) -> None:
-    """Raise :class:`NonFiniteInput`, naming the first bad entry, unless ``X`` (or its ``rows``) is finite."""
-    part = X if rows is None else X[rows]
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.sum(part)):  # one pass: the sum is finite when every entry is (it may overflow)
-            return
-    bad = np.flatnonzero(~np.isfinite(part).all(axis=1))
-    if bad.size:
-        raise non_finite_input(X, int(bad[0] if rows is None else rows[bad[0]]))
+    """Raise :class:`NonFiniteInput`, naming the first bad entry, unless ``X`` (or its ``rows``) is finite.
+
+    Piece by piece, in the order given: a piece whose sum is finite has no
+    NaN or infinity (one pass); only a piece whose sum is not (an entry is
+    not finite, or the sum overflowed) is looked at entry by entry.
+    """
+    n = X.shape[0] if rows is None else rows.shape[0]
+    for start in range(0, n, CHECK_ROWS):
+        stop = min(start + CHECK_ROWS, n)
+        part = X[start:stop] if rows is None else X[rows[start:stop]]
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(np.sum(part)):
+                continue
+        bad = np.flatnonzero(~np.isfinite(part).all(axis=1))
+        if bad.size:
+            raise non_finite_input(X, int(start + bad[0] if rows is None else rows[start + bad[0]]))
+
+
+def checks_rows_as_it_gathers() -> bool:
+    """Whether a shuffled minibatch epoch checks unchecked rows in its compiled gather (numba installed).
+
+    Where it does not, :class:`TrainingData` ``checked=False`` costs a pass of
+    :func:`check_finite` before the epoch, no less than checking up front.
+    """
+    kernels = _kernels()
+    return kernels is not None and kernels.gather is not None
 
 
 # --------------------------------------------------------------------------
@@ -549,14 +571,18 @@ def _compiled() -> SimpleNamespace | None:
     """
     try:
         import numba
-
-        from twolayer import _gather
     except ImportError:  # pragma: no cover - exercised where numba is not installed
         return None
+    try:  # numba's extension API (intrinsics, llvmlite): should it move, only the gather falls back to np.take
+        from twolayer import _gather
+
+        gather = _gather.gather
+    except ImportError:  # pragma: no cover
+        gather = None
     jit = numba.njit(nogil=True, cache=True, error_model="numpy")
     return SimpleNamespace(
         adam=jit(_adam_loop), sgd=jit(_sgd_loop), output_delta=jit(_output_delta_loop), tanh_delta=jit(_tanh_delta_loop),
-        gather=_gather.gather,
+        gather=gather,
     )
 
 
@@ -581,6 +607,7 @@ class _BlockCache:
     """Remembers the kernel form of the last segments and decay an optimiser stepped with."""
 
     _cached: tuple[Segments, float, np.ndarray, np.ndarray] | None = None
+    fresh = False  # set by each optimiser's __init__; the default serves optimisers pickled before it existed
 
     def _blocks(self, segments: Segments, lam: float, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
         cached = self._cached
@@ -1044,6 +1071,8 @@ def train_minibatch(
             raise
         if loss is None:
             state.restore(snapshot)
+            if isinstance(data.X, np.ndarray) and not data.checked:
+                check_finite(data.X, data.rows)  # the error may come from a row the epoch had not reached
             raise TrainingDiverged(
                 f"training diverged in epoch {len(state.loss_curve) + 1}: the error became non-finite with "
                 f"learning_rate_init={optimizer.learning_rate_init:g} (current learning rate "
@@ -1099,6 +1128,10 @@ class _Minibatch:
         self.B = int(min(max(settings.batch_size, 1), self.n))
         self.dense = isinstance(data.X, np.ndarray)
         self.contiguous = self.dense and data.rows is None and not settings.shuffle  # batches are slices of X
+        kernels = _kernels()
+        # The compiled gather copies without casting or bounds checks: only rows of the working dtype.
+        self.compiled_gather = (self.dense and not self.contiguous and kernels is not None and kernels.gather is not None
+                                and data.X.dtype == theta.dtype and data.X.flags.c_contiguous)
         self.ws = _Workspace(self.B, D, M, K, theta.dtype, gather=self.dense and not self.contiguous)
         self.order = np.empty(self.n, dtype=np.intp)
 
@@ -1122,9 +1155,9 @@ class _Minibatch:
         self._shuffle()
         # Unchecked rows are checked as they are gathered (the compiled gather copies and
         # tests), or else all at once before the epoch.
-        kernels = _kernels()
-        if self.dense and not data.checked and (self.contiguous or kernels is None):
-            check_finite(data.X, None if self.contiguous else order)
+        kernels = _kernels() if self.compiled_gather else None
+        if self.dense and not data.checked and not self.compiled_gather:
+            check_finite(data.X, data.rows)
         total = 0.0  # sum over batches of sum_n w_n E_n
         for start in range(0, n, B):
             stop = min(start + B, n)
@@ -1136,7 +1169,7 @@ class _Minibatch:
                 idx = order[start:stop]
                 # Gather into reusable buffers: no copy of X per epoch, no allocation per batch.
                 # mode="clip" (the indices are valid) because take buffers `out` under "raise".
-                if self.dense and kernels is not None:
+                if kernels is not None:
                     Xb = ws.X[:b]
                     bad = kernels.gather(data.X, idx, Xb)
                     if bad >= 0:  # only possible while the rows are unchecked
