@@ -522,8 +522,8 @@ def test_divergence_after_some_epochs_restores_the_last_epochs_moments(backend):
     assert opt.t == kept["t"] == 12 and not opt.fresh
 
 
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
 def test_gather_kernel_copies_rows_and_finds_the_first_non_finite_one():
-    pytest.importorskip("numba")
     kernels = optim._compiled()
     rng = np.random.default_rng(3)
     for dtype in (np.float32, np.float64):

@@ -86,6 +86,8 @@ __all__ = [
     "TrainingData",
     "TrainingDiverged",
     "TrainingState",
+    "check_finite",
+    "checks_rows_as_it_gathers",
     "make_optimizer",
     "objective",
     "train_lbfgs",
@@ -113,7 +115,7 @@ class NonFiniteInput(ValueError):
     """A training pattern has a NaN or infinite feature; the message names its row and column."""
 
 
-def non_finite_input(X: np.ndarray, row: int) -> NonFiniteInput:
+def _non_finite_input(X: np.ndarray, row: int) -> NonFiniteInput:
     """The error for row ``row`` of ``X``, which has a non-finite entry: where, and which kind."""
     column = int(np.flatnonzero(~np.isfinite(X[row]))[0])
     kind = "NaN" if np.isnan(X[row, column]) else "infinity"
@@ -140,7 +142,7 @@ def check_finite(X: np.ndarray, rows: np.ndarray | None = None) -> None:
                 continue
         bad = np.flatnonzero(~np.isfinite(part).all(axis=1))
         if bad.size:
-            raise non_finite_input(X, int(start + bad[0] if rows is None else rows[start + bad[0]]))
+            raise _non_finite_input(X, int(start + bad[0] if rows is None else rows[start + bad[0]]))
 
 
 def checks_rows_as_it_gathers() -> bool:
@@ -545,7 +547,7 @@ def _sgd_loop(
                 w[i] = w[i] + vi
 
 
-def _blocks(segments: Segments, lam: float, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+def _kernel_blocks(segments: Segments, lam: float, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
     """The segments as the compiled kernels take them: (start, stop) rows and each block's decay."""
     bounds = np.array([(block.start, block.stop) for block, _ in segments], dtype=np.intp).reshape(-1, 2)
     lams = np.array([lam if decayed else 0.0 for _, decayed in segments], dtype=dtype)
@@ -603,8 +605,8 @@ def _chunks(segments: Segments) -> Iterator[tuple[slice, bool]]:
 # --------------------------------------------------------------------------
 
 
-class _BlockCache:
-    """Remembers the kernel form of the last segments and decay an optimiser stepped with."""
+class _OptimizerBase:
+    """What SGD and Adam share: whether they are fresh, and the kernel form of their last segments."""
 
     _cached: tuple[Segments, float, np.ndarray, np.ndarray] | None = None
     fresh = False  # set by each optimiser's __init__; the default serves optimisers pickled before it existed
@@ -612,11 +614,11 @@ class _BlockCache:
     def _blocks(self, segments: Segments, lam: float, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
         cached = self._cached
         if cached is None or cached[0] is not segments or cached[1] != lam or cached[3].dtype != dtype:
-            cached = self._cached = (segments, lam, *_blocks(segments, lam, dtype))
+            cached = self._cached = (segments, lam, *_kernel_blocks(segments, lam, dtype))
         return cached[2], cached[3]
 
 
-class SGD(_BlockCache):
+class SGD(_OptimizerBase):
     """Stochastic gradient descent with classical or Nesterov momentum.
 
     With velocity :math:`v` (zero at the start), learning rate :math:`\\eta`
@@ -727,7 +729,7 @@ class SGD(_BlockCache):
         self.fresh = True
 
 
-class Adam(_BlockCache):
+class Adam(_OptimizerBase):
     """Adam: steps scaled by running estimates of the gradient's moments.
 
     With :math:`m, v` zero at the start, the ``t``-th step along :math:`g` is
@@ -1173,7 +1175,7 @@ class _Minibatch:
                     Xb = ws.X[:b]
                     bad = kernels.gather(data.X, idx, Xb)
                     if bad >= 0:  # only possible while the rows are unchecked
-                        raise non_finite_input(data.X, int(idx[bad]))
+                        raise _non_finite_input(data.X, int(idx[bad]))
                 else:
                     Xb = np.take(data.X, idx, axis=0, out=ws.X[:b], mode="clip") if self.dense else data.X[idx]
                 yb = np.take(data.y, idx, out=ws.y[:b], mode="clip")
