@@ -133,31 +133,37 @@ def epoch32(ctx: Context) -> list[Table]:
 
 @section("parts", "Where a float32 epoch's time goes beyond the floor")
 def parts(ctx: Context) -> list[Table]:
+    return _parts(ctx, np.float32)
+
+
+def _parts(ctx: Context, dtype: Any) -> list[Table]:
     """TwoLayerClassifier's work between the products, each part timed alone over one epoch's batches."""
     from twolayer import optim
 
-    X, y = ctx.data(np.float32)
+    X, y = ctx.data(dtype)
     N, D = X.shape
     K = int(y.max()) + 1
     M, B = ctx.hidden, ctx.batch
+    name = np.dtype(dtype).name
     starts = range(0, N, B)
     perm = np.random.default_rng(0).permutation(N)
     kernels = optim._compiled()
-    buffer = np.empty((B, D), np.float32)
+    buffer = np.empty((B, D), dtype)
     layout = optim._Layout(D, M, K)
     W = layout.segments[-1][0].stop
     rng = np.random.default_rng(1)
-    theta = (0.05 * rng.standard_normal(W)).astype(np.float32)
-    grad = (1e-3 * rng.standard_normal(W)).astype(np.float32)
-    adam = optim.Adam(W, np.float32, learning_rate_init=cs.LEARNING_RATE, beta_1=cs.BETA_1, beta_2=cs.BETA_2,
+    theta = (0.05 * rng.standard_normal(W)).astype(dtype)
+    grad = (1e-3 * rng.standard_normal(W)).astype(dtype)
+    adam = optim.Adam(W, dtype, learning_rate_init=cs.LEARNING_RATE, beta_1=cs.BETA_1, beta_2=cs.BETA_2,
                       epsilon=cs.EPSILON)
-    A1 = rng.standard_normal((B, M)).astype(np.float32)
+    A1 = rng.standard_normal((B, M)).astype(dtype)
     Z, D1 = np.empty_like(A1), np.empty_like(A1)
-    A2 = np.empty((B, K), np.float32)
-    logits = rng.standard_normal((B, K)).astype(np.float32)
-    b1, b2 = np.zeros(M, np.float32), np.zeros(K, np.float32)
-    gb1, gb2 = np.empty(M, np.float32), np.empty(K, np.float32)
+    A2 = np.empty((B, K), dtype)
+    logits = rng.standard_normal((B, K)).astype(dtype)
+    b1, b2 = np.zeros(M, dtype), np.zeros(K, dtype)
+    gb1, gb2 = np.empty(M, dtype), np.empty(K, dtype)
     yb = y[:B].astype(np.intp)
+    x = np.dtype(dtype).type
 
     def gather_compiled() -> dict[str, Any]:
         for s in starts:
@@ -183,12 +189,12 @@ def parts(ctx: Context) -> list[Table]:
             np.add(A1, b1, out=Z)
             optim._activate("tanh", Z)
             np.copyto(A2, logits)
-            kernels.output_delta(A2, b2, yb, None, np.float32(1.0 / B), gb2)
+            kernels.output_delta(A2, b2, yb, None, x(1.0 / B), gb2)
             np.copyto(D1, A1)  # fresh errors each batch (the epoch has a product write them)
-            kernels.tanh_delta(Z, D1, gb1, np.float32(1.0))
+            kernels.tanh_delta(Z, D1, gb1, x(1.0))
         return {}
 
-    contestants: list[Contestant | Skipped] = [cs.floor_products(N, D, M, K, B, np.float32, X=X)]
+    contestants: list[Contestant | Skipped] = [cs.floor_products(N, D, M, K, B, dtype, X=X)]
     if kernels is None or kernels.gather is None:
         contestants.append(Skipped("compiled parts", "numba is not installed"))
     else:
@@ -198,7 +204,7 @@ def parts(ctx: Context) -> list[Table]:
             Contestant("Adam steps (compiled, decay folded in)", adam_steps, warmup=adam_steps),
             Contestant("bias, tanh, softmax and deltas", elementwise, warmup=elementwise),
         ]
-    timings, skipped = time_interleaved(contestants, ctx.repeats, what="parts")
+    timings, skipped = time_interleaved(contestants, ctx.repeats, what=f"parts {name}")
     floor = timings.get("floor (5 products)")
     rows = [[name, fmt_timing(t), fmt_ratio(t.median / floor.median) if floor else "-"] for name, t in timings.items()]
     rows += [[f"{s.name} (skipped)", s.reason, "-"] for s in skipped]
@@ -212,16 +218,16 @@ def parts(ctx: Context) -> list[Table]:
          "The gathers and the Adam steps are memory-bound (X is far larger than the caches; the step reads "
          "and writes four vectors of W = 203,530 entries)."),
     ]
-    e32 = ctx.results.get("epoch_float32", {})
-    if "TwoLayerClassifier" in e32 and "floor (5 products)" in e32 and floor is not None:
-        epoch_ratio = float(np.median(e32["TwoLayerClassifier"])) / float(np.median(e32["floor (5 products)"]))
+    epoch = ctx.results.get(f"epoch_{name}", {})
+    if "TwoLayerClassifier" in epoch and "floor (5 products)" in epoch and floor is not None:
+        epoch_ratio = float(np.median(epoch["TwoLayerClassifier"])) / float(np.median(epoch["floor (5 products)"]))
         used = {"gathers (compiled, with the finiteness test)", "Adam steps (compiled, decay folded in)",
                 "bias, tanh, softmax and deltas"}
         accounted = sum(t.median for n, t in timings.items() if n in used) / floor.median
-        notes.append(f"In the float32 epoch table above, TwoLayerClassifier took {epoch_ratio:.2f}× its floor; "
+        notes.append(f"In the {name} epoch table above, TwoLayerClassifier took {epoch_ratio:.2f}× its floor; "
                      f"the floor plus the three parts it runs comes to {1 + accounted:.2f}×, the rest being "
                      "fit's validation, label encoding, initialisation and Python between the calls.")
-    return [Table("Where a float32 epoch's time goes beyond the floor (TwoLayerClassifier's parts, each alone)",
+    return [Table(f"Where a {name} epoch's time goes beyond the floor (TwoLayerClassifier's parts, each alone)",
                   ["part", "time: median [min–max, n]", "× floor"], rows, notes)]
 
 
@@ -230,9 +236,14 @@ def epoch64(ctx: Context) -> list[Table]:
     return _epoch(ctx, np.float64)
 
 
+@section("parts64", "Where a float64 epoch's time goes beyond the floor")
+def parts64(ctx: Context) -> list[Table]:
+    return _parts(ctx, np.float64)
+
+
 @section("fullbatch", "Full-batch error_and_gradient against its five products")
 def fullbatch(ctx: Context) -> list[Table]:
-    from twolayer import network
+    from twolayer import network, optim
 
     tables = []
     for dtype in (np.float32, np.float64):
@@ -251,14 +262,29 @@ def fullbatch(ctx: Context) -> list[Table]:
             return {"loss": E / X.shape[0], "dtype": str(grad.W1.dtype)}
 
         ours = Contestant("network.error_and_gradient", run, warmup=run)
-        timings, skipped = time_interleaved([floor, ours], ctx.repeats, what=f"full batch {np.dtype(dtype).name}")
+        # What L-BFGS and the second-order solvers evaluate: the same sums through the training
+        # loop's workspace and compiled elementwise passes (optim._FullBatch, no weight decay).
+        objective = optim._FullBatch(optim.TrainingData(X=X, y=y.astype(np.intp), w=None, lam=0.0), (D, M, K), dtype,
+                                     "tanh")
+        theta = network.flatten(params)
+
+        def run_objective(objective: Any = objective, theta: np.ndarray = theta) -> dict[str, Any]:
+            f, grad = objective(theta)
+            return {"loss": float(f), "dtype": str(grad.dtype)}
+
+        fused = Contestant("L-BFGS's objective (optim)", run_objective, warmup=run_objective)
+        timings, skipped = time_interleaved([floor, ours, fused], ctx.repeats, what=f"full batch {np.dtype(dtype).name}")
         ctx.results[f"fullbatch_{np.dtype(dtype).name}"] = {k: t.seconds for k, t in timings.items()}
         rows = _ratio_rows(timings, skipped, floor="floor (5 products)", ours="network.error_and_gradient")
         tables.append(Table(
             f"Full-batch `error_and_gradient`, {np.dtype(dtype).name}: all {N} rows, M = {M}",
             RATIO_COLUMNS, rows,
             [("The floor here is the same five products at full-batch shapes "
-             "(X W1, z W2, z^T delta2, delta2 W2^T, X^T delta1), preallocated.")],
+             "(X W1, z W2, z^T delta2, delta2 W2^T, X^T delta1), preallocated."),
+             ("`network.error_and_gradient` is the readable reference, written against the array API (no `out=`, "
+              "so each chunk of rows allocates its temporaries); L-BFGS's objective computes the same sums in "
+              "preallocated buffers with the compiled softmax and tanh-delta passes. Both take "
+              f"{network.CHUNK_ROWS} rows at a time; `epoch loss` is E / N for both.")],
         ))
     return tables
 
@@ -476,6 +502,10 @@ def targets(ctx: Context) -> Table | None:
     if "network.error_and_gradient" in fb:
         r = fb["network.error_and_gradient"] / fb[floor]
         add("full-batch error_and_gradient (float32) / floor", r, "≤ 1.1", r <= 1.1)
+    if "L-BFGS's objective (optim)" in fb:
+        r = fb["L-BFGS's objective (optim)"] / fb[floor]
+        add("full-batch, the same sums as L-BFGS evaluates them (float32) / floor", r, "≤ 1.1 (for comparison)",
+            r <= 1.1)
     if "memory_twolayer" in ctx.results:
         mib = ctx.results["memory_twolayer"] / MiB
         add("peak memory of fit above the data (MiB; larger of RSS and tracemalloc)", mib, "≤ 64", mib <= 64)
