@@ -484,7 +484,7 @@ def targets(ctx: Context) -> Table | None:
     floor, ours = "floor (5 products)", "TwoLayerClassifier"
 
     def add(what: str, value: float | None, goal: str, ok: bool | None) -> None:
-        rows.append([what, "-" if value is None else f"{value:.2f}", goal,
+        rows.append([what, "-" if value is None else f"{value:.3f}", goal,
                      "not measured" if ok is None else ("met" if ok else "**not met**")])
 
     e32 = med.get("epoch_float32", {})
