@@ -144,7 +144,7 @@ def _parts(ctx: Context, dtype: Any) -> list[Table]:
     N, D = X.shape
     K = int(y.max()) + 1
     M, B = ctx.hidden, ctx.batch
-    name = np.dtype(dtype).name
+    dtype_name = np.dtype(dtype).name
     starts = range(0, N, B)
     perm = np.random.default_rng(0).permutation(N)
     kernels = optim._compiled()
@@ -204,7 +204,7 @@ def _parts(ctx: Context, dtype: Any) -> list[Table]:
             Contestant("Adam steps (compiled, decay folded in)", adam_steps, warmup=adam_steps),
             Contestant("bias, tanh, softmax and deltas", elementwise, warmup=elementwise),
         ]
-    timings, skipped = time_interleaved(contestants, ctx.repeats, what=f"parts {name}")
+    timings, skipped = time_interleaved(contestants, ctx.repeats, what=f"parts {dtype_name}")
     floor = timings.get("floor (5 products)")
     rows = [[name, fmt_timing(t), fmt_ratio(t.median / floor.median) if floor else "-"] for name, t in timings.items()]
     rows += [[f"{s.name} (skipped)", s.reason, "-"] for s in skipped]
@@ -218,16 +218,16 @@ def _parts(ctx: Context, dtype: Any) -> list[Table]:
          "The gathers and the Adam steps are memory-bound (X is far larger than the caches; the step reads "
          "and writes four vectors of W = 203,530 entries)."),
     ]
-    epoch = ctx.results.get(f"epoch_{name}", {})
+    epoch = ctx.results.get(f"epoch_{dtype_name}", {})
     if "TwoLayerClassifier" in epoch and "floor (5 products)" in epoch and floor is not None:
         epoch_ratio = float(np.median(epoch["TwoLayerClassifier"])) / float(np.median(epoch["floor (5 products)"]))
         used = {"gathers (compiled, with the finiteness test)", "Adam steps (compiled, decay folded in)",
                 "bias, tanh, softmax and deltas"}
         accounted = sum(t.median for n, t in timings.items() if n in used) / floor.median
-        notes.append(f"In the {name} epoch table above, TwoLayerClassifier took {epoch_ratio:.2f}× its floor; "
+        notes.append(f"In the {dtype_name} epoch table above, TwoLayerClassifier took {epoch_ratio:.2f}× its floor; "
                      f"the floor plus the three parts it runs comes to {1 + accounted:.2f}×, the rest being "
                      "fit's validation, label encoding, initialisation and Python between the calls.")
-    return [Table(f"Where a {name} epoch's time goes beyond the floor (TwoLayerClassifier's parts, each alone)",
+    return [Table(f"Where a {dtype_name} epoch's time goes beyond the floor (TwoLayerClassifier's parts, each alone)",
                   ["part", "time: median [min–max, n]", "× floor"], rows, notes)]
 
 
@@ -284,7 +284,8 @@ def fullbatch(ctx: Context) -> list[Table]:
              ("`network.error_and_gradient` is the readable reference, written against the array API (no `out=`, "
               "so each chunk of rows allocates its temporaries); L-BFGS's objective computes the same sums in "
               "preallocated buffers with the compiled softmax and tanh-delta passes. Both take "
-              f"{network.CHUNK_ROWS} rows at a time; `epoch loss` is E / N for both.")],
+              f"{network.CHUNK_ROWS} rows at a time; `epoch loss` is E / N for both. In its row, `÷ TwoLayer` is its "
+              "time over the reference's.")],
         ))
     return tables
 

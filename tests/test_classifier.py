@@ -513,7 +513,7 @@ def test_a_refused_refit_keeps_everything_the_model_had(case):
                 model.fit(bad, y)
         bad[59, 2] = np.nan
     elif case == "dataframe":
-        pd = pytest.importorskip("pandas")
+        pd = pytest.importorskip("pandas", reason="a DataFrame needs pandas (in the test extra, so CI runs this)")
         bad = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
         bad.iloc[3, 1] = np.inf
     else:
