@@ -28,6 +28,8 @@ test: $(STAMP)
 # The benchmarks need the peers in an environment of their own: scikit-learn always, PyTorch
 # (the machine's CPU wheel where it keeps one; an unpinned torch would pull a CUDA build of
 # several GB) and JAX (the bench extra); a peer that is missing is skipped with a note.
+# The first run replaces this kind of machine's earlier runs in BENCHMARKS.md (other machines'
+# runs stay); the second is appended to it.
 bench:
 	$(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/python -m pip install --quiet -e ".[bench]"

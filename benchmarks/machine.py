@@ -37,6 +37,24 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_identity() -> str:
+    """The model name with its family and model numbers: Intel's VMs name many generations alike."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    numbers = [f"{k} {fields[k]}" for k in ("cpu family", "model") if k in fields]
+    return cpu_model() + (f" ({', '.join(numbers)})" if numbers else "")
+
+
+def machine_key() -> str:
+    """Which kind of machine a run was on, as BENCHMARKS.md tells its runs apart."""
+    return f"{cpu_identity()}, {usable_cores()} cores"
+
+
 def usable_cores() -> int:
     """The cores this process may run on (affinity), not the host's total."""
     try:
@@ -159,6 +177,7 @@ def describe(repo: Path, env_at_start: dict[str, str | None]) -> dict[str, Any]:
     return {
         "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "cpu": cpu_model(),
+        "machine_key": machine_key(),
         "cores": usable_cores(),
         "host_cpus": os.cpu_count(),
         "python": platform.python_version(),

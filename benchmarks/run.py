@@ -7,8 +7,11 @@ Usage::
     python benchmarks/run.py --only epoch32,memory --no-write
     python benchmarks/run.py --list                # the sections
 
-Two runs in one report, the second with OpenBLAS left to pick the processor's
-own kernel::
+A run replaces the earlier runs of the same kind of machine in BENCHMARKS.md
+and keeps those of other machines (each run starts with a ``<!-- machine: ... -->``
+line naming its CPU and core count); ``--append`` keeps every earlier run. Two
+runs in one report, the second with OpenBLAS left to pick the processor's own
+kernel::
 
     python benchmarks/run.py --label "as the machine is set up"
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
@@ -28,6 +31,7 @@ ENV_AT_START = {k: os.environ.get(k) for k in (
 import argparse
 import importlib
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -48,6 +52,8 @@ for _module in SECTION_MODULES:
     importlib.import_module(_module)
 
 START_MARK = "<!-- runs: each run of benchmarks/run.py appends below this line -->"
+# The first line of every run below START_MARK: which kind of machine it ran on.
+MACHINE_LINE = re.compile(r"^<!-- machine: (.*) -->$", re.MULTILINE)
 
 INTRO = f"""# Benchmarks
 
@@ -82,7 +88,9 @@ moment of a shared machine falls on all of them; tables give the median with the
 threads, `torch.set_num_threads`, XLA's thread pool). Memory is measured in a subprocess per
 contestant (see that table's notes). Each run below records the machine, its BLAS kernel and the
 load average; on a 2-core machine shared with other work, the spread columns show how much to
-trust a ratio.
+trust a ratio. A new run replaces the earlier runs of its kind of machine (CPU model and core
+count, named in a comment above its heading) and keeps the other machines' runs; `--append` keeps
+them all.
 
 {START_MARK}
 """
@@ -107,7 +115,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md",
                         help="the Markdown report to write (default: BENCHMARKS.md at the repository root)")
     parser.add_argument("--append", action="store_true",
-                        help="add this run below the runs already in --output instead of replacing them")
+                        help="keep every run already in --output and add this one below them (without it, the "
+                             "earlier runs of this kind of machine are replaced and other machines' runs kept)")
     parser.add_argument("--no-write", action="store_true", help="print the report only")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw timings as JSON here")
     args = parser.parse_args(argv)
@@ -125,7 +134,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _run_block(args: argparse.Namespace, info: dict, tables: list[Table], seconds: float) -> str:
     label = args.label or "run"
-    lines = [f"## {label}", ""]
+    lines = [f"<!-- machine: {info['machine_key']} -->", f"## {label}", ""]
     if args.quick:
         lines += ["**Smoke run (`--quick`): small sizes, one repeat; not a measurement.**", ""]
     if args.note:
@@ -138,12 +147,33 @@ def _run_block(args: argparse.Namespace, info: dict, tables: list[Table], second
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _write(path: Path, block: str, append: bool) -> None:
-    if append and path.exists() and START_MARK in path.read_text():
-        text = path.read_text().rstrip() + "\n\n" + block
-    else:
-        text = INTRO + "\n" + block
-    path.write_text(text)
+def _runs(text: str) -> list[tuple[str | None, str]]:
+    """The runs after START_MARK, each with the machine its first line names (None: unmarked)."""
+    body = text.split(START_MARK, 1)[1] if START_MARK in text else ""
+    starts = [m.start() for m in MACHINE_LINE.finditer(body)]
+    pieces = ([body[:starts[0]]] if starts else [body]) + [body[a:b] for a, b in zip(starts, starts[1:] + [len(body)])]
+    runs = []
+    for piece in pieces:
+        if piece.strip():
+            marked = MACHINE_LINE.match(piece)
+            runs.append((marked.group(1) if marked else None, piece.strip()))
+    return runs
+
+
+def merged_report(old: str | None, block: str, machine_key: str, append: bool) -> str:
+    """The report with ``block`` added: after every earlier run (``append``), or in place of the
+    earlier runs of ``machine_key`` (runs of other machines, and unmarked ones, are kept)."""
+    kept = [run for key, run in _runs(old or "") if append or key != machine_key]
+    return INTRO + "\n" + "".join(run + "\n\n" for run in kept) + block
+
+
+def _write(path: Path, block: str, machine_key: str, append: bool) -> None:
+    old = path.read_text() if path.exists() else None
+    text = merged_report(old, block, machine_key, append)
+    # Atomic: a run that fails while writing leaves the old report whole.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     block = _run_block(args, info, tables, seconds)
     print(block)
     if not args.no_write:
-        _write(args.output, block, args.append)
+        _write(args.output, block, info["machine_key"], args.append)
         log(f"wrote {args.output}")
     if args.json is not None:
         args.json.write_text(json.dumps({"label": args.label, "machine": info, "results": ctx.results}, indent=1,
