@@ -214,7 +214,9 @@ def _parts(ctx: Context, dtype: Any) -> list[Table]:
          "The elementwise row also copies fresh hidden errors into place each batch (a pass the epoch does not "
          "make: about 1 ms)."),
         ("The products use every core (BLAS threads); the parts run on one, between them: a second thread "
-         "for them competes with the BLAS threads, which spin for a while after each product (measured: slower). "
+         "for them shares its core with OpenBLAS's worker, which busy-waits in user space for about 0.13 s after "
+         "each product (a whole core of user time, no system calls, measured on OpenBLAS 0.3.31), so handing "
+         "the gather to a helper thread during the Adam step measured slower, not faster. "
          "The gathers and the Adam steps are memory-bound (X is far larger than the caches; the step reads "
          "and writes four vectors of W = 203,530 entries)."),
     ]
