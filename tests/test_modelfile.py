@@ -263,11 +263,33 @@ def test_model_bytes_are_what_save_writes(tmp_path: Path) -> None:
     save(model, path, info={"note": "x"})
     data = model_bytes(model, info={"note": "x"})
     (tmp_path / "n.safetensors").write_bytes(data)
-    saved, made = read(path), read(tmp_path / "n.safetensors")  # (the header's key order may differ)
+    assert path.read_bytes() == data  # the header's metadata is sorted: the same model, the same bytes
+    saved, made = read(path), read(tmp_path / "n.safetensors")
     assert made.info == saved.info == {"note": "x"}
     for a, b in zip(saved.classifier.params_, made.classifier.params_):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(made.model.predict(X), model.predict(X))
+
+
+def test_a_model_saves_to_the_same_bytes_every_time(tmp_path: Path) -> None:
+    # safetensors' own metadata order changes from call to call (a hash map); ten saves of one
+    # model with many entries, non-ASCII and escaped text among them, must agree byte for byte.
+    model, X = fitted(labels="str")
+    info = {"note": "grüße \"quoted\"\n\u2028", "run": "7"}
+    names = ["α", "b\tc", "d"]
+    files = {model_bytes(model, info=info, feature_names=names) for _ in range(10)}
+    assert len(files) == 1
+    data = files.pop()
+    size = int.from_bytes(data[:8], "little")
+    assert size % 8 == 0  # padded as safetensors pads it, so the tensors stay aligned
+    metadata = json.loads(data[8 : 8 + size])["__metadata__"]
+    assert list(metadata) == sorted(metadata)
+    # safetensors and our reader both still read it, and see what was saved
+    assert {"W1", "b1", "W2", "b2"} <= set(safetensors.numpy.load(data))
+    (tmp_path / "m.safetensors").write_bytes(data)
+    back = read(tmp_path / "m.safetensors")
+    assert back.info == info and list(back.feature_names) == names
+    np.testing.assert_array_equal(back.model.predict(X), model.predict(X))
 
 
 def test_atomic_write_errors(tmp_path: Path) -> None:

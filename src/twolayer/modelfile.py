@@ -269,7 +269,23 @@ def _pack(file_format: str, tensors: Mapping[str, np.ndarray], entries: Mapping[
     metadata = {"format": file_format, "format_version": str(version)}
     metadata.update({key: _dumps(value) for key, value in entries.items()})
     metadata["sha256"] = _digest(arrays, metadata)
-    return safetensors.numpy.save(arrays, metadata=metadata)
+    return _sorted_metadata(safetensors.numpy.save(arrays, metadata=metadata))
+
+
+def _sorted_metadata(data: bytes) -> bytes:
+    """``data`` with its header's metadata in sorted key order, so that a model saves to the same bytes.
+
+    safetensors writes the metadata from a hash map whose order changes from call
+    to call (the tensors it sorts itself). The header is length-prefixed JSON and
+    the tensors' offsets count from its end, so it can be written again whole,
+    padded with spaces to 8 bytes as safetensors pads it.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
 def _what_it_looks_like(data: bytes) -> str:
