@@ -26,19 +26,8 @@ ENV_VARS = (
 )
 
 
-def cpu_model() -> str:
-    """The processor's model name from /proc/cpuinfo (or platform's guess)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def cpu_identity() -> str:
-    """The model name with its family and model numbers: Intel's VMs name many generations alike."""
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (empty where there is none)."""
     fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -46,6 +35,17 @@ def cpu_identity() -> str:
             fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    return fields
+
+
+def cpu_model() -> str:
+    """The processor's model name from /proc/cpuinfo (or platform's guess)."""
+    return _cpuinfo().get("model name") or platform.processor() or "unknown"
+
+
+def cpu_identity() -> str:
+    """The model name with its family and model numbers: Intel's VMs name many generations alike."""
+    fields = _cpuinfo()
     numbers = [f"{k} {fields[k]}" for k in ("cpu family", "model") if k in fields]
     return cpu_model() + (f" ({', '.join(numbers)})" if numbers else "")
 

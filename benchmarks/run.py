@@ -150,10 +150,8 @@ def _run_block(args: argparse.Namespace, info: dict, tables: list[Table], second
 def _runs(text: str) -> list[tuple[str | None, str]]:
     """The runs after START_MARK, each with the machine its first line names (None: unmarked)."""
     body = text.split(START_MARK, 1)[1] if START_MARK in text else ""
-    starts = [m.start() for m in MACHINE_LINE.finditer(body)]
-    pieces = ([body[:starts[0]]] if starts else [body]) + [body[a:b] for a, b in zip(starts, starts[1:] + [len(body)])]
     runs = []
-    for piece in pieces:
+    for piece in re.split(r"(?m)^(?=<!-- machine: )", body):  # cut before every machine line
         if piece.strip():
             marked = MACHINE_LINE.match(piece)
             runs.append((marked.group(1) if marked else None, piece.strip()))
@@ -168,12 +166,11 @@ def merged_report(old: str | None, block: str, machine_key: str, append: bool) -
 
 
 def _write(path: Path, block: str, machine_key: str, append: bool) -> None:
+    # Atomic (the package's own writer): a run that fails while writing leaves the old report whole.
+    from twolayer.modelfile import atomic_write
+
     old = path.read_text() if path.exists() else None
-    text = merged_report(old, block, machine_key, append)
-    # Atomic: a run that fails while writing leaves the old report whole.
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write(path, merged_report(old, block, machine_key, append).encode())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
