@@ -9,13 +9,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-run = pytest.importorskip("run", reason="benchmarks/run.py imports its sections, which need NumPy")
-sections = pytest.importorskip("sections", reason="benchmarks/sections.py needs NumPy")
+# benchmarks/ is a folder of scripts, not a package: its modules import by path
+import run
+import sections
 
 
 def _block(machine: str, label: str) -> str:

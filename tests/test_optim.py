@@ -27,11 +27,13 @@ try:
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover
     HAVE_NUMBA = False
+# numba is the optional 'fast' extra; `make test` installs it, so in CI these tests run.
+NO_NUMBA = "numba (the optional 'fast' extra) is not installed"
 
 # Both implementations of the optimiser updates; the compiled one only where numba is installed.
 UPDATE_BACKENDS = [
     "numpy",
-    pytest.param("numba", marks=pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")),
+    pytest.param("numba", marks=pytest.mark.skipif(not HAVE_NUMBA, reason=NO_NUMBA)),
 ]
 
 
@@ -250,7 +252,7 @@ def update_problem(dtype, n: int = 1037, seed: int = 11):
     return theta, grad, m, v, segments
 
 
-@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.skipif(not HAVE_NUMBA, reason=NO_NUMBA)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("lam", [0.0, 3e-3])
 def test_fused_adam_equals_numpy_bit_for_bit(dtype, lam, monkeypatch):
@@ -271,7 +273,7 @@ def test_fused_adam_equals_numpy_bit_for_bit(dtype, lam, monkeypatch):
     assert not np.array_equal(results[True][0], theta)  # it did move
 
 
-@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.skipif(not HAVE_NUMBA, reason=NO_NUMBA)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("nesterov", [False, True])
 @pytest.mark.parametrize("lam", [0.0, 3e-3])
@@ -522,7 +524,7 @@ def test_divergence_after_some_epochs_restores_the_last_epochs_moments(backend):
     assert opt.t == kept["t"] == 12 and not opt.fresh
 
 
-@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.skipif(not HAVE_NUMBA, reason=NO_NUMBA)
 def test_gather_kernel_copies_rows_and_finds_the_first_non_finite_one():
     kernels = optim._compiled()
     rng = np.random.default_rng(3)
