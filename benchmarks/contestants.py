@@ -43,6 +43,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+
 from harness import Contestant, Skipped
 
 # How many threads every contestant may use; run.py's --threads sets it (default: every usable core).
@@ -157,13 +158,18 @@ def twolayer_fit(X: np.ndarray, y: np.ndarray, M: int, B: int) -> Contestant | S
     name = "TwoLayerClassifier"
     try:
         from twolayer.classifier import TwoLayerClassifier
-    except Exception as exc:  # noqa: BLE001  (any failure to import is reported as a skip)
+    except Exception as exc:
         return Skipped(name, f"twolayer.classifier not importable ({type(exc).__name__}: {exc})")
 
     def make() -> Any:
         return TwoLayerClassifier(
-            n_hidden=M, activation="tanh", solver="adam", batch_size=B, max_iter=1,
-            learning_rate_init=LEARNING_RATE, random_state=0,
+            n_hidden=M,
+            activation="tanh",
+            solver="adam",
+            batch_size=B,
+            max_iter=1,
+            learning_rate_init=LEARNING_RATE,
+            random_state=0,
         )
 
     def run() -> dict[str, Any]:
@@ -179,8 +185,13 @@ def sklearn_fit(X: np.ndarray, y: np.ndarray, M: int, B: int) -> Contestant | Sk
 
     def make() -> Any:
         return MLPClassifier(
-            hidden_layer_sizes=(M,), activation="tanh", solver="adam", batch_size=B, max_iter=1,
-            learning_rate_init=LEARNING_RATE, random_state=0,
+            hidden_layer_sizes=(M,),
+            activation="tanh",
+            solver="adam",
+            batch_size=B,
+            max_iter=1,
+            learning_rate_init=LEARNING_RATE,
+            random_state=0,
         )
 
     def run() -> dict[str, Any]:
@@ -256,7 +267,9 @@ def _hand_adam() -> tuple[Any, Any]:
         c2 = 1 - BETA_2 ** t.astype(jnp.float32)
         new = jax.tree_util.tree_map(
             lambda p, m_, v_: p - (LEARNING_RATE * (m_ / c1) / (jnp.sqrt(v_ / c2) + EPSILON)).astype(p.dtype),
-            params, m, v,
+            params,
+            m,
+            v,
         )
         return new, (t, m, v)
 
@@ -268,8 +281,7 @@ def jax_epoch(X: np.ndarray, y: np.ndarray, M: int, B: int) -> Contestant | Skip
     name = "JAX (jit)"
     if THREADS == 1 and "jax" not in sys.modules:
         # XLA reads its flags once, when it starts: one thread is all it can be limited to.
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   " --xla_cpu_multi_thread_eigen=false").strip()
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
     try:
         import jax
         import jax.numpy as jnp

@@ -106,7 +106,7 @@ def time_interleaved(
             log(f"  {what} warm-up: {c.name}")
             try:
                 c.warmup()
-            except Exception as exc:  # noqa: BLE001  (a peer that fails is reported, not fatal)
+            except Exception as exc:
                 skipped.append(Skipped(c.name, f"warm-up failed: {type(exc).__name__}: {exc}"))
                 continue
         ready.append(c)

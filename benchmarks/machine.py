@@ -113,7 +113,7 @@ def numpy_blas_kernel() -> str:
 def _version(module: str) -> str:
     try:
         return str(importlib.import_module(module).__version__)
-    except Exception:  # noqa: BLE001  (a broken install reads as absent)
+    except Exception:
         return "not installed"
 
 
@@ -121,11 +121,15 @@ def _git_commit(repo: Path) -> str:
     try:
         head = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         return head + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -150,14 +154,14 @@ def twolayer_fast_path() -> str:
     """Whether twolayer's trainer runs its compiled (numba) kernels or the NumPy code."""
     try:
         from twolayer import optim
-    except Exception as exc:  # noqa: BLE001  (reported, not fatal)
+    except Exception as exc:
         return f"twolayer.optim not importable ({type(exc).__name__})"
     kernels = getattr(optim, "_kernels", None)
     if kernels is None:
         return "NumPy (this version has no compiled kernels)"
     try:
         active = kernels() is not None
-    except Exception as exc:  # noqa: BLE001  (reported, not fatal)
+    except Exception as exc:
         return f"NumPy (compiled kernels failed: {type(exc).__name__})"
     if active:
         return f"compiled kernels (numba {_version('numba')})"
@@ -204,14 +208,18 @@ def markdown(info: dict[str, Any]) -> str:
     lines = [
         f"- Date: {info['date']}; twolayer at {info['twolayer_commit']}",
         f"- CPU: {info['cpu']}; {info['cores']} usable cores (host reports {info['host_cpus']})",
-        (f"- Python {info['python']}, NumPy {info['numpy']}, SciPy {info['scipy']}, "
-        f"scikit-learn {info['scikit-learn']}, PyTorch {info['torch']} ({info['torch_backend']}), "
-        f"JAX {info['jax']} (jaxlib {info['jaxlib']}, optax {info['optax']})"),
+        (
+            f"- Python {info['python']}, NumPy {info['numpy']}, SciPy {info['scipy']}, "
+            f"scikit-learn {info['scikit-learn']}, PyTorch {info['torch']} ({info['torch_backend']}), "
+            f"JAX {info['jax']} (jaxlib {info['jaxlib']}, optax {info['optax']})"
+        ),
         f"- twolayer's elementwise work between the products: **{info['twolayer_fast_path']}**",
         f"- Environment as the run started: {env}",
         f"- **NumPy's BLAS kernel: {info['numpy_blas_kernel']}**",
-        (f"- Load average at start / end: {info.get('load_start', '?')} → {info.get('load_end', '?')} "
-        "(a 2-core machine is busy with other work above about 0.5)"),
+        (
+            f"- Load average at start / end: {info.get('load_start', '?')} → {info.get('load_end', '?')} "
+            "(a 2-core machine is busy with other work above about 0.5)"
+        ),
         "",
         "| BLAS / OpenMP library (threadpoolctl) | loaded from | API | version | architecture (core type) | threads | threading |",
         "|---|---|---|---|---|---|---|",

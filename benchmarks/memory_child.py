@@ -60,8 +60,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads is not None:
-        import contestants
         from threadpoolctl import threadpool_limits
+
+        import contestants
 
         contestants.load_libraries()
         contestants.THREADS = args.threads

@@ -25,8 +25,10 @@ from __future__ import annotations
 import os
 
 # Read before NumPy loads OpenBLAS, which reads them once, at load time.
-ENV_AT_START = {k: os.environ.get(k) for k in (
-    "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+ENV_AT_START = {
+    k: os.environ.get(k)
+    for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+}
 
 import argparse
 import importlib
@@ -98,25 +100,39 @@ them all.
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark twolayer against the floor and its peers (issue 5).")
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes (6,000 rows) and one repeat: a smoke run, not a measurement")
-    parser.add_argument("--only", default="",
-                        help="comma-separated sections to run (default: all; see --list)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes (6,000 rows) and one repeat: a smoke run, not a measurement"
+    )
+    parser.add_argument("--only", default="", help="comma-separated sections to run (default: all; see --list)")
     parser.add_argument("--list", action="store_true", help="list the sections and exit")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed repeats per contestant (default 5; 1 with --quick)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="limit every contestant to this many threads (NumPy's BLAS, PyTorch; JAX only to 1); "
-                             "default: every usable core, as users run")
-    parser.add_argument("--label", default="",
-                        help="a name for this run in BENCHMARKS.md, e.g. 'as the machine is set up'")
-    parser.add_argument("--note", default="",
-                        help="a remark printed with this run (e.g. 'preliminary: other work was running')")
-    parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md",
-                        help="the Markdown report to write (default: BENCHMARKS.md at the repository root)")
-    parser.add_argument("--append", action="store_true",
-                        help="keep every run already in --output and add this one below them (without it, the "
-                             "earlier runs of this kind of machine are replaced and other machines' runs kept)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed repeats per contestant (default 5; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="limit every contestant to this many threads (NumPy's BLAS, PyTorch; JAX only to 1); "
+        "default: every usable core, as users run",
+    )
+    parser.add_argument(
+        "--label", default="", help="a name for this run in BENCHMARKS.md, e.g. 'as the machine is set up'"
+    )
+    parser.add_argument(
+        "--note", default="", help="a remark printed with this run (e.g. 'preliminary: other work was running')"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=REPO / "BENCHMARKS.md",
+        help="the Markdown report to write (default: BENCHMARKS.md at the repository root)",
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="keep every run already in --output and add this one below them (without it, the "
+        "earlier runs of this kind of machine are replaced and other machines' runs kept)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print the report only")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw timings as JSON here")
     args = parser.parse_args(argv)
@@ -141,8 +157,10 @@ def _run_block(args: argparse.Namespace, info: dict, tables: list[Table], second
         lines += [f"**Note:** {args.note}", ""]
     lines += [machine.markdown(info)]
     threads = f"{args.threads} thread(s) per contestant (--threads)" if args.threads else "all usable cores"
-    lines += [(f"Sections: {', '.join(args.sections)}; {args.repeats} repeats; {threads}; "
-              f"whole run {seconds / 60:.1f} min."), ""]
+    lines += [
+        (f"Sections: {', '.join(args.sections)}; {args.repeats} repeats; {threads}; whole run {seconds / 60:.1f} min."),
+        "",
+    ]
     lines += [t.markdown() for t in tables]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -183,14 +201,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.repeats = 1 if args.quick else 5
     limits = None
     if args.threads is not None:
-        import contestants
         from threadpoolctl import threadpool_limits
+
+        import contestants
 
         contestants.load_libraries()  # threadpoolctl limits only the libraries already loaded
         contestants.THREADS = args.threads
         limits = threadpool_limits(limits=args.threads)  # NumPy's and SciPy's BLAS, OpenMP  # noqa: F841
-    ctx = sections.Context(quick=args.quick, repeats=args.repeats, n_samples=6_000 if args.quick else 60_000,
-                           threads=args.threads)
+    ctx = sections.Context(
+        quick=args.quick, repeats=args.repeats, n_samples=6_000 if args.quick else 60_000, threads=args.threads
+    )
     load_start = machine.load_average()
     t0 = time.perf_counter()
     tables: list[Table] = []
@@ -213,8 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write(args.output, block, info["machine_key"], args.append)
         log(f"wrote {args.output}")
     if args.json is not None:
-        args.json.write_text(json.dumps({"label": args.label, "machine": info, "results": ctx.results}, indent=1,
-                                        default=str))
+        args.json.write_text(
+            json.dumps({"label": args.label, "machine": info, "results": ctx.results}, indent=1, default=str)
+        )
         log(f"wrote {args.json}")
     return 0
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import contestants as cs
 import numpy as np
+
+import contestants as cs
 from harness import (
     Contestant,
     Skipped,
@@ -74,21 +75,31 @@ def _ratio_rows(timings: dict[str, Timing], skipped: list[Skipped], *, floor: st
     o = timings.get(ours)
     for name, t in timings.items():
         loss = t.facts.get("loss")
-        rows.append([
-            f"**{name}**" if name == ours else name,
-            fmt_timing(t),
-            fmt_ratio(t.median / f.median) if f else "-",
-            fmt_ratio(t.median / o.median) if o and name not in (floor, ours) else "-",
-            f"{loss:.4f}" if isinstance(loss, float) else "-",
-            str(t.facts.get("dtype", "-")),
-            t.note,
-        ])
+        rows.append(
+            [
+                f"**{name}**" if name == ours else name,
+                fmt_timing(t),
+                fmt_ratio(t.median / f.median) if f else "-",
+                fmt_ratio(t.median / o.median) if o and name not in (floor, ours) else "-",
+                f"{loss:.4f}" if isinstance(loss, float) else "-",
+                str(t.facts.get("dtype", "-")),
+                t.note,
+            ]
+        )
     for s in skipped:
         rows.append([s.name, "skipped", "-", "-", "-", "-", s.reason])
     return rows
 
 
-RATIO_COLUMNS = ["contestant", "time: median [min–max, n]", "× floor", "÷ TwoLayer (TwoLayer's speed-up)", "epoch loss", "dtype", "note"]
+RATIO_COLUMNS = [
+    "contestant",
+    "time: median [min–max, n]",
+    "× floor",
+    "÷ TwoLayer (TwoLayer's speed-up)",
+    "epoch loss",
+    "dtype",
+    "note",
+]
 
 
 def _epoch(ctx: Context, dtype: Any) -> list[Table]:
@@ -112,18 +123,31 @@ def _epoch(ctx: Context, dtype: Any) -> list[Table]:
     ctx.results[f"epoch_{name}"] = {k: t.seconds for k, t in timings.items()}
     title = f"One epoch, {name}: {N} x {D}, M = {M} tanh, K = {K}, batch {B}, Adam"
     notes = [
-        ("The floor is the five matrix products of every batch alone (preallocated, `np.matmul(out=)`); "
-        "`× floor` is each median over the floor's median."),
+        (
+            "The floor is the five matrix products of every batch alone (preallocated, `np.matmul(out=)`); "
+            "`× floor` is each median over the floor's median."
+        ),
         "`÷ TwoLayer` is the contestant's median over TwoLayerClassifier's: how many times faster TwoLayerClassifier is.",
-        ("TwoLayerClassifier and MLPClassifier time a whole `fit(max_iter=1)` (validation, initialisation, shuffling, "
-        "one epoch, L2 alpha=1e-4); PyTorch and JAX a fresh model and optimiser and one epoch, without L2 penalty. "
-        "`epoch loss` is each one's own report of the epoch's mean training loss (the estimators include the small "
-        "L2 term): similar values show they did the same job."),
-        ("PyTorch and JAX do not use NumPy's OpenBLAS, so `OPENBLAS_CORETYPE` changes only the floor, "
-        "TwoLayerClassifier and MLPClassifier."),
+        (
+            "TwoLayerClassifier and MLPClassifier time a whole `fit(max_iter=1)` (validation, initialisation, shuffling, "
+            "one epoch, L2 alpha=1e-4); PyTorch and JAX a fresh model and optimiser and one epoch, without L2 penalty. "
+            "`epoch loss` is each one's own report of the epoch's mean training loss (the estimators include the small "
+            "L2 term): similar values show they did the same job."
+        ),
+        (
+            "PyTorch and JAX do not use NumPy's OpenBLAS, so `OPENBLAS_CORETYPE` changes only the floor, "
+            "TwoLayerClassifier and MLPClassifier."
+        ),
         f"MLPClassifier and PyTorch, the slowest, run at most {SLOW_PEER_REPEATS} of the repeats (`n` in the time column).",
     ]
-    return [Table(title, RATIO_COLUMNS, _ratio_rows(timings, skipped, floor="floor (5 products)", ours="TwoLayerClassifier"), notes)]
+    return [
+        Table(
+            title,
+            RATIO_COLUMNS,
+            _ratio_rows(timings, skipped, floor="floor (5 products)", ours="TwoLayerClassifier"),
+            notes,
+        )
+    ]
 
 
 @section("epoch32", "One float32 epoch: the floor, TwoLayerClassifier and its peers")
@@ -154,8 +178,9 @@ def _parts(ctx: Context, dtype: Any) -> list[Table]:
     rng = np.random.default_rng(1)
     theta = (0.05 * rng.standard_normal(W)).astype(dtype)
     grad = (1e-3 * rng.standard_normal(W)).astype(dtype)
-    adam = optim.Adam(W, dtype, learning_rate_init=cs.LEARNING_RATE, beta_1=cs.BETA_1, beta_2=cs.BETA_2,
-                      epsilon=cs.EPSILON)
+    adam = optim.Adam(
+        W, dtype, learning_rate_init=cs.LEARNING_RATE, beta_1=cs.BETA_1, beta_2=cs.BETA_2, epsilon=cs.EPSILON
+    )
     A1 = rng.standard_normal((B, M)).astype(dtype)
     Z, D1 = np.empty_like(A1), np.empty_like(A1)
     A2 = np.empty((B, K), dtype)
@@ -167,14 +192,14 @@ def _parts(ctx: Context, dtype: Any) -> list[Table]:
 
     def gather_compiled() -> dict[str, Any]:
         for s in starts:
-            index = perm[s:s + B]
-            kernels.gather(X, index, buffer[:index.shape[0]])
+            index = perm[s : s + B]
+            kernels.gather(X, index, buffer[: index.shape[0]])
         return {}
 
     def gather_take() -> dict[str, Any]:
         for s in starts:
-            index = perm[s:s + B]
-            np.take(X, index, axis=0, out=buffer[:index.shape[0]], mode="clip")
+            index = perm[s : s + B]
+            np.take(X, index, axis=0, out=buffer[: index.shape[0]], mode="clip")
         return {}
 
     def adam_steps() -> dict[str, Any]:
@@ -209,28 +234,43 @@ def _parts(ctx: Context, dtype: Any) -> list[Table]:
     rows = [[name, fmt_timing(t), fmt_ratio(t.median / floor.median) if floor else "-"] for name, t in timings.items()]
     rows += [[f"{s.name} (skipped)", s.reason, "-"] for s in skipped]
     notes = [
-        (f"Each part alone, over the {len(starts)} batches of one epoch, interleaved with the floor; `× floor` is "
-         "its median over the floor's. None of these is in the floor; all of them are in TwoLayerClassifier's epoch. "
-         "The elementwise row also copies fresh hidden errors into place each batch (a pass the epoch does not "
-         "make: about 1 ms)."),
-        ("The products use every core (BLAS threads); the parts run on one, between them: a second thread "
-         "for them shares its core with OpenBLAS's worker, which busy-waits in user space for about 0.13 s after "
-         "each product (a whole core of user time, no system calls, measured on OpenBLAS 0.3.31), so handing "
-         "the gather to a helper thread during the Adam step measured slower, not faster. "
-         "The gathers and the Adam steps are memory-bound (X is far larger than the caches; the step reads "
-         "and writes four vectors of W = 203,530 entries)."),
+        (
+            f"Each part alone, over the {len(starts)} batches of one epoch, interleaved with the floor; `× floor` is "
+            "its median over the floor's. None of these is in the floor; all of them are in TwoLayerClassifier's epoch. "
+            "The elementwise row also copies fresh hidden errors into place each batch (a pass the epoch does not "
+            "make: about 1 ms)."
+        ),
+        (
+            "The products use every core (BLAS threads); the parts run on one, between them: a second thread "
+            "for them shares its core with OpenBLAS's worker, which busy-waits in user space for about 0.13 s after "
+            "each product (a whole core of user time, no system calls, measured on OpenBLAS 0.3.31), so handing "
+            "the gather to a helper thread during the Adam step measured slower, not faster. "
+            "The gathers and the Adam steps are memory-bound (X is far larger than the caches; the step reads "
+            "and writes four vectors of W = 203,530 entries)."
+        ),
     ]
     epoch = ctx.results.get(f"epoch_{dtype_name}", {})
     if "TwoLayerClassifier" in epoch and "floor (5 products)" in epoch and floor is not None:
         epoch_ratio = float(np.median(epoch["TwoLayerClassifier"])) / float(np.median(epoch["floor (5 products)"]))
-        used = {"gathers (compiled, with the finiteness test)", "Adam steps (compiled, decay folded in)",
-                "bias, tanh, softmax and deltas"}
+        used = {
+            "gathers (compiled, with the finiteness test)",
+            "Adam steps (compiled, decay folded in)",
+            "bias, tanh, softmax and deltas",
+        }
         accounted = sum(t.median for n, t in timings.items() if n in used) / floor.median
-        notes.append(f"In the {dtype_name} epoch table above, TwoLayerClassifier took {epoch_ratio:.2f}× its floor; "
-                     f"the floor plus the three parts it runs comes to {1 + accounted:.2f}×, the rest being "
-                     "fit's validation, label encoding, initialisation and Python between the calls.")
-    return [Table(f"Where a {dtype_name} epoch's time goes beyond the floor (TwoLayerClassifier's parts, each alone)",
-                  ["part", "time: median [min–max, n]", "× floor"], rows, notes)]
+        notes.append(
+            f"In the {dtype_name} epoch table above, TwoLayerClassifier took {epoch_ratio:.2f}× its floor; "
+            f"the floor plus the three parts it runs comes to {1 + accounted:.2f}×, the rest being "
+            "fit's validation, label encoding, initialisation and Python between the calls."
+        )
+    return [
+        Table(
+            f"Where a {dtype_name} epoch's time goes beyond the floor (TwoLayerClassifier's parts, each alone)",
+            ["part", "time: median [min–max, n]", "× floor"],
+            rows,
+            notes,
+        )
+    ]
 
 
 @section("epoch64", "One float64 epoch: the floor, TwoLayerClassifier and its peers")
@@ -266,8 +306,9 @@ def fullbatch(ctx: Context) -> list[Table]:
         ours = Contestant("network.error_and_gradient", run, warmup=run)
         # What L-BFGS and the second-order solvers evaluate: the same sums through the training
         # loop's workspace and compiled elementwise passes (optim._FullBatch, no weight decay).
-        objective = optim._FullBatch(optim.TrainingData(X=X, y=y.astype(np.intp), w=None, lam=0.0), (D, M, K), dtype,
-                                     "tanh")
+        objective = optim._FullBatch(
+            optim.TrainingData(X=X, y=y.astype(np.intp), w=None, lam=0.0), (D, M, K), dtype, "tanh"
+        )
         theta = network.flatten(params)
 
         def run_objective(objective: Any = objective, theta: np.ndarray = theta) -> dict[str, Any]:
@@ -275,20 +316,31 @@ def fullbatch(ctx: Context) -> list[Table]:
             return {"loss": float(f), "dtype": str(grad.dtype)}
 
         fused = Contestant("L-BFGS's objective (optim)", run_objective, warmup=run_objective)
-        timings, skipped = time_interleaved([floor, ours, fused], ctx.repeats, what=f"full batch {np.dtype(dtype).name}")
+        timings, skipped = time_interleaved(
+            [floor, ours, fused], ctx.repeats, what=f"full batch {np.dtype(dtype).name}"
+        )
         ctx.results[f"fullbatch_{np.dtype(dtype).name}"] = {k: t.seconds for k, t in timings.items()}
         rows = _ratio_rows(timings, skipped, floor="floor (5 products)", ours="network.error_and_gradient")
-        tables.append(Table(
-            f"Full-batch `error_and_gradient`, {np.dtype(dtype).name}: all {N} rows, M = {M}",
-            RATIO_COLUMNS, rows,
-            [("The floor here is the same five products at full-batch shapes "
-             "(X W1, z W2, z^T delta2, delta2 W2^T, X^T delta1), preallocated."),
-             ("`network.error_and_gradient` is the readable reference, written against the array API (no `out=`, "
-              "so each chunk of rows allocates its temporaries); L-BFGS's objective computes the same sums in "
-              "preallocated buffers with the compiled softmax and tanh-delta passes. Both take "
-              f"{network.CHUNK_ROWS} rows at a time; `epoch loss` is E / N for both. In its row, `÷ TwoLayer` is its "
-              "time over the reference's.")],
-        ))
+        tables.append(
+            Table(
+                f"Full-batch `error_and_gradient`, {np.dtype(dtype).name}: all {N} rows, M = {M}",
+                RATIO_COLUMNS,
+                rows,
+                [
+                    (
+                        "The floor here is the same five products at full-batch shapes "
+                        "(X W1, z W2, z^T delta2, delta2 W2^T, X^T delta1), preallocated."
+                    ),
+                    (
+                        "`network.error_and_gradient` is the readable reference, written against the array API (no `out=`, "
+                        "so each chunk of rows allocates its temporaries); L-BFGS's objective computes the same sums in "
+                        "preallocated buffers with the compiled softmax and tanh-delta passes. Both take "
+                        f"{network.CHUNK_ROWS} rows at a time; `epoch loss` is E / N for both. In its row, `÷ TwoLayer` is its "
+                        "time over the reference's."
+                    ),
+                ],
+            )
+        )
     return tables
 
 
@@ -305,10 +357,24 @@ def memory(ctx: Context) -> list[Table]:
             for mode in modes:
                 log(f"  memory: {name} ({mode}) in a subprocess")
                 proc = subprocess.run(
-                    [sys.executable, str(HERE / "memory_child.py"), "--contestant", name, "--data", tmp,
-                     "--mode", mode, "--hidden", str(ctx.hidden), "--batch", str(ctx.batch),
-                     *(["--threads", str(ctx.threads)] if ctx.threads else [])],
-                    capture_output=True, text=True, check=False,  # a failing child is reported below
+                    [
+                        sys.executable,
+                        str(HERE / "memory_child.py"),
+                        "--contestant",
+                        name,
+                        "--data",
+                        tmp,
+                        "--mode",
+                        mode,
+                        "--hidden",
+                        str(ctx.hidden),
+                        "--batch",
+                        str(ctx.batch),
+                        *(["--threads", str(ctx.threads)] if ctx.threads else []),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,  # a failing child is reported below
                 )
                 if proc.returncode != 0:
                     measured[mode] = {"skipped": "failed: " + proc.stderr.strip().splitlines()[-1][:200]}
@@ -321,24 +387,42 @@ def memory(ctx: Context) -> list[Table]:
                 continue
             tm = measured.get("tracemalloc", {})
             tm_text = f"{tm['peak_above_bytes'] / MiB:.1f} MiB" if "peak_above_bytes" in tm else "-"
-            rows.append([f"**{label}**" if name == "twolayer" else label,
-                         f"{rss['peak_above_bytes'] / MiB:.1f} MiB", tm_text, ""])
+            rows.append(
+                [
+                    f"**{label}**" if name == "twolayer" else label,
+                    f"{rss['peak_above_bytes'] / MiB:.1f} MiB",
+                    tm_text,
+                    "",
+                ]
+            )
             # The larger of the two measures: RSS misses heap pages the warm-up left behind and the
             # epoch reused; tracemalloc misses memory that is not NumPy's.
             ctx.results[f"memory_{name}"] = max(rss["peak_above_bytes"], tm.get("peak_above_bytes", 0))
     notes = [
-        (f"Data: X is {X.nbytes / MiB:.1f} MiB ({X.shape[0]} x {X.shape[1]} float32). Each contestant runs in a "
-        "process of its own that loads the data, warms up on 2,000 rows, then trains one epoch."),
-        ("`peak RSS above` is Linux's resident high-water mark during the epoch (reset through /proc/self/clear_refs "
-        "just before it) minus the resident size just before it: every byte the epoch touched, NumPy, BLAS and "
-        "framework memory alike."),
-        ("`tracemalloc peak` is the peak of NumPy arrays alive at once during the epoch (NumPy reports its "
-        "allocations to tracemalloc; BLAS buffers are not seen), for the NumPy contestants. It can exceed the RSS "
-        "figure: memory that the warm-up freed stays in the process's heap and the epoch reuses it without "
-        "touching new pages. The targets table takes the larger of the two."),
+        (
+            f"Data: X is {X.nbytes / MiB:.1f} MiB ({X.shape[0]} x {X.shape[1]} float32). Each contestant runs in a "
+            "process of its own that loads the data, warms up on 2,000 rows, then trains one epoch."
+        ),
+        (
+            "`peak RSS above` is Linux's resident high-water mark during the epoch (reset through /proc/self/clear_refs "
+            "just before it) minus the resident size just before it: every byte the epoch touched, NumPy, BLAS and "
+            "framework memory alike."
+        ),
+        (
+            "`tracemalloc peak` is the peak of NumPy arrays alive at once during the epoch (NumPy reports its "
+            "allocations to tracemalloc; BLAS buffers are not seen), for the NumPy contestants. It can exceed the RSS "
+            "figure: memory that the warm-up freed stays in the process's heap and the epoch reuses it without "
+            "touching new pages. The targets table takes the larger of the two."
+        ),
     ]
-    return [Table("Peak memory of one epoch of `fit` beyond the data (float32 workload)",
-                  ["contestant", "peak RSS above the data", "tracemalloc peak", "note"], rows, notes)]
+    return [
+        Table(
+            "Peak memory of one epoch of `fit` beyond the data (float32 workload)",
+            ["contestant", "peak RSS above the data", "tracemalloc peak", "note"],
+            rows,
+            notes,
+        )
+    ]
 
 
 @section("scaling", "Epoch time against the number of rows")
@@ -363,19 +447,38 @@ def scaling(ctx: Context) -> list[Table]:
             rows.append([f"{n:,}", fmt_timing(f), fmt_seconds(f.median / n), f"skipped ({why})", "-", "-"])
             continue
         per_pattern[n] = o.median / n
-        rows.append([f"{n:,}", fmt_timing(f), fmt_seconds(f.median / n), fmt_timing(o), fmt_seconds(o.median / n),
-                     fmt_ratio(o.median / f.median)])
+        rows.append(
+            [
+                f"{n:,}",
+                fmt_timing(f),
+                fmt_seconds(f.median / n),
+                fmt_timing(o),
+                fmt_seconds(o.median / n),
+                fmt_ratio(o.median / f.median),
+            ]
+        )
     ctx.results["scaling_per_pattern"] = per_pattern
-    notes = [(f"Rows are the first N of one `make_classification(n_samples={max(sizes)}, ...)` set (float32, "
-             f"M = {M}, batch {B}). Per-pattern cost should stay flat as N grows. At most 3 repeats per size "
-             "(2 at 300,000 rows), interleaved floor / TwoLayerClassifier.")]
+    notes = [
+        (
+            f"Rows are the first N of one `make_classification(n_samples={max(sizes)}, ...)` set (float32, "
+            f"M = {M}, batch {B}). Per-pattern cost should stay flat as N grows. At most 3 repeats per size "
+            "(2 at 300,000 rows), interleaved floor / TwoLayerClassifier."
+        )
+    ]
     if per_pattern:
         lo, hi = min(per_pattern.values()), max(per_pattern.values())
-        notes.append(f"TwoLayerClassifier's per-pattern cost varies by {hi / lo:.2f}× across these sizes "
-                     "(small N carries fit's fixed costs).")
-    return [Table("Epoch time against N (TwoLayerClassifier, float32)",
-                  ["N", "floor epoch", "floor per pattern", "TwoLayerClassifier epoch", "per pattern", "× floor"],
-                  rows, notes)]
+        notes.append(
+            f"TwoLayerClassifier's per-pattern cost varies by {hi / lo:.2f}× across these sizes "
+            "(small N carries fit's fixed costs)."
+        )
+    return [
+        Table(
+            "Epoch time against N (TwoLayerClassifier, float32)",
+            ["N", "floor epoch", "floor per pattern", "TwoLayerClassifier epoch", "per pattern", "× floor"],
+            rows,
+            notes,
+        )
+    ]
 
 
 @section("digits", "Time to 97% held-out accuracy on the bundled digits")
@@ -422,11 +525,14 @@ def digits(ctx: Context) -> list[Table]:
                 return {"epochs": epoch}
         return {"epochs": None}
 
-    runners = {"TwoLayerClassifier()": ours, "MLPClassifier() (relu)": theirs,
-               "MLPClassifier(activation='tanh')": theirs_tanh}
+    runners = {
+        "TwoLayerClassifier()": ours,
+        "MLPClassifier() (relu)": theirs,
+        "MLPClassifier(activation='tanh')": theirs_tanh,
+    }
     try:
         import twolayer.classifier  # noqa: F401
-    except Exception as exc:  # noqa: BLE001  (reported as a skip)
+    except Exception as exc:
         del runners["TwoLayerClassifier()"]
         skipped_note = f"TwoLayerClassifier skipped: not importable ({type(exc).__name__})"
     else:
@@ -435,7 +541,7 @@ def digits(ctx: Context) -> list[Table]:
     epochs: dict[str, list[int | None]] = {k: [] for k in runners}
     for i, seed in enumerate(seeds):
         names = list(runners)
-        names = names[i % len(names):] + names[: i % len(names)]
+        names = names[i % len(names) :] + names[: i % len(names)]
         for name in names:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -449,29 +555,41 @@ def digits(ctx: Context) -> list[Table]:
     for name in runners:
         t = Timing(name, times[name])
         hit = [e for e in epochs[name] if e is not None]
-        rows.append([
-            f"**{name}**" if name.startswith("TwoLayer") else name,
-            fmt_timing(t),
-            f"{np.median(hit):.0f}" if hit else "-",
-            f"{len(hit)} of {len(seeds)}",
-            fmt_ratio(t.median / Timing("", base).median) if base else "-",
-        ])
+        rows.append(
+            [
+                f"**{name}**" if name.startswith("TwoLayer") else name,
+                fmt_timing(t),
+                f"{np.median(hit):.0f}" if hit else "-",
+                f"{len(hit)} of {len(seeds)}",
+                fmt_ratio(t.median / Timing("", base).median) if base else "-",
+            ]
+        )
     ctx.results["digits"] = {k: {"seconds": times[k], "epochs": epochs[k]} for k in runners}
     notes = [
-        (f"`load_digits` scaled to [0, 1], split 75/25 stratified (random_state=0): {len(ytr)} training, "
-        f"{len(yte)} held-out images. Each contestant trains one epoch at a time, with its defaults "
-        "(100 hidden units, Adam, batch 200, learning rate 1e-3), until held-out accuracy reaches "
-        f"{goal:.0%} (at most {max_epochs} epochs); the time includes scoring the held-out set after each "
-        "epoch. TwoLayerClassifier stops through its `callback`; MLPClassifier, which has none, through a "
-        "`partial_fit` loop."),
-        (f"Seeds {seeds[0]}..{seeds[-1]} (random_state), interleaved; `epochs` is the median over the seeds "
-        "that reached the goal. MLPClassifier's default hidden units are ReLU; the tanh row has "
-        "TwoLayerClassifier's activation."),
+        (
+            f"`load_digits` scaled to [0, 1], split 75/25 stratified (random_state=0): {len(ytr)} training, "
+            f"{len(yte)} held-out images. Each contestant trains one epoch at a time, with its defaults "
+            "(100 hidden units, Adam, batch 200, learning rate 1e-3), until held-out accuracy reaches "
+            f"{goal:.0%} (at most {max_epochs} epochs); the time includes scoring the held-out set after each "
+            "epoch. TwoLayerClassifier stops through its `callback`; MLPClassifier, which has none, through a "
+            "`partial_fit` loop."
+        ),
+        (
+            f"Seeds {seeds[0]}..{seeds[-1]} (random_state), interleaved; `epochs` is the median over the seeds "
+            "that reached the goal. MLPClassifier's default hidden units are ReLU; the tanh row has "
+            "TwoLayerClassifier's activation."
+        ),
     ]
     if skipped_note:
         notes.append(skipped_note)
-    return [Table(f"Time to {goal:.0%} held-out accuracy on the bundled digits",
-                  ["contestant", "time: median [min–max, n]", "epochs", "reached", "÷ TwoLayer"], rows, notes)]
+    return [
+        Table(
+            f"Time to {goal:.0%} held-out accuracy on the bundled digits",
+            ["contestant", "time: median [min–max, n]", "epochs", "reached", "÷ TwoLayer"],
+            rows,
+            notes,
+        )
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -499,8 +617,15 @@ def targets(ctx: Context) -> Table | None:
     floor, ours = "floor (5 products)", "TwoLayerClassifier"
 
     def add(what: str, value: float | None, goal: str, ok: bool | None, spread: str = "-") -> None:
-        rows.append([what, "-" if value is None else f"{value:.3f}", spread, goal,
-                     "not measured" if ok is None else ("met" if ok else "**not met**")])
+        rows.append(
+            [
+                what,
+                "-" if value is None else f"{value:.3f}",
+                spread,
+                goal,
+                "not measured" if ok is None else ("met" if ok else "**not met**"),
+            ]
+        )
 
     def ratio(table: str, numerator: str, denominator: str) -> tuple[float, str] | None:
         times = runs.get(table, {})
@@ -515,23 +640,41 @@ def targets(ctx: Context) -> Table | None:
         if (r := ratio("epoch_float32", peer, ours)) is not None:
             add(f"float32 epoch: {peer} / TwoLayerClassifier", r[0], "≥ 1.8", r[0] >= 1.8, r[1])
     if (r := ratio("epoch_float32", "JAX (jit)", ours)) is not None:
-        add("float32 epoch: JAX / TwoLayerClassifier", r[0], "> 1 (with the processor's own BLAS kernel)", r[0] > 1,
-            r[1])
+        add(
+            "float32 epoch: JAX / TwoLayerClassifier",
+            r[0],
+            "> 1 (with the processor's own BLAS kernel)",
+            r[0] > 1,
+            r[1],
+        )
     if (r := ratio("epoch_float64", ours, floor)) is not None:
         add("float64 epoch: TwoLayerClassifier / floor", r[0], "≤ 1.3", r[0] <= 1.3, r[1])
     if (r := ratio("fullbatch_float32", "network.error_and_gradient", floor)) is not None:
         add("full-batch error_and_gradient (float32) / floor", r[0], "≤ 1.1", r[0] <= 1.1, r[1])
     if (r := ratio("fullbatch_float32", "L-BFGS's objective (optim)", floor)) is not None:
-        add("full-batch, the same sums as L-BFGS evaluates them (float32) / floor", r[0], "≤ 1.1 (for comparison)",
-            r[0] <= 1.1, r[1])
+        add(
+            "full-batch, the same sums as L-BFGS evaluates them (float32) / floor",
+            r[0],
+            "≤ 1.1 (for comparison)",
+            r[0] <= 1.1,
+            r[1],
+        )
     if "memory_twolayer" in ctx.results:
         mib = ctx.results["memory_twolayer"] / MiB
         add("peak memory of fit above the data (MiB; larger of RSS and tracemalloc)", mib, "≤ 64", mib <= 64)
     if not rows:
         return None
-    return Table("Issue 5 targets in this run", ["target", "measured", "paired repeats [min–max]", "goal", ""], rows,
-                 [("`measured` is the ratio of the two medians in this run's tables above (and is what `goal` "
-                   "judges); `paired repeats` is the range of the same ratio taken within each repeat (every "
-                   "contestant runs once per repeat, close together in time): how far this machine's noise "
-                   "moves a verdict. "
-                   "With `--quick` the sizes are too small for these to mean anything.")])
+    return Table(
+        "Issue 5 targets in this run",
+        ["target", "measured", "paired repeats [min–max]", "goal", ""],
+        rows,
+        [
+            (
+                "`measured` is the ratio of the two medians in this run's tables above (and is what `goal` "
+                "judges); `paired repeats` is the range of the same ratio taken within each repeat (every "
+                "contestant runs once per repeat, close together in time): how far this machine's noise "
+                "moves a verdict. "
+                "With `--quick` the sizes are too small for these to mean anything."
+            )
+        ],
+    )

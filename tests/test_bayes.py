@@ -292,7 +292,12 @@ def test_logit_covariance_matches_explicit_jacobian(trained, structure):
         post = posterior_from_curvature(fit.params, np.diag(G), alpha, fit.data_error, structure="diagonal")
         A_inv = np.diag(1.0 / (np.diag(G) + prior))
         # diagonal evidence: ln|A| is the sum of the logs of its diagonal
-        expected = -fit.data_error - 0.5 * prior @ theta**2 - 0.5 * np.sum(np.log(np.diag(G) + prior)) + 0.5 * np.sum(np.log(prior))
+        expected = (
+            -fit.data_error
+            - 0.5 * prior @ theta**2
+            - 0.5 * np.sum(np.log(np.diag(G) + prior))
+            + 0.5 * np.sum(np.log(prior))
+        )
         assert post.log_evidence == pytest.approx(expected, rel=1e-10)
     Xq = np.vstack([X[:5], 6 * X[:3]])  # in the data and extrapolating
     B = ag_jacobian(theta, Xq, shape)
@@ -306,7 +311,13 @@ def test_logit_covariance_matches_explicit_jacobian(trained, structure):
 
 @pytest.mark.parametrize(
     "hessian, structure",
-    [("exact", "full"), ("gauss_newton", "full"), ("exact", "diagonal"), ("gauss_newton", "diagonal"), ("exact", "last_layer")],
+    [
+        ("exact", "full"),
+        ("gauss_newton", "full"),
+        ("exact", "diagonal"),
+        ("gauss_newton", "diagonal"),
+        ("exact", "last_layer"),
+    ],
 )
 def test_laplace_of_a_fitted_classifier_uses_the_right_curvature(hessian, structure):
     X, y = make_blobs(60, n_features=3, centers=3, cluster_std=2.0, random_state=3)
@@ -333,7 +344,9 @@ def test_laplace_of_a_fitted_classifier_uses_the_right_curvature(hessian, struct
 
 def test_laplace_of_a_converted_mlpclassifier():
     X, y = make_moons(80, noise=0.3, random_state=2)
-    mlp = MLPClassifier(hidden_layer_sizes=(5,), activation="tanh", solver="lbfgs", alpha=0.5, max_iter=2000, random_state=0).fit(X, y)
+    mlp = MLPClassifier(
+        hidden_layer_sizes=(5,), activation="tanh", solver="lbfgs", alpha=0.5, max_iter=2000, random_state=0
+    ).fit(X, y)
     post = laplace(from_sklearn(mlp), X, y, hessian="gauss_newton")
     assert isinstance(post, LaplacePosterior)
     np.testing.assert_allclose(nw.forward(post.params, X), mlp.predict_proba(X), rtol=1e-9, atol=1e-12)
@@ -352,7 +365,10 @@ def quad_two_class(mean, cov):
     """p(C_1) = integral of sigma(d) N(d | mu_d, s_d^2) over the logit difference d = a_1 - a_0."""
     mu = mean[1] - mean[0]
     s = np.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
-    f = lambda d: expit(d) * np.exp(-0.5 * ((d - mu) / s) ** 2) / (s * np.sqrt(2 * np.pi))
+
+    def f(d):
+        return expit(d) * np.exp(-0.5 * ((d - mu) / s) ** 2) / (s * np.sqrt(2 * np.pi))
+
     return integrate.quad(f, mu - 12 * s, mu + 12 * s, epsabs=1e-12, limit=200)[0]
 
 
@@ -407,7 +423,9 @@ def test_mc_with_zero_covariance_is_the_softmax_and_is_subset_invariant():
     L = rng.normal(size=(9, 3, 3))
     cov = L @ L.transpose(0, 2, 1)
     whole = predictive_mc(mean, cov, n_samples=500, random_state=3)
-    np.testing.assert_allclose(predictive_mc(mean[4:6], cov[4:6], n_samples=500, random_state=3), whole[4:6], rtol=1e-12)
+    np.testing.assert_allclose(
+        predictive_mc(mean[4:6], cov[4:6], n_samples=500, random_state=3), whole[4:6], rtol=1e-12
+    )
 
 
 def test_probit_and_mc_agree_in_the_bulk_of_the_data(moons):
@@ -439,7 +457,12 @@ def held_out_curve(X, y, Xt, yt, n_hidden, grid, seeds):
     curves = []
     for seed in seeds:
         init = nw.init_params(X.shape[1], n_hidden, K, random_state=seed)
-        curves.append([held_out_log_loss(nw.forward(map_estimate(X, T, a, init=init, max_iter=2000).params, Xt), yt) for a in grid])
+        curves.append(
+            [
+                held_out_log_loss(nw.forward(map_estimate(X, T, a, init=init, max_iter=2000).params, Xt), yt)
+                for a in grid
+            ]
+        )
     return np.mean(curves, axis=0)
 
 
@@ -494,7 +517,15 @@ def test_evidence_grid_alpha_is_near_the_held_out_best_on_digits():
 @parametrize_with_checks(
     [
         BayesianTwoLayerClassifier(n_hidden=3, max_cycles=2, max_iter=40, n_samples=64, random_state=0),
-        BayesianTwoLayerClassifier(n_hidden=3, max_iter=40, alpha_search="grid", alpha_grid=[0.1, 1.0], structure="diagonal", method="probit", random_state=0),
+        BayesianTwoLayerClassifier(
+            n_hidden=3,
+            max_iter=40,
+            alpha_search="grid",
+            alpha_grid=[0.1, 1.0],
+            structure="diagonal",
+            method="probit",
+            random_state=0,
+        ),
     ]
 )
 @quiet_convergence
@@ -511,7 +542,9 @@ def test_sklearn_estimator_checks(estimator, check):
             f"ec.check_array_api_input('B', B(**{estimator.get_params()!r}), **{check.keywords!r})"
         )
         env = {**os.environ, "SCIPY_ARRAY_API": "1"}
-        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=False)
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         return
     check(estimator)
@@ -552,9 +585,7 @@ def test_posterior_state_round_trip(trained, structure):
     for key, value in state.items():
         assert isinstance(value, (np.ndarray, float, int, str, list)), key
     again = LaplacePosterior.from_dict(state)
-    np.testing.assert_array_equal(
-        again.predict_proba(X, random_state=0), post.predict_proba(X, random_state=0)
-    )
+    np.testing.assert_array_equal(again.predict_proba(X, random_state=0), post.predict_proba(X, random_state=0))
     assert again.log_evidence == post.log_evidence and again.structure == structure
     with pytest.raises(ValueError, match="needs the keys"):
         LaplacePosterior.from_dict({k: v for k, v in state.items() if k != "factor"})

@@ -57,8 +57,7 @@ def test_runs_without_a_machine_line_are_kept() -> None:
 
 
 def test_a_file_that_is_not_a_report_is_replaced_by_one() -> None:
-    new = run.merged_report("some notes\n## not a run\n", _block("Xeon, 2 cores", "x1"), "Xeon, 2 cores",
-                            append=True)
+    new = run.merged_report("some notes\n## not a run\n", _block("Xeon, 2 cores", "x1"), "Xeon, 2 cores", append=True)
 
     assert _labels(new) == ["x1"]
     assert new.startswith(run.INTRO)

@@ -27,9 +27,7 @@ def brute_force_ece(y: np.ndarray, P: np.ndarray, n_bins: int) -> float:
     total = 0.0
     for b in range(n_bins):
         inside = [
-            n
-            for n in range(P.shape[0])
-            if (edges[b] < P[n].max() <= edges[b + 1]) or (b == 0 and P[n].max() == 0)
+            n for n in range(P.shape[0]) if (edges[b] < P[n].max() <= edges[b + 1]) or (b == 0 and P[n].max() == 0)
         ]
         if inside:
             conf = np.mean([P[n].max() for n in inside])
@@ -57,9 +55,7 @@ def test_hand_worked_example():
 def test_ece_matches_brute_force(K, n_bins):
     P = random_proba(300, K, seed=K)
     y = np.random.default_rng(K + 1).integers(0, K, size=300)
-    assert expected_calibration_error(y, P, n_bins=n_bins) == pytest.approx(
-        brute_force_ece(y, P, n_bins), abs=1e-12
-    )
+    assert expected_calibration_error(y, P, n_bins=n_bins) == pytest.approx(brute_force_ece(y, P, n_bins), abs=1e-12)
 
 
 @pytest.mark.parametrize("n_bins", [5, 10, 20])
@@ -106,9 +102,7 @@ def test_summary_matches_sklearn_metrics_and_string_labels():
     # For two classes the multiclass Brier score is twice scikit-learn's binary one.
     P2 = random_proba(100, 2, seed=13)
     y2 = np.random.default_rng(14).integers(0, 2, size=100)
-    assert calibration_summary(y2, P2)["brier"] == pytest.approx(
-        2 * brier_score_loss(y2, P2[:, 1]), rel=1e-12
-    )
+    assert calibration_summary(y2, P2)["brier"] == pytest.approx(2 * brier_score_loss(y2, P2[:, 1]), rel=1e-12)
 
 
 def test_classes_order_is_respected():

@@ -41,8 +41,15 @@ quiet_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.Conve
 
 
 def small_problem(n_classes: int = 3, n: int = 60, d: int = 5, seed: int = 0):
-    X, y = make_classification(n_samples=n, n_features=d, n_informative=3, n_redundant=0,
-                               n_classes=n_classes, n_clusters_per_class=1, random_state=seed)
+    X, y = make_classification(
+        n_samples=n,
+        n_features=d,
+        n_informative=3,
+        n_redundant=0,
+        n_classes=n_classes,
+        n_clusters_per_class=1,
+        random_state=seed,
+    )
     return X, y
 
 
@@ -69,7 +76,12 @@ def _check_name(check) -> str:
 
 @quiet_convergence
 @parametrize_with_checks(
-    [TwoLayerClassifier(), TwoLayerClassifier(solver="sgd"), TwoLayerClassifier(solver="lbfgs"), TwoLayerClassifier(solver="scg")]
+    [
+        TwoLayerClassifier(),
+        TwoLayerClassifier(solver="sgd"),
+        TwoLayerClassifier(solver="lbfgs"),
+        TwoLayerClassifier(solver="scg"),
+    ]
 )
 def test_sklearn_estimator_checks(estimator, check):
     if _check_name(check) == "check_array_api_input" and not os.environ.get("SCIPY_ARRAY_API"):
@@ -140,8 +152,9 @@ def test_works_in_a_pipeline_with_grid_search():
 def test_loss_equals_mlpclassifier_lbfgs_loss(n_classes, weighted):
     X, y = small_problem(n_classes=n_classes, seed=1)
     sw = np.random.default_rng(0).uniform(0.5, 3.0, size=y.shape[0]) if weighted else None
-    mlp = MLPClassifier(hidden_layer_sizes=(7,), activation="tanh", solver="lbfgs", alpha=0.5, max_iter=6,
-                        random_state=0).fit(X, y, sample_weight=sw)
+    mlp = MLPClassifier(
+        hidden_layer_sizes=(7,), activation="tanh", solver="lbfgs", alpha=0.5, max_iter=6, random_state=0
+    ).fit(X, y, sample_weight=sw)
     ours = from_sklearn(mlp)
     T = np.eye(len(ours.classes_))[np.searchsorted(ours.classes_, y)]
     loss = optim.objective(ours.params_, X, T, sw, alpha=0.5)
@@ -154,7 +167,9 @@ def test_loss_equals_mlpclassifier_lbfgs_loss(n_classes, weighted):
 def test_full_batch_loss_attribute_is_the_objective_at_the_fitted_weights(solver, weighted):
     X, y = small_problem(seed=2)
     sw = np.random.default_rng(1).uniform(0.5, 3.0, size=y.shape[0]) if weighted else None
-    model = TwoLayerClassifier(n_hidden=5, solver=solver, alpha=0.1, max_iter=15, random_state=0).fit(X, y, sample_weight=sw)
+    model = TwoLayerClassifier(n_hidden=5, solver=solver, alpha=0.1, max_iter=15, random_state=0).fit(
+        X, y, sample_weight=sw
+    )
     T = np.eye(3)[y]
     assert model.loss_ == pytest.approx(optim.objective(model.params_, X, T, sw, alpha=0.1), rel=1e-10)
     assert model.loss_curve_[-1] == model.loss_ and model.best_loss_ == min(model.loss_curve_)
@@ -202,8 +217,9 @@ def one_step_model(solver: str, **kwargs) -> tuple[TwoLayerClassifier, np.ndarra
     rng = np.random.default_rng(5)
     state["theta"] = rng.normal(scale=0.3, size=state["theta"].shape)
     state["optimizer"] = None
-    clone = TwoLayerClassifier(**{**model.get_params(), "warm_start": True, "max_iter": 1, "batch_size": 20,
-                                  "shuffle": False}).set_training_state(state)
+    clone = TwoLayerClassifier(
+        **{**model.get_params(), "warm_start": True, "max_iter": 1, "batch_size": 20, "shuffle": False}
+    ).set_training_state(state)
     return clone, state["theta"].copy(), X, y
 
 
@@ -298,7 +314,8 @@ def test_balanced_class_weight_equals_the_matching_sample_weights(solver):
     y[:20] = 0  # imbalance the classes
     a = TwoLayerClassifier(n_hidden=5, solver=solver, class_weight="balanced", max_iter=10, random_state=0).fit(X, y)
     b = TwoLayerClassifier(n_hidden=5, solver=solver, max_iter=10, random_state=0).fit(
-        X, y, sample_weight=compute_sample_weight("balanced", y))
+        X, y, sample_weight=compute_sample_weight("balanced", y)
+    )
     np.testing.assert_array_equal(theta_of(a), theta_of(b))
     assert a.loss_curve_ == b.loss_curve_
 
@@ -309,7 +326,9 @@ def test_dict_class_weight_times_sample_weight():
     sw = np.random.default_rng(2).uniform(0.5, 2.0, size=40)
     cw = {0: 2.0, 1: 0.5, 2: 1.5}
     a = TwoLayerClassifier(n_hidden=4, class_weight=cw, max_iter=5, random_state=0).fit(X, y, sample_weight=sw)
-    b = TwoLayerClassifier(n_hidden=4, max_iter=5, random_state=0).fit(X, y, sample_weight=sw * np.array([2.0, 0.5, 1.5])[y])
+    b = TwoLayerClassifier(n_hidden=4, max_iter=5, random_state=0).fit(
+        X, y, sample_weight=sw * np.array([2.0, 0.5, 1.5])[y]
+    )
     np.testing.assert_array_equal(theta_of(a), theta_of(b))
 
 
@@ -334,7 +353,7 @@ def test_bad_sample_weights_are_refused():
         TwoLayerClassifier().fit(X, y, sample_weight=np.zeros(20))
     with pytest.raises(ValueError, match="all zero"):
         TwoLayerClassifier(class_weight={0: 0.0, 1: 0.0, 2: 0.0}).fit(X, y)
-    with pytest.raises(ValueError, match="(?i)negative"):
+    with pytest.raises(ValueError, match=r"(?i)negative"):
         TwoLayerClassifier().fit(X, y, sample_weight=-np.ones(20))
     with pytest.raises(ValueError, match="balanced"):
         TwoLayerClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
@@ -439,7 +458,9 @@ def test_callback_stops_without_a_warning(solver):
         seen.append((model.n_iter_, len(model.loss_curve_), theta_of(model).copy()))
         return model.n_iter_ == 3
 
-    model = TwoLayerClassifier(n_hidden=4, solver=solver, max_iter=3, tol=0.0, random_state=0, callback=callback).fit(X, y)
+    model = TwoLayerClassifier(n_hidden=4, solver=solver, max_iter=3, tol=0.0, random_state=0, callback=callback).fit(
+        X, y
+    )
     assert [s[:2] for s in seen] == [(1, 1), (2, 2), (3, 3)]
     assert model.n_iter_ == 3 and len(model.loss_curve_) == 3
     np.testing.assert_array_equal(theta_of(model), seen[-1][2])  # the weights of that epoch
@@ -448,8 +469,9 @@ def test_callback_stops_without_a_warning(solver):
 @pytest.mark.parametrize("activation", ["identity", "relu"])
 def test_divergence_error_names_the_learning_rate(activation):
     X, y = small_problem()
-    model = TwoLayerClassifier(n_hidden=4, activation=activation, solver="sgd", learning_rate_init=1e25,
-                               max_iter=20, random_state=0)
+    model = TwoLayerClassifier(
+        n_hidden=4, activation=activation, solver="sgd", learning_rate_init=1e25, max_iter=20, random_state=0
+    )
     with pytest.raises(ValueError, match="learning_rate_init=1e\\+25"):
         model.fit(X * 100, y)
     assert all(np.all(np.isfinite(p)) for p in model.params_)
@@ -470,9 +492,15 @@ def fitted_state(model: TwoLayerClassifier) -> dict:
 
 @quiet_convergence
 @pytest.mark.parametrize("fused", [True, False])
-@pytest.mark.parametrize("solver, options", [
-    ("adam", {}), ("sgd", {"shuffle": False}), ("adam", {"early_stopping": True}), ("lbfgs", {}),
-])
+@pytest.mark.parametrize(
+    "solver, options",
+    [
+        ("adam", {}),
+        ("sgd", {"shuffle": False}),
+        ("adam", {"early_stopping": True}),
+        ("lbfgs", {}),
+    ],
+)
 @pytest.mark.parametrize("value, kind", [(np.nan, "NaN"), (np.inf, "inf")])
 def test_non_finite_input_is_refused_and_the_old_model_kept(solver, options, value, kind, fused, monkeypatch):
     # A fresh shuffled minibatch fit checks the rows in its first epoch (with numba; up front
@@ -519,7 +547,7 @@ def test_a_refused_refit_keeps_everything_the_model_had(case):
     else:
         bad = X.astype(np.float32)
         bad[7, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN|inf"):
+    with pytest.raises(ValueError, match=r"NaN|inf"):
         model.fit(bad, y)
     model.set_params(solver="adam", activation="tanh", learning_rate_init=1e-3, batch_size="auto")
     assert fitted_state(model) == before
@@ -564,8 +592,16 @@ def test_early_stopping_restores_the_best_weights():
     def callback(model):
         scores.append((model.validation_scores_[-1], theta_of(model).copy()))
 
-    model = TwoLayerClassifier(n_hidden=6, solver="sgd", learning_rate_init=0.3, early_stopping=True,
-                               n_iter_no_change=4, max_iter=60, random_state=0, callback=callback).fit(X, y)
+    model = TwoLayerClassifier(
+        n_hidden=6,
+        solver="sgd",
+        learning_rate_init=0.3,
+        early_stopping=True,
+        n_iter_no_change=4,
+        max_iter=60,
+        random_state=0,
+        callback=callback,
+    ).fit(X, y)
     assert model.best_loss_ is None and len(model.validation_scores_) == model.n_iter_ == len(scores)
     best = max(range(len(scores)), key=lambda i: (scores[i][0], -i))  # the first epoch with the best score
     assert model.best_validation_score_ == scores[best][0] == max(model.validation_scores_)
@@ -575,7 +611,9 @@ def test_early_stopping_restores_the_best_weights():
 
 def test_stops_when_the_loss_stops_improving():
     X, y = small_problem()
-    model = TwoLayerClassifier(n_hidden=4, solver="adam", tol=10.0, n_iter_no_change=2, max_iter=100, random_state=0).fit(X, y)
+    model = TwoLayerClassifier(
+        n_hidden=4, solver="adam", tol=10.0, n_iter_no_change=2, max_iter=100, random_state=0
+    ).fit(X, y)
     assert model.n_iter_ == 4  # the first epoch sets the best; after 3 more without improving by tol, 3 > 2
 
 
@@ -647,7 +685,9 @@ def test_training_state_continues_bit_for_bit(settings):
     whole = TwoLayerClassifier(max_iter=10, **common).fit(X, y)
 
     first = TwoLayerClassifier(max_iter=10, callback=lambda m: m.n_iter_ == 4, **common).fit(X, y)
-    state = json.loads(json.dumps({k: v for k, v in first.get_training_state().items() if not isinstance(v, np.ndarray)}))
+    state = json.loads(
+        json.dumps({k: v for k, v in first.get_training_state().items() if not isinstance(v, np.ndarray)})
+    )
     state.update({k: v for k, v in first.get_training_state().items() if isinstance(v, np.ndarray)})
     resumed = TwoLayerClassifier(**common).set_training_state(state)
     assert resumed.n_iter_ == 4 and len(resumed.loss_curve_) == 4
@@ -671,8 +711,9 @@ def test_training_state_continues_bit_for_bit(settings):
 def test_training_state_inside_the_callback_and_partial_fit_continuation():
     X, y = small_problem(n=50, seed=12)
     states = []
-    TwoLayerClassifier(n_hidden=4, max_iter=3, random_state=1,
-                       callback=lambda m: states.append(m.get_training_state())).fit(X, y)
+    TwoLayerClassifier(
+        n_hidden=4, max_iter=3, random_state=1, callback=lambda m: states.append(m.get_training_state())
+    ).fit(X, y)
     assert [s["n_iter"] for s in states] == [1, 2, 3]
     assert not np.array_equal(states[0]["theta"], states[2]["theta"])  # copies, not live views
 

@@ -121,8 +121,9 @@ def moons_csv(tmp_path: Path) -> Path:
     return write_csv(tmp_path / "moons.csv", ["id", "x1", "side", "x2"], rows)
 
 
-def test_csv_train_evaluate_predict_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                            moons_csv: Path) -> None:
+def test_csv_train_evaluate_predict_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], moons_csv: Path
+) -> None:
     model_path = tmp_path / "m.st"
     # "id" is a (numeric) feature here: everything but the target is
     code, _, err = run(capsys, "train", moons_csv, "--target", "side", *TINY, "--out", model_path)
@@ -140,8 +141,11 @@ def test_csv_train_evaluate_predict_by_name(tmp_path: Path, capsys: pytest.Captu
     # Reordered columns, an extra text column and no target: the same predictions.
     with open(moons_csv, newline="") as handle:
         original = list(csv.DictReader(handle))
-    shuffled = write_csv(tmp_path / "new.csv", ["note", "x2", "x1", "id"],
-                         [["hello, world", r["x2"], r["x1"], r["id"]] for r in original])
+    shuffled = write_csv(
+        tmp_path / "new.csv",
+        ["note", "x2", "x1", "id"],
+        [["hello, world", r["x2"], r["x1"], r["id"]] for r in original],
+    )
     out_path = tmp_path / "predictions.csv"
     code, out, err = run(capsys, "predict", model_path, shuffled, "--out", out_path)
     assert code == 0, err
@@ -192,8 +196,11 @@ BAD_TRAIN: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("missing file", lambda t: [str(t / "nope.csv")], ["no such file", "nope.csv"]),
     ("unknown built-in", lambda t: ["mnist"], ["unknown dataset 'mnist'", "digits"]),
     ("unknown column", lambda t: [_bad_csv(t, "a,b\n1,x\n2,y\n"), "--target", "label"], ["no column 'label'"]),
-    ("non-numeric cell", lambda t: [_bad_csv(t, "a,b,t\n1,2,x\n3,four,y\n")],
-     ["line 3, column 'b': expected a number, got 'four'"]),
+    (
+        "non-numeric cell",
+        lambda t: [_bad_csv(t, "a,b,t\n1,2,x\n3,four,y\n")],
+        ["line 3, column 'b': expected a number, got 'four'"],
+    ),
     ("NaN", lambda t: [_bad_csv(t, "a,b,t\n1,2,x\n3,nan,y\n")], ["line 3, column 'b': NaN is not allowed"]),
     ("infinity", lambda t: [_bad_csv(t, "a,b,t\n1,-inf,x\n3,1,y\n")], ["line 2, column 'b': infinity"]),
     ("one class", lambda t: [_bad_csv(t, "a,t\n1,x\n2,x\n3,x\n")], ["single class ('x')"]),
@@ -208,15 +215,23 @@ BAD_TRAIN: list[tuple[str, Callable[[Path], list[str]], list[str]]] = [
     ("learning rate", lambda t: ["--learning-rate", "nan"], ["argument --learning-rate: expected a positive"]),
     ("unknown option", lambda t: ["--epoch", "3"], ["unrecognized arguments: --epoch"]),
     ("no folder", lambda t: ["iris", "--plot", str(t / "no" / "p.png")], ["--plot", "does not exist"]),
-    ("diverges", lambda t: ["iris", "--solver", "sgd", "--learning-rate", "1e30", "--epochs", "5", "--quiet"],
-     ["diverged", "Nothing was written"]),
+    (
+        "diverges",
+        lambda t: ["iris", "--solver", "sgd", "--learning-rate", "1e30", "--epochs", "5", "--quiet"],
+        ["diverged", "Nothing was written"],
+    ),
     ("resume missing", lambda t: ["--resume", str(t / "none.ckpt")], ["no such file"]),
 ]
 
 
 @pytest.mark.parametrize(("case", "argv", "expected"), BAD_TRAIN, ids=[c[0] for c in BAD_TRAIN])
-def test_bad_train_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str,
-                         argv: Callable[[Path], list[str]], expected: list[str]) -> None:
+def test_bad_train_input(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+    argv: Callable[[Path], list[str]],
+    expected: list[str],
+) -> None:
     out_path = tmp_path / "model.st"
     code, out, err = run(capsys, "train", *argv(tmp_path), "--out", out_path, "--checkpoint", tmp_path / "c.ckpt")
     assert_one_line_error(code, err, *expected)
@@ -268,8 +283,9 @@ def test_planted_payloads_never_run(tmp_path: Path, capsys: pytest.CaptureFixtur
 # --------------------------------------------------------------------------
 
 
-def test_failed_runs_leave_the_old_model(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch, moons_model: Path) -> None:
+def test_failed_runs_leave_the_old_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, moons_model: Path
+) -> None:
     before = moons_model.read_bytes()
     code, _, err = run(capsys, "train", "nothing-like-this", "--out", moons_model)
     assert code == 2
@@ -317,8 +333,9 @@ def assert_same_model(a: Path, b: Path) -> None:
     assert first.info["test_accuracy"] == second.info["test_accuracy"]
 
 
-def test_ctrl_c_then_resume_equals_uninterrupted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_then_resume_equals_uninterrupted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, _, err = run(capsys, "train", *RUN, "--out", tmp_path / "whole.st")
     assert code == 0, err
 
@@ -339,8 +356,9 @@ def test_ctrl_c_then_resume_equals_uninterrupted(tmp_path: Path, capsys: pytest.
     assert load_checkpoint(checkpoint).epoch == 12
 
 
-def test_periodic_checkpoint_resumes_exactly(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_periodic_checkpoint_resumes_exactly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A run killed after its epoch-4 checkpoint (a copy of it is kept here)
     # resumes to the result of the run that went on.
     import twolayer.modelfile
@@ -354,8 +372,9 @@ def test_periodic_checkpoint_resumes_exactly(tmp_path: Path, capsys: pytest.Capt
             shutil.copy(path, tmp_path / "at4.ckpt")
 
     monkeypatch.setattr(twolayer.modelfile, "save_checkpoint", save_and_copy)
-    code, _, err = run(capsys, "train", *RUN, "--out", tmp_path / "whole.st", "--checkpoint", checkpoint,
-                       "--checkpoint-every", "4")
+    code, _, err = run(
+        capsys, "train", *RUN, "--out", tmp_path / "whole.st", "--checkpoint", checkpoint, "--checkpoint-every", "4"
+    )
     monkeypatch.undo()
     assert code == 0, err
     code, _, err = run(capsys, "train", "--resume", tmp_path / "at4.ckpt", "--out", tmp_path / "resumed.st")
@@ -369,8 +388,9 @@ def test_resume_extends_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 0, err
     code, _, err = run(capsys, "train", *RUN, "--epochs", "5", "--checkpoint", tmp_path / "c.ckpt")
     assert code == 0, err
-    code, _, err = run(capsys, "train", "--resume", tmp_path / "c.ckpt", "--epochs", "12", "--out",
-                       tmp_path / "extended.st")
+    code, _, err = run(
+        capsys, "train", "--resume", tmp_path / "c.ckpt", "--epochs", "12", "--out", tmp_path / "extended.st"
+    )
     assert code == 0, err
     assert_same_model(tmp_path / "whole.st", tmp_path / "extended.st")
 
@@ -400,16 +420,27 @@ def test_resume_refuses_a_foreign_checkpoint(tmp_path: Path, capsys: pytest.Capt
     data = load_builtin("moons")
     model = TwoLayerClassifier(n_hidden=2, max_iter=1).fit(data.X, data.y)
     path = tmp_path / "other.ckpt"
-    save_checkpoint(path, Checkpoint(state=model.get_training_state(), hyperparameters=model.get_params(),
-                                     scaler_mean=None, scaler_scale=None, train_index=np.arange(300),
-                                     test_index=np.arange(300, 400), epoch=1, run={"source": "moons"}))
+    save_checkpoint(
+        path,
+        Checkpoint(
+            state=model.get_training_state(),
+            hyperparameters=model.get_params(),
+            scaler_mean=None,
+            scaler_scale=None,
+            train_index=np.arange(300),
+            test_index=np.arange(300, 400),
+            epoch=1,
+            run={"source": "moons"},
+        ),
+    )
     code, _, err = run(capsys, "train", "--resume", path, "--out", tmp_path / "m.st")
     assert_one_line_error(code, err, "not a checkpoint of 'twolayer train'")
     assert not (tmp_path / "m.st").exists()
 
 
-def test_ctrl_c_without_checkpoint_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_without_checkpoint_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     interrupt_at(monkeypatch, 2)
     code, _, err = run(capsys, "train", *RUN, "--out", tmp_path / "m.st")
     assert code == 130 and "nothing written" in err
@@ -426,9 +457,26 @@ def subprocess_env() -> dict[str, str]:
 def test_sigint_to_a_real_process(tmp_path: Path) -> None:
     checkpoint = tmp_path / "c.ckpt"
     process = subprocess.Popen(
-        [sys.executable, "-m", "twolayer", "train", "digits", "--epochs", "100000", "--hidden", "8",
-         "--checkpoint", checkpoint, "--out", tmp_path / "m.st"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(), cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "twolayer",
+            "train",
+            "digits",
+            "--epochs",
+            "100000",
+            "--hidden",
+            "8",
+            "--checkpoint",
+            checkpoint,
+            "--out",
+            tmp_path / "m.st",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+        cwd=tmp_path,
     )
     assert process.stderr is not None
     seen = []
@@ -451,16 +499,34 @@ def test_sigint_to_a_real_process(tmp_path: Path) -> None:
 
 def test_real_process_train_and_predict(tmp_path: Path) -> None:
     model_path = tmp_path / "m.st"
-    trained = subprocess.run([sys.executable, "-m", "twolayer", "train", "iris", *TINY, "--out", model_path],
-                             capture_output=True, text=True, env=subprocess_env(), timeout=120, check=False)
+    trained = subprocess.run(
+        [sys.executable, "-m", "twolayer", "train", "iris", *TINY, "--out", model_path],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+        check=False,
+    )
     assert trained.returncode == 0, trained.stderr
     assert "test accuracy" in trained.stdout and "epoch 3/3" in trained.stderr
-    predicted = subprocess.run([sys.executable, "-m", "twolayer", "predict", model_path, "iris"],
-                               capture_output=True, text=True, env=subprocess_env(), timeout=120, check=False)
+    predicted = subprocess.run(
+        [sys.executable, "-m", "twolayer", "predict", model_path, "iris"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+        check=False,
+    )
     assert predicted.returncode == 0, predicted.stderr
     assert predictions_csv(predicted.stdout)[0].keys() == {"prediction"}
-    failed = subprocess.run([sys.executable, "-m", "twolayer", "evaluate", model_path, "irs"],
-                            capture_output=True, text=True, env=subprocess_env(), timeout=120, check=False)
+    failed = subprocess.run(
+        [sys.executable, "-m", "twolayer", "evaluate", model_path, "irs"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+        check=False,
+    )
     assert failed.returncode == 2 and failed.stderr.count("\n") == 1 and "did you mean 'iris'" in failed.stderr
 
 
@@ -496,8 +562,9 @@ def test_plots_are_valid_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 @pytest.mark.parametrize("bayes", [False, True])
-def test_a_plot_that_cannot_be_written_leaves_the_old_model(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                            monkeypatch: pytest.MonkeyPatch, bayes: bool) -> None:
+def test_a_plot_that_cannot_be_written_leaves_the_old_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, bayes: bool
+) -> None:
     # The model and the plot are staged in full before either replaces its old file.
     pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plot' extra")
     from twolayer import modelfile
@@ -630,7 +697,7 @@ def table_row(output: str, label: str) -> list[str]:
 
 
 def ordinal(n: int, word: str) -> str:
-    return word if n == 1 else f"{n}{ {2: 'nd', 3: 'rd'}.get(n, 'th')} {word}"
+    return word if n == 1 else f"{n}{ {2: 'nd', 3: 'rd'}.get(n, 'th') } {word}"
 
 
 def assert_printed(printed: str, exact: float, scale: float, what: str) -> None:
@@ -647,8 +714,9 @@ CURVATURE_CASES = [
 
 
 @pytest.mark.parametrize(("full", "options"), CURVATURE_CASES)
-def test_curvature_equals_numpy_eigenvalues(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch, full: bool, options: list[str]) -> None:
+def test_curvature_equals_numpy_eigenvalues(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, full: bool, options: list[str]
+) -> None:
     from twolayer import curvature
 
     # Unequal classes, so that balanced class weights differ from one.
@@ -713,8 +781,9 @@ def test_curvature_equals_numpy_eigenvalues(tmp_path: Path, capsys: pytest.Captu
     assert f"{len(flat)} direction" in out
 
 
-def test_curvature_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-                         moons_model: Path) -> None:
+def test_curvature_plots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, moons_model: Path
+) -> None:
     pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plot' extra")
     code, out, err = run(capsys, "curvature", moons_model, "moons", "--k", "3", "--plot", tmp_path / "full.png")
     assert code == 0, err
@@ -759,12 +828,11 @@ def test_solver_choices_are_the_estimators() -> None:
 
 
 @pytest.mark.parametrize("solver", ["trust-ncg", "newton-cg", "scg"])
-def test_second_order_solvers_train_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                               solver: str) -> None:
+def test_second_order_solvers_train_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str], solver: str) -> None:
     argv = ["train", "moons", "--hidden", "4", "--solver", solver, "--dtype", "float64"]
     code, out, err = run(capsys, *argv, "--epochs", "4", "--out", tmp_path / "whole.st")
     assert code == 0, err
-    assert f"{solver}, 4 iterations" in out or f"{solver}, " in out and "iterations (converged" in out
+    assert f"{solver}, 4 iterations" in out or (f"{solver}, " in out and "iterations (converged" in out)
     assert re.search(r"^iteration\s+1/4", err, flags=re.MULTILINE)
     whole = read(tmp_path / "whole.st")
     assert whole.hyperparameters["solver"] == solver
@@ -773,8 +841,9 @@ def test_second_order_solvers_train_and_resume(tmp_path: Path, capsys: pytest.Ca
 
     code, _, err = run(capsys, *argv, "--epochs", "2", "--checkpoint", tmp_path / "c.ckpt", "--quiet")
     assert code == 0, err
-    code, _, err = run(capsys, "train", "--resume", tmp_path / "c.ckpt", "--epochs", "4", "--out",
-                       tmp_path / "resumed.st")
+    code, _, err = run(
+        capsys, "train", "--resume", tmp_path / "c.ckpt", "--epochs", "4", "--out", tmp_path / "resumed.st"
+    )
     assert code == 0, err
     assert f"note: {solver} cannot be resumed exactly" in err and "fresh solver state" in err
     resumed = read(tmp_path / "resumed.st")
@@ -924,8 +993,7 @@ def test_bayes_options_need_bayes(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert list(tmp_path.iterdir()) == []
 
 
-def test_curvature_on_the_training_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                        moons_model: Path) -> None:
+def test_curvature_on_the_training_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str], moons_model: Path) -> None:
     from twolayer import curvature
 
     code, out, err = run(capsys, "curvature", moons_model, "moons", "--k", "2", "--rows", "train")

@@ -109,7 +109,10 @@ def ag_error(theta, X, T, s, D, M, K, activation="tanh", alpha=0.0):
 def ag_hessian(params, X, T, s, activation="tanh", alpha=0.0):
     D, M = params.W1.shape
     K = params.W2.shape[1]
-    f = lambda th: ag_error(th, X, T, s, D, M, K, activation, alpha)
+
+    def f(th):
+        return ag_error(th, X, T, s, D, M, K, activation, alpha)
+
     return autograd.hessian(f)(nw.flatten(params))
 
 
@@ -372,6 +375,7 @@ def becker_lecun_by_loop(params, X, T, s, activation):
         a1 = x @ W1 + b1
         z = h(a1)
         a2 = z @ W2 + b2
+
         def En(a, t=t):
             return -anp.sum(t * (a - anp.log(anp.sum(anp.exp(a)))))
 
@@ -480,8 +484,9 @@ def test_operators_agree_with_the_matrices_and_run_under_eigsh(alpha):
     # the Hessian's most negative eigenvalue (the Gauss-Newton matrix's smallest are a
     # degenerate cluster at zero, which Lanczos resolves poorly)
     H = cv.hessian(params, X, T, s, alpha=alpha)
-    bottom = eigsh(cv.hessian_operator(params, X, T, s, alpha=alpha), k=1, which="SA",
-                   return_eigenvectors=False, tol=1e-12)
+    bottom = eigsh(
+        cv.hessian_operator(params, X, T, s, alpha=alpha), k=1, which="SA", return_eigenvectors=False, tol=1e-12
+    )
     lowest = np.linalg.eigvalsh(H)[0]
     assert lowest < 0
     np.testing.assert_allclose(bottom, [lowest], rtol=1e-8)
@@ -519,7 +524,10 @@ def test_float32_in_float32_out_and_float64_in_float64_out():
     params, X, T, s = problem(3, 4, 3, 12, seed=21)
     v = np.random.default_rng(6).normal(size=nw.n_params(3, 4, 3))
     out64 = all_outputs(params, X, T, s, v)
-    as32 = lambda a: a.astype(np.float32)
+
+    def as32(a):
+        return a.astype(np.float32)
+
     out32 = all_outputs(Params(*map(as32, params)), as32(X), as32(T), as32(s), as32(v))
     for a64, a32 in zip(out64, out32):
         assert a64.dtype == np.float64 and a32.dtype == np.float32

@@ -216,12 +216,12 @@ def test_csv_not_utf8(tmp_path: Path) -> None:
 
 
 def test_missing_files_and_bad_suffixes(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="no such file: .*nothere.csv"):
+    with pytest.raises(DataError, match=r"no such file: .*nothere\.csv"):
         load_dataset(str(tmp_path / "nothere.csv"))
-    with pytest.raises(DataError, match="no such file: .*nothere.npz"):
+    with pytest.raises(DataError, match=r"no such file: .*nothere\.npz"):
         load_dataset(str(tmp_path / "nothere.npz"))
     other = write(tmp_path / "d.txt", "a,b\n1,2\n")
-    with pytest.raises(DataError, match="unsupported file type '.txt'"):
+    with pytest.raises(DataError, match=r"unsupported file type '\.txt'"):
         load_dataset(str(other))
     folder = tmp_path / "folder.csv"
     folder.mkdir()

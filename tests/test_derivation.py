@@ -130,8 +130,15 @@ def test_a_wrong_output_error_is_refuted(net):
     step = dv.check_claim(
         "wrong output error",
         "dE/da_k = y_k + t_k",
-        [dv.Identity(sympy.diff(net.E_of_a2, net.a2[k]), net.y_of_a2[k] + net.t[k], "K=3: k=2",
-                     net.targets_sum_to_one, one_hot(net))],
+        [
+            dv.Identity(
+                sympy.diff(net.E_of_a2, net.a2[k]),
+                net.y_of_a2[k] + net.t[k],
+                "K=3: k=2",
+                net.targets_sum_to_one,
+                one_hot(net),
+            )
+        ],
     )
     assert not step.holds and not step.as_expected
     assert step.detail.startswith("counterexample (K=3, k=2)")
@@ -139,8 +146,15 @@ def test_a_wrong_output_error_is_refuted(net):
     right = dv.check_claim(
         "output error",
         "dE/da_k = y_k - t_k",
-        [dv.Identity(sympy.diff(net.E_of_a2, net.a2[k]), net.y_of_a2[k] - net.t[k], "K=3: k=2",
-                     net.targets_sum_to_one, one_hot(net))],
+        [
+            dv.Identity(
+                sympy.diff(net.E_of_a2, net.a2[k]),
+                net.y_of_a2[k] - net.t[k],
+                "K=3: k=2",
+                net.targets_sum_to_one,
+                one_hot(net),
+            )
+        ],
     )
     assert right.holds and right.detail.startswith("proved")
 
@@ -151,9 +165,7 @@ def test_a_wrong_tanh_derivative_is_refuted():
     wrong = dv.check_claim("tanh'", "h' = 1 + h^2", [dv.Identity(sympy.diff(h, a), 1 + h**2)])
     assert not wrong.holds
     value = Fraction(re.search(r"a=(-?\d+(?:/\d+)?)", wrong.detail).group(1))
-    assert float(re.search(r"lhs = (\S+),", wrong.detail).group(1)) == pytest.approx(
-        1 - np.tanh(float(value)) ** 2
-    )
+    assert float(re.search(r"lhs = (\S+),", wrong.detail).group(1)) == pytest.approx(1 - np.tanh(float(value)) ** 2)
     right = dv.check_claim("tanh'", "h' = 1 - h^2", [dv.Identity(sympy.diff(h, a), 1 - h**2)])
     assert right.holds
 
@@ -164,17 +176,22 @@ def test_a_wrong_tanh_derivative_is_refuted():
         # The factor h'(a_j) forgotten.
         lambda net, j, i: sympy.Add(*(net.w2[k][j] * (net.y[k] - net.t[k]) for k in range(3))) * net.x[i],
         # h'(a_j) written as 1 - z_j instead of 1 - z_j^2.
-        lambda net, j, i: (1 - net.z[j]) * sympy.Add(*(net.w2[k][j] * (net.y[k] - net.t[k]) for k in range(3)))
-        * net.x[i],
+        lambda net, j, i: (
+            (1 - net.z[j]) * sympy.Add(*(net.w2[k][j] * (net.y[k] - net.t[k]) for k in range(3))) * net.x[i]
+        ),
         # The second-layer weights not transposed: w2_jk for w2_kj (j and k both run over 1..2 here).
-        lambda net, j, i: (1 - net.z[j] ** 2)
-        * sympy.Add(*(net.w2[k][j % 2 + 1] * (net.y[k] - net.t[k]) for k in range(3))) * net.x[i],
+        lambda net, j, i: (
+            (1 - net.z[j] ** 2)
+            * sympy.Add(*(net.w2[k][j % 2 + 1] * (net.y[k] - net.t[k]) for k in range(3)))
+            * net.x[i]
+        ),
     ],
 )
 def test_wrong_first_layer_formulas_are_refuted(net, wrong):
     identities = [
-        dv.Identity(sympy.diff(net.E, net.w1[j - 1][i]), wrong(net, j, i), f"j={j}, i={i}",
-                    net.targets_sum_to_one, one_hot(net))
+        dv.Identity(
+            sympy.diff(net.E, net.w1[j - 1][i]), wrong(net, j, i), f"j={j}, i={i}", net.targets_sum_to_one, one_hot(net)
+        )
         for j in (1, 2)
         for i in (0, 1, 2)
     ]
@@ -185,8 +202,13 @@ def test_wrong_first_layer_formulas_are_refuted(net, wrong):
 def test_a_wrong_second_layer_formula_is_refuted(net):
     # z_{j+1} for z_j: an off-by-one in the hidden index.
     identities = [
-        dv.Identity(sympy.diff(net.E, net.w2[k][j]), (net.y[k] - net.t[k]) * net.z[(j + 1) % 3],
-                    f"k={k + 1}, j={j}", net.targets_sum_to_one, one_hot(net))
+        dv.Identity(
+            sympy.diff(net.E, net.w2[k][j]),
+            (net.y[k] - net.t[k]) * net.z[(j + 1) % 3],
+            f"k={k + 1}, j={j}",
+            net.targets_sum_to_one,
+            one_hot(net),
+        )
         for k in range(3)
         for j in range(3)
     ]
@@ -208,8 +230,11 @@ def test_the_agreement_step_catches_a_wrong_gradient(monkeypatch):
         return g._replace(b1=2 * g.b1)
 
     monkeypatch.setattr(nw, "gradient", wrong)
-    (step,) = [s for s in dv.verify_derivation(classes=(2,), n_features=1, n_hidden=1)
-               if s.name == "agreement with network.gradient"]
+    (step,) = [
+        s
+        for s in dv.verify_derivation(classes=(2,), n_features=1, n_hidden=1)
+        if s.name == "agreement with network.gradient"
+    ]
     assert not step.holds and "above" in step.detail
 
 

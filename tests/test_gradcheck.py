@@ -60,8 +60,9 @@ def test_numerical_gradient_matches_autograd(shape, activation):
     D, M, K, _ = shape
     params, X, T, s = problem(*shape, seed=1)
     numerical = gc.numerical_gradient(params, X, T, s, activation=activation)
-    expected = autograd.grad(independent_error)(np.concatenate([p.ravel() for p in params]),
-                                                X, T, s, D, M, K, activation)
+    expected = autograd.grad(independent_error)(
+        np.concatenate([p.ravel() for p in params]), X, T, s, D, M, K, activation
+    )
     got = np.concatenate([g.ravel() for g in numerical])
     assert all(g.dtype == np.float64 and g.shape == p.shape for g, p in zip(numerical, params))
     # Central differences in float64 with eps = 1e-6 agree to about 1e-9 (PRML eq. 5.69).
@@ -72,7 +73,7 @@ def test_numerical_gradient_matches_autograd(shape, activation):
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-@pytest.mark.parametrize("shape", SHAPES + [(8, 12, 4, 300)])
+@pytest.mark.parametrize("shape", [*SHAPES, (8, 12, 4, 300)])
 def test_correct_gradient_passes(shape, activation):
     report = gc.check_random_network(*shape, random_state=2, activation=activation)
     assert report.passed, str(report)
@@ -244,8 +245,7 @@ def test_sampling_checks_max_params_entries_with_every_block_covered():
     def checked(r):
         return [(e.block, e.index) for b in r.blocks for e in b.entries]
 
-    others = [checked(gc.check_gradient(params, X, T, s, max_params=10, random_state=seed))
-              for seed in range(6, 10)]
+    others = [checked(gc.check_gradient(params, X, T, s, max_params=10, random_state=seed)) for seed in range(6, 10)]
     assert any(c != checked(report) for c in others)
     # More than there are: everything.
     every = gc.check_gradient(params, X, T, s, max_params=10_000, n_directions=0)

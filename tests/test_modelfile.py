@@ -208,7 +208,9 @@ def test_old_file_survives_a_failed_write(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize("failing", ["fsync", "interrupt", "folder"])
-def test_atomic_write_all_writes_every_file_or_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+def test_atomic_write_all_writes_every_file_or_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
     first, second = tmp_path / "model.bin", tmp_path / "plot.png"
     atomic_write_all([(first, b"old model"), (second, b"old plot")])
     assert (first.read_bytes(), second.read_bytes()) == (b"old model", b"old plot")
@@ -239,7 +241,9 @@ def test_atomic_write_all_writes_every_file_or_none(tmp_path: Path, monkeypatch:
     assert leftovers(tmp_path) == []
 
 
-def test_atomic_write_all_names_what_a_failed_rename_left_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_write_all_names_what_a_failed_rename_left_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first, second = tmp_path / "model.bin", tmp_path / "plot.png"
     real_replace, calls = os.replace, []
 
@@ -250,7 +254,9 @@ def test_atomic_write_all_names_what_a_failed_rename_left_replaced(tmp_path: Pat
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", replace_failing_the_second)
-    with pytest.raises(DataError, match=r"cannot write .*plot.png: Input/output error \(.*model.bin already replaced\)"):
+    with pytest.raises(
+        DataError, match=r"cannot write .*plot.png: Input/output error \(.*model.bin already replaced\)"
+    ):
         atomic_write_all([(first, b"model"), (second, b"plot")])
     monkeypatch.undo()
     assert first.read_bytes() == b"model" and not second.exists()
@@ -275,7 +281,7 @@ def test_a_model_saves_to_the_same_bytes_every_time(tmp_path: Path) -> None:
     # safetensors' own metadata order changes from call to call (a hash map); ten saves of one
     # model with many entries, non-ASCII and escaped text among them, must agree byte for byte.
     model, X = fitted(labels="str")
-    info = {"note": "grüße \"quoted\"\n\u2028", "run": "7"}
+    info = {"note": 'grüße "quoted"\n\u2028', "run": "7"}
     names = ["α", "b\tc", "d"]
     files = {model_bytes(model, info=info, feature_names=names) for _ in range(10)}
     assert len(files) == 1
@@ -404,8 +410,10 @@ def test_repack_without_edits_loads(saved: Path) -> None:
         (lambda t, m: m.update(classes="[3, 2, 1]"), "distinct and sorted"),
         (lambda t, m: m.update(classes="[1]"), "at least two classes"),
         (lambda t, m: m.update(feature_names='["a", "b"]'), "'feature_names' must be 3 distinct strings"),
-        (lambda t, m: m.update(hyperparameters='{"n_hidden": 4, "activation": "tanh", "evil": 1}'),
-         "unknown hyperparameter 'evil'"),
+        (
+            lambda t, m: m.update(hyperparameters='{"n_hidden": 4, "activation": "tanh", "evil": 1}'),
+            "unknown hyperparameter 'evil'",
+        ),
         (lambda t, m: m.update(hyperparameters='{"n_hidden": 5, "activation": "tanh"}'), "n_hidden is 5"),
         (lambda t, m: m.update(hyperparameters='{"n_hidden": 4, "activation": "os.system"}'), "unknown activation"),
         (lambda t, m: m.update(dtype='"float16"'), "is not float32 or float64"),
@@ -439,9 +447,19 @@ def test_checkpoint_resumes_bit_for_bit(tmp_path: Path) -> None:
     first = TwoLayerClassifier(max_iter=3, **params).fit(X, y)
     path = tmp_path / "c.ckpt"
     train_index, test_index = np.arange(0, 50), np.arange(50, 60)
-    save_checkpoint(path, Checkpoint(state=first.get_training_state(), hyperparameters=first.get_params(),
-                                     scaler_mean=np.zeros(3), scaler_scale=np.ones(3), train_index=train_index,
-                                     test_index=test_index, epoch=3, run={"note": ["any", "json", 1.5]}))
+    save_checkpoint(
+        path,
+        Checkpoint(
+            state=first.get_training_state(),
+            hyperparameters=first.get_params(),
+            scaler_mean=np.zeros(3),
+            scaler_scale=np.ones(3),
+            train_index=train_index,
+            test_index=test_index,
+            epoch=3,
+            run={"note": ["any", "json", 1.5]},
+        ),
+    )
     checkpoint = load_checkpoint(path)
     resumed = TwoLayerClassifier(**checkpoint.hyperparameters).set_training_state(checkpoint.state)
     resumed.set_params(warm_start=True, max_iter=4).fit(X, y)
@@ -457,9 +475,18 @@ def test_checkpoint_resumes_bit_for_bit(tmp_path: Path) -> None:
 def test_checkpoint_is_not_a_model_and_back(tmp_path: Path, saved: Path) -> None:
     model, _ = fitted()
     path = tmp_path / "c.ckpt"
-    save_checkpoint(path, Checkpoint(state=model.get_training_state(), hyperparameters=model.get_params(),
-                                     scaler_mean=None, scaler_scale=None, train_index=np.arange(3),
-                                     test_index=np.arange(3, 5), epoch=5))
+    save_checkpoint(
+        path,
+        Checkpoint(
+            state=model.get_training_state(),
+            hyperparameters=model.get_params(),
+            scaler_mean=None,
+            scaler_scale=None,
+            train_index=np.arange(3),
+            test_index=np.arange(3, 5),
+            epoch=5,
+        ),
+    )
     with pytest.raises(DataError, match="--resume"):
         load(path)
     with pytest.raises(DataError, match="is a model file, not a checkpoint"):
@@ -474,9 +501,18 @@ def test_checkpoint_is_not_a_model_and_back(tmp_path: Path, saved: Path) -> None
 def test_checkpoint_with_overlapping_split_is_refused(tmp_path: Path) -> None:
     model, _ = fitted()
     path = tmp_path / "c.ckpt"
-    save_checkpoint(path, Checkpoint(state=model.get_training_state(), hyperparameters=model.get_params(),
-                                     scaler_mean=None, scaler_scale=None, train_index=np.arange(4),
-                                     test_index=np.arange(3, 5), epoch=5))
+    save_checkpoint(
+        path,
+        Checkpoint(
+            state=model.get_training_state(),
+            hyperparameters=model.get_params(),
+            scaler_mean=None,
+            scaler_scale=None,
+            train_index=np.arange(4),
+            test_index=np.arange(3, 5),
+            epoch=5,
+        ),
+    )
     with pytest.raises(DataError, match="overlap"):
         load_checkpoint(path)
 
@@ -517,8 +553,10 @@ def bayesian(labels: str = "int", **params: Any) -> tuple[Any, np.ndarray]:
 BAYES_CASES = [
     pytest.param({}, id="full"),
     pytest.param({"structure": "last_layer", "per_group": True, "method": "probit"}, id="last-layer"),
-    pytest.param({"structure": "diagonal", "hessian": "exact", "alpha_search": "grid", "alpha_grid": [0.1, 1.0, 10.0]},
-                 id="diagonal-grid"),
+    pytest.param(
+        {"structure": "diagonal", "hessian": "exact", "alpha_search": "grid", "alpha_grid": [0.1, 1.0, 10.0]},
+        id="diagonal-grid",
+    ),
 ]
 
 
@@ -536,8 +574,19 @@ def test_bayesian_round_trip(tmp_path: Path, params: dict[str, Any]) -> None:
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     np.testing.assert_array_equal(loaded.predict_proba_map(X), model.predict_proba_map(X))
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
-    for name in ("alpha_", "gamma_", "log_evidence_", "n_cycles_", "n_negative_eigenvalues_", "loss_", "best_loss_",
-                 "loss_curve_", "evidence_curve_", "n_iter_", "t_"):
+    for name in (
+        "alpha_",
+        "gamma_",
+        "log_evidence_",
+        "n_cycles_",
+        "n_negative_eigenvalues_",
+        "loss_",
+        "best_loss_",
+        "loss_curve_",
+        "evidence_curve_",
+        "n_iter_",
+        "t_",
+    ):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name), err_msg=name)
     np.testing.assert_array_equal(loaded.gamma_groups_, model.gamma_groups_)  # NaN where not covered
     np.testing.assert_array_equal(np.array(loaded.alpha_curve_), np.array(model.alpha_curve_))
@@ -545,8 +594,9 @@ def test_bayesian_round_trip(tmp_path: Path, params: dict[str, Any]) -> None:
     np.testing.assert_array_equal(after.marginal_variance, before.marginal_variance)
     np.testing.assert_array_equal(after.mean, before.mean)
     # The precision is rebuilt from its Cholesky factor: equal up to rounding.
-    np.testing.assert_allclose(after.precision, before.precision, rtol=1e-13,
-                               atol=1e-13 * np.abs(before.precision).max())
+    np.testing.assert_allclose(
+        after.precision, before.precision, rtol=1e-13, atol=1e-13 * np.abs(before.precision).max()
+    )
 
 
 def test_bayesian_file_holds_the_packed_factor(tmp_path: Path) -> None:
@@ -577,8 +627,12 @@ def test_bayesian_pipeline_with_string_labels(tmp_path: Path, monkeypatch: pytes
     from twolayer.bayes import BayesianTwoLayerClassifier
 
     X, y = problem("str")
-    pipe = Pipeline([("s", StandardScaler()), ("c", BayesianTwoLayerClassifier(n_hidden=2, max_cycles=2,
-                                                                             n_samples=100, random_state=3))])
+    pipe = Pipeline(
+        [
+            ("s", StandardScaler()),
+            ("c", BayesianTwoLayerClassifier(n_hidden=2, max_cycles=2, n_samples=100, random_state=3)),
+        ]
+    )
     pipe.fit(X, y)
     save(pipe, tmp_path / "p.safetensors")
 
@@ -636,8 +690,12 @@ def _negate_first(t: dict[str, np.ndarray], m: dict[str, str]) -> None:
         (lambda t, m: t.update({"posterior.factor": t["posterior.factor"][:-1]}), "'posterior.factor' has shape"),
         (lambda t, m: t.update({"posterior.variance": -t["posterior.variance"]}), "must be positive"),
         (_negate_first, "must be positive"),
-        (lambda t, m: t.update({k: t[k].astype(np.float32) for k in ("W1", "b1", "W2", "b2")}) or m.update(
-            dtype='"float32"'), "a Bayesian network's weights are float64"),
+        (
+            lambda t, m: (
+                t.update({k: t[k].astype(np.float32) for k in ("W1", "b1", "W2", "b2")}) or m.update(dtype='"float32"')
+            ),
+            "a Bayesian network's weights are float64",
+        ),
         (_bayes_edit("posterior.structure", "diagonal"), "structure 'diagonal' does not match"),
         (_bayes_edit("posterior.hessian", "exact"), "hessian 'exact' does not match"),
         (_bayes_edit("posterior.prior_precision", [1.0, 0.0, 1.0, 1.0]), "'prior_precision' must be four positive"),
@@ -647,10 +705,14 @@ def _negate_first(t: dict[str, np.ndarray], m: dict[str, str]) -> None:
         (_bayes_edit("predict_seed", "0"), "'predict_seed' must be a non-negative integer"),
         (_bayes_edit("alpha_curve", [[1.0, 1.0]]), "'alpha_curve' must be four positive numbers"),
         (_bayes_edit("evidence_curve", None), "'evidence_curve' must be a list of numbers"),
-        (lambda t, m: m.update(hyperparameters=json.dumps({**json.loads(m["hyperparameters"]), "solver": "adam"})),
-         "unknown hyperparameter 'solver'"),
-        (lambda t, m: m.update(hyperparameters=json.dumps({**json.loads(m["hyperparameters"]), "n_samples": 0})),
-         "does not fit together (n_samples must be a positive integer"),
+        (
+            lambda t, m: m.update(hyperparameters=json.dumps({**json.loads(m["hyperparameters"]), "solver": "adam"})),
+            "unknown hyperparameter 'solver'",
+        ),
+        (
+            lambda t, m: m.update(hyperparameters=json.dumps({**json.loads(m["hyperparameters"]), "n_samples": 0})),
+            "does not fit together (n_samples must be a positive integer",
+        ),
     ],
 )
 def test_inconsistent_bayesian_files_are_refused(saved_bayesian: Path, edit: Any, expected: str) -> None:

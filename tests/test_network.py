@@ -258,9 +258,7 @@ def test_unit_weights_equal_no_weights():
 def test_extreme_logits_stay_finite(dtype):
     # Output activations that differ by 1e4: softmax underflows to exactly 0 for the
     # losing class, so ln(softmax) would be -inf; the log-sum-exp form stays finite.
-    params = Params(
-        np.ones((1, 1), dtype), np.zeros(1, dtype), np.array([[5e3, -5e3]], dtype), np.zeros(2, dtype)
-    )
+    params = Params(np.ones((1, 1), dtype), np.zeros(1, dtype), np.array([[5e3, -5e3]], dtype), np.zeros(2, dtype))
     X = np.array([[10.0], [-10.0]], dtype)  # z = tanh(+-10) = +-1, logits +-5e3
     T = np.array([[0.0, 1.0], [0.0, 1.0]], dtype)  # the first pattern is confidently wrong
     E, g = nw.error_and_gradient(params, X, T)
@@ -349,7 +347,7 @@ def test_init_params_glorot_bounds_and_determinism():
 
 def test_unknown_activation_is_named():
     params, X, _, _ = problem(2, 2, 2, 2)
-    with pytest.raises(ValueError, match="activation must be one of .*'softsign'"):
+    with pytest.raises(ValueError, match=r"activation must be one of .*'softsign'"):
         nw.forward(params, X, activation="softsign")
 
 

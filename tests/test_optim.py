@@ -164,7 +164,9 @@ GRAD = np.array([0.5, 0.25])
 
 
 def test_sgd_step_by_hand(backend):
-    opt = optim.SGD(2, np.float64, learning_rate_init=0.1, momentum=0.9, nesterov=False, schedule="constant", power_t=0.5)
+    opt = optim.SGD(
+        2, np.float64, learning_rate_init=0.1, momentum=0.9, nesterov=False, schedule="constant", power_t=0.5
+    )
     theta = THETA0.copy()
     opt.step(theta, GRAD)
     # v = 0.9 * 0 - 0.1 * [0.5, 0.25] = [-0.05, -0.025];  w = w + v
@@ -176,7 +178,9 @@ def test_sgd_step_by_hand(backend):
 
 
 def test_nesterov_step_by_hand(backend):
-    opt = optim.SGD(2, np.float64, learning_rate_init=0.1, momentum=0.9, nesterov=True, schedule="constant", power_t=0.5)
+    opt = optim.SGD(
+        2, np.float64, learning_rate_init=0.1, momentum=0.9, nesterov=True, schedule="constant", power_t=0.5
+    )
     theta = THETA0.copy()
     opt.step(theta, GRAD)
     # v = -0.1 g = [-0.05, -0.025];  w += 0.9 v - 0.1 g = [-0.045 - 0.05, -0.0225 - 0.025]
@@ -215,19 +219,25 @@ def test_float32_optimisers_stay_float32(backend):
 
 
 def test_learning_rate_schedules():
-    sgd = optim.SGD(1, np.float64, learning_rate_init=0.5, momentum=0.0, nesterov=False, schedule="invscaling", power_t=0.25)
+    sgd = optim.SGD(
+        1, np.float64, learning_rate_init=0.5, momentum=0.0, nesterov=False, schedule="invscaling", power_t=0.25
+    )
     sgd.epoch_end(80)
     assert sgd.learning_rate == pytest.approx(0.5 / 81**0.25)  # eta_0 / (t + 1)^p
     assert sgd.plateau() is True  # a plateau stops non-adaptive schedules
 
-    adaptive = optim.SGD(1, np.float64, learning_rate_init=1e-5, momentum=0.0, nesterov=False, schedule="adaptive", power_t=0.5)
+    adaptive = optim.SGD(
+        1, np.float64, learning_rate_init=1e-5, momentum=0.0, nesterov=False, schedule="adaptive", power_t=0.5
+    )
     adaptive.epoch_end(1000)
     assert adaptive.learning_rate == 1e-5  # adaptive ignores t
     assert adaptive.plateau() is False and adaptive.learning_rate == pytest.approx(2e-6)
     assert adaptive.plateau() is False and adaptive.learning_rate == pytest.approx(4e-7)
     assert adaptive.plateau() is True  # at or below 1e-6: stop
 
-    constant = optim.SGD(1, np.float64, learning_rate_init=0.5, momentum=0.0, nesterov=False, schedule="constant", power_t=0.5)
+    constant = optim.SGD(
+        1, np.float64, learning_rate_init=0.5, momentum=0.0, nesterov=False, schedule="constant", power_t=0.5
+    )
     constant.epoch_end(1000)
     assert constant.learning_rate == 0.5
     with pytest.raises(ValueError, match="learning_rate must be one of"):
@@ -283,8 +293,15 @@ def test_fused_sgd_equals_numpy_bit_for_bit(dtype, nesterov, lam, monkeypatch):
     results = {}
     for fused in (False, True):
         monkeypatch.setattr(optim, "FUSED", fused)
-        opt = optim.SGD(theta.size, dtype, learning_rate_init=0.05, momentum=0.9, nesterov=nesterov,
-                        schedule="constant", power_t=0.5)
+        opt = optim.SGD(
+            theta.size,
+            dtype,
+            learning_rate_init=0.05,
+            momentum=0.9,
+            nesterov=nesterov,
+            schedule="constant",
+            power_t=0.5,
+        )
         opt.load_state({"learning_rate": 0.05, "velocity": velocity})
         th = theta.copy()
         for k in range(3):
@@ -300,8 +317,16 @@ def test_numpy_updates_in_chunks_equal_whole_vector_updates(solver, monkeypatch)
     # the NumPy path cuts the vector into cache-sized chunks; elementwise, so the bits cannot change
     monkeypatch.setattr(optim, "FUSED", False)
     theta, grad, _, _, segments = update_problem(np.float32, seed=14)
-    settings = {"learning_rate_init": 0.05, "momentum": 0.9, "nesterovs_momentum": True, "learning_rate": "constant",
-                "power_t": 0.5, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+    settings = {
+        "learning_rate_init": 0.05,
+        "momentum": 0.9,
+        "nesterovs_momentum": True,
+        "learning_rate": "constant",
+        "power_t": 0.5,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-8,
+    }
     results = []
     for chunk in (100, 1 << 20):
         monkeypatch.setattr(optim, "UFUNC_CHUNK", chunk)
@@ -317,8 +342,16 @@ def test_decay_in_the_step_is_the_decayed_gradient(solver, backend):
     # step(theta, g, lam, segments) equals step(theta, g + lam * w on the decayed blocks)
     theta, grad, _, _, segments = update_problem(np.float64, n=1037, seed=13)
     lam = 0.02
-    settings = {"learning_rate_init": 0.05, "momentum": 0.9, "nesterovs_momentum": True, "learning_rate": "constant",
-                "power_t": 0.5, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+    settings = {
+        "learning_rate_init": 0.05,
+        "momentum": 0.9,
+        "nesterovs_momentum": True,
+        "learning_rate": "constant",
+        "power_t": 0.5,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-8,
+    }
     a, b = theta.copy(), theta.copy()
     opt_a = optim.make_optimizer(solver, theta.size, np.float64, settings)
     opt_b = optim.make_optimizer(solver, theta.size, np.float64, settings)
@@ -343,8 +376,25 @@ def test_decay_in_the_step_is_the_decayed_gradient(solver, backend):
 # --------------------------------------------------------------------------
 
 
-def reference_minibatch(params, X, y, w, lam, *, solver, lr, epochs, B, perms, momentum=0.9, nesterov=True,
-                        beta_1=0.9, beta_2=0.999, epsilon=1e-8, activation="tanh"):
+def reference_minibatch(
+    params,
+    X,
+    y,
+    w,
+    lam,
+    *,
+    solver,
+    lr,
+    epochs,
+    B,
+    perms,
+    momentum=0.9,
+    nesterov=True,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    activation="tanh",
+):
     """SGD / Nesterov / Adam written from their formulas, with network.gradient for every batch."""
     D, M = params.W1.shape
     K = params.W2.shape[1]
@@ -358,7 +408,9 @@ def reference_minibatch(params, X, y, w, lam, *, solver, lr, epochs, B, perms, m
         order = perms[epoch]
         for start in range(0, len(order), B):
             idx = order[start : start + B]
-            g_b = nw.gradient(nw.unflatten(theta, D, M, K), X[idx], T[idx], None if w is None else w[idx], activation=activation)
+            g_b = nw.gradient(
+                nw.unflatten(theta, D, M, K), X[idx], T[idx], None if w is None else w[idx], activation=activation
+            )
             g = nw.flatten(g_b) / len(idx) + lam * decay * theta  # (1/B) sum w_n grad E_n + lam w
             if solver == "sgd":
                 vel = momentum * vel - lr * g
@@ -389,20 +441,36 @@ def test_fast_loop_equals_reference(solver, nesterov, shuffle, weighted, contain
     lam, lr, B, epochs = 0.01, 0.05, 8, 3  # 29 = 8 + 8 + 8 + 5: a short last batch
     theta = nw.flatten(params).copy()
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(42))
-    settings = {"learning_rate_init": lr, "momentum": 0.9, "nesterovs_momentum": nesterov, "learning_rate": "constant",
-                "power_t": 0.5, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+    settings = {
+        "learning_rate_init": lr,
+        "momentum": 0.9,
+        "nesterovs_momentum": nesterov,
+        "learning_rate": "constant",
+        "power_t": 0.5,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-8,
+    }
     state.optimizer = optim.make_optimizer(solver, theta.size, theta.dtype, settings)
     Xin = sp.csr_matrix(X) if container == "csr" else X
     data = optim.TrainingData(X=Xin, y=y, w=w, lam=lam)
-    mb = optim.MinibatchSettings(activation="tanh", batch_size=B, shuffle=shuffle, max_iter=epochs, tol=0.0,
-                                 n_iter_no_change=100, early_stopping=False)
+    mb = optim.MinibatchSettings(
+        activation="tanh",
+        batch_size=B,
+        shuffle=shuffle,
+        max_iter=epochs,
+        tol=0.0,
+        n_iter_no_change=100,
+        early_stopping=False,
+    )
     reason = optim.train_minibatch(state, data, mb, n_classes=3)
     assert reason == "max_iter" and state.n_iter == epochs and state.t == epochs * 29
 
     rng = np.random.default_rng(42)
     perms = [rng.permutation(29) if shuffle else np.arange(29) for _ in range(epochs)]
-    expected = reference_minibatch(params, X, y, w, lam, solver=solver, lr=lr, epochs=epochs, B=B, perms=perms,
-                                   nesterov=nesterov)
+    expected = reference_minibatch(
+        params, X, y, w, lam, solver=solver, lr=lr, epochs=epochs, B=B, perms=perms, nesterov=nesterov
+    )
     np.testing.assert_allclose(state.theta, expected, rtol=1e-11, atol=1e-13)
     assert not np.array_equal(state.theta, nw.flatten(params))  # it did move
 
@@ -412,11 +480,22 @@ def test_loop_loss_curve_is_data_term_plus_final_decay():
     theta = nw.flatten(params).copy()
     lam = 0.05
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
-    state.optimizer = optim.make_optimizer("sgd", theta.size, theta.dtype, {
-        "learning_rate_init": 0.1, "momentum": 0.0, "nesterovs_momentum": False, "learning_rate": "constant", "power_t": 0.5})
+    state.optimizer = optim.make_optimizer(
+        "sgd",
+        theta.size,
+        theta.dtype,
+        {
+            "learning_rate_init": 0.1,
+            "momentum": 0.0,
+            "nesterovs_momentum": False,
+            "learning_rate": "constant",
+            "power_t": 0.5,
+        },
+    )
     data = optim.TrainingData(X=X, y=y, w=None, lam=lam)
-    mb = optim.MinibatchSettings(activation="tanh", batch_size=12, shuffle=False, max_iter=1, tol=0.0,
-                                 n_iter_no_change=10, early_stopping=False)
+    mb = optim.MinibatchSettings(
+        activation="tanh", batch_size=12, shuffle=False, max_iter=1, tol=0.0, n_iter_no_change=10, early_stopping=False
+    )
     E0 = nw.error(params, X, T)  # one full batch: the data term is the error at the starting weights
     optim.train_minibatch(state, data, mb, n_classes=3)
     after = nw.unflatten(state.theta, 5, 4, 3)
@@ -428,11 +507,22 @@ def test_stopping_rule_counts_epochs_without_improvement():
     params, X, y, _, _ = problem(N=12, seed=10)
     theta = nw.flatten(params).copy()
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
-    state.optimizer = optim.make_optimizer("sgd", theta.size, theta.dtype, {
-        "learning_rate_init": 1e-12, "momentum": 0.0, "nesterovs_momentum": False, "learning_rate": "constant", "power_t": 0.5})
+    state.optimizer = optim.make_optimizer(
+        "sgd",
+        theta.size,
+        theta.dtype,
+        {
+            "learning_rate_init": 1e-12,
+            "momentum": 0.0,
+            "nesterovs_momentum": False,
+            "learning_rate": "constant",
+            "power_t": 0.5,
+        },
+    )
     data = optim.TrainingData(X=X, y=y, w=None, lam=0.0)
-    mb = optim.MinibatchSettings(activation="tanh", batch_size=12, shuffle=False, max_iter=50, tol=1e-3,
-                                 n_iter_no_change=3, early_stopping=False)
+    mb = optim.MinibatchSettings(
+        activation="tanh", batch_size=12, shuffle=False, max_iter=50, tol=1e-3, n_iter_no_change=3, early_stopping=False
+    )
     # a negligible learning rate: the first epoch sets best_loss, then every epoch fails to improve by tol,
     # and the count must exceed n_iter_no_change = 3: stop after 1 + 4 epochs
     assert optim.train_minibatch(state, data, mb, n_classes=3) == "converged"
@@ -443,8 +533,9 @@ def test_hook_stops_after_the_epoch_it_returns_true():
     params, X, y, _, _ = problem(N=12, seed=11)
     theta = nw.flatten(params).copy()
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
-    state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, {
-        "learning_rate_init": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8})
+    state.optimizer = optim.make_optimizer(
+        "adam", theta.size, theta.dtype, {"learning_rate_init": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+    )
     seen = []
 
     def hook(s):
@@ -452,8 +543,9 @@ def test_hook_stops_after_the_epoch_it_returns_true():
         return s.n_iter == 2
 
     data = optim.TrainingData(X=X, y=y, w=None, lam=0.0)
-    mb = optim.MinibatchSettings(activation="tanh", batch_size=5, shuffle=True, max_iter=10, tol=0.0,
-                                 n_iter_no_change=100, early_stopping=False)
+    mb = optim.MinibatchSettings(
+        activation="tanh", batch_size=5, shuffle=True, max_iter=10, tol=0.0, n_iter_no_change=100, early_stopping=False
+    )
     assert optim.train_minibatch(state, data, mb, n_classes=3, on_epoch=hook) == "callback"
     assert seen == [(1, 1), (2, 2)]
 
@@ -463,11 +555,28 @@ def test_divergence_raises_naming_the_learning_rate_and_keeps_finite_weights():
     X = X * 1e3
     theta = nw.flatten(params).copy()
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
-    state.optimizer = optim.make_optimizer("sgd", theta.size, theta.dtype, {
-        "learning_rate_init": 1e30, "momentum": 0.9, "nesterovs_momentum": True, "learning_rate": "constant", "power_t": 0.5})
+    state.optimizer = optim.make_optimizer(
+        "sgd",
+        theta.size,
+        theta.dtype,
+        {
+            "learning_rate_init": 1e30,
+            "momentum": 0.9,
+            "nesterovs_momentum": True,
+            "learning_rate": "constant",
+            "power_t": 0.5,
+        },
+    )
     data = optim.TrainingData(X=X, y=y, w=None, lam=0.0)
-    mb = optim.MinibatchSettings(activation="identity", batch_size=5, shuffle=False, max_iter=50, tol=0.0,
-                                 n_iter_no_change=100, early_stopping=False)
+    mb = optim.MinibatchSettings(
+        activation="identity",
+        batch_size=5,
+        shuffle=False,
+        max_iter=50,
+        tol=0.0,
+        n_iter_no_change=100,
+        early_stopping=False,
+    )
     kept = []
     with pytest.raises(optim.TrainingDiverged, match=r"learning_rate_init=1e\+30"):
         optim.train_minibatch(state, data, mb, n_classes=3, on_epoch=lambda s: kept.append(s.theta.copy()) and False)
@@ -488,8 +597,15 @@ def test_divergence_in_the_first_epoch_leaves_a_fresh_adam_as_new():
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
     state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings(1e300))
     data = optim.TrainingData(X=X * 1e100, y=y, w=None, lam=0.0)  # steps of ~1e300 overflow the next batch
-    mb = optim.MinibatchSettings(activation="identity", batch_size=5, shuffle=True, max_iter=5, tol=0.0,
-                                 n_iter_no_change=100, early_stopping=False)
+    mb = optim.MinibatchSettings(
+        activation="identity",
+        batch_size=5,
+        shuffle=True,
+        max_iter=5,
+        tol=0.0,
+        n_iter_no_change=100,
+        early_stopping=False,
+    )
     with pytest.raises(optim.TrainingDiverged):
         optim.train_minibatch(state, data, mb, n_classes=3)
     opt = state.optimizer
@@ -504,8 +620,15 @@ def test_divergence_after_some_epochs_restores_the_last_epochs_moments(backend):
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
     state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings())
     data = optim.TrainingData(X=X, y=y, w=None, lam=0.0)
-    mb = optim.MinibatchSettings(activation="identity", batch_size=5, shuffle=True, max_iter=10, tol=0.0,
-                                 n_iter_no_change=100, early_stopping=False)
+    mb = optim.MinibatchSettings(
+        activation="identity",
+        batch_size=5,
+        shuffle=True,
+        max_iter=10,
+        tol=0.0,
+        n_iter_no_change=100,
+        early_stopping=False,
+    )
     kept = {}
 
     def hook(s):
@@ -550,8 +673,15 @@ def test_unchecked_rows_are_checked_in_the_first_epoch(shuffle, value, kind, bac
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
     state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings())
     data = optim.TrainingData(X=X, y=y, w=None, lam=0.0, checked=False)
-    mb = optim.MinibatchSettings(activation="tanh", batch_size=4, shuffle=shuffle, max_iter=3, tol=0.0,
-                                 n_iter_no_change=100, early_stopping=False)
+    mb = optim.MinibatchSettings(
+        activation="tanh",
+        batch_size=4,
+        shuffle=shuffle,
+        max_iter=3,
+        tol=0.0,
+        n_iter_no_change=100,
+        early_stopping=False,
+    )
     with pytest.raises(optim.NonFiniteInput, match=f"Input X contains {kind} at row 17, column 2"):
         optim.train_minibatch(state, data, mb, n_classes=3)
     assert isinstance(optim.NonFiniteInput("x"), ValueError)
@@ -567,11 +697,22 @@ def test_a_bad_row_after_a_divergence_is_named_not_the_divergence(backend):
     X[39, 3] = np.nan
     theta = nw.flatten(params).copy()
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
-    state.optimizer = optim.make_optimizer("sgd", theta.size, theta.dtype, {
-        "learning_rate_init": 10.0, "momentum": 0.9, "nesterovs_momentum": True, "learning_rate": "constant", "power_t": 0.5})
+    state.optimizer = optim.make_optimizer(
+        "sgd",
+        theta.size,
+        theta.dtype,
+        {
+            "learning_rate_init": 10.0,
+            "momentum": 0.9,
+            "nesterovs_momentum": True,
+            "learning_rate": "constant",
+            "power_t": 0.5,
+        },
+    )
     data = optim.TrainingData(X=X, y=y, w=None, lam=0.0, rows=np.arange(40), checked=False)
-    mb = optim.MinibatchSettings(activation="relu", batch_size=5, shuffle=False, max_iter=3, tol=0.0,
-                                 n_iter_no_change=100, early_stopping=False)
+    mb = optim.MinibatchSettings(
+        activation="relu", batch_size=5, shuffle=False, max_iter=3, tol=0.0, n_iter_no_change=100, early_stopping=False
+    )
     with pytest.raises(optim.NonFiniteInput, match="NaN at row 39, column 3"):
         optim.train_minibatch(state, data, mb, n_classes=3)
     np.testing.assert_array_equal(state.theta, nw.flatten(params))
@@ -601,8 +742,15 @@ def test_checking_rows_as_they_are_gathered_changes_no_number(rows, backend):
         state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
         state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings())
         data = optim.TrainingData(X=X, y=y, w=None, lam=1e-3, rows=subset, checked=checked)
-        mb = optim.MinibatchSettings(activation="tanh", batch_size=4, shuffle=True, max_iter=3, tol=0.0,
-                                     n_iter_no_change=100, early_stopping=False)
+        mb = optim.MinibatchSettings(
+            activation="tanh",
+            batch_size=4,
+            shuffle=True,
+            max_iter=3,
+            tol=0.0,
+            n_iter_no_change=100,
+            early_stopping=False,
+        )
         optim.train_minibatch(state, data, mb, n_classes=3)
         assert data.checked  # every row was seen
         runs.append((state.theta, state.loss_curve))
@@ -637,38 +785,43 @@ def lbfgs_problem(dtype=np.float64):
 def test_lbfgs_follows_scipy_on_the_reference_objective():
     import scipy.optimize
 
-    params, X, y, T, data = lbfgs_problem()
+    params, X, _y, T, data = lbfgs_problem()
     state = optim.TrainingState(theta=nw.flatten(params).copy())
-    reason, _ = optim.train_lbfgs(state, data, optim.LbfgsSettings("tanh", max_iter=8, max_fun=15000, tol=1e-12), n_classes=3)
+    reason, _ = optim.train_lbfgs(
+        state, data, optim.LbfgsSettings("tanh", max_iter=8, max_fun=15000, tol=1e-12), n_classes=3
+    )
     assert reason == "max_iter" and state.n_iter == 8 and len(state.loss_curve) == 8
 
     def fun(t):  # the objective and its gradient from the reference network functions
         p = nw.unflatten(t, 4, 3, 3)
-        E, g = nw.error_and_gradient(p, X, T)
+        _E, g = nw.error_and_gradient(p, X, T)
         g = nw.flatten(g) / 40
         g[:12] += 1e-2 / 40 * t[:12]
         g[15:24] += 1e-2 / 40 * t[15:24]
         return optim.objective(p, X, T, alpha=1e-2), g
 
-    ref = scipy.optimize.minimize(fun, nw.flatten(params), jac=True, method="L-BFGS-B",
-                                  options={"maxiter": 8, "gtol": 1e-12})
+    ref = scipy.optimize.minimize(
+        fun, nw.flatten(params), jac=True, method="L-BFGS-B", options={"maxiter": 8, "gtol": 1e-12}
+    )
     np.testing.assert_allclose(state.theta, ref.x, rtol=1e-7, atol=1e-9)
     assert state.loss_curve[-1] == pytest.approx(ref.fun, rel=1e-10)
     assert all(a >= b for a, b in zip(state.loss_curve, state.loss_curve[1:]))  # L-BFGS-B descends
 
 
 def test_lbfgs_float32_keeps_float32_and_converges():
-    params, X, y, T, data = lbfgs_problem(np.float32)
+    params, _X, _y, _T, data = lbfgs_problem(np.float32)
     theta = nw.flatten(params).copy()
     state = optim.TrainingState(theta=theta)
-    reason, message = optim.train_lbfgs(state, data, optim.LbfgsSettings("tanh", max_iter=500, max_fun=15000, tol=1e-4), n_classes=3)
+    reason, message = optim.train_lbfgs(
+        state, data, optim.LbfgsSettings("tanh", max_iter=500, max_fun=15000, tol=1e-4), n_classes=3
+    )
     assert state.theta is theta and theta.dtype == np.float32
     assert reason == "converged", message
     assert state.t > 0 and state.t % 40 == 0  # N patterns per function evaluation
 
 
 def test_lbfgs_hook_stops_at_an_iterate():
-    params, X, y, T, data = lbfgs_problem()
+    params, X, _y, T, data = lbfgs_problem()
     state = optim.TrainingState(theta=nw.flatten(params).copy())
     recorded = []
 
@@ -676,8 +829,9 @@ def test_lbfgs_hook_stops_at_an_iterate():
         recorded.append(s.theta.copy())
         return s.n_iter == 3
 
-    reason, _ = optim.train_lbfgs(state, data, optim.LbfgsSettings("tanh", max_iter=100, max_fun=15000, tol=1e-12),
-                                  n_classes=3, on_epoch=hook)
+    reason, _ = optim.train_lbfgs(
+        state, data, optim.LbfgsSettings("tanh", max_iter=100, max_fun=15000, tol=1e-12), n_classes=3, on_epoch=hook
+    )
     assert reason == "callback" and state.n_iter == 3
     np.testing.assert_array_equal(state.theta, recorded[-1])
     f = optim.objective(nw.unflatten(state.theta, 4, 3, 3), X, T, alpha=1e-2)
@@ -685,7 +839,7 @@ def test_lbfgs_hook_stops_at_an_iterate():
 
 
 def test_lbfgs_non_finite_error_raises_and_keeps_the_start():
-    params, X, y, T, _ = lbfgs_problem()
+    params, X, y, _T, _ = lbfgs_problem()
     data = optim.TrainingData(X=X * 1e300, y=y, w=None, lam=0.0)
     start = nw.flatten(params).copy()
     state = optim.TrainingState(theta=start.copy())

@@ -70,8 +70,9 @@ def test_decision_regions_draw_every_class() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 2))
     y_index = (X[:, 1] > 0).astype(int)
-    plots.draw_decision_regions(ax, lambda P: (P[:, 1] > 0).astype(int), X, y_index, ["low", "high"],
-                                feature_names=["u", "v"], resolution=20)
+    plots.draw_decision_regions(
+        ax, lambda P: (P[:, 1] > 0).astype(int), X, y_index, ["low", "high"], feature_names=["u", "v"], resolution=20
+    )
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["low", "high"]
     scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
@@ -86,8 +87,14 @@ def test_report_png_is_a_valid_image(with_regions: bool) -> None:
     rng = np.random.default_rng(1)
     X = rng.normal(size=(30, 2))
     regions = (lambda P: (P[:, 0] > 0).astype(int), X, (X[:, 0] > 0).astype(int)) if with_regions else None
-    fig = plots.report_figure(loss=[1.0, 0.5], accuracy=[0.5, 0.9], matrix=np.array([[3, 1], [0, 4]]),
-                              classes=[0, 1], regions=regions, title="test")
+    fig = plots.report_figure(
+        loss=[1.0, 0.5],
+        accuracy=[0.5, 0.9],
+        matrix=np.array([[3, 1], [0, 4]]),
+        classes=[0, 1],
+        regions=regions,
+        title="test",
+    )
     n_panels = 3 if with_regions else 2
     assert len([ax for ax in fig.axes if ax.get_title()]) == n_panels
     image = decode(plots.to_png(fig))
@@ -178,8 +185,9 @@ def logistic_proba(P: np.ndarray) -> np.ndarray:
 def test_probability_contours_follow_the_given_probabilities() -> None:
     _, ax = axes()
     X = np.array([[-2.0, -1.0], [2.0, 1.0], [0.0, 0.5]])
-    field = plots.draw_probability_contours(ax, logistic_proba, X, np.array([0, 1, 1]), ["a", "b"], title="MAP",
-                                            resolution=25)
+    field = plots.draw_probability_contours(
+        ax, logistic_proba, X, np.array([0, 1, 1]), ["a", "b"], title="MAP", resolution=25
+    )
     xx, yy, proba = plots.probability_grid(logistic_proba, X, resolution=25)
     np.testing.assert_allclose(field, 1.0 / (1.0 + np.exp(-(2.0 * xx - yy))), rtol=1e-12)
     np.testing.assert_array_equal(proba[:, :, 1], field)
@@ -188,10 +196,12 @@ def test_probability_contours_follow_the_given_probabilities() -> None:
     assert set(levels) <= set(plots.TWO_CLASS_LEVELS) and 0.5 in levels
     # More classes: contours of the largest probability.
     _, ax3 = axes()
+
     def three(P: np.ndarray) -> np.ndarray:
         logits = np.column_stack([P[:, 0], P[:, 1], -P[:, 0]])
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
+
     field3 = plots.draw_probability_contours(ax3, three, X, np.array([0, 1, 2]), [0, 1, 2], resolution=20)
     assert field3.min() >= 1 / 3 - 1e-12 and "largest probability" in ax3.get_title()
     with pytest.raises(ValueError, match="3 classes"):
@@ -201,8 +211,9 @@ def test_probability_contours_follow_the_given_probabilities() -> None:
 def test_report_with_contours_has_a_panel_per_predictor() -> None:
     X = np.random.default_rng(4).normal(size=(20, 2))
     predictors = {"MAP network": logistic_proba, "moderated": lambda P: 0.5 + 0.5 * (logistic_proba(P) - 0.5)}
-    fig = plots.report_figure(loss=[1.0, 0.5], accuracy=None, matrix=None, classes=[0, 1],
-                              contours=(predictors, X, (X[:, 0] > 0).astype(int)))
+    fig = plots.report_figure(
+        loss=[1.0, 0.5], accuracy=None, matrix=None, classes=[0, 1], contours=(predictors, X, (X[:, 0] > 0).astype(int))
+    )
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles[0] == "Learning curves" and titles[1].startswith("MAP network") and titles[2].startswith("moderated")
 

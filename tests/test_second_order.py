@@ -255,10 +255,11 @@ def test_scg_keeps_float32():
         (lambda fg, h: so.scaled_conjugate_gradient(fg, np.zeros(2), sigma=0.0), "must be positive"),
         (lambda fg, h: so.minimize_newton(fg, np.zeros(2), hessp=h, method="bfgs"), "method must be"),
         (lambda fg, h: so.network_objective(np.zeros((3, 2)), np.zeros((4, 2)), n_hidden=2), "same N"),
-        (lambda fg, h: so.network_objective(np.zeros((3, 2)), np.zeros((3, 2)), n_hidden=2, alpha=-1),
-         "alpha must be"),
-        (lambda fg, h: so.network_objective(np.zeros((3, 2)), np.zeros((3, 2)), n_hidden=2,
-                                            curvature_kind="fisher"), "curvature_kind must be"),
+        (lambda fg, h: so.network_objective(np.zeros((3, 2)), np.zeros((3, 2)), n_hidden=2, alpha=-1), "alpha must be"),
+        (
+            lambda fg, h: so.network_objective(np.zeros((3, 2)), np.zeros((3, 2)), n_hidden=2, curvature_kind="fisher"),
+            "curvature_kind must be",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_error(call, message):

@@ -167,9 +167,7 @@ def as_prior_precision(prior_precision: PriorPrecision) -> np.ndarray:
     if isinstance(prior_precision, Mapping):
         keys = set(prior_precision)
         if keys != set(GROUPS):
-            raise ValueError(
-                f"a prior_precision mapping needs exactly the keys {list(GROUPS)}, got {sorted(keys)}"
-            )
+            raise ValueError(f"a prior_precision mapping needs exactly the keys {list(GROUPS)}, got {sorted(keys)}")
         values = np.array([prior_precision[g] for g in GROUPS], dtype=np.float64)
     else:
         values = np.asarray(prior_precision, dtype=np.float64)
@@ -177,8 +175,7 @@ def as_prior_precision(prior_precision: PriorPrecision) -> np.ndarray:
             values = np.full(4, float(values))
         if values.shape != (4,):
             raise ValueError(
-                "prior_precision must be a number or four numbers (W1, b1, W2, b2), "
-                f"got shape {values.shape}"
+                f"prior_precision must be a number or four numbers (W1, b1, W2, b2), got shape {values.shape}"
             )
     if not np.all(np.isfinite(values)) or np.any(values <= 0):
         raise ValueError(
@@ -192,7 +189,13 @@ def _shape_of(params: Params) -> tuple[int, int, int]:
     if not isinstance(params, tuple) or len(params) != 4:
         raise TypeError(f"params must be a Params (W1, b1, W2, b2), got {type(params).__name__}")
     W1, b1, W2, b2 = (np.asarray(p) for p in params)
-    if W1.ndim != 2 or W2.ndim != 2 or b1.shape != (W1.shape[1],) or W2.shape[0] != W1.shape[1] or b2.shape != (W2.shape[1],):
+    if (
+        W1.ndim != 2
+        or W2.ndim != 2
+        or b1.shape != (W1.shape[1],)
+        or W2.shape[0] != W1.shape[1]
+        or b2.shape != (W2.shape[1],)
+    ):
         raise ValueError(
             "params must hold W1 (D, M), b1 (M,), W2 (M, K), b2 (K,); got shapes "
             f"{W1.shape}, {b1.shape}, {W2.shape}, {b2.shape}"
@@ -337,8 +340,22 @@ class LaplacePosterior:
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> LaplacePosterior:
         """Rebuild a posterior from :meth:`to_dict`'s output."""
-        missing = {"mean", "precision", "prior_precision", "gamma_groups", "factor", "variance", "data_error",
-                   "log_evidence", "gamma", "n_negative_eigenvalues", "structure", "hessian", "activation", "shape"} - set(state)
+        missing = {
+            "mean",
+            "precision",
+            "prior_precision",
+            "gamma_groups",
+            "factor",
+            "variance",
+            "data_error",
+            "log_evidence",
+            "gamma",
+            "n_negative_eigenvalues",
+            "structure",
+            "hessian",
+            "activation",
+            "shape",
+        } - set(state)
         if missing:
             raise ValueError(f"a LaplacePosterior state needs the keys {sorted(missing)}")
         D, M, K = (int(v) for v in state["shape"])
@@ -432,7 +449,9 @@ class LaplacePosterior:
         step = max(1, _CHUNK_ELEMENTS // (K * nw.n_params(*self.shape)))
         with _blas_threads(P):
             for start in range(0, X.shape[0], step):
-                self._logit_covariance(params, X[start : start + step], z[start : start + step], cov[start : start + step])
+                self._logit_covariance(
+                    params, X[start : start + step], z[start : start + step], cov[start : start + step]
+                )
         return a_map, cov
 
     def _logit_covariance(self, params: Params, X: np.ndarray, z: np.ndarray, out: np.ndarray) -> None:
@@ -689,9 +708,7 @@ def _check_logit_gaussian(mean: Any, cov: Any) -> tuple[np.ndarray, np.ndarray]:
     mean = np.asarray(mean, dtype=np.float64)
     cov = np.asarray(cov, dtype=np.float64)
     if mean.ndim != 2 or cov.shape != (*mean.shape, mean.shape[1]):
-        raise ValueError(
-            f"mean must have shape (N, K) and cov (N, K, K); got {mean.shape} and {cov.shape}"
-        )
+        raise ValueError(f"mean must have shape (N, K) and cov (N, K, K); got {mean.shape} and {cov.shape}")
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))):
         raise ValueError("mean and cov must be finite")
     return mean, cov
@@ -950,7 +967,9 @@ def _data_curvature(
 ) -> np.ndarray:
     """The curvature of :math:`E` that :func:`posterior_from_curvature` expects for a structure."""
     with _blas_threads(nw.n_params(*_shape_of(params))):
-        return _data_curvature_unlimited(params, X, T, sample_weight, activation=activation, hessian=hessian, structure=structure)
+        return _data_curvature_unlimited(
+            params, X, T, sample_weight, activation=activation, hessian=hessian, structure=structure
+        )
 
 
 def _data_curvature_unlimited(
@@ -967,7 +986,9 @@ def _data_curvature_unlimited(
         return _last_layer_hessian(params, X, sample_weight, activation)
     if structure == "diagonal":
         approximation = "gauss-newton" if hessian == "gauss_newton" else None
-        diag = curvature.hessian_diagonal(params, X, T, sample_weight, approximation=approximation, activation=activation)
+        diag = curvature.hessian_diagonal(
+            params, X, T, sample_weight, approximation=approximation, activation=activation
+        )
         return np.asarray(nw.flatten(diag))
     if hessian == "gauss_newton":
         return np.asarray(curvature.gauss_newton(params, X, T, sample_weight, activation=activation))
@@ -983,9 +1004,7 @@ def _targets(y: Any, classes: np.ndarray) -> np.ndarray:
     index = np.clip(index, 0, len(classes) - 1)
     unknown = classes[index] != y
     if np.any(unknown):
-        raise ValueError(
-            f"y holds labels the model was not trained on: {np.unique(y[unknown])[:5].tolist()}"
-        )
+        raise ValueError(f"y holds labels the model was not trained on: {np.unique(y[unknown])[:5].tolist()}")
     return np.eye(len(classes))[index]
 
 
@@ -1353,8 +1372,14 @@ class BayesianTwoLayerClassifier(ClassifierMixin, BaseEstimator):
         def train(alpha: np.ndarray, init: Params) -> tuple[MapFit, LaplacePosterior]:
             nonlocal n_iter, n_evaluations
             fit = map_estimate(
-                X, T, alpha, init=init, sample_weight=s, activation=self.activation,
-                max_iter=int(self.max_iter), tol=float(self.tol),
+                X,
+                T,
+                alpha,
+                init=init,
+                sample_weight=s,
+                activation=self.activation,
+                max_iter=int(self.max_iter),
+                tol=float(self.tol),
             )
             n_iter += fit.n_iter
             n_evaluations += fit.n_evaluations
@@ -1382,7 +1407,9 @@ class BayesianTwoLayerClassifier(ClassifierMixin, BaseEstimator):
             if grid.size > 1 and posterior.prior_precision[0] in (grid[0], grid[-1]):
                 warnings.warn(
                     f"the evidence is largest at the end of alpha_grid (alpha = {posterior.prior_precision[0]:g}); "
-                    "widen the grid", ConvergenceWarning, stacklevel=2,
+                    "widen the grid",
+                    ConvergenceWarning,
+                    stacklevel=2,
                 )
         else:
             alpha = np.full(4, float(self.alpha))
@@ -1397,7 +1424,8 @@ class BayesianTwoLayerClassifier(ClassifierMixin, BaseEstimator):
                 warnings.warn(
                     f"the evidence re-estimation of alpha did not settle within max_cycles={self.max_cycles} "
                     f"(last alpha {alpha.tolist()}); increase max_cycles or alpha_tol",
-                    ConvergenceWarning, stacklevel=2,
+                    ConvergenceWarning,
+                    stacklevel=2,
                 )
         if np.any(posterior.prior_precision <= _ALPHA_MIN) or np.any(posterior.prior_precision >= _ALPHA_MAX):
             warnings.warn(
@@ -1405,12 +1433,15 @@ class BayesianTwoLayerClassifier(ClassifierMixin, BaseEstimator):
                 f"(alpha = {posterior.prior_precision.tolist()}): the evidence drove a group's weights to "
                 "zero or without bound, as per-group precisions can along the rescaling between the "
                 "layers; use one alpha (per_group=False)",
-                ConvergenceWarning, stacklevel=2,
+                ConvergenceWarning,
+                stacklevel=2,
             )
         if not fit.converged:
             warnings.warn(
                 f"L-BFGS did not converge within max_iter={self.max_iter} iterations for the chosen "
-                "alpha; increase max_iter", ConvergenceWarning, stacklevel=2,
+                "alpha; increase max_iter",
+                ConvergenceWarning,
+                stacklevel=2,
             )
 
         S = float(N if s is None else np.sum(s))
@@ -1425,7 +1456,10 @@ class BayesianTwoLayerClassifier(ClassifierMixin, BaseEstimator):
         self.coefs_ = [self.params_.W1, self.params_.W2]
         self.intercepts_ = [self.params_.b1, self.params_.b2]
         # E~ of the centred weights: centring changes E not at all and the penalty only downwards.
-        self.loss_ = (posterior.data_error + 0.5 * float(np.sum(posterior.prior_precision[_group_ids(posterior.shape)] * posterior.mean**2))) / S
+        self.loss_ = (
+            posterior.data_error
+            + 0.5 * float(np.sum(posterior.prior_precision[_group_ids(posterior.shape)] * posterior.mean**2))
+        ) / S
         self.best_loss_ = min(fit.loss_curve, default=self.loss_)
         self.validation_scores_ = None
         self.best_validation_score_ = None

@@ -64,7 +64,9 @@ _OPTIMIZER_KEYS = {
 
 def _is_minibatch(estimator: TwoLayerClassifier) -> bool:
     if estimator.solver not in MINIBATCH_SOLVERS:
-        raise AttributeError(f"partial_fit is only available for solver in {MINIBATCH_SOLVERS}, not {estimator.solver!r}")
+        raise AttributeError(
+            f"partial_fit is only available for solver in {MINIBATCH_SOLVERS}, not {estimator.solver!r}"
+        )
     return True
 
 
@@ -338,8 +340,13 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         # gathers the batches, instead of in a pass of its own over X (see optim.TrainingData);
         # if a row is not, the estimator is put back as it was before this call.
         # Only where that gather runs: dense input, shuffled or split batches, numba installed.
-        deferred = (not continuing and self.solver in MINIBATCH_SOLVERS and not sp.issparse(X)
-                    and (self.shuffle or self.early_stopping) and optim.checks_rows_as_it_gathers())
+        deferred = (
+            not continuing
+            and self.solver in MINIBATCH_SOLVERS
+            and not sp.issparse(X)
+            and (self.shuffle or self.early_stopping)
+            and optim.checks_rows_as_it_gathers()
+        )
         before = dict(self.__dict__)
         X, y = _validate_data(
             self,
@@ -354,15 +361,31 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         if sp.issparse(X):
             X = sp.csr_matrix(X)  # row gathers need CSR
         try:
-            return self._fit_validated(X, y, sample_weight, incremental=incremental, classes=classes,
-                                       continuing=continuing, finite=not deferred)
+            return self._fit_validated(
+                X,
+                y,
+                sample_weight,
+                incremental=incremental,
+                classes=classes,
+                continuing=continuing,
+                finite=not deferred,
+            )
         except optim.NonFiniteInput:
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
 
-    def _fit_validated(self, X: Any, y: np.ndarray, sample_weight: Any, *, incremental: bool, classes: Any,
-                       continuing: bool, finite: bool) -> TwoLayerClassifier:
+    def _fit_validated(
+        self,
+        X: Any,
+        y: np.ndarray,
+        sample_weight: Any,
+        *,
+        incremental: bool,
+        classes: Any,
+        continuing: bool,
+        finite: bool,
+    ) -> TwoLayerClassifier:
         check_classification_targets(y)
         codes = self._encode_labels(y, classes, incremental=incremental, continuing=continuing)
         s = self._pattern_weights(y, codes, sample_weight, X)
@@ -388,8 +411,15 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             warnings.warn(f"{self.solver} stopped without converging: {message}", ConvergenceWarning, stacklevel=3)
         return self
 
-    def _fit_minibatch(self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None,
-                       incremental: bool, finite: bool = True) -> tuple[str, str]:
+    def _fit_minibatch(
+        self,
+        state: optim.TrainingState,
+        X: Any,
+        codes: np.ndarray,
+        s: np.ndarray | None,
+        incremental: bool,
+        finite: bool = True,
+    ) -> tuple[str, str]:
         settings = {k: getattr(self, k) for k in _OPTIMIZER_KEYS[self.solver]}
         if state.optimizer is None or state.optimizer.name != self.solver or state.optimizer_settings != settings:
             state.optimizer = optim.make_optimizer(self.solver, state.theta.shape[0], state.theta.dtype, settings)
@@ -431,14 +461,20 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         )
         try:
             reason = optim.train_minibatch(
-                state, data, settings_, n_classes=len(self.classes_),
-                validation_score=validation_score, on_epoch=self._on_epoch,
+                state,
+                data,
+                settings_,
+                n_classes=len(self.classes_),
+                validation_score=validation_score,
+                on_epoch=self._on_epoch,
             )
         finally:
             self._publish(state, final=True)
         return reason, "the loss was still changing"
 
-    def _fit_full_batch(self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None) -> tuple[str, str]:
+    def _fit_full_batch(
+        self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None
+    ) -> tuple[str, str]:
         solver = _FULL_BATCH_SOLVERS[self.solver]
         if state.best_loss is None:
             state.best_loss = math.inf
@@ -516,7 +552,15 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
-        def number(name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False) -> None:
+        def number(
+            name: str,
+            value: Any,
+            low: float,
+            high: float = math.inf,
+            *,
+            low_open: bool = False,
+            high_open: bool = False,
+        ) -> None:
             ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
             ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
             if not ok:
@@ -526,12 +570,23 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         positive_int("n_hidden", self.n_hidden)
         network.get_activation(self.activation)
         if self.solver not in _FULL_BATCH_SOLVERS and self.solver not in MINIBATCH_SOLVERS:
-            raise ValueError(f"solver must be one of {sorted(set(MINIBATCH_SOLVERS) | set(_FULL_BATCH_SOLVERS))}, got {self.solver!r}")
+            raise ValueError(
+                f"solver must be one of {sorted(set(MINIBATCH_SOLVERS) | set(_FULL_BATCH_SOLVERS))}, got {self.solver!r}"
+            )
         number("alpha", self.alpha, 0.0)
-        if not (self.batch_size == "auto" or (isinstance(self.batch_size, numbers.Integral) and not isinstance(self.batch_size, bool) and self.batch_size >= 1)):
+        if not (
+            self.batch_size == "auto"
+            or (
+                isinstance(self.batch_size, numbers.Integral)
+                and not isinstance(self.batch_size, bool)
+                and self.batch_size >= 1
+            )
+        ):
             raise ValueError(f"batch_size must be 'auto' or a positive integer, got {self.batch_size!r}")
         if self.learning_rate not in optim.LEARNING_RATE_SCHEDULES:
-            raise ValueError(f"learning_rate must be one of {optim.LEARNING_RATE_SCHEDULES}, got {self.learning_rate!r}")
+            raise ValueError(
+                f"learning_rate must be one of {optim.LEARNING_RATE_SCHEDULES}, got {self.learning_rate!r}"
+            )
         number("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
         number("power_t", self.power_t, 0.0)
         positive_int("max_iter", self.max_iter)
@@ -555,13 +610,13 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("classes must be passed on the first call to partial_fit")
         if continuing:
             if incremental and classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-                raise ValueError(f"classes={np.unique(classes)!r} differs from classes_={self.classes_!r} of the earlier calls")
+                raise ValueError(
+                    f"classes={np.unique(classes)!r} differs from classes_={self.classes_!r} of the earlier calls"
+                )
         else:
             labels = np.unique(classes) if classes is not None else np.unique(y)
             if labels.shape[0] < 2:
-                raise ValueError(
-                    f"TwoLayerClassifier needs samples of at least 2 classes; got 1 class ({labels[0]!r})"
-                )
+                raise ValueError(f"TwoLayerClassifier needs samples of at least 2 classes; got 1 class ({labels[0]!r})")
             self.classes_ = labels
         if continuing or classes is not None:  # otherwise classes_ are y's own labels
             unseen = np.setdiff1d(np.unique(y), self.classes_)
@@ -581,7 +636,9 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             if not np.all(np.isfinite(s)):
                 raise ValueError("sample_weight times class_weight must be finite")
             if not np.any(s > 0):
-                raise ValueError("the sample weights (times the class weights) are all zero; at least one must be positive")
+                raise ValueError(
+                    "the sample weights (times the class weights) are all zero; at least one must be positive"
+                )
         return s
 
     def _fresh_state(self, n_features: int, dtype: Any, class_totals: np.ndarray | None) -> optim.TrainingState:
@@ -616,8 +673,9 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
                 f"n_hidden of the earlier fit (set warm_start=False to start afresh)"
             )
 
-    def _validation_split(self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None,
-                          finite: bool = True) -> tuple[np.ndarray, Callable[[Params], float]]:
+    def _validation_split(
+        self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None, finite: bool = True
+    ) -> tuple[np.ndarray, Callable[[Params], float]]:
         if state.split_seed is None:
             state.split_seed = int(_seed_sequence(self.random_state).spawn(3)[2].generate_state(1)[0])
         train, val = train_test_split(
@@ -634,7 +692,9 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         X_val, y_val = X[val], codes[val]
         s_val = None if s is None else s[val]
         if s_val is not None and not np.any(s_val > 0):
-            raise ValueError("the validation set's sample weights are all zero; change random_state or validation_fraction")
+            raise ValueError(
+                "the validation set's sample weights are all zero; change random_state or validation_fraction"
+            )
 
         def score(params: Params) -> float:
             predicted = np.argmax(_logits(params, X_val, self.activation), axis=1)
@@ -732,7 +792,9 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             "t": int(state.t),
             "loss": None if state.loss is None else float(state.loss),
             "loss_curve": [float(v) for v in state.loss_curve],
-            "validation_scores": None if state.validation_scores is None else [float(v) for v in state.validation_scores],
+            "validation_scores": None
+            if state.validation_scores is None
+            else [float(v) for v in state.validation_scores],
             "best_loss": _finite_or_none(state.best_loss),
             "best_validation_score": _finite_or_none(state.best_validation_score),
             "no_improvement_count": int(state.no_improvement_count),
@@ -773,16 +835,22 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise ValueError(f"not a training state: expected a dict with format={STATE_FORMAT!r}")
         if state.get("version") != STATE_VERSION:
-            raise ValueError(f"unsupported training-state version {state.get('version')!r}; this version reads {STATE_VERSION}")
+            raise ValueError(
+                f"unsupported training-state version {state.get('version')!r}; this version reads {STATE_VERSION}"
+            )
         for key in ("solver", "n_hidden", "activation"):
             if state[key] != getattr(self, key):
-                raise ValueError(f"the state was saved with {key}={state[key]!r}, but this estimator has {key}={getattr(self, key)!r}")
+                raise ValueError(
+                    f"the state was saved with {key}={state[key]!r}, but this estimator has {key}={getattr(self, key)!r}"
+                )
         dtype = np.dtype(state["dtype"])
         classes = np.asarray(state["classes"], dtype=np.dtype(state["classes_dtype"]))
         D, M, K = int(state["n_features_in"]), int(state["n_hidden"]), classes.shape[0]
         theta = np.array(state["theta"], dtype=dtype, copy=True)
         if theta.shape != (network.n_params(D, M, K),):
-            raise ValueError(f"theta has shape {theta.shape}, expected ({network.n_params(D, M, K)},) for D={D}, M={M}, K={K}")
+            raise ValueError(
+                f"theta has shape {theta.shape}, expected ({network.n_params(D, M, K)},) for D={D}, M={M}, K={K}"
+            )
         rng = None
         if state.get("rng_state") is not None:
             rng = np.random.default_rng()
@@ -793,11 +861,17 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             t=int(state["t"]),
             loss=None if state.get("loss") is None else float(state["loss"]),
             loss_curve=[float(v) for v in state["loss_curve"]],
-            validation_scores=None if state["validation_scores"] is None else [float(v) for v in state["validation_scores"]],
+            validation_scores=None
+            if state["validation_scores"] is None
+            else [float(v) for v in state["validation_scores"]],
             best_loss=_none_or(state["best_loss"], math.inf) if state["validation_scores"] is None else None,
-            best_validation_score=None if state["validation_scores"] is None else _none_or(state["best_validation_score"], -math.inf),
+            best_validation_score=None
+            if state["validation_scores"] is None
+            else _none_or(state["best_validation_score"], -math.inf),
             no_improvement_count=int(state["no_improvement_count"]),
-            best_theta=None if state.get("best_theta") is None else np.array(state["best_theta"], dtype=dtype, copy=True),
+            best_theta=None
+            if state.get("best_theta") is None
+            else np.array(state["best_theta"], dtype=dtype, copy=True),
             rng=rng,
             split_seed=None if state.get("split_seed") is None else int(state["split_seed"]),
         )
@@ -850,7 +924,9 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             power_t=self.power_t,
             max_iter=self.max_iter,
             shuffle=self.shuffle,
-            random_state=self.random_state if self.random_state is None or isinstance(self.random_state, numbers.Integral) else None,
+            random_state=self.random_state
+            if self.random_state is None or isinstance(self.random_state, numbers.Integral)
+            else None,
             tol=self.tol,
             verbose=self.verbose,
             warm_start=self.warm_start,
@@ -921,8 +997,12 @@ def from_sklearn(mlp: MLPClassifier) -> TwoLayerClassifier:
         raise TypeError(f"from_sklearn needs an MLPClassifier, got {type(mlp).__name__}")
     check_is_fitted(mlp)
     if len(mlp.coefs_) != 2:
-        raise ValueError(f"from_sklearn needs an MLPClassifier with one hidden layer; this one has {len(mlp.coefs_) - 1}")
-    if mlp.out_activation_ not in ("softmax", "logistic") or (mlp.out_activation_ == "logistic" and mlp.n_outputs_ != 1):
+        raise ValueError(
+            f"from_sklearn needs an MLPClassifier with one hidden layer; this one has {len(mlp.coefs_) - 1}"
+        )
+    if mlp.out_activation_ not in ("softmax", "logistic") or (
+        mlp.out_activation_ == "logistic" and mlp.n_outputs_ != 1
+    ):
         raise ValueError("from_sklearn supports binary and multiclass MLPClassifiers, not multilabel ones")
     W1, W2 = (np.array(c, copy=True) for c in mlp.coefs_)
     b1, b2 = (np.array(c, copy=True) for c in mlp.intercepts_)
@@ -942,7 +1022,9 @@ def from_sklearn(mlp: MLPClassifier) -> TwoLayerClassifier:
         n_iter=int(getattr(mlp, "n_iter_", 0)),
         t=int(getattr(mlp, "t_", 0)),
         loss_curve=[float(v) for v in getattr(mlp, "loss_curve_", None) or []],
-        validation_scores=None if getattr(mlp, "validation_scores_", None) is None else [float(v) for v in mlp.validation_scores_],
+        validation_scores=None
+        if getattr(mlp, "validation_scores_", None) is None
+        else [float(v) for v in mlp.validation_scores_],
         best_loss=getattr(mlp, "best_loss_", math.inf),
         best_validation_score=getattr(mlp, "best_validation_score_", None),
     )
@@ -957,14 +1039,18 @@ def from_sklearn(mlp: MLPClassifier) -> TwoLayerClassifier:
 # --------------------------------------------------------------------------
 
 
-_FULL_BATCH_SOLVERS: dict[str, Callable[[TwoLayerClassifier, optim.TrainingState, optim.TrainingData], tuple[str, str]]] = {
+_FULL_BATCH_SOLVERS: dict[
+    str, Callable[[TwoLayerClassifier, optim.TrainingState, optim.TrainingData], tuple[str, str]]
+] = {
     # solver name -> the estimator method that runs it on the whole batch
     "lbfgs": TwoLayerClassifier._run_lbfgs,
-    **{method: TwoLayerClassifier._run_second_order for method in optim.SECOND_ORDER_METHODS},
+    **dict.fromkeys(optim.SECOND_ORDER_METHODS, TwoLayerClassifier._run_second_order),
 }
 
 
-def _training_data(X: Any, codes: np.ndarray, s: np.ndarray | None, alpha: float, rows: np.ndarray | None) -> optim.TrainingData:
+def _training_data(
+    X: Any, codes: np.ndarray, s: np.ndarray | None, alpha: float, rows: np.ndarray | None
+) -> optim.TrainingData:
     """Rescale the pattern weights to mean one over the training rows; lambda = alpha / S."""
     n = X.shape[0] if rows is None else rows.shape[0]
     if s is None:
@@ -1011,7 +1097,11 @@ def _seed_sequence(random_state: Any, *, check_only: bool = False) -> np.random.
             raise ValueError(f"random_state must be a non-negative integer, got {random_state}")
         return np.random.SeedSequence(int(random_state))
     if isinstance(random_state, np.random.RandomState):
-        return np.random.SeedSequence() if check_only else np.random.SeedSequence(int(random_state.randint(np.iinfo(np.int32).max)))
+        return (
+            np.random.SeedSequence()
+            if check_only
+            else np.random.SeedSequence(int(random_state.randint(np.iinfo(np.int32).max)))
+        )
     if isinstance(random_state, np.random.Generator):
         return np.random.SeedSequence() if check_only else np.random.SeedSequence(int(random_state.integers(2**63)))
     raise ValueError(f"random_state must be None, an int, a numpy RandomState or Generator; got {random_state!r}")

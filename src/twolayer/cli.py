@@ -126,8 +126,22 @@ _NOT_BAYESIAN = {
 }
 
 # Options that decide the weights: a resumed run must keep them.
-_RUN_DEFINING = ("target", "hidden", "activation", "solver", "batch_size", "learning_rate", "alpha", "tol",
-                 "n_iter_no_change", "class_weight", "seed", "dtype", "test_size", "scale")
+_RUN_DEFINING = (
+    "target",
+    "hidden",
+    "activation",
+    "solver",
+    "batch_size",
+    "learning_rate",
+    "alpha",
+    "tol",
+    "n_iter_no_change",
+    "class_weight",
+    "seed",
+    "dtype",
+    "test_size",
+    "scale",
+)
 
 
 # --------------------------------------------------------------------------
@@ -213,96 +227,180 @@ def _bayes_default(name: str) -> str:
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     # Training options default to None so that --resume can tell what was
     # given; TRAIN_DEFAULTS fills in the rest.
-    p.add_argument("data", nargs="?", metavar="DATA",
-                   help="a built-in dataset (see 'twolayer datasets'), a .csv file with a header row or a .npz "
-                        "file with arrays X and y (default: digits)")
+    p.add_argument(
+        "data",
+        nargs="?",
+        metavar="DATA",
+        help="a built-in dataset (see 'twolayer datasets'), a .csv file with a header row or a .npz "
+        "file with arrays X and y (default: digits)",
+    )
     p.add_argument("--target", metavar="NAME", help="the CSV column holding the labels (default: the last)")
     model = p.add_argument_group("the network and its training")
     model.add_argument("--hidden", type=_positive_int, metavar="M", help=f"hidden units {_default('hidden')}")
     model.add_argument("--activation", choices=_activations(), help=f"hidden-unit activation {_default('activation')}")
-    model.add_argument("--solver", choices=SOLVERS,
-                       help="optimiser: minibatch adam or sgd; on the whole batch lbfgs, or with exact Hessian-vector "
-                            "products trust-ncg, newton-cg (truncated Newton) or scg (Moller's scaled conjugate "
-                            f"gradient) {_default('solver')}")
-    model.add_argument("--epochs", type=_positive_int, metavar="N",
-                       help="total epochs (iterations for the whole-batch solvers), counted across --resume "
-                            f"{_default('epochs')}")
-    model.add_argument("--batch-size", type=_batch_size, metavar="B",
-                       help=f"minibatch size, or 'auto' for min(200, N) {_default('batch_size')}")
-    model.add_argument("--learning-rate", type=_positive_float, metavar="ETA",
-                       help=f"initial step size of sgd and adam {_default('learning_rate')}")
-    model.add_argument("--alpha", type=_non_negative_float,
-                       help=f"L2 penalty (weight decay) on the weights {_default('alpha')}")
-    model.add_argument("--tol", type=_non_negative_float,
-                       help=f"stop when the loss improves by less than this for --n-iter-no-change epochs "
-                            f"{_default('tol')}")
+    model.add_argument(
+        "--solver",
+        choices=SOLVERS,
+        help="optimiser: minibatch adam or sgd; on the whole batch lbfgs, or with exact Hessian-vector "
+        "products trust-ncg, newton-cg (truncated Newton) or scg (Moller's scaled conjugate "
+        f"gradient) {_default('solver')}",
+    )
+    model.add_argument(
+        "--epochs",
+        type=_positive_int,
+        metavar="N",
+        help=f"total epochs (iterations for the whole-batch solvers), counted across --resume {_default('epochs')}",
+    )
+    model.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        metavar="B",
+        help=f"minibatch size, or 'auto' for min(200, N) {_default('batch_size')}",
+    )
+    model.add_argument(
+        "--learning-rate",
+        type=_positive_float,
+        metavar="ETA",
+        help=f"initial step size of sgd and adam {_default('learning_rate')}",
+    )
+    model.add_argument(
+        "--alpha", type=_non_negative_float, help=f"L2 penalty (weight decay) on the weights {_default('alpha')}"
+    )
+    model.add_argument(
+        "--tol",
+        type=_non_negative_float,
+        help=f"stop when the loss improves by less than this for --n-iter-no-change epochs {_default('tol')}",
+    )
     model.add_argument("--n-iter-no-change", type=_positive_int, metavar="N", help=f"{_default('n_iter_no_change')}")
-    model.add_argument("--class-weight", choices=("none", "balanced"),
-                       help=f"weight the classes equally ('balanced') or the patterns {_default('class_weight')}")
-    model.add_argument("--seed", type=_seed, help=f"seeds the split, the initial weights and the shuffling {_default('seed')}")
+    model.add_argument(
+        "--class-weight",
+        choices=("none", "balanced"),
+        help=f"weight the classes equally ('balanced') or the patterns {_default('class_weight')}",
+    )
+    model.add_argument(
+        "--seed", type=_seed, help=f"seeds the split, the initial weights and the shuffling {_default('seed')}"
+    )
     model.add_argument("--dtype", choices=("float32", "float64"), help=f"working precision {_default('dtype')}")
-    model.add_argument("--test-size", type=_fraction, metavar="F",
-                       help=f"fraction held out (stratified) for testing {_default('test_size')}")
-    model.add_argument("--scale", action=argparse.BooleanOptionalAction, default=None,
-                       help="standardise the features (mean 0, variance 1 on the training split), stored in the "
-                            "model (default: --scale)")
+    model.add_argument(
+        "--test-size",
+        type=_fraction,
+        metavar="F",
+        help=f"fraction held out (stratified) for testing {_default('test_size')}",
+    )
+    model.add_argument(
+        "--scale",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="standardise the features (mean 0, variance 1 on the training split), stored in the "
+        "model (default: --scale)",
+    )
     bayes = p.add_argument_group(
         "the Bayesian network (--bayes)",
         "With --bayes the network is a twolayer.bayes.BayesianTwoLayerClassifier (PRML 5.7): the MAP network is "
         "trained by L-BFGS in float64 (--epochs iterations per training, default 1000; --tol default 1e-6), the "
         "prior precision alpha is chosen by the evidence (--alpha is where the fixed point starts, default 1), and "
         "predictions are moderated by the Laplace posterior. --hidden defaults to 20. Minibatch options, class "
-        "weights and checkpoints do not apply.")
+        "weights and checkpoints do not apply.",
+    )
     bayes.add_argument("--bayes", action="store_true", help="train a Bayesian network")
-    bayes.add_argument("--alpha-search", choices=("fixed_point", "grid"),
-                       help="MacKay's re-estimation, or the largest evidence over a grid of alphas (1e-2 to 1e2) "
-                            f"(default: {BAYES_DEFAULTS['alpha_search']})")
-    bayes.add_argument("--per-group", action="store_true", default=None,
-                       help="one prior precision for each of W1, b1, W2, b2 (fixed point only)")
-    bayes.add_argument("--structure", choices=("full", "last_layer", "diagonal"),
-                       help=f"the posterior's covariance {_bayes_default('structure')}")
-    bayes.add_argument("--hessian", choices=("gauss_newton", "exact"),
-                       help=f"the posterior's curvature {_bayes_default('hessian')}")
-    bayes.add_argument("--predictive", choices=("mc", "probit"),
-                       help=f"Monte Carlo or the probit approximation of the moderated predictive "
-                            f"{_bayes_default('predictive')}")
-    bayes.add_argument("--mc-samples", type=_positive_int, metavar="S",
-                       help=f"Monte Carlo samples per prediction {_bayes_default('mc_samples')}")
-    bayes.add_argument("--max-cycles", type=_positive_int, metavar="C",
-                       help=f"the most train / re-estimate cycles of the fixed point {_bayes_default('max_cycles')}")
+    bayes.add_argument(
+        "--alpha-search",
+        choices=("fixed_point", "grid"),
+        help="MacKay's re-estimation, or the largest evidence over a grid of alphas (1e-2 to 1e2) "
+        f"(default: {BAYES_DEFAULTS['alpha_search']})",
+    )
+    bayes.add_argument(
+        "--per-group",
+        action="store_true",
+        default=None,
+        help="one prior precision for each of W1, b1, W2, b2 (fixed point only)",
+    )
+    bayes.add_argument(
+        "--structure",
+        choices=("full", "last_layer", "diagonal"),
+        help=f"the posterior's covariance {_bayes_default('structure')}",
+    )
+    bayes.add_argument(
+        "--hessian", choices=("gauss_newton", "exact"), help=f"the posterior's curvature {_bayes_default('hessian')}"
+    )
+    bayes.add_argument(
+        "--predictive",
+        choices=("mc", "probit"),
+        help=f"Monte Carlo or the probit approximation of the moderated predictive {_bayes_default('predictive')}",
+    )
+    bayes.add_argument(
+        "--mc-samples",
+        type=_positive_int,
+        metavar="S",
+        help=f"Monte Carlo samples per prediction {_bayes_default('mc_samples')}",
+    )
+    bayes.add_argument(
+        "--max-cycles",
+        type=_positive_int,
+        metavar="C",
+        help=f"the most train / re-estimate cycles of the fixed point {_bayes_default('max_cycles')}",
+    )
     out = p.add_argument_group("files")
     out.add_argument("--out", metavar="PATH", help="write the trained model here (safetensors)")
-    out.add_argument("--plot", metavar="PNG", help="write learning curves, confusion matrix (and, for two features, "
-                                                  "decision regions) to this PNG file")
-    out.add_argument("--checkpoint", metavar="PATH",
-                     help="keep a resumable checkpoint here, written every --checkpoint-every epochs, at the end "
-                          "and on Ctrl-C (default with --resume: the resumed file)")
+    out.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="write learning curves, confusion matrix (and, for two features, decision regions) to this PNG file",
+    )
+    out.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="keep a resumable checkpoint here, written every --checkpoint-every epochs, at the end "
+        "and on Ctrl-C (default with --resume: the resumed file)",
+    )
     out.add_argument("--checkpoint-every", type=_positive_int, metavar="K", help=f"{_default('checkpoint_every')}")
-    out.add_argument("--resume", metavar="PATH",
-                     help="continue from a checkpoint up to --epochs in total; with adam and sgd the result equals "
-                          "an uninterrupted run bit for bit (the whole-batch solvers continue from the weights with "
-                          "a fresh solver state)")
+    out.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue from a checkpoint up to --epochs in total; with adam and sgd the result equals "
+        "an uninterrupted run bit for bit (the whole-batch solvers continue from the weights with "
+        "a fresh solver state)",
+    )
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
 def _add_model_data_arguments(p: argparse.ArgumentParser, *, data_required: bool) -> None:
     p.add_argument("model", metavar="MODEL", help="a model file written by 'twolayer train --out'")
-    p.add_argument("data", metavar="DATA", nargs=None if data_required else "?",
-                   help="a built-in dataset, a .csv or a .npz file; columns are matched by name when the model "
-                        "has names" + ("" if data_required else " (optional)"))
-    p.add_argument("--target", metavar="NAME",
-                   help="the CSV column holding the labels (default: the model's target column, else the last)")
+    p.add_argument(
+        "data",
+        metavar="DATA",
+        nargs=None if data_required else "?",
+        help="a built-in dataset, a .csv or a .npz file; columns are matched by name when the model "
+        "has names" + ("" if data_required else " (optional)"),
+    )
+    p.add_argument(
+        "--target",
+        metavar="NAME",
+        help="the CSV column holding the labels (default: the model's target column, else the last)",
+    )
 
 
 def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     _add_model_data_arguments(p, data_required=True)
-    p.add_argument("--rows", choices=("all", "train", "test"), default="all",
-                   help="all of DATA's rows, or only those the model was trained on or held out (DATA must be the "
-                        "model's training data) (default: all)")
-    p.add_argument("--bins", type=_positive_int, default=15, metavar="B",
-                   help="equal-width confidence bins of the calibration errors and the diagram (default: 15)")
-    p.add_argument("--plot", metavar="PNG",
-                   help="write a reliability diagram (for a Bayesian network, moderated and MAP) to this PNG file")
+    p.add_argument(
+        "--rows",
+        choices=("all", "train", "test"),
+        default="all",
+        help="all of DATA's rows, or only those the model was trained on or held out (DATA must be the "
+        "model's training data) (default: all)",
+    )
+    p.add_argument(
+        "--bins",
+        type=_positive_int,
+        default=15,
+        metavar="B",
+        help="equal-width confidence bins of the calibration errors and the diagram (default: 15)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="write a reliability diagram (for a Bayesian network, moderated and MAP) to this PNG file",
+    )
 
 
 def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
@@ -318,21 +416,39 @@ def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
 
 def _add_curvature_arguments(p: argparse.ArgumentParser) -> None:
     _add_model_data_arguments(p, data_required=True)
-    p.epilog = ("The matrices are those of the error summed over the patterns used (divide by N for the mean "
-                "loss). A trained model is at a minimum of its training rows only (--rows train): all of a built-in "
-                "dataset's rows include those held out in training, and there the gradient is not zero.")
-    p.add_argument("--k", type=_positive_int, default=6, metavar="N",
-                   help="eigenvalues to find at each end of each spectrum (default: 6)")
-    p.add_argument("--max-products", type=_positive_int, default=1000, metavar="P",
-                   help="the most matrix-vector products Lanczos may spend on each end of each spectrum "
-                        "(default: 1000)")
-    p.add_argument("--rows", choices=("all", "train", "test"), default="all",
-                   help="all of DATA's rows, or only those the model was trained on (where a trained model is at a "
-                        "minimum) or held out; train and test need DATA to be the model's training data "
-                        "(default: all)")
-    p.add_argument("--plot", metavar="PNG",
-                   help="write a picture of the spectra: histograms of every eigenvalue when the full spectrum is "
-                        f"computed (W <= {FULL_SPECTRUM_MAX_PARAMS}), the extreme values otherwise")
+    p.epilog = (
+        "The matrices are those of the error summed over the patterns used (divide by N for the mean "
+        "loss). A trained model is at a minimum of its training rows only (--rows train): all of a built-in "
+        "dataset's rows include those held out in training, and there the gradient is not zero."
+    )
+    p.add_argument(
+        "--k",
+        type=_positive_int,
+        default=6,
+        metavar="N",
+        help="eigenvalues to find at each end of each spectrum (default: 6)",
+    )
+    p.add_argument(
+        "--max-products",
+        type=_positive_int,
+        default=1000,
+        metavar="P",
+        help="the most matrix-vector products Lanczos may spend on each end of each spectrum (default: 1000)",
+    )
+    p.add_argument(
+        "--rows",
+        choices=("all", "train", "test"),
+        default="all",
+        help="all of DATA's rows, or only those the model was trained on (where a trained model is at a "
+        "minimum) or held out; train and test need DATA to be the model's training data "
+        "(default: all)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="write a picture of the spectra: histograms of every eigenvalue when the full spectrum is "
+        f"computed (W <= {FULL_SPECTRUM_MAX_PARAMS}), the extreme values otherwise",
+    )
 
 
 def _add_gradcheck_arguments(p: argparse.ArgumentParser) -> None:
@@ -343,15 +459,26 @@ def _add_gradcheck_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0, help="seeds the random network and data (default: 0)")
     p.add_argument("--activation", choices=_activations(), default="tanh", help="(default: tanh)")
     p.add_argument("--eps", type=_positive_float, default=1e-6, help="central-difference step (default: 1e-6)")
-    p.add_argument("--rtol", type=_positive_float, default=1e-7,
-                   help="largest relative error that passes (default: 1e-7)")
-    p.add_argument("--max-params", type=_positive_int, metavar="P",
-                   help="check a random sample of P weights (at least 4) instead of all")
+    p.add_argument(
+        "--rtol", type=_positive_float, default=1e-7, help="largest relative error that passes (default: 1e-7)"
+    )
+    p.add_argument(
+        "--max-params",
+        type=_positive_int,
+        metavar="P",
+        help="check a random sample of P weights (at least 4) instead of all",
+    )
 
 
 def _add_derive_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--classes", type=_at_least_two, nargs="+", default=[2, 3, 4], metavar="K",
-                   help="the numbers of classes for which each identity is proved (default: 2 3 4)")
+    p.add_argument(
+        "--classes",
+        type=_at_least_two,
+        nargs="+",
+        default=[2, 3, 4],
+        metavar="K",
+        help="the numbers of classes for which each identity is proved (default: 2 3 4)",
+    )
     p.add_argument("--seed", type=_seed, default=0, help="seeds the counterexamples and spot checks (default: 0)")
 
 
@@ -374,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="twolayer",
         description="The two-layer tanh-softmax network with exact backpropagation: train it, evaluate it, "
-                    "predict with it, and check its derivatives.",
+        "predict with it, and check its derivatives.",
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"twolayer {__version__}")
@@ -499,8 +626,9 @@ def _model_data(model_file: ModelFile, source: str, target: str | None, *, requi
     features: Sequence[str] | int = (
         list(model_file.feature_names) if model_file.feature_names is not None else model_file.n_features
     )
-    return load_dataset(source, target=target, features=features, require_target=require_target,
-                        default_target=model_file.target_name)
+    return load_dataset(
+        source, target=target, features=features, require_target=require_target, default_target=model_file.target_name
+    )
 
 
 def _labels_as_classes(data: Dataset, classes: np.ndarray) -> np.ndarray:
@@ -525,8 +653,9 @@ def _labels_as_classes(data: Dataset, classes: np.ndarray) -> np.ndarray:
 class _Display:
     """Progress on standard error: a rich bar on a terminal, a plain line every few epochs otherwise."""
 
-    def __init__(self, total: int, first_epoch: int, *, quiet: bool, stream: TextIO | None = None,
-                 unit: str = "epoch") -> None:
+    def __init__(
+        self, total: int, first_epoch: int, *, quiet: bool, stream: TextIO | None = None, unit: str = "epoch"
+    ) -> None:
         self.total = total
         self.unit = unit  # "iteration" for the whole-batch solvers
         self.quiet = quiet
@@ -562,8 +691,9 @@ class _Display:
                 console=_console(self.stream),
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task("train", total=self.total, completed=self.first_epoch,
-                                                 loss="-", accuracy="-")
+            self._task = self._progress.add_task(
+                "train", total=self.total, completed=self.first_epoch, loss="-", accuracy="-"
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -591,8 +721,11 @@ class _Display:
         left = elapsed / done * (self.total - epoch)
         width = len(str(self.total))
         timing = f"{elapsed:.1f}s elapsed" + ("" if last else f", about {left:.1f}s left")
-        print(f"{self.unit} {epoch:>{width}}/{self.total}  loss {loss:.4g}  held-out accuracy {accuracy:.4f}  {timing}",
-              file=self.stream, flush=True)
+        print(
+            f"{self.unit} {epoch:>{width}}/{self.total}  loss {loss:.4g}  held-out accuracy {accuracy:.4f}  {timing}",
+            file=self.stream,
+            flush=True,
+        )
 
 
 @dataclass
@@ -628,8 +761,15 @@ def _epochs_done(model: TwoLayerClassifier) -> int:
 class _Monitor:
     """The estimator's callback: progress, held-out accuracy, periodic checkpoints, Ctrl-C."""
 
-    def __init__(self, run: _Run, X_test: np.ndarray, y_test: np.ndarray, display: _Display,
-                 checkpoint: Callable[[TwoLayerClassifier], None] | None, every: int) -> None:
+    def __init__(
+        self,
+        run: _Run,
+        X_test: np.ndarray,
+        y_test: np.ndarray,
+        display: _Display,
+        checkpoint: Callable[[TwoLayerClassifier], None] | None,
+        every: int,
+    ) -> None:
         self.run = run
         self.X_test = X_test
         self.y_test = y_test
@@ -673,8 +813,10 @@ def _sigint_stops(monitor: _Monitor) -> Iterator[None]:
 
 
 def _resolve_options(args: argparse.Namespace, stored: dict[str, Any] | None, resume: str | None) -> dict[str, Any]:
-    given = {key: getattr(args, key) for key in (*TRAIN_DEFAULTS, "target", "epochs", "out", "plot",
-                                                 "checkpoint", "checkpoint_every")}
+    given = {
+        key: getattr(args, key)
+        for key in (*TRAIN_DEFAULTS, "target", "epochs", "out", "plot", "checkpoint", "checkpoint_every")
+    }
     if stored is None:
         options = {key: (TRAIN_DEFAULTS.get(key) if value is None else value) for key, value in given.items()}
         return options
@@ -682,7 +824,9 @@ def _resolve_options(args: argparse.Namespace, stored: dict[str, Any] | None, re
     for key in _RUN_DEFINING:
         if given[key] is not None and given[key] != stored.get(key):
             flag = "--" + key.replace("_", "-")
-            shown = f"{flag} {given[key]}" if not isinstance(given[key], bool) else (flag if given[key] else "--no-" + key)
+            shown = (
+                f"{flag} {given[key]}" if not isinstance(given[key], bool) else (flag if given[key] else "--no-" + key)
+            )
             raise DataError(
                 f"{shown} differs from the checkpoint's {stored.get(key)!r}; a resumed run keeps the settings it "
                 "started with (drop the option, or start afresh without --resume)"
@@ -696,7 +840,11 @@ def _resolve_options(args: argparse.Namespace, stored: dict[str, Any] | None, re
 
 # What `twolayer train` records in a checkpoint besides the training state.
 _RUN_RECORD: dict[str, type | tuple[type, ...]] = {
-    "options": dict, "source": str, "fingerprint": str, "scaler_samples": int, "accuracy": list,
+    "options": dict,
+    "source": str,
+    "fingerprint": str,
+    "scaler_samples": int,
+    "accuracy": list,
     "elapsed": (int, float),
 }
 
@@ -706,8 +854,11 @@ def _check_run_record(path: str, record: dict[str, Any]) -> None:
     for key, kind in _RUN_RECORD.items():
         if not isinstance(record.get(key), kind):
             raise DataError(f"{path}: not a checkpoint of 'twolayer train' (its record has no valid {key!r})")
-    missing = [key for key in (*TRAIN_DEFAULTS, "target", "epochs", "out", "plot", "checkpoint")
-               if key not in record["options"]]
+    missing = [
+        key
+        for key in (*TRAIN_DEFAULTS, "target", "epochs", "out", "plot", "checkpoint")
+        if key not in record["options"]
+    ]
     if missing:
         raise DataError(f"{path}: not a checkpoint of 'twolayer train' (the option {missing[0]!r} is not recorded)")
 
@@ -736,15 +887,18 @@ def _split(data: Dataset, test_size: float, seed: int) -> tuple[np.ndarray, np.n
     classes, counts = np.unique(data.y, return_counts=True)
     rare = np.flatnonzero(counts < 2)
     if rare.size:
-        raise DataError(f"{data.source}: class {_label(classes[rare[0]])!r} has a single sample; a stratified "
-                        "train/test split needs at least two of each class")
+        raise DataError(
+            f"{data.source}: class {_label(classes[rare[0]])!r} has a single sample; a stratified "
+            "train/test split needs at least two of each class"
+        )
     n_test = math.ceil(test_size * data.n_samples)
     for side, n in (("held out", n_test), ("left for training", data.n_samples - n_test)):
         if n < classes.size:
-            raise DataError(f"--test-size {test_size} leaves {n} samples {side}, fewer than the {classes.size} "
-                            f"classes of {data.source}")
-    train, test = train_test_split(np.arange(data.n_samples), test_size=test_size, stratify=data.y,
-                                   random_state=seed)
+            raise DataError(
+                f"--test-size {test_size} leaves {n} samples {side}, fewer than the {classes.size} "
+                f"classes of {data.source}"
+            )
+    train, test = train_test_split(np.arange(data.n_samples), test_size=test_size, stratify=data.y, random_state=seed)
     return np.sort(train), np.sort(test)
 
 
@@ -827,9 +981,17 @@ def _train(args: argparse.Namespace) -> int:
     else:
         if checkpoint_in.run["fingerprint"] != data.fingerprint():  # before any training: refuse other data
             raise DataError(f"{source} is not the data the checkpoint {args.resume} was trained on")
-        run = _Run(options, data, checkpoint_in.train_index, checkpoint_in.test_index, checkpoint_in.scaler_mean,
-                   checkpoint_in.scaler_scale, checkpoint_in.run["scaler_samples"],
-                   list(checkpoint_in.run["accuracy"]), float(checkpoint_in.run["elapsed"]))
+        run = _Run(
+            options,
+            data,
+            checkpoint_in.train_index,
+            checkpoint_in.test_index,
+            checkpoint_in.scaler_mean,
+            checkpoint_in.scaler_scale,
+            checkpoint_in.run["scaler_samples"],
+            list(checkpoint_in.run["accuracy"]),
+            float(checkpoint_in.run["elapsed"]),
+        )
         top = max(int(run.train_index.max()), int(run.test_index.max()))
         if top >= data.n_samples:
             raise DataError(f"{args.resume}: the split names row {top}, but {source} has {data.n_samples} rows")
@@ -839,8 +1001,11 @@ def _train(args: argparse.Namespace) -> int:
             raise DataError(f"{args.resume}: the training state cannot be restored ({exc})") from None
         first_epoch = checkpoint_in.epoch
         if options["solver"] in _FRESH_STATE_ON_RESUME:
-            _note(f"note: {_FRESH_STATE_ON_RESUME[options['solver']]}: the run continues from the checkpoint's "
-                  "weights with a fresh solver state", quiet=bool(args.quiet))
+            _note(
+                f"note: {_FRESH_STATE_ON_RESUME[options['solver']]}: the run continues from the checkpoint's "
+                "weights with a fresh solver state",
+                quiet=bool(args.quiet),
+            )
 
     total = options["epochs"]
     X_train = run.transform(data.X[run.train_index]).astype(dtype)
@@ -853,13 +1018,28 @@ def _train(args: argparse.Namespace) -> int:
     def write_checkpoint(fitted: TwoLayerClassifier) -> None:
         assert options["checkpoint"] is not None
         state = fitted.get_training_state()
-        info = {"options": options, "source": source, "fingerprint": fingerprint,
-                "scaler_samples": run.scaler_samples, "accuracy": list(run.accuracy),
-                "elapsed": run.elapsed + time.perf_counter() - started}
-        params = {k: v for k, v in hyper.items()}
-        save_checkpoint(options["checkpoint"], Checkpoint(
-            state=state, hyperparameters=params, scaler_mean=run.scaler_mean, scaler_scale=run.scaler_scale,
-            train_index=run.train_index, test_index=run.test_index, epoch=_epochs_done(fitted), run=info))
+        info = {
+            "options": options,
+            "source": source,
+            "fingerprint": fingerprint,
+            "scaler_samples": run.scaler_samples,
+            "accuracy": list(run.accuracy),
+            "elapsed": run.elapsed + time.perf_counter() - started,
+        }
+        params = dict(hyper.items())
+        save_checkpoint(
+            options["checkpoint"],
+            Checkpoint(
+                state=state,
+                hyperparameters=params,
+                scaler_mean=run.scaler_mean,
+                scaler_scale=run.scaler_scale,
+                train_index=run.train_index,
+                test_index=run.test_index,
+                epoch=_epochs_done(fitted),
+                run=info,
+            ),
+        )
 
     from sklearn.exceptions import ConvergenceWarning
 
@@ -888,14 +1068,18 @@ def _train(args: argparse.Namespace) -> int:
     model.set_params(callback=None, max_iter=total, warm_start=False)
     epochs_done = _epochs_done(model)
     if monitor.diverged_at is not None or not all(np.isfinite(p).all() for p in model.params_):
-        raise DataError(f"training diverged in epoch {monitor.diverged_at or epochs_done}: the loss is no longer "
-                        "finite. Nothing was written; try a smaller --learning-rate")
+        raise DataError(
+            f"training diverged in epoch {monitor.diverged_at or epochs_done}: the loss is no longer "
+            "finite. Nothing was written; try a smaller --learning-rate"
+        )
 
     if monitor.interrupted:
         if options["checkpoint"] is not None:
             write_checkpoint(model)
-            _note(f"interrupted at epoch {epochs_done}; checkpoint written to {options['checkpoint']}; continue with "
-                  f"'twolayer train --resume {options['checkpoint']}'")
+            _note(
+                f"interrupted at epoch {epochs_done}; checkpoint written to {options['checkpoint']}; continue with "
+                f"'twolayer train --resume {options['checkpoint']}'"
+            )
         else:
             _note(f"interrupted at epoch {epochs_done}; nothing written (give --checkpoint to be able to resume)")
         return EXIT_INTERRUPTED
@@ -922,14 +1106,30 @@ def _train(args: argparse.Namespace) -> int:
 
     png = None
     if options["plot"] is not None:
-        png = _report_png(predictor, classes, model.loss_curve_, run.accuracy, test_metrics["confusion_matrix"],
-                          data, title=f"{source}: {hyper['n_hidden']} hidden units, {hyper['solver']}")
+        png = _report_png(
+            predictor,
+            classes,
+            model.loss_curve_,
+            run.accuracy,
+            test_metrics["confusion_matrix"],
+            data,
+            title=f"{source}: {hyper['n_hidden']} hidden units, {hyper['solver']}",
+        )
     # Everything is computed: now write the model and the plot, atomically and both or neither.
     files = []
     if options["out"] is not None:
-        files.append((options["out"], model_bytes(predictor, feature_names=data.feature_names,
-                                                  target_name=data.target_name, validation_curve=run.accuracy,
-                                                  info=summary)))
+        files.append(
+            (
+                options["out"],
+                model_bytes(
+                    predictor,
+                    feature_names=data.feature_names,
+                    target_name=data.target_name,
+                    validation_curve=run.accuracy,
+                    info=summary,
+                ),
+            )
+        )
     if png is not None:
         files.append((options["plot"], png))
     atomic_write_all(files)
@@ -939,16 +1139,30 @@ def _train(args: argparse.Namespace) -> int:
     if not quiet:
         console = _console()
         D, M, K = data.n_features, hyper["n_hidden"], classes.size
-        console.print(_key_value_table("Summary", [
-            ("data", f"{source} ({run.train_index.size} train / {run.test_index.size} test, {D} features, {K} classes)"),
-            ("network", f"{D}-{M}-{K}, {hyper['activation']} hidden units, softmax outputs, {options['dtype']}"),
-            ("training", f"{hyper['solver']}, {epochs_done} {unit}s ({stopped}), {elapsed:.1f} s"),
-            ("train accuracy", f"{train_metrics['accuracy']:.4f}"),
-            ("test accuracy", f"{test_metrics['accuracy']:.4f}"),
-            ("test log-loss", f"{test_metrics['log_loss']:.4f}"),
-        ]))
-        console.print(_confusion_table(np.asarray(test_metrics["confusion_matrix"]), classes,
-                                       "Confusion matrix (held-out test set)"))
+        console.print(
+            _key_value_table(
+                "Summary",
+                [
+                    (
+                        "data",
+                        f"{source} ({run.train_index.size} train / {run.test_index.size} test, {D} features, {K} classes)",
+                    ),
+                    (
+                        "network",
+                        f"{D}-{M}-{K}, {hyper['activation']} hidden units, softmax outputs, {options['dtype']}",
+                    ),
+                    ("training", f"{hyper['solver']}, {epochs_done} {unit}s ({stopped}), {elapsed:.1f} s"),
+                    ("train accuracy", f"{train_metrics['accuracy']:.4f}"),
+                    ("test accuracy", f"{test_metrics['accuracy']:.4f}"),
+                    ("test log-loss", f"{test_metrics['log_loss']:.4f}"),
+                ],
+            )
+        )
+        console.print(
+            _confusion_table(
+                np.asarray(test_metrics["confusion_matrix"]), classes, "Confusion matrix (held-out test set)"
+            )
+        )
         for option, label in (("out", "model"), ("plot", "plot"), ("checkpoint", "checkpoint")):
             if options[option] is not None:
                 print(f"wrote {label} {options[option]}")
@@ -966,8 +1180,10 @@ def _rows(model_file: ModelFile, data: Dataset, which: str, model: str) -> np.nd
         return np.arange(data.n_samples)
     record = (model_file.info or {}).get("split")
     if not isinstance(record, dict) or not isinstance(record.get("test_rows"), list):
-        raise DataError(f"--rows {which}: {model} does not record its train/test split (it was not written by "
-                        "'twolayer train'); use --rows all")
+        raise DataError(
+            f"--rows {which}: {model} does not record its train/test split (it was not written by "
+            "'twolayer train'); use --rows all"
+        )
     if record.get("fingerprint") != data.fingerprint() or record.get("n_samples") != data.n_samples:
         raise DataError(f"--rows {which}: {data.source} is not the data {model} was trained on")
     test = np.zeros(data.n_samples, dtype=bool)
@@ -1001,8 +1217,23 @@ def _train_bayes(args: argparse.Namespace) -> int:
             return given
         return BAYES_DEFAULTS[key] if key in BAYES_DEFAULTS else TRAIN_DEFAULTS.get(key)
 
-    options = {key: option(key) for key in ("target", "hidden", "activation", "epochs", "alpha", "tol", "seed",
-                                            "test_size", "scale", "out", "plot", *BAYES_DEFAULTS)}
+    options = {
+        key: option(key)
+        for key in (
+            "target",
+            "hidden",
+            "activation",
+            "epochs",
+            "alpha",
+            "tol",
+            "seed",
+            "test_size",
+            "scale",
+            "out",
+            "plot",
+            *BAYES_DEFAULTS,
+        )
+    }
     if options["alpha"] <= 0:
         raise DataError("--alpha must be positive with --bayes (it is a prior precision)")
     if options["per_group"] and options["alpha_search"] == "grid":
@@ -1029,20 +1260,33 @@ def _train_bayes(args: argparse.Namespace) -> int:
         mean, scale = scaler.mean_, scaler.scale_
     run = _Run(options, data, train_index, test_index, mean, scale, int(train_index.size), [], 0.0)
     model = BayesianTwoLayerClassifier(
-        n_hidden=options["hidden"], activation=options["activation"], alpha=options["alpha"],
-        alpha_search=options["alpha_search"], per_group=bool(options["per_group"]), hessian=options["hessian"],
-        structure=options["structure"], max_cycles=options["max_cycles"], max_iter=options["epochs"],
-        tol=options["tol"], method=options["predictive"], n_samples=options["mc_samples"],
+        n_hidden=options["hidden"],
+        activation=options["activation"],
+        alpha=options["alpha"],
+        alpha_search=options["alpha_search"],
+        per_group=bool(options["per_group"]),
+        hessian=options["hessian"],
+        structure=options["structure"],
+        max_cycles=options["max_cycles"],
+        max_iter=options["epochs"],
+        tol=options["tol"],
+        method=options["predictive"],
+        n_samples=options["mc_samples"],
         random_state=options["seed"],
     )
     X_train, y_train = run.transform(data.X[train_index]), data.y[train_index]
     D, M, K = data.n_features, options["hidden"], np.unique(data.y).size
     if not quiet:
         what = f"{data.source}: {data.n_samples} samples, {D} features, {K} classes"
-        search = ("MacKay's fixed point" + (", one alpha per group" if options["per_group"] else "")
-                  if options["alpha_search"] == "fixed_point" else "the largest evidence over a grid")
-        _note(f"training a Bayesian network on {what}; {train_index.size} for training, {test_index.size} held out; "
-              f"alpha by {search} ({options['structure']} Laplace posterior, {options['hessian']} curvature)")
+        search = (
+            "MacKay's fixed point" + (", one alpha per group" if options["per_group"] else "")
+            if options["alpha_search"] == "fixed_point"
+            else "the largest evidence over a grid"
+        )
+        _note(
+            f"training a Bayesian network on {what}; {train_index.size} for training, {test_index.size} held out; "
+            f"alpha by {search} ({options['structure']} Laplace posterior, {options['hessian']} curvature)"
+        )
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -1089,12 +1333,23 @@ def _train_bayes(args: argparse.Namespace) -> int:
     }
     png = None
     if options["plot"] is not None:
-        png = _report_png(predictor, classes, model.loss_curve_, None, test_metrics["confusion_matrix"], data,
-                          title=f"{source}: Bayesian network, {M} hidden units, alpha by the evidence")
+        png = _report_png(
+            predictor,
+            classes,
+            model.loss_curve_,
+            None,
+            test_metrics["confusion_matrix"],
+            data,
+            title=f"{source}: Bayesian network, {M} hidden units, alpha by the evidence",
+        )
     files = []  # the model and the plot, atomically and both or neither
     if options["out"] is not None:
-        files.append((options["out"], model_bytes(predictor, feature_names=data.feature_names,
-                                                  target_name=data.target_name, info=summary)))
+        files.append(
+            (
+                options["out"],
+                model_bytes(predictor, feature_names=data.feature_names, target_name=data.target_name, info=summary),
+            )
+        )
     if png is not None:
         files.append((options["plot"], png))
     atomic_write_all(files)
@@ -1103,29 +1358,56 @@ def _train_bayes(args: argparse.Namespace) -> int:
         W = (D + 1) * M + (M + 1) * K
         groups = ", ".join(f"{g} {a:.4g}" for g, a in zip(("W1", "b1", "W2", "b2"), alpha))
         console = _console()
-        console.print(_key_value_table("Summary", [
-            ("data", f"{source} ({train_index.size} train / {test_index.size} test, {D} features, {K} classes)"),
-            ("network", (f"{D}-{M}-{K}, {options['activation']} hidden units, softmax outputs, float64, Bayesian "
-                         f"({options['structure']} Laplace posterior, {options['hessian']} curvature)")),
-            ("training", f"{model.n_cycles_} trainings, {model.n_iter_} L-BFGS iterations in all, {elapsed:.1f} s"),
-            ("alpha", f"{alpha[0]:.4g} (all weights and biases)" if len(set(alpha)) == 1 else groups),
-            ("gamma", f"{model.gamma_:.4g} well-determined parameters of {W}"),
-            ("log evidence", f"{model.log_evidence_:.6g}"),
-            ("train accuracy", f"{train_metrics['accuracy']:.4f}"),
-            ("test accuracy", f"{test_metrics['accuracy']:.4f} (MAP network {at_map['accuracy']:.4f})"),
-            ("test log-loss", f"{test_metrics['log_loss']:.4f} (MAP network {at_map['log_loss']:.4f})"),
-            ("test ECE", f"{moderated['ece']:.4f} (MAP network {at_map['ece']:.4f}), 15 bins"),
-        ]))
-        console.print(_confusion_table(np.asarray(test_metrics["confusion_matrix"]), classes,
-                                       "Confusion matrix (held-out test set, moderated)"))
+        console.print(
+            _key_value_table(
+                "Summary",
+                [
+                    (
+                        "data",
+                        f"{source} ({train_index.size} train / {test_index.size} test, {D} features, {K} classes)",
+                    ),
+                    (
+                        "network",
+                        (
+                            f"{D}-{M}-{K}, {options['activation']} hidden units, softmax outputs, float64, Bayesian "
+                            f"({options['structure']} Laplace posterior, {options['hessian']} curvature)"
+                        ),
+                    ),
+                    (
+                        "training",
+                        f"{model.n_cycles_} trainings, {model.n_iter_} L-BFGS iterations in all, {elapsed:.1f} s",
+                    ),
+                    ("alpha", f"{alpha[0]:.4g} (all weights and biases)" if len(set(alpha)) == 1 else groups),
+                    ("gamma", f"{model.gamma_:.4g} well-determined parameters of {W}"),
+                    ("log evidence", f"{model.log_evidence_:.6g}"),
+                    ("train accuracy", f"{train_metrics['accuracy']:.4f}"),
+                    ("test accuracy", f"{test_metrics['accuracy']:.4f} (MAP network {at_map['accuracy']:.4f})"),
+                    ("test log-loss", f"{test_metrics['log_loss']:.4f} (MAP network {at_map['log_loss']:.4f})"),
+                    ("test ECE", f"{moderated['ece']:.4f} (MAP network {at_map['ece']:.4f}), 15 bins"),
+                ],
+            )
+        )
+        console.print(
+            _confusion_table(
+                np.asarray(test_metrics["confusion_matrix"]), classes, "Confusion matrix (held-out test set, moderated)"
+            )
+        )
         for key, label in (("out", "model"), ("plot", "plot")):
             if options[key] is not None:
                 print(f"wrote {label} {options[key]}")
     return EXIT_OK
 
 
-def _report_png(predictor: Any, classes: np.ndarray, loss: Sequence[float], accuracy: Sequence[float] | None,
-                matrix: Sequence[Sequence[int]] | None, data: Dataset | None, *, title: str) -> bytes:
+def _report_png(
+    predictor: Any,
+    classes: np.ndarray,
+    loss: Sequence[float],
+    accuracy: Sequence[float] | None,
+    matrix: Sequence[Sequence[int]] | None,
+    data: Dataset | None,
+    *,
+    title: str,
+) -> bytes:
     from twolayer import plots
 
     regions = contours = None
@@ -1134,19 +1416,28 @@ def _report_png(predictor: Any, classes: np.ndarray, loss: Sequence[float], accu
         y_index = np.array([index.get(v, -1) for v in data.y.tolist()])
         if _is_bayesian(predictor):
             # PRML Fig. 5.23: the MAP network's contours beside the moderated ones.
-            predictors = {"MAP network": lambda P: _map_proba(predictor, P),
-                          "moderated": lambda P: np.asarray(predictor.predict_proba(P))}
+            predictors = {
+                "MAP network": lambda P: _map_proba(predictor, P),
+                "moderated": lambda P: np.asarray(predictor.predict_proba(P)),
+            }
             contours = (predictors, data.X, y_index)
         else:
+
             def predict_index(P: np.ndarray) -> np.ndarray:
                 return np.asarray(np.argmax(predictor.predict_proba(P), axis=1))
 
             regions = (predict_index, data.X, y_index)
-    return plots.report_png(loss=list(loss), accuracy=list(accuracy) if accuracy else None,
-                            matrix=None if matrix is None else np.asarray(matrix), classes=classes.tolist(),
-                            regions=regions, contours=contours,
-                            feature_names=data.feature_names if data is not None else None, title=title,
-                            unit=_curve_unit(predictor))
+    return plots.report_png(
+        loss=list(loss),
+        accuracy=list(accuracy) if accuracy else None,
+        matrix=None if matrix is None else np.asarray(matrix),
+        classes=classes.tolist(),
+        regions=regions,
+        contours=contours,
+        feature_names=data.feature_names if data is not None else None,
+        title=title,
+        unit=_curve_unit(predictor),
+    )
 
 
 def _curve_unit(model: Any) -> str:
@@ -1208,39 +1499,55 @@ def _evaluate(args: argparse.Namespace) -> int:
     proba = np.asarray(model_file.model.predict_proba(X))
     metrics = _metrics_of(proba, y, classes)
     precision, recall, f1, support = precision_recall_fscore_support(
-        y, metrics["predicted"], labels=classes, zero_division=0)
+        y, metrics["predicted"], labels=classes, zero_division=0
+    )
     # Calibration of the model's probabilities; a Bayesian network's MAP ones beside them.
     probabilities = {"moderated" if model_file.bayesian else "model": proba}
     if model_file.bayesian:
         probabilities["MAP network"] = _map_proba(model_file.model, X)
-    calibration = {name: calibration_summary(y, p, classes=classes, n_bins=args.bins)
-                   for name, p in probabilities.items()}
+    calibration = {
+        name: calibration_summary(y, p, classes=classes, n_bins=args.bins) for name, p in probabilities.items()
+    }
 
     png = None
     if args.plot is not None:
         from twolayer import plots
 
-        curves = {f"{name} (ECE {calibration[name]['ece']:.3f})": reliability_curve(y, p, classes=classes,
-                                                                                   n_bins=args.bins)
-                  for name, p in probabilities.items()}
+        curves = {
+            f"{name} (ECE {calibration[name]['ece']:.3f})": reliability_curve(y, p, classes=classes, n_bins=args.bins)
+            for name, p in probabilities.items()
+        }
         png = plots.reliability_png(curves, title=f"{args.model} on {data.source}, {args.rows} rows ({y.size})")
 
     from rich.table import Table
 
     console = _console()
-    console.print(_key_value_table("Evaluation", [
-        ("model", str(args.model) + (" (Bayesian: moderated predictions)" if model_file.bayesian else "")),
-        ("data", f"{data.source}, {'all' if args.rows == 'all' else 'the ' + args.rows} rows ({y.size} samples)"),
-        ("accuracy", f"{metrics['accuracy']:.4f}"),
-        ("log-loss", f"{metrics['log_loss']:.4f}"),
-    ]))
+    console.print(
+        _key_value_table(
+            "Evaluation",
+            [
+                ("model", str(args.model) + (" (Bayesian: moderated predictions)" if model_file.bayesian else "")),
+                (
+                    "data",
+                    f"{data.source}, {'all' if args.rows == 'all' else 'the ' + args.rows} rows ({y.size} samples)",
+                ),
+                ("accuracy", f"{metrics['accuracy']:.4f}"),
+                ("log-loss", f"{metrics['log_loss']:.4f}"),
+            ],
+        )
+    )
     title = f"Calibration ({args.bins} bins of the top-label confidence)"
     table = Table(title=title, title_justify="left", min_width=len(title))
     table.add_column("", style="bold")
     for name in calibration:
         table.add_column(name, justify="right")
-    for key, label in (("accuracy", "accuracy"), ("log_loss", "log-loss"), ("brier", "Brier score"),
-                       ("ece", "expected calibration error"), ("mce", "maximum calibration error")):
+    for key, label in (
+        ("accuracy", "accuracy"),
+        ("log_loss", "log-loss"),
+        ("brier", "Brier score"),
+        ("ece", "expected calibration error"),
+        ("mce", "maximum calibration error"),
+    ):
         table.add_row(label, *(f"{values[key]:.4f}" for values in calibration.values()))
     console.print(table)
     table = Table(title="Per class", title_justify="left")
@@ -1301,8 +1608,15 @@ def _plot(args: argparse.Namespace) -> int:
     if not model_file.loss_curve and matrix is None and data is None:
         raise DataError(f"{args.model} holds no learning curves or results to plot; give DATA as well")
     try:
-        png = _report_png(model_file.model, model_file.classes, model_file.loss_curve, model_file.validation_curve,
-                          matrix, data, title=f"{args.model}" + (f" on {args.data}" if args.data else ""))
+        png = _report_png(
+            model_file.model,
+            model_file.classes,
+            model_file.loss_curve,
+            model_file.validation_curve,
+            matrix,
+            data,
+            title=f"{args.model}" + (f" on {args.data}" if args.data else ""),
+        )
     except ValueError as exc:  # e.g. a malformed stored matrix
         raise DataError(f"cannot plot {args.model}: {exc}") from None
     atomic_write(args.out, png)
@@ -1401,8 +1715,11 @@ class _Spectrum:
                 gaps.append(np.abs(found - exact))
             else:
                 found = found[np.isfinite(found)]
-                gaps.append(np.min(np.abs(found[:, None] - self.full[None, :]), axis=1, initial=np.inf)
-                            if found.size else np.zeros(0))
+                gaps.append(
+                    np.min(np.abs(found[:, None] - self.full[None, :]), axis=1, initial=np.inf)
+                    if found.size
+                    else np.zeros(0)
+                )
         gap = np.concatenate(gaps)
         return float(np.max(gap) / self.scale) if gap.size else math.nan
 
@@ -1424,8 +1741,7 @@ def _lanczos(operator: Any, k: int, which: str, budget: int, v0: np.ndarray) -> 
     # ARPACK counts restarts, each of about ncv - k products after the first ncv.
     maxiter = max(1, (budget - ncv) // max(1, ncv - k))
     try:
-        values = eigsh(counted, k=k, which=which, v0=v0, ncv=ncv, maxiter=maxiter, tol=1e-10,
-                       return_eigenvectors=False)
+        values = eigsh(counted, k=k, which=which, v0=v0, ncv=ncv, maxiter=maxiter, tol=1e-10, return_eigenvectors=False)
     except ArpackNoConvergence as exc:
         values = np.asarray(exc.eigenvalues).real
     return np.asarray(values, dtype=np.float64), products
@@ -1438,8 +1754,9 @@ def _end(found: np.ndarray, known: np.ndarray, k: int, *, largest: bool) -> np.n
     return np.concatenate([merged[:k], np.full(max(0, k - merged.size), np.nan)])
 
 
-def _spectrum(name: str, operator: Any, dense: Callable[[], np.ndarray] | None, known: _Known, k: int,
-              budget: int) -> _Spectrum:
+def _spectrum(
+    name: str, operator: Any, dense: Callable[[], np.ndarray] | None, known: _Known, k: int, budget: int
+) -> _Spectrum:
     """Lanczos at both ends of one matrix, and its full spectrum when ``dense`` is given.
 
     Lanczos runs on the complement of the known eigenvectors (Lanczos finds a
@@ -1561,8 +1878,10 @@ def _curvature(args: argparse.Namespace) -> int:
     known = _known_eigenvectors(D, M, K, group_alpha[2], group_alpha[3])
     most = W - known.vectors.shape[1] - 1  # ARPACK finds fewer eigenvalues than the operator's size
     if args.k > most:
-        raise DataError(f"--k {args.k}: this {D}-{M}-{K} network has {W} parameters, {M + 1} of them along known "
-                        f"eigenvectors; ask for at most {most} eigenvalues at each end")
+        raise DataError(
+            f"--k {args.k}: this {D}-{M}-{K} network has {W} parameters, {M + 1} of them along known "
+            f"eigenvectors; ask for at most {most} eigenvalues at each end"
+        )
     codes = np.searchsorted(classes, y)
     T = np.zeros((y.size, K))
     T[np.arange(y.size), codes] = 1.0  # 1-of-K targets in the order of the model's classes
@@ -1576,40 +1895,54 @@ def _curvature(args: argparse.Namespace) -> int:
     activation = classifier.activation
     g = flatten(gradient(params, X, T, sample_weight, activation=activation)) + decay * flatten(params)
     spectra = [
-        _spectrum("Hessian", _decayed_operator(curvature.hessian_operator(params, X, T, sample_weight,
-                                                                          activation=activation), decay),
-                  (lambda: _decayed(curvature.hessian(params, X, T, sample_weight, activation=activation), decay))
-                  if full else None, known, args.k, args.max_products),
-        _spectrum("Gauss-Newton", _decayed_operator(curvature.gauss_newton_operator(params, X, T, sample_weight,
-                                                                                    activation=activation), decay),
-                  (lambda: _decayed(curvature.gauss_newton(params, X, T, sample_weight, activation=activation), decay))
-                  if full else None, known, args.k, args.max_products),
+        _spectrum(
+            "Hessian",
+            _decayed_operator(curvature.hessian_operator(params, X, T, sample_weight, activation=activation), decay),
+            (lambda: _decayed(curvature.hessian(params, X, T, sample_weight, activation=activation), decay))
+            if full
+            else None,
+            known,
+            args.k,
+            args.max_products,
+        ),
+        _spectrum(
+            "Gauss-Newton",
+            _decayed_operator(
+                curvature.gauss_newton_operator(params, X, T, sample_weight, activation=activation), decay
+            ),
+            (lambda: _decayed(curvature.gauss_newton(params, X, T, sample_weight, activation=activation), decay))
+            if full
+            else None,
+            known,
+            args.k,
+            args.max_products,
+        ),
     ]
     if model_file.bayesian:
         prior = ", ".join(f"{name} {a:.4g}" for name, a in zip(("W1", "b1", "W2", "b2"), group_alpha))
         error = f"E~ = E + sum_g alpha_g/2 |w_g|^2 summed over the patterns, the Bayesian network's prior: {prior}"
     else:
-        error = (f"E~ = E + alpha/2 |w|^2 summed over the patterns, alpha = {group_alpha[0]:g} on W1 and W2 "
-                 "(biases free)")
+        error = (
+            f"E~ = E + alpha/2 |w|^2 summed over the patterns, alpha = {group_alpha[0]:g} on W1 and W2 (biases free)"
+        )
 
     png = None
     if args.plot is not None:
         from twolayer import plots
 
-        shown = {s.name: (s.full if s.full is not None else np.concatenate([s.largest, s.smallest]))
-                 for s in spectra}
-        png = plots.spectrum_png(shown, full=full,
-                                 title=f"{args.model} on {data.source}: {D}-{M}-{K} network, W = {W}")
+        shown = {s.name: (s.full if s.full is not None else np.concatenate([s.largest, s.smallest])) for s in spectra}
+        png = plots.spectrum_png(shown, full=full, title=f"{args.model} on {data.source}: {D}-{M}-{K} network, W = {W}")
 
     from rich.table import Table
 
     if known.flat == 0:
         flat = "none: the prior penalises every parameter"
     else:
-        what = ("a common shift of b2" if known.flat == 1
-                else "common shifts of b2 and of the rows of W2, as alpha = 0")
-        flat = (f"{known.flat} direction{'s' if known.flat > 1 else ''} along which E~ is constant ({what}): left "
-                "out of the smallest eigenvalues and the condition number")
+        what = "a common shift of b2" if known.flat == 1 else "common shifts of b2 and of the rows of W2, as alpha = 0"
+        flat = (
+            f"{known.flat} direction{'s' if known.flat > 1 else ''} along which E~ is constant ({what}): left "
+            "out of the smallest eigenvalues and the condition number"
+        )
     lanczos = []
     for s in spectra:
         found = int(np.sum(np.isfinite(s.lanczos_largest)) + np.sum(np.isfinite(s.lanczos_smallest)))
@@ -1619,14 +1952,24 @@ def _curvature(args: argparse.Namespace) -> int:
         lanczos.append(text)
     rows = [
         ("model", f"{args.model}: {D}-{M}-{K} network, {classifier.activation} hidden units, W = {W} parameters"),
-        ("data", f"{data.source}, {'all' if args.rows == 'all' else 'the ' + args.rows} rows ({y.size} samples)"
-                 + (", standardised by the model's scaler" if isinstance(model_file.model, Pipeline) else "")),
-        ("error", error + (f", patterns weighted by class_weight={classifier.class_weight!r}"
-                           if sample_weight is not None else "")),
+        (
+            "data",
+            f"{data.source}, {'all' if args.rows == 'all' else 'the ' + args.rows} rows ({y.size} samples)"
+            + (", standardised by the model's scaler" if isinstance(model_file.model, Pipeline) else ""),
+        ),
+        (
+            "error",
+            error
+            + (f", patterns weighted by class_weight={classifier.class_weight!r}" if sample_weight is not None else ""),
+        ),
         ("gradient", f"|grad E~| = {np.linalg.norm(g):.4g}, largest component {np.max(np.abs(g)):.4g}"),
         ("flat", flat),
-        ("spectrum", f"full (numpy.linalg.eigvalsh), W <= {FULL_SPECTRUM_MAX_PARAMS}" if full
-                     else f"not computed (W > {FULL_SPECTRUM_MAX_PARAMS}); Lanczos values only"),
+        (
+            "spectrum",
+            f"full (numpy.linalg.eigvalsh), W <= {FULL_SPECTRUM_MAX_PARAMS}"
+            if full
+            else f"not computed (W > {FULL_SPECTRUM_MAX_PARAMS}); Lanczos values only",
+        ),
         ("Lanczos", "scipy eigsh on the R-operator products; " + "; ".join(lanczos)),
     ]
     if png is not None:
@@ -1660,9 +2003,17 @@ def _gradcheck(args: argparse.Namespace) -> int:
 
     if args.max_params is not None and args.max_params < 4:
         raise DataError(f"--max-params {args.max_params}: at least 4 (one weight of each block)")
-    report = check_random_network(args.features, args.hidden, args.classes, args.samples, random_state=args.seed,
-                                  activation=args.activation, eps=args.eps, rtol=args.rtol,
-                                  max_params=args.max_params)
+    report = check_random_network(
+        args.features,
+        args.hidden,
+        args.classes,
+        args.samples,
+        random_state=args.seed,
+        activation=args.activation,
+        eps=args.eps,
+        rtol=args.rtol,
+        max_params=args.max_params,
+    )
     print(report.table())
     return EXIT_OK if report.passed else EXIT_CHECK_FAILED
 
@@ -1673,8 +2024,10 @@ def _derive(args: argparse.Namespace) -> int:
     from twolayer.derivation import verify_derivation
 
     steps = verify_derivation(classes=tuple(args.classes), random_state=args.seed)
-    print(f"The derivation of backpropagation (shared/reference/derivation.md), step by step, checked with SymPy "
-          f"for K = {', '.join(map(str, args.classes))}:")
+    print(
+        f"The derivation of backpropagation (shared/reference/derivation.md), step by step, checked with SymPy "
+        f"for K = {', '.join(map(str, args.classes))}:"
+    )
     for number, step in enumerate(steps, start=1):
         if step.holds:
             verdict = "holds" if step.expected else "HOLDS, but should not"
@@ -1698,14 +2051,18 @@ def _datasets(args: argparse.Namespace) -> int:
     from twolayer.datasets import BUILTINS, load_builtin
 
     table = Table(title="Built-in datasets", title_justify="left")
-    for column, justify in (("name", "left"), ("samples", "right"), ("features", "right"), ("classes", "right"),
-                            ("description", "left")):
+    for column, justify in (
+        ("name", "left"),
+        ("samples", "right"),
+        ("features", "right"),
+        ("classes", "right"),
+        ("description", "left"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for name, builtin in BUILTINS.items():
         data = load_builtin(name)
         assert data.y is not None
-        table.add_row(name, str(data.n_samples), str(data.n_features), str(np.unique(data.y).size),
-                      builtin.description)
+        table.add_row(name, str(data.n_samples), str(data.n_features), str(np.unique(data.y).size), builtin.description)
     _console().print(table)
     print("DATA may also be a .csv file (a header row, numeric features, the target last or --target NAME)")
     print("or a .npz file (arrays X and y, optionally feature_names).")
@@ -1713,21 +2070,47 @@ def _datasets(args: argparse.Namespace) -> int:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("train", "train a network on a built-in dataset or a file, show a summary, write the model",
-            _add_train_arguments, _train),
-    Command("evaluate", "accuracy, log-loss, calibration (ECE, Brier), per-class precision/recall/F1 and confusion "
-                        "matrix of a model on data",
-            _add_evaluate_arguments, _evaluate),
-    Command("predict", "write a CSV of a model's predictions (and probabilities) for data",
-            _add_predict_arguments, _predict),
-    Command("gradcheck", "compare backpropagation with central differences on a random network; exit 1 on failure",
-            _add_gradcheck_arguments, _gradcheck),
-    Command("derive", "check each step of the backpropagation derivation symbolically; exit 1 on failure",
-            _add_derive_arguments, _derive),
-    Command("plot", "draw a model's learning curves, confusion matrix and (two features) decision regions, or a "
-                    "Bayesian network's MAP and moderated probability contours",
-            _add_plot_arguments, _plot),
-    Command("curvature", "extreme eigenvalues, condition number and negative eigenvalues of the Hessian and the "
-                         "Gauss-Newton matrix of a model's error on data", _add_curvature_arguments, _curvature),
+    Command(
+        "train",
+        "train a network on a built-in dataset or a file, show a summary, write the model",
+        _add_train_arguments,
+        _train,
+    ),
+    Command(
+        "evaluate",
+        "accuracy, log-loss, calibration (ECE, Brier), per-class precision/recall/F1 and confusion "
+        "matrix of a model on data",
+        _add_evaluate_arguments,
+        _evaluate,
+    ),
+    Command(
+        "predict", "write a CSV of a model's predictions (and probabilities) for data", _add_predict_arguments, _predict
+    ),
+    Command(
+        "gradcheck",
+        "compare backpropagation with central differences on a random network; exit 1 on failure",
+        _add_gradcheck_arguments,
+        _gradcheck,
+    ),
+    Command(
+        "derive",
+        "check each step of the backpropagation derivation symbolically; exit 1 on failure",
+        _add_derive_arguments,
+        _derive,
+    ),
+    Command(
+        "plot",
+        "draw a model's learning curves, confusion matrix and (two features) decision regions, or a "
+        "Bayesian network's MAP and moderated probability contours",
+        _add_plot_arguments,
+        _plot,
+    ),
+    Command(
+        "curvature",
+        "extreme eigenvalues, condition number and negative eigenvalues of the Hessian and the "
+        "Gauss-Newton matrix of a model's error on data",
+        _add_curvature_arguments,
+        _curvature,
+    ),
     Command("datasets", "list the built-in datasets with their sizes", _add_datasets_arguments, _datasets),
 )

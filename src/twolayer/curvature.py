@@ -121,9 +121,7 @@ def _check_data(params: Params, X: Array, T: Array | None, sample_weight: Array 
     N = X.shape[0]
     if T is not None and (getattr(T, "ndim", None) != 2 or tuple(T.shape) != (N, K)):
         raise ValueError(f"T must have shape (N, K) = ({N}, {K}); got {tuple(getattr(T, 'shape', ()))}")
-    if sample_weight is not None and (
-        getattr(sample_weight, "ndim", None) != 1 or sample_weight.shape[0] != N
-    ):
+    if sample_weight is not None and (getattr(sample_weight, "ndim", None) != 1 or sample_weight.shape[0] != N):
         raise ValueError(
             f"sample_weight must have shape (N,) = ({N},); got {tuple(getattr(sample_weight, 'shape', ()))}"
         )
@@ -321,9 +319,7 @@ def weight_jacobian(params: Params, X: Array, *, activation: str = "tanh") -> Ar
     first = Xb[:, None, :, None] * W2T_hp[:, :, None, :]  # (N, K, D+1, M)  w_kj h'(a_j) x_i
     eye_K = xp.eye(K, dtype=zb.dtype, device=array_api_compat.device(zb))
     second = zb[:, None, :, None] * eye_K[None, :, None, :]  # (N, K, M+1, K)  I_kk' z_j
-    return xp.concat(
-        [xp.reshape(first, (N, K, (D + 1) * M)), xp.reshape(second, (N, K, (M + 1) * K))], axis=2
-    )
+    return xp.concat([xp.reshape(first, (N, K, (D + 1) * M)), xp.reshape(second, (N, K, (M + 1) * K))], axis=2)
 
 
 # --------------------------------------------------------------------------
@@ -412,9 +408,7 @@ def _curvature_blocks(st: _State, exact: bool) -> Array:
     return H
 
 
-def _unfold_first_block(
-    xp: Any, H: Array, pairs: Array, x_full: Array, m_full: Array, n_in: int, M: int
-) -> None:
+def _unfold_first_block(xp: Any, H: Array, pairs: Array, x_full: Array, m_full: Array, n_in: int, M: int) -> None:
     """Fill ``H[(i, j), (i', j')] = pairs[pair(i, i'), pair(j, j')]`` for the first layer."""
     W1n = n_in * M
     if array_api_compat.is_numpy_array(H):
@@ -453,8 +447,13 @@ def _chunk(st: _State, start: int, stop: int) -> _State:
         return None if a is None else a[start:stop, ...]
 
     return st._replace(
-        X=rows(st.X), z=rows(st.z), y=rows(st.y), s=rows(st.s),
-        delta2=rows(st.delta2), hp=rows(st.hp), hpp=rows(st.hpp),
+        X=rows(st.X),
+        z=rows(st.z),
+        y=rows(st.y),
+        s=rows(st.s),
+        delta2=rows(st.delta2),
+        hp=rows(st.hp),
+        hpp=rows(st.hpp),
     )
 
 
@@ -762,9 +761,7 @@ def hessian_diagonal(
     Connectionist Models Summer School (1989).
     """
     if approximation not in (None, "becker-lecun", "gauss-newton"):
-        raise ValueError(
-            f"approximation must be None, 'becker-lecun' or 'gauss-newton', got {approximation!r}"
-        )
+        raise ValueError(f"approximation must be None, 'becker-lecun' or 'gauss-newton', got {approximation!r}")
     alpha = _check_alpha(alpha)
     gauss_newton = approximation == "gauss-newton"
     st = _state(params, X, T, sample_weight, activation, need_targets=not gauss_newton)

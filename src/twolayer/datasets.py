@@ -197,7 +197,9 @@ def load_builtin(name: str) -> Dataset:
     """
     builtin = BUILTINS.get(name)
     if builtin is None:
-        raise DataError(f"unknown dataset {name!r}: the built-ins are {', '.join(BUILTINS)}{_suggest(name, list(BUILTINS))}")
+        raise DataError(
+            f"unknown dataset {name!r}: the built-ins are {', '.join(BUILTINS)}{_suggest(name, list(BUILTINS))}"
+        )
     X, y, names = builtin.make()
     return Dataset(X=X, y=y, feature_names=names, target_name="target", source=name)
 
@@ -376,7 +378,9 @@ def read_csv(
     if target is None and default_target in names and default_target not in model_reads:
         target = default_target
     if target is not None and target not in names:
-        raise DataError(f"{source} has no column {target!r}{_suggest(target, names)}; its columns are {', '.join(names)}")
+        raise DataError(
+            f"{source} has no column {target!r}{_suggest(target, names)}; its columns are {', '.join(names)}"
+        )
     if target is not None:
         target_index: int | None = names.index(target)
     elif features is None:
@@ -608,8 +612,9 @@ def load_dataset(
         columns, names = _select(source, data.feature_names, data.n_features, features, None)
         return Dataset(data.X[:, columns], data.y, names, data.target_name, source)
     if suffix == ".csv":
-        return read_csv(path, target=target, features=features, require_target=require_target,
-                        default_target=default_target)
+        return read_csv(
+            path, target=target, features=features, require_target=require_target, default_target=default_target
+        )
     if suffix == ".npz":
         if target is not None:
             raise DataError(f"--target applies to CSV files; {source} is a .npz archive (its labels are 'y')")

@@ -49,9 +49,7 @@ try:
     import sympy
     from sympy import Expr
 except ImportError as exc:  # an optional dependency: say how to get it
-    raise ImportError(
-        "twolayer.derivation needs SymPy; install it with `pip install twolayer[derive]`"
-    ) from exc
+    raise ImportError("twolayer.derivation needs SymPy; install it with `pip install twolayer[derive]`") from exc
 
 __all__ = [
     "Identity",
@@ -367,12 +365,10 @@ def _decide(identity: Identity, rng: np.random.Generator) -> tuple[bool, str]:
         scale = 1 + abs(lhs) + abs(rhs)
         if abs(lhs - rhs) > sympy.Float(10.0) ** (10 - _DIGITS) * scale:
             return False, (
-                f"counterexample{case}: {_show(point, symbols)}: "
-                f"lhs = {float(lhs):.10g}, rhs = {float(rhs):.10g}"
+                f"counterexample{case}: {_show(point, symbols)}: lhs = {float(lhs):.10g}, rhs = {float(rhs):.10g}"
             )
     return False, (
-        f"not proved{case}: the difference did not simplify to 0, "
-        f"yet it vanished at {_N_TRIALS} random points"
+        f"not proved{case}: the difference did not simplify to 0, yet it vanished at {_N_TRIALS} random points"
     )
 
 
@@ -460,8 +456,11 @@ def _output_steps(nets: Sequence[SymbolicNetwork], rng: np.random.Generator) -> 
             "softmax derivative, k = j",
             "dy_k/da_k = y_k (1 - y_k)",
             [
-                Identity(sympy.diff(net.y_of_a2[k], net.a2[k]), net.y_of_a2[k] * (1 - net.y_of_a2[k]),
-                         f"K={net.n_classes}: k={k + 1}")
+                Identity(
+                    sympy.diff(net.y_of_a2[k], net.a2[k]),
+                    net.y_of_a2[k] * (1 - net.y_of_a2[k]),
+                    f"K={net.n_classes}: k={k + 1}",
+                )
                 for net in nets
                 for k in range(net.n_classes)
             ],
@@ -472,8 +471,11 @@ def _output_steps(nets: Sequence[SymbolicNetwork], rng: np.random.Generator) -> 
             "softmax derivative, k != j",
             "dy_j/da_k = -y_j y_k  (j != k)",
             [
-                Identity(sympy.diff(net.y_of_a2[j], net.a2[k]), -net.y_of_a2[j] * net.y_of_a2[k],
-                         f"K={net.n_classes}: j={j + 1}, k={k + 1}")
+                Identity(
+                    sympy.diff(net.y_of_a2[j], net.a2[k]),
+                    -net.y_of_a2[j] * net.y_of_a2[k],
+                    f"K={net.n_classes}: j={j + 1}, k={k + 1}",
+                )
                 for net in nets
                 for j, k in itertools.permutations(range(net.n_classes), 2)
             ],
@@ -484,8 +486,10 @@ def _output_steps(nets: Sequence[SymbolicNetwork], rng: np.random.Generator) -> 
             "cross-entropy through the softmax",
             "dE/da_k = -t_k (1 - y_k) + sum_{l != k} t_l y_k  (any t)",
             per_k(
-                lambda net, k: -net.t[k] * (1 - net.y_of_a2[k])
-                + sympy.Add(*(net.t[l] * net.y_of_a2[k] for l in range(net.n_classes) if l != k)),
+                lambda net, k: (
+                    -net.t[k] * (1 - net.y_of_a2[k])
+                    + sympy.Add(*(net.t[l] * net.y_of_a2[k] for l in range(net.n_classes) if l != k))
+                ),
                 constrained=False,
             ),
             latex=r"\frac{\partial E}{\partial a_k} = -t_k (1 - y_k) + \sum_{l \neq k} t_l y_k",

@@ -414,9 +414,7 @@ def _rel_error(a: float, n: float, floor: float) -> float:
     return float(abs(a - n) / max(abs(a) + abs(n), floor, np.finfo(np.float64).tiny))
 
 
-def _sample_indices(
-    sizes: Sequence[int], max_params: int | None, rng: np.random.Generator
-) -> list[np.ndarray]:
+def _sample_indices(sizes: Sequence[int], max_params: int | None, rng: np.random.Generator) -> list[np.ndarray]:
     """Flat indices to check within each block: all, or a random sample with one per block at least."""
     total = sum(sizes)
     if max_params is None or max_params >= total:
@@ -429,8 +427,7 @@ def _sample_indices(
     chosen.extend(rng.choice(remaining, size=max_params - len(sizes), replace=False))
     chosen_arr = np.sort(np.asarray(chosen))
     return [
-        chosen_arr[(chosen_arr >= offsets[b]) & (chosen_arr < offsets[b + 1])] - offsets[b]
-        for b in range(len(sizes))
+        chosen_arr[(chosen_arr >= offsets[b]) & (chosen_arr < offsets[b + 1])] - offsets[b] for b in range(len(sizes))
     ]
 
 
@@ -570,8 +567,7 @@ def check_gradient(
     network.get_activation(activation)
     if max_params is not None and (int(max_params) != max_params or max_params < len(BLOCKS)):
         raise ValueError(
-            f"max_params must be None or an integer of at least {len(BLOCKS)} "
-            f"(one entry per block), got {max_params!r}"
+            f"max_params must be None or an integer of at least {len(BLOCKS)} (one entry per block), got {max_params!r}"
         )
     if int(n_directions) != n_directions or n_directions < 0:
         raise ValueError(f"n_directions must be a non-negative integer, got {n_directions!r}")

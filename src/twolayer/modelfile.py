@@ -261,8 +261,13 @@ def _digest(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> s
     return digest.hexdigest()
 
 
-def _pack(file_format: str, tensors: Mapping[str, np.ndarray], entries: Mapping[str, object], *,
-          version: int = _NETWORK_VERSION) -> bytes:
+def _pack(
+    file_format: str,
+    tensors: Mapping[str, np.ndarray],
+    entries: Mapping[str, object],
+    *,
+    version: int = _NETWORK_VERSION,
+) -> bytes:
     import safetensors.numpy
 
     arrays = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
@@ -385,7 +390,7 @@ class _Checker:
         value = self.metadata[key]
         if value is None and optional:
             return None
-        if not isinstance(value, types) or isinstance(value, bool) and bool not in _as_tuple(types):
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
             raise self.fail(f"metadata entry {key!r} has the wrong type ({type(value).__name__})")
         return value
 
@@ -396,7 +401,9 @@ class _Checker:
         if array.shape != shape:
             raise self.fail(f"tensor {name!r} has shape {array.shape}, expected {shape}")
         if array.dtype.type not in dtypes:
-            raise self.fail(f"tensor {name!r} has dtype {array.dtype}, expected {' or '.join(d.__name__ for d in dtypes)}")
+            raise self.fail(
+                f"tensor {name!r} has dtype {array.dtype}, expected {' or '.join(d.__name__ for d in dtypes)}"
+            )
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise self.fail(f"tensor {name!r} holds NaN or infinity")
         return array
@@ -546,9 +553,7 @@ class ModelFile:
         return not isinstance(self.classifier, TwoLayerClassifier)
 
 
-def scaled_model(
-    classifier: TwoLayerClassifier, mean: np.ndarray, scale: np.ndarray, n_samples_seen: int
-) -> Pipeline:
+def scaled_model(classifier: TwoLayerClassifier, mean: np.ndarray, scale: np.ndarray, n_samples_seen: int) -> Pipeline:
     """A pipeline that standardises, ``(x - mean) / scale``, then classifies.
 
     The ``StandardScaler`` is rebuilt from its fitted values, not refitted,
@@ -641,8 +646,9 @@ def save(
     to write (conventionally ``*.safetensors``): an existing file is
     replaced only once the new one is complete.
     """
-    data = model_bytes(model, feature_names=feature_names, target_name=target_name,
-                       validation_curve=validation_curve, info=info)
+    data = model_bytes(
+        model, feature_names=feature_names, target_name=target_name, validation_curve=validation_curve, info=info
+    )
     atomic_write(path, data)
 
 
@@ -755,8 +761,18 @@ def _bayes_entry(model: BayesianTwoLayerClassifier) -> dict[str, Any]:
     state = model.posterior_.to_dict()
     return {
         "posterior": {
-            **{key: state[key] for key in ("data_error", "log_evidence", "gamma", "n_negative_eigenvalues",
-                                           "structure", "hessian", "activation")},
+            **{
+                key: state[key]
+                for key in (
+                    "data_error",
+                    "log_evidence",
+                    "gamma",
+                    "n_negative_eigenvalues",
+                    "structure",
+                    "hessian",
+                    "activation",
+                )
+            },
             "prior_precision": [float(v) for v in state["prior_precision"]],
             # JSON has no NaN: a group the structure does not cover is null.
             "gamma_groups": [None if np.isnan(v) else float(v) for v in state["gamma_groups"]],
@@ -865,12 +881,26 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
 
     if bayesian:
         classifier: Network = _bayesian_network(
-            check, hyper, Params(W1, b1, W2, b2), classes, loss_curve, (n_iter, t),
+            check,
+            hyper,
+            Params(W1, b1, W2, b2),
+            classes,
+            loss_curve,
+            (n_iter, t),
             list(feature_names or ()) if with_names_in else None,
         )
     else:
-        classifier = _network(hyper, Params(W1, b1, W2, b2), classes, dtype_name, loss_curve, validation_scores,
-                              (n_iter, t), list(feature_names or ()) if with_names_in else None, check)
+        classifier = _network(
+            hyper,
+            Params(W1, b1, W2, b2),
+            classes,
+            dtype_name,
+            loss_curve,
+            validation_scores,
+            (n_iter, t),
+            list(feature_names or ()) if with_names_in else None,
+            check,
+        )
     model: Any = classifier
     if scaler_entry is not None:
         model = scaled_model(classifier, mean, scale, scaler_entry["n_samples_seen"])
@@ -889,9 +919,17 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
     )
 
 
-def _network(hyper: dict[str, Any], params: Params, classes: np.ndarray, dtype_name: str, loss_curve: list[float],
-             validation_scores: list[float] | None, counts: tuple[int, int], feature_names_in: list[str] | None,
-             check: _Checker) -> TwoLayerClassifier:
+def _network(
+    hyper: dict[str, Any],
+    params: Params,
+    classes: np.ndarray,
+    dtype_name: str,
+    loss_curve: list[float],
+    validation_scores: list[float] | None,
+    counts: tuple[int, int],
+    feature_names_in: list[str] | None,
+    check: _Checker,
+) -> TwoLayerClassifier:
     from twolayer.classifier import STATE_FORMAT, STATE_VERSION, TwoLayerClassifier
     from twolayer.network import flatten
 
@@ -930,9 +968,15 @@ def _network(hyper: dict[str, Any], params: Params, classes: np.ndarray, dtype_n
         raise check.fail(f"the stored model does not fit together ({exc})") from None
 
 
-def _bayesian_network(check: _Checker, hyper: dict[str, Any], params: Params, classes: np.ndarray,
-                      loss_curve: list[float], counts: tuple[int, int],
-                      feature_names_in: list[str] | None) -> BayesianTwoLayerClassifier:
+def _bayesian_network(
+    check: _Checker,
+    hyper: dict[str, Any],
+    params: Params,
+    classes: np.ndarray,
+    loss_curve: list[float],
+    counts: tuple[int, int],
+    feature_names_in: list[str] | None,
+) -> BayesianTwoLayerClassifier:
     """Rebuild a fitted BayesianTwoLayerClassifier from its weights, posterior factor and fitted values."""
     from twolayer.bayes import BayesianTwoLayerClassifier, LaplacePosterior
     from twolayer.network import flatten
@@ -952,8 +996,11 @@ def _bayesian_network(check: _Checker, hyper: dict[str, Any], params: Params, cl
         return kind(value)
 
     def precisions(values: Any, key: str) -> list[float]:
-        if not (isinstance(values, list) and len(values) == 4 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < np.inf for v in values)):
+        if not (
+            isinstance(values, list)
+            and len(values) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < np.inf for v in values)
+        ):
             raise check.fail(f"bayes entry {key!r} must be four positive numbers")
         return [float(v) for v in values]
 
@@ -980,8 +1027,11 @@ def _bayesian_network(check: _Checker, hyper: dict[str, Any], params: Params, cl
     if not (positive > 0).all() or not (variance > 0).all():
         raise check.fail("the posterior's factor and variances must be positive")
     gamma_groups = stored.get("gamma_groups")
-    if not (isinstance(gamma_groups, list) and len(gamma_groups) == 4 and all(
-            v is None or isinstance(v, (int, float)) and not isinstance(v, bool) for v in gamma_groups)):
+    if not (
+        isinstance(gamma_groups, list)
+        and len(gamma_groups) == 4
+        and all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in gamma_groups)
+    ):
         raise check.fail("bayes entry 'gamma_groups' must be four numbers or nulls")
     state = {
         "mean": np.asarray(flatten(params), dtype=np.float64),
@@ -1000,8 +1050,10 @@ def _bayesian_network(check: _Checker, hyper: dict[str, Any], params: Params, cl
         "shape": [D, M, K],
     }
     curves = {key: entry.get(key) for key in ("evidence_curve", "alpha_curve")}
-    if not (isinstance(curves["evidence_curve"], list) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in curves["evidence_curve"])):
+    if not (
+        isinstance(curves["evidence_curve"], list)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in curves["evidence_curve"])
+    ):
         raise check.fail("bayes entry 'evidence_curve' must be a list of numbers")
     if not isinstance(curves["alpha_curve"], list):
         raise check.fail("bayes entry 'alpha_curve' must be a list")
@@ -1190,5 +1242,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     if np.intersect1d(indices[0], indices[1]).size:
         raise check.fail("the training and held-out rows overlap")
     run = check.entry("run", dict)
-    return Checkpoint(state=state, hyperparameters=hyper, scaler_mean=mean, scaler_scale=scale,
-                      train_index=indices[0], test_index=indices[1], epoch=epoch, run=run)
+    return Checkpoint(
+        state=state,
+        hyperparameters=hyper,
+        scaler_mean=mean,
+        scaler_scale=scale,
+        train_index=indices[0],
+        test_index=indices[1],
+        epoch=epoch,
+        run=run,
+    )

@@ -162,9 +162,7 @@ def get_activation(activation: str) -> Activation:
     try:
         return ACTIVATIONS[activation]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
-        ) from None
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}") from None
 
 
 # --------------------------------------------------------------------------

@@ -268,8 +268,9 @@ def _hidden_delta(activation: str, Z: np.ndarray, D1: np.ndarray) -> None:
         D1 *= Z
 
 
-def _output_delta_loop(A2: np.ndarray, b2: np.ndarray, y: np.ndarray, w: np.ndarray | None, scale: Any,
-                       grad_b2: np.ndarray) -> float:
+def _output_delta_loop(
+    A2: np.ndarray, b2: np.ndarray, y: np.ndarray, w: np.ndarray | None, scale: Any, grad_b2: np.ndarray
+) -> float:
     # The NumPy chain of _batch_error_and_gradient for softmax outputs, row by row: A2 = z W2
     # becomes scale w_n (y_k - t_k); returns sum_n w_n E_n; grad_b2 gets its column sums.
     # Sums run in float64 (NumPy's run pairwise in the working dtype): equal to rounding.
@@ -318,8 +319,6 @@ def _tanh_delta_loop(Z: np.ndarray, D1: np.ndarray, grad_b1: np.ndarray, one: An
             d = D1[n, j] * (one - z * z)  # delta_j = (1 - z_j^2) sum_k w_kj delta_k
             D1[n, j] = d
             grad_b1[j] += d
-
-
 
 
 def _batch_error_and_gradient(
@@ -461,9 +460,20 @@ class _Layout:
 # scalars reach the kernels in the working dtype, as NumPy casts Python
 # floats against float32 arrays (NEP 50), so float32 stays float32 in both.
 
+
 def _adam_numpy(
-    theta: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, tmp: np.ndarray,
-    lam: float, b1: float, c1: float, b2: float, c2: float, eps: float, step: float,
+    theta: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    tmp: np.ndarray,
+    lam: float,
+    b1: float,
+    c1: float,
+    b2: float,
+    c2: float,
+    eps: float,
+    step: float,
 ) -> None:
     """One Adam step over a block, as ufuncs; ``g`` and ``tmp`` are overwritten."""
     if lam != 0.0:
@@ -484,8 +494,14 @@ def _adam_numpy(
 
 
 def _sgd_numpy(
-    theta: np.ndarray, g: np.ndarray, vel: np.ndarray, tmp: np.ndarray,
-    lam: float, mu: float, eta: float, nesterov: bool,
+    theta: np.ndarray,
+    g: np.ndarray,
+    vel: np.ndarray,
+    tmp: np.ndarray,
+    lam: float,
+    mu: float,
+    eta: float,
+    nesterov: bool,
 ) -> None:
     """One SGD step over a block, as ufuncs; ``g`` and ``tmp`` are overwritten."""
     if lam != 0.0:
@@ -503,8 +519,18 @@ def _sgd_numpy(
 
 
 def _adam_loop(
-    theta: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, bounds: np.ndarray, lams: np.ndarray,
-    b1: Any, c1: Any, b2: Any, c2: Any, eps: Any, step: Any,
+    theta: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    bounds: np.ndarray,
+    lams: np.ndarray,
+    b1: Any,
+    c1: Any,
+    b2: Any,
+    c2: Any,
+    eps: Any,
+    step: Any,
 ) -> None:
     # _adam_numpy's operations, element by element, on each block bounds[s] with its decay lams[s]:
     # one call per step. Slices, so that every inner loop counts from 0 and vectorises.
@@ -530,8 +556,14 @@ def _adam_loop(
 
 
 def _sgd_loop(
-    theta: np.ndarray, g: np.ndarray, vel: np.ndarray, bounds: np.ndarray, lams: np.ndarray,
-    mu: Any, eta: Any, nesterov: bool,
+    theta: np.ndarray,
+    g: np.ndarray,
+    vel: np.ndarray,
+    bounds: np.ndarray,
+    lams: np.ndarray,
+    mu: Any,
+    eta: Any,
+    nesterov: bool,
 ) -> None:
     # _sgd_numpy's operations, element by element, block by block as _adam_loop
     for s in range(bounds.shape[0]):
@@ -583,7 +615,10 @@ def _compiled() -> SimpleNamespace | None:
         gather = None
     jit = numba.njit(nogil=True, cache=True, error_model="numpy")
     return SimpleNamespace(
-        adam=jit(_adam_loop), sgd=jit(_sgd_loop), output_delta=jit(_output_delta_loop), tanh_delta=jit(_tanh_delta_loop),
+        adam=jit(_adam_loop),
+        sgd=jit(_sgd_loop),
+        output_delta=jit(_output_delta_loop),
+        tanh_delta=jit(_tanh_delta_loop),
         gather=gather,
     )
 
@@ -802,7 +837,12 @@ class Adam(_OptimizerBase):
 
     def state(self, into: dict[str, Any] | None = None) -> dict[str, Any]:
         """Copies of the step count and moments (into the arrays of ``into``, an earlier state, if given)."""
-        return {"learning_rate": self.learning_rate, "t": self.t, "m": _copy(self.m, into, "m"), "v": _copy(self.v, into, "v")}
+        return {
+            "learning_rate": self.learning_rate,
+            "t": self.t,
+            "m": _copy(self.m, into, "m"),
+            "v": _copy(self.v, into, "v"),
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.learning_rate = float(state["learning_rate"])
@@ -1095,8 +1135,10 @@ def train_minibatch(
                 converged = True
                 if settings.verbose:
                     what = "Validation score" if settings.early_stopping else "Training loss"
-                    print(f"{what} did not improve more than tol={settings.tol} "
-                          f"for {settings.n_iter_no_change} consecutive epochs. Stopping.")
+                    print(
+                        f"{what} did not improve more than tol={settings.tol} "
+                        f"for {settings.n_iter_no_change} consecutive epochs. Stopping."
+                    )
             else:
                 state.no_improvement_count = 0
                 if settings.verbose:
@@ -1132,8 +1174,14 @@ class _Minibatch:
         self.contiguous = self.dense and data.rows is None and not settings.shuffle  # batches are slices of X
         kernels = _kernels()
         # The compiled gather copies without casting or bounds checks: only rows of the working dtype.
-        self.compiled_gather = (self.dense and not self.contiguous and kernels is not None and kernels.gather is not None
-                                and data.X.dtype == theta.dtype and data.X.flags.c_contiguous)
+        self.compiled_gather = (
+            self.dense
+            and not self.contiguous
+            and kernels is not None
+            and kernels.gather is not None
+            and data.X.dtype == theta.dtype
+            and data.X.flags.c_contiguous
+        )
         self.ws = _Workspace(self.B, D, M, K, theta.dtype, gather=self.dense and not self.contiguous)
         self.order = np.empty(self.n, dtype=np.intp)
 
@@ -1235,7 +1283,9 @@ class _FullBatch:
     never exist whole and stay in cache; partial gradients accumulate.
     """
 
-    def __init__(self, data: TrainingData, dims: tuple[int, int, int], dtype: Any, activation: str, chunk: int | None = None) -> None:
+    def __init__(
+        self, data: TrainingData, dims: tuple[int, int, int], dtype: Any, activation: str, chunk: int | None = None
+    ) -> None:
         D, M, K = dims
         self.data, self.dims, self.activation = data, dims, activation
         self.N = data.X.shape[0]
@@ -1263,8 +1313,14 @@ class _FullBatch:
             out = self.grad if start == 0 else self.part
             w = None if data.w is None else data.w[start:stop]
             E += _batch_error_and_gradient(
-                params, data.X[start:stop], data.y[start:stop], w, 1.0 / N, self.activation,
-                self.ws, network.unflatten(out, *self.dims),
+                params,
+                data.X[start:stop],
+                data.y[start:stop],
+                w,
+                1.0 / N,
+                self.activation,
+                self.ws,
+                network.unflatten(out, *self.dims),
             )
             if start > 0:
                 self.grad += self.part
@@ -1489,8 +1545,13 @@ def train_second_order(
             )
         else:
             result = second_order.minimize_newton(
-                fun_and_grad, theta.copy(), hessp=hessp, method=method, max_iter=settings.max_iter,
-                tol=settings.tol, callback=callback,
+                fun_and_grad,
+                theta.copy(),
+                hessp=hessp,
+                method=method,
+                max_iter=settings.max_iter,
+                tol=settings.tol,
+                callback=callback,
             )
     last = theta.copy()  # the last iterate a callback saw (or the start)
     np.copyto(theta, result.x, casting="same_kind")

@@ -90,8 +90,12 @@ def draw_learning_curves(
     if accuracy is None or len(accuracy) == 0:
         return None
     twin = ax.twinx()
-    twin.plot(np.arange(1, len(accuracy) + 1), np.asarray(accuracy, dtype=float), color="tab:orange",
-              label="held-out accuracy")
+    twin.plot(
+        np.arange(1, len(accuracy) + 1),
+        np.asarray(accuracy, dtype=float),
+        color="tab:orange",
+        label="held-out accuracy",
+    )
     twin.set_ylabel("held-out accuracy", color="tab:orange")
     twin.set_ylim(0.0, 1.02)
     return twin
@@ -245,14 +249,26 @@ def draw_decision_regions(
     ax.set_title("Decision regions")
 
 
-def _scatter_classes(ax: Axes, X: np.ndarray, y_index: np.ndarray, classes: Sequence[object],
-                     colours: Sequence[tuple[float, float, float, float]]) -> None:
+def _scatter_classes(
+    ax: Axes,
+    X: np.ndarray,
+    y_index: np.ndarray,
+    classes: Sequence[object],
+    colours: Sequence[tuple[float, float, float, float]],
+) -> None:
     y_index = np.asarray(y_index)
     for k, label in enumerate(classes):
         members = y_index == k
         if members.any():
-            ax.scatter(X[members, 0], X[members, 1], s=12, color=colours[k], edgecolors="black",
-                       linewidths=0.3, label=str(label))
+            ax.scatter(
+                X[members, 0],
+                X[members, 1],
+                s=12,
+                color=colours[k],
+                edgecolors="black",
+                linewidths=0.3,
+                label=str(label),
+            )
 
 
 #: PRML Fig. 5.23's levels of p(C_2 | x) for two classes.
@@ -370,8 +386,15 @@ def report_figure(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    panels = [name for name, present in (("curves", len(loss) > 0), ("matrix", matrix is not None),
-                                          ("regions", regions is not None)) if present]
+    panels = [
+        name
+        for name, present in (
+            ("curves", len(loss) > 0),
+            ("matrix", matrix is not None),
+            ("regions", regions is not None),
+        )
+        if present
+    ]
     if contours is not None:
         panels += [f"contours:{name}" for name in contours[0]]
     if not panels:
@@ -389,8 +412,9 @@ def report_figure(
             assert contours is not None
             predictors, X, y_index = contours
             name = panel.removeprefix("contours:")
-            draw_probability_contours(ax, predictors[name], X, y_index, classes, feature_names=feature_names,
-                                      title=name)
+            draw_probability_contours(
+                ax, predictors[name], X, y_index, classes, feature_names=feature_names, title=name
+            )
         else:
             assert regions is not None
             predict_index, X, y_index = regions
@@ -514,8 +538,15 @@ def draw_spectrum(
     edges = symlog_bins(values, threshold, n_bins)
     counts = np.histogram(values, bins=edges)[0]
     filled = counts > 0
-    ax.bar(edges[:-1][filled], counts[filled], width=np.diff(edges)[filled], align="edge", color=colour,
-           edgecolor="black", linewidth=0.3)
+    ax.bar(
+        edges[:-1][filled],
+        counts[filled],
+        width=np.diff(edges)[filled],
+        align="edge",
+        color=colour,
+        edgecolor="black",
+        linewidth=0.3,
+    )
     _symlog_axis(ax, float(values.min()), float(values.max()), threshold)
     if counts.max() > 20:
         ax.set_yscale("log")  # a bulk of thousands beside single outliers
@@ -552,14 +583,21 @@ def draw_extreme_eigenvalues(
         As for :func:`draw_spectrum`.
     """
     known = {name: np.asarray(v, dtype=float)[np.isfinite(np.asarray(v, dtype=float))] for name, v in extremes.items()}
-    everything = np.concatenate([v for v in known.values()] or [np.zeros(0)])
+    everything = np.concatenate(list(known.values()) or [np.zeros(0)])
     if everything.size == 0:
         raise ValueError("no eigenvalue to draw: none converged")
     threshold = _default_linthresh(everything) if linthresh is None else float(linthresh)
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
     for row, (name, values) in enumerate(known.items()):
-        ax.scatter(values, np.full(values.shape, row), marker="|", s=400, linewidths=1.5,
-                   color=colours[row % len(colours)], label=name)
+        ax.scatter(
+            values,
+            np.full(values.shape, row),
+            marker="|",
+            s=400,
+            linewidths=1.5,
+            color=colours[row % len(colours)],
+            label=name,
+        )
     _symlog_axis(ax, float(everything.min()), float(everything.max()), threshold)
     ax.axvline(0.0, color="grey", linewidth=0.8, linestyle=":")
     ax.set_yticks(range(len(known)), list(known))
@@ -644,8 +682,7 @@ class ReliabilityLike(Protocol):
     def count(self) -> np.ndarray: ...  # (B,)
 
 
-def draw_reliability_diagram(ax: Axes, curves: Mapping[str, ReliabilityLike], *,
-                             counts_ax: Axes | None = None) -> None:
+def draw_reliability_diagram(ax: Axes, curves: Mapping[str, ReliabilityLike], *, counts_ax: Axes | None = None) -> None:
     """Draw accuracy against confidence per bin for each curve, and the diagonal of perfect calibration.
 
     Parameters
@@ -670,8 +707,14 @@ def draw_reliability_diagram(ax: Axes, curves: Mapping[str, ReliabilityLike], *,
     for k, (label, curve) in enumerate(curves.items()):
         filled = np.asarray(curve.count) > 0
         colour = colours[k % len(colours)]
-        ax.plot(np.asarray(curve.confidence)[filled], np.asarray(curve.accuracy)[filled], marker="o", markersize=4,
-                color=colour, label=label)
+        ax.plot(
+            np.asarray(curve.confidence)[filled],
+            np.asarray(curve.accuracy)[filled],
+            marker="o",
+            markersize=4,
+            color=colour,
+            label=label,
+        )
         if counts_ax is not None:
             counts_ax.stairs(np.asarray(curve.count), np.asarray(curve.bin_edges), color=colour, label=label)
     ax.set_xlim(0.0, 1.0)

@@ -464,11 +464,7 @@ def network_objective(
         raise ValueError(f"X (N, D) and T (N, K) must have the same N; got {X.shape} and {T.shape}")
     D, K = X.shape[1], T.shape[1]
     M = int(n_hidden)
-    product = (
-        curvature.hessian_vector_product
-        if curvature_kind == "hessian"
-        else curvature.gauss_newton_vector_product
-    )
+    product = curvature.hessian_vector_product if curvature_kind == "hessian" else curvature.gauss_newton_vector_product
 
     def fun_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         params = network.unflatten(theta, D, M, K)
