@@ -400,8 +400,8 @@ def laplace(ctx: Any) -> list[Table]:
     from sklearn.model_selection import GridSearchCV, train_test_split
 
     from twolayer import bayes
-    from twolayer.calibration import calibration_summary
     from twolayer.classifier import TwoLayerClassifier
+    from twolayer.report.calibration import calibration_summary
 
     X, y = _digits(ctx.quick)
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
@@ -528,7 +528,7 @@ def laplace(ctx: Any) -> list[Table]:
         rows,
         [
             (
-                "`twolayer.calibration.calibration_summary` (15 equal-width confidence bins for the ECE) on the "
+                "`twolayer.report.calibration.calibration_summary` (15 equal-width confidence bins for the ECE) on the "
                 "25% held out; Monte Carlo predictives with 1000 samples."
             )
         ],

@@ -153,9 +153,9 @@ def torch_backend() -> str:
 def twolayer_fast_path() -> str:
     """Whether twolayer's trainer runs its compiled (numba) kernels or the NumPy code."""
     try:
-        from twolayer import optim
+        from twolayer.training import optim
     except Exception as exc:
-        return f"twolayer.optim not importable ({type(exc).__name__})"
+        return f"twolayer.training.optim not importable ({type(exc).__name__})"
     kernels = getattr(optim, "_kernels", None)
     if kernels is None:
         return "NumPy (this version has no compiled kernels)"

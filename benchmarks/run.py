@@ -185,7 +185,7 @@ def merged_report(old: str | None, block: str, machine_key: str, append: bool) -
 
 def _write(path: Path, block: str, machine_key: str, append: bool) -> None:
     # Atomic (the package's own writer): a run that fails while writing leaves the old report whole.
-    from twolayer.modelfile import atomic_write
+    from twolayer.io.modelfile import atomic_write
 
     old = path.read_text() if path.exists() else None
     atomic_write(path, merged_report(old, block, machine_key, append).encode())

@@ -162,7 +162,7 @@ def parts(ctx: Context) -> list[Table]:
 
 def _parts(ctx: Context, dtype: Any) -> list[Table]:
     """TwoLayerClassifier's work between the products, each part timed alone over one epoch's batches."""
-    from twolayer import optim
+    from twolayer.training import optim
 
     X, y = ctx.data(dtype)
     N, D = X.shape
@@ -285,7 +285,8 @@ def parts64(ctx: Context) -> list[Table]:
 
 @section("fullbatch", "Full-batch error_and_gradient against its five products")
 def fullbatch(ctx: Context) -> list[Table]:
-    from twolayer import network, optim
+    from twolayer import network
+    from twolayer.training import optim
 
     tables = []
     for dtype in (np.float32, np.float64):

@@ -36,8 +36,9 @@ from twolayer.bayes import (
     predictive_mc,
     predictive_probit,
 )
-from twolayer.calibration import expected_calibration_error
+from twolayer.bayes import posterior as bayes_posterior
 from twolayer.classifier import TwoLayerClassifier, from_sklearn
+from twolayer.report.calibration import expected_calibration_error
 
 quiet_convergence = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -257,7 +258,7 @@ def test_last_layer_equals_full_restricted_to_the_second_layer(trained):
     G = ag_gauss_newton(theta, X, shape)
     np.testing.assert_allclose(H_exact[ll, ll], G[ll, ll], atol=1e-10)
     full = posterior_from_curvature(fit.params, G, alpha, fit.data_error, hessian="gauss_newton")
-    H_ll = bayes._last_layer_hessian(fit.params, X, None, "tanh")
+    H_ll = bayes_posterior._last_layer_hessian(fit.params, X, None, "tanh")
     last = posterior_from_curvature(fit.params, H_ll, alpha, fit.data_error, structure="last_layer")
     A_ll = H_exact[ll, ll] + np.diag(prior_vector(alpha, shape)[ll])
     np.testing.assert_allclose(last.precision, full.precision[ll, ll], atol=1e-10)
@@ -563,7 +564,7 @@ def test_fitted_attributes_and_evidence_curve(moons):
     assert model.coefs_[0] is model.params_.W1 and model.intercepts_[1] is model.params_.b2
     assert (model.n_layers_, model.n_outputs_, model.out_activation_) == (3, 2, "softmax")
     T = np.eye(2)[y]
-    E = bayes.nw.error(model.params_, X, T)
+    E = nw.error(model.params_, X, T)
     penalty = 0.5 * np.sum(prior_vector(model.alpha_, (2, 5, 2)) * nw.flatten(model.params_) ** 2)
     assert model.loss_ == pytest.approx((E + penalty) / len(y), rel=1e-12)
     assert model.n_iter_ >= 1 and model.t_ >= len(y)

@@ -1,4 +1,4 @@
-"""Tests of twolayer.calibration against a hand-worked example, a brute-force loop and scikit-learn."""
+"""Tests of twolayer.report.calibration against a hand-worked example, a brute-force loop and scikit-learn."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, log_loss
 
-from twolayer.calibration import (
+from twolayer.report.calibration import (
     calibration_summary,
     expected_calibration_error,
     reliability_curve,

@@ -29,8 +29,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import twolayer
 from twolayer import network as nw
-from twolayer import optim
 from twolayer.classifier import TwoLayerClassifier, from_sklearn
+from twolayer.training import optim
 
 ACTIVATIONS = ["tanh", "logistic", "relu", "identity"]
 SOLVERS = ["adam", "sgd", "lbfgs"]  # MLPClassifier's

@@ -20,8 +20,8 @@ from sklearn.model_selection import train_test_split
 
 import twolayer
 from twolayer import cli, network
-from twolayer.datasets import BUILTINS, load_builtin
-from twolayer.modelfile import load, load_checkpoint, read
+from twolayer.io.datasets import BUILTINS, load_builtin
+from twolayer.io.modelfile import load, load_checkpoint, read
 
 TINY = ["--epochs", "3", "--hidden", "4"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -361,17 +361,17 @@ def test_periodic_checkpoint_resumes_exactly(
 ) -> None:
     # A run killed after its epoch-4 checkpoint (a copy of it is kept here)
     # resumes to the result of the run that went on.
-    import twolayer.modelfile
+    import twolayer.io.modelfile
 
     checkpoint = tmp_path / "c.ckpt"
-    original = twolayer.modelfile.save_checkpoint
+    original = twolayer.io.modelfile.save_checkpoint
 
-    def save_and_copy(path: Path, state: twolayer.modelfile.Checkpoint) -> None:
+    def save_and_copy(path: Path, state: twolayer.io.modelfile.Checkpoint) -> None:
         original(path, state)
         if state.epoch == 4:
             shutil.copy(path, tmp_path / "at4.ckpt")
 
-    monkeypatch.setattr(twolayer.modelfile, "save_checkpoint", save_and_copy)
+    monkeypatch.setattr(twolayer.io.modelfile, "save_checkpoint", save_and_copy)
     code, _, err = run(
         capsys, "train", *RUN, "--out", tmp_path / "whole.st", "--checkpoint", checkpoint, "--checkpoint-every", "4"
     )
@@ -415,7 +415,7 @@ def test_resume_refuses_changed_settings_and_data(tmp_path: Path, capsys: pytest
 def test_resume_refuses_a_foreign_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # A valid checkpoint file, but not one of `twolayer train`: no record of the run.
     from twolayer.classifier import TwoLayerClassifier
-    from twolayer.modelfile import Checkpoint, save_checkpoint
+    from twolayer.io.modelfile import Checkpoint, save_checkpoint
 
     data = load_builtin("moons")
     model = TwoLayerClassifier(n_hidden=2, max_iter=1).fit(data.X, data.y)
@@ -567,21 +567,22 @@ def test_a_plot_that_cannot_be_written_leaves_the_old_model(
 ) -> None:
     # The model and the plot are staged in full before either replaces its old file.
     pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plot' extra")
-    from twolayer import modelfile
+    from twolayer.errors import DataError
+    from twolayer.io import atomic
 
     model, plot = tmp_path / "m.safetensors", tmp_path / "m.png"
     extra = ["--bayes"] if bayes else []
     code, _, err = run(capsys, "train", "iris", *TINY, *extra, "--out", model, "--plot", plot)
     assert code == 0, err
     before = (model.read_bytes(), plot.read_bytes())
-    stage = modelfile._stage
+    stage = atomic._stage
 
     def disk_full_for_pngs(target: Path, data: bytes) -> Path:
         if target.suffix == ".png":
-            raise modelfile.DataError(f"cannot write {target}: No space left on device")
+            raise DataError(f"cannot write {target}: No space left on device")
         return stage(target, data)
 
-    monkeypatch.setattr(modelfile, "_stage", disk_full_for_pngs)
+    monkeypatch.setattr(atomic, "_stage", disk_full_for_pngs)
     code, _, err = run(capsys, "train", "iris", *TINY, *extra, "--seed", "7", "--quiet", "--out", model, "--plot", plot)
     assert_one_line_error(code, err, "m.png", "No space left on device")
     assert (model.read_bytes(), plot.read_bytes()) == before
@@ -613,12 +614,12 @@ def test_derive(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPa
     code, out, _ = run(capsys, "derive", "--classes", "2")
     assert code == 0, out
     assert "PASSED" in out and "softmax derivative" in out and "fails, as it should" in out
-    import twolayer.derivation
+    import twolayer.teaching.derivation
 
-    def broken(**kwargs: object) -> list[twolayer.derivation.Step]:
-        return [twolayer.derivation.Step("a step", "x = y", holds=False, detail="counterexample x=1, y=2")]
+    def broken(**kwargs: object) -> list[twolayer.teaching.derivation.Step]:
+        return [twolayer.teaching.derivation.Step("a step", "x = y", holds=False, detail="counterexample x=1, y=2")]
 
-    monkeypatch.setattr(twolayer.derivation, "verify_derivation", broken)
+    monkeypatch.setattr(twolayer.teaching.derivation, "verify_derivation", broken)
     code, out, _ = run(capsys, "derive")
     assert code == 1 and "FAIL" in out and "counterexample x=1, y=2" in out
 
@@ -1014,7 +1015,7 @@ def test_curvature_on_the_training_rows(tmp_path: Path, capsys: pytest.CaptureFi
 
     code, _, err = run(capsys, "curvature", moons_model, "circles", "--rows", "train")
     assert_one_line_error(code, err, "--rows train: circles is not the data")
-    from twolayer.modelfile import save
+    from twolayer.io.modelfile import save
 
     save(file.model, tmp_path / "bare.st")  # through the Python API: no record of a split
     code, _, err = run(capsys, "curvature", tmp_path / "bare.st", "moons", "--rows", "test")

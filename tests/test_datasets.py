@@ -1,4 +1,4 @@
-"""Tests for twolayer.datasets: built-ins, CSV and NPZ reading, and every bad input."""
+"""Tests for twolayer.io.datasets: built-ins, CSV and NPZ reading, and every bad input."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from twolayer.datasets import (
+from twolayer.io.datasets import (
     BUILTINS,
     DataError,
     Dataset,

@@ -1,4 +1,4 @@
-"""Tests of twolayer.derivation.
+"""Tests of twolayer.teaching.derivation.
 
 The symbolic network is compared numerically with twolayer.network, the
 counterexamples are re-checked with NumPy and central differences, and the
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import sympy
 
-from twolayer import derivation as dv
 from twolayer import network as nw
+from twolayer.teaching import derivation as dv
 
 EXPECTED_NAMES = [
     "softmax derivative, k = j",

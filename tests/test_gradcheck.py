@@ -1,4 +1,4 @@
-"""Tests of twolayer.gradcheck.
+"""Tests of twolayer.teaching.gradcheck.
 
 The numerical gradient is compared with HIPS autograd applied to an error
 written here from PRML eq. 5.9 and 5.24 alone, so the differencing is checked
@@ -14,9 +14,9 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from twolayer import gradcheck as gc
 from twolayer import network as nw
 from twolayer.network import Params
+from twolayer.teaching import gradcheck as gc
 
 ACTIVATIONS = ["tanh", "logistic", "relu", "identity"]
 SHAPES = [(1, 1, 2, 1), (1, 2, 3, 4), (4, 3, 2, 7), (3, 5, 6, 20)]  # (D, M, K, N)

@@ -1,4 +1,4 @@
-"""Tests for twolayer.modelfile: round trips, atomic writes, and files that must be refused."""
+"""Tests for twolayer.io.modelfile: round trips, atomic writes, and files that must be refused."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from safetensors import safe_open
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from twolayer import modelfile
 from twolayer.classifier import TwoLayerClassifier
-from twolayer.datasets import DataError
-from twolayer.modelfile import (
+from twolayer.io import modelfile
+from twolayer.io.datasets import DataError
+from twolayer.io.modelfile import (
     Checkpoint,
     atomic_write,
     atomic_write_all,

@@ -1,8 +1,8 @@
-"""Tests of twolayer.optim: the fast gradient, the optimisers and the training loops.
+"""Tests of twolayer.training.optim: the fast gradient, the optimisers and the training loops.
 
 The oracles share none of the code under test: :func:`twolayer.network.error_and_gradient`
 (itself tested against central differences and autograd), central differences
-of :func:`twolayer.optim.objective`, single steps worked out by hand in the
+of :func:`twolayer.training.optim.objective`, single steps worked out by hand in the
 comments, and plain reference implementations of SGD, Nesterov and Adam
 written here from their formulas.
 """
@@ -16,8 +16,8 @@ import pytest
 import scipy.sparse as sp
 
 from twolayer import network as nw
-from twolayer import optim
 from twolayer.network import Params
+from twolayer.training import optim
 
 ACTIVATIONS = ["tanh", "logistic", "relu", "identity"]
 

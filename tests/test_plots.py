@@ -1,4 +1,4 @@
-"""Tests for twolayer.plots: what is drawn is the data given, and the PNGs are valid images."""
+"""Tests for twolayer.report.plots: what is drawn is the data given, and the PNGs are valid images."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 
-from twolayer import plots
+from twolayer.report import plots
 
 
 def axes() -> tuple[Figure, object]:

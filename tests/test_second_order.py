@@ -1,4 +1,4 @@
-"""Tests of twolayer.second_order against known minimisers and independent solvers.
+"""Tests of twolayer.training.second_order against known minimisers and independent solvers.
 
 The oracles: numpy.linalg.solve for quadratics, the analytic minimisers of
 Rosenbrock's function and of a double well, scikit-learn's LogisticRegression
@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from twolayer import curvature as cv
 from twolayer import network as nw
-from twolayer import second_order as so
+from twolayer.training import second_order as so
 
 NEWTON_METHODS = ["trust-ncg", "newton-cg"]
 

@@ -1,7 +1,7 @@
 """The scikit-learn estimator: :class:`TwoLayerClassifier` and :func:`from_sklearn`.
 
 A thin layer over :mod:`twolayer.network` (the mathematics) and
-:mod:`twolayer.optim` (the solvers): it validates input, encodes labels, turns
+:mod:`twolayer.training.optim` (the solvers): it validates input, encodes labels, turns
 sample and class weights into pattern weights, calls a solver and stores the
 fitted attributes that scikit-learn's ``MLPClassifier`` has, with the same
 names and meanings, so that pipelines, grid search and cross-validation work
@@ -31,8 +31,9 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from twolayer import network, optim
+from twolayer import network
 from twolayer.network import Params
+from twolayer.training import optim
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _validate_data
@@ -98,7 +99,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         use exact curvature on the whole batch: truncated Newton with a trust
         region (``trust-ncg``) or a line search (``newton-cg``), or Møller's
         scaled conjugate gradient (``scg``), each through
-        :mod:`twolayer.second_order` with the exact Hessian-vector product of
+        :mod:`twolayer.training.second_order` with the exact Hessian-vector product of
         :mod:`twolayer.curvature` (PRML §5.4.6).
     alpha : float, default 1e-4
         The weight-decay coefficient :math:`\\alpha` of :math:`\\tilde E`, the
@@ -112,7 +113,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int or "auto", default "auto"
         Patterns per minibatch; "auto" is ``min(200, N)``.
     learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
-        The schedule of SGD's step size (see :class:`twolayer.optim.SGD`).
+        The schedule of SGD's step size (see :class:`twolayer.training.optim.SGD`).
     learning_rate_init : float, default 1e-3
     power_t : float, default 0.5
     max_iter : int, default 200
@@ -219,7 +220,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
     converted to float64. A warm start keeps the dtype of the first fit.
 
     **Divergence.** A non-finite error stops training with
-    :class:`twolayer.optim.TrainingDiverged` (a ``ValueError``) naming the
+    :class:`twolayer.training.optim.TrainingDiverged` (a ``ValueError``) naming the
     learning rate; the model keeps the weights of the last finished epoch.
 
     **Log-probabilities** come from the log-softmax

@@ -85,7 +85,7 @@ from threadpoolctl import threadpool_limits
 from twolayer import curvature
 from twolayer import network as nw
 from twolayer.network import Params
-from twolayer.optim import SMALL_PROBLEM
+from twolayer.training.optim import SMALL_PROBLEM
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _validate_data
@@ -908,7 +908,7 @@ def map_estimate(
 
     D, M, K = shape
     # One BLAS thread for small problems, where threads only add synchronisation
-    # (inside L-BFGS-B's own linear algebra too), as twolayer.optim does.
+    # (inside L-BFGS-B's own linear algebra too), as twolayer.training.optim does.
     small = X.shape[0] * M * (D + K) < SMALL_PROBLEM
     with threadpool_limits(limits=1, user_api="blas") if small else contextlib.nullcontext():
         result = scipy.optimize.minimize(

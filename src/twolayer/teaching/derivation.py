@@ -49,7 +49,9 @@ try:
     import sympy
     from sympy import Expr
 except ImportError as exc:  # an optional dependency: say how to get it
-    raise ImportError("twolayer.derivation needs SymPy; install it with `pip install twolayer[derive]`") from exc
+    raise ImportError(
+        "twolayer.teaching.derivation needs SymPy; install it with `pip install twolayer[derive]`"
+    ) from exc
 
 __all__ = [
     "Identity",

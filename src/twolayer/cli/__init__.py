@@ -10,7 +10,7 @@ Conventions:
 * results go to standard output; progress, notes and errors to standard error;
 * a problem with the user's input (a file, a column, an option's value) is one
   line on standard error and exit status 2, with no traceback and no file
-  written or damaged (:class:`~twolayer.datasets.DataError`);
+  written or damaged (:class:`~twolayer.errors.DataError`);
 * exit status 1 means a check failed (``gradcheck``, ``derive``); 130 means
   training was interrupted with Ctrl-C;
 * heavy modules (scikit-learn, rich, matplotlib, SymPy) are imported inside
@@ -19,7 +19,7 @@ Conventions:
 The estimators are :class:`twolayer.classifier.TwoLayerClassifier` and, with
 ``train --bayes``, :class:`twolayer.bayes.BayesianTwoLayerClassifier`; the
 curvature comes from :mod:`twolayer.curvature` and the calibration measures
-from :mod:`twolayer.calibration`. The command line adds no mathematics of
+from :mod:`twolayer.report.calibration`. The command line adds no mathematics of
 its own beyond the bookkeeping of ``curvature`` (see :class:`_Known`). Inputs are standardised by a
 scikit-learn ``StandardScaler`` fitted on the training split (``--scale``,
 the default), and the model file holds the scaler and the network together.
@@ -45,15 +45,15 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 
 from twolayer import __version__
-from twolayer.datasets import DataError
+from twolayer.errors import DataError
 
 if TYPE_CHECKING:
     from rich.console import Console
     from typing_extensions import Self
 
     from twolayer.classifier import TwoLayerClassifier
-    from twolayer.datasets import Dataset
-    from twolayer.modelfile import Checkpoint, ModelFile
+    from twolayer.io.datasets import Dataset
+    from twolayer.io.modelfile import Checkpoint, ModelFile
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
@@ -83,7 +83,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 # The estimator's solvers: minibatch first, then the whole-batch ones, which
 # cannot be resumed bit for bit (their internal state lives inside SciPy or
-# twolayer.second_order and restarts at every call to fit).
+# twolayer.training.second_order and restarts at every call to fit).
 MINIBATCH_SOLVERS = ("adam", "sgd")
 SOLVERS = (*MINIBATCH_SOLVERS, "lbfgs", "trust-ncg", "newton-cg", "scg")
 _FRESH_STATE_ON_RESUME = {
@@ -621,7 +621,7 @@ def _key_value_table(title: str, rows: Sequence[tuple[str, str]]) -> Any:
 
 def _model_data(model_file: ModelFile, source: str, target: str | None, *, require_target: bool) -> Dataset:
     """Load DATA with the columns the model needs, matched by name when it has names."""
-    from twolayer.datasets import load_dataset
+    from twolayer.io.datasets import load_dataset
 
     features: Sequence[str] | int = (
         list(model_file.feature_names) if model_file.feature_names is not None else model_file.n_features
@@ -746,7 +746,7 @@ class _Run:
         """Standardise with the scaler that the model file will hold (the identity without --scale)."""
         if self.scaler_mean is None or self.scaler_scale is None:
             return X
-        from twolayer.modelfile import standard_scaler
+        from twolayer.io.modelfile import standard_scaler
 
         scaler = standard_scaler(self.scaler_mean, self.scaler_scale, self.scaler_samples)
         return np.asarray(scaler.transform(X))
@@ -903,7 +903,7 @@ def _split(data: Dataset, test_size: float, seed: int) -> tuple[np.ndarray, np.n
 
 
 def _pipeline(run: _Run, model: Any) -> Any:
-    from twolayer.modelfile import scaled_model
+    from twolayer.io.modelfile import scaled_model
 
     if run.scaler_mean is None or run.scaler_scale is None:
         return model
@@ -929,15 +929,15 @@ def _metrics_of(proba: np.ndarray, y: np.ndarray, classes: np.ndarray) -> dict[s
 
 def _train(args: argparse.Namespace) -> int:
     from twolayer.classifier import TwoLayerClassifier
-    from twolayer.datasets import check_classes, load_dataset
-    from twolayer.modelfile import (
+    from twolayer.io.datasets import check_classes, load_dataset
+    from twolayer.io.modelfile import (
         Checkpoint,
         atomic_write_all,
         load_checkpoint,
         model_bytes,
         save_checkpoint,
     )
-    from twolayer.optim import TrainingDiverged
+    from twolayer.training.optim import TrainingDiverged
 
     if args.bayes:
         return _train_bayes(args)
@@ -1199,9 +1199,9 @@ def _train_bayes(args: argparse.Namespace) -> int:
     from sklearn.exceptions import ConvergenceWarning
 
     from twolayer.bayes import BayesianTwoLayerClassifier
-    from twolayer.calibration import calibration_summary
-    from twolayer.datasets import check_classes, load_dataset
-    from twolayer.modelfile import atomic_write_all, model_bytes
+    from twolayer.io.datasets import check_classes, load_dataset
+    from twolayer.io.modelfile import atomic_write_all, model_bytes
+    from twolayer.report.calibration import calibration_summary
 
     for key, reason in _NOT_BAYESIAN.items():
         if getattr(args, key) is not None:
@@ -1408,7 +1408,7 @@ def _report_png(
     *,
     title: str,
 ) -> bytes:
-    from twolayer import plots
+    from twolayer.report import plots
 
     regions = contours = None
     if data is not None and data.n_features == 2 and data.y is not None:
@@ -1476,7 +1476,7 @@ def _map_proba(model: Any, X: np.ndarray) -> np.ndarray:
 def _labelled_rows(args: argparse.Namespace) -> tuple[Any, Any, np.ndarray, np.ndarray]:
     """What ``evaluate`` and ``curvature`` both start from: the model file, the data, and the
     chosen rows' features and labels (after checking that ``--plot`` can be written)."""
-    from twolayer.modelfile import read
+    from twolayer.io.modelfile import read
 
     _check_writable(args.plot, "--plot")
     if args.plot is not None:
@@ -1491,8 +1491,8 @@ def _labelled_rows(args: argparse.Namespace) -> tuple[Any, Any, np.ndarray, np.n
 def _evaluate(args: argparse.Namespace) -> int:
     from sklearn.metrics import precision_recall_fscore_support
 
-    from twolayer.calibration import calibration_summary, reliability_curve
-    from twolayer.modelfile import atomic_write
+    from twolayer.io.modelfile import atomic_write
+    from twolayer.report.calibration import calibration_summary, reliability_curve
 
     model_file, data, X, y = _labelled_rows(args)
     classes = model_file.classes
@@ -1511,7 +1511,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     png = None
     if args.plot is not None:
-        from twolayer import plots
+        from twolayer.report import plots
 
         curves = {
             f"{name} (ECE {calibration[name]['ece']:.3f})": reliability_curve(y, p, classes=classes, n_bins=args.bins)
@@ -1567,7 +1567,7 @@ def _predict(args: argparse.Namespace) -> int:
     import csv
     import io
 
-    from twolayer.modelfile import atomic_write, read
+    from twolayer.io.modelfile import atomic_write, read
 
     if args.out is not None:
         _check_writable(args.out, "--out")
@@ -1593,7 +1593,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from twolayer.modelfile import atomic_write, read
+    from twolayer.io.modelfile import atomic_write, read
 
     _check_writable(args.out, "--out")
     _need_matplotlib("twolayer plot")
@@ -1855,7 +1855,7 @@ def _curvature(args: argparse.Namespace) -> int:
     from sklearn.utils.class_weight import compute_class_weight
 
     from twolayer import curvature
-    from twolayer.modelfile import atomic_write
+    from twolayer.io.modelfile import atomic_write
     from twolayer.network import Params, flatten, gradient, n_params
 
     model_file, data, X, y = _labelled_rows(args)
@@ -1928,7 +1928,7 @@ def _curvature(args: argparse.Namespace) -> int:
 
     png = None
     if args.plot is not None:
-        from twolayer import plots
+        from twolayer.report import plots
 
         shown = {s.name: (s.full if s.full is not None else np.concatenate([s.largest, s.smallest])) for s in spectra}
         png = plots.spectrum_png(shown, full=full, title=f"{args.model} on {data.source}: {D}-{M}-{K} network, W = {W}")
@@ -1999,7 +1999,7 @@ def _curvature(args: argparse.Namespace) -> int:
 
 
 def _gradcheck(args: argparse.Namespace) -> int:
-    from twolayer.gradcheck import check_random_network
+    from twolayer.teaching.gradcheck import check_random_network
 
     if args.max_params is not None and args.max_params < 4:
         raise DataError(f"--max-params {args.max_params}: at least 4 (one weight of each block)")
@@ -2021,7 +2021,7 @@ def _gradcheck(args: argparse.Namespace) -> int:
 def _derive(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("sympy") is None:
         raise DataError("twolayer derive needs SymPy: pip install 'twolayer[derive]'")
-    from twolayer.derivation import verify_derivation
+    from twolayer.teaching.derivation import verify_derivation
 
     steps = verify_derivation(classes=tuple(args.classes), random_state=args.seed)
     print(
@@ -2048,7 +2048,7 @@ def _derive(args: argparse.Namespace) -> int:
 def _datasets(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from twolayer.datasets import BUILTINS, load_builtin
+    from twolayer.io.datasets import BUILTINS, load_builtin
 
     table = Table(title="Built-in datasets", title_justify="left")
     for column, justify in (

@@ -35,6 +35,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from twolayer.errors import DataError
+
 __all__ = [
     "BUILTINS",
     "Builtin",
@@ -46,16 +48,6 @@ __all__ = [
     "read_csv",
     "read_npz",
 ]
-
-
-class DataError(ValueError):
-    """A problem with the user's input, told in one line.
-
-    The message names the file (or built-in), the place and what was expected
-    against what was found. The command line turns it into one line on
-    standard error and exit status 2; :mod:`twolayer.modelfile` raises it for
-    model files that cannot be trusted.
-    """
 
 
 @dataclass(frozen=True, eq=False)

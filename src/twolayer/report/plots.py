@@ -670,7 +670,7 @@ def spectrum_png(spectra: Mapping[str, np.ndarray], **kwargs: object) -> bytes:
 
 
 class ReliabilityLike(Protocol):
-    """What a reliability diagram needs (:class:`twolayer.calibration.ReliabilityCurve` has it)."""
+    """What a reliability diagram needs (:class:`twolayer.report.calibration.ReliabilityCurve` has it)."""
 
     @property
     def bin_edges(self) -> np.ndarray: ...  # (B + 1,)

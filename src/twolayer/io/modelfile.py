@@ -49,7 +49,7 @@ Trust: reading parses the safetensors header and JSON and nothing else.
 Nothing is unpickled and no code from the file runs; every entry is checked
 (names, types, shapes, dtypes, finiteness, the digest) before an estimator is
 built, so a truncated, corrupted, foreign or newer file gives one clear
-:class:`~twolayer.datasets.DataError`. The digest detects accidental damage;
+:class:`~twolayer.errors.DataError`. The digest detects accidental damage;
 it is not a signature.
 
 Atomicity: a file is serialised in memory, written to a temporary file in
@@ -64,15 +64,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from twolayer.datasets import DataError
+from twolayer.errors import DataError
+from twolayer.io.atomic import atomic_write, atomic_write_all
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -109,124 +108,6 @@ _NETWORK_VERSION = 1  # plain networks: readable by every version of twolayer
 _BAYESIAN_VERSION = 2
 
 _FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-# --------------------------------------------------------------------------
-# Atomic writes
-# --------------------------------------------------------------------------
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename itself durable. Not every platform can open a folder
-    # (Windows cannot); there the rename is as durable as the OS makes it.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that the file is either the old one or the new one.
-
-    The bytes go to a temporary file in the same folder (a rename is atomic
-    only within one file system), which is flushed and ``fsync``-ed before
-    ``os.replace`` puts it in place. If anything fails, or the process is
-    interrupted, before the rename, the temporary file is removed and
-    ``path`` is untouched. The new file gets the usual permissions (0666
-    less the umask).
-
-    Parameters
-    ----------
-    path : path-like
-        The destination; its folder must exist.
-    data : bytes
-        The complete contents.
-
-    Raises
-    ------
-    DataError
-        When the file cannot be written, naming it and the reason.
-    """
-    atomic_write_all([(path, data)])
-
-
-def atomic_write_all(files: Sequence[tuple[str | os.PathLike[str], bytes]]) -> None:
-    """Write several files as :func:`atomic_write` does, none of them unless all can be.
-
-    Every file is first written in full to its temporary file and
-    ``fsync``-ed; only when all are on disk are they renamed into place, in
-    order. A failure while writing (a full disk, a folder that vanished)
-    removes every temporary file and leaves every destination as it was: a
-    run that writes a model and its plot never leaves a new model beside an
-    old plot, or the reverse. (The renames themselves, within each
-    destination's folder, are the only step left that could fail between
-    two files; the error then names the files already replaced.)
-
-    Parameters
-    ----------
-    files : sequence of (path-like, bytes)
-        The destinations and their complete contents.
-
-    Raises
-    ------
-    DataError
-        When a file cannot be written, naming it and the reason.
-    """
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for path, data in files:
-            staged.append((_stage(Path(path), data), Path(path)))
-        replaced: list[str] = []
-        for temporary, target in staged:
-            try:
-                os.replace(temporary, target)
-            except OSError as exc:
-                already = f" ({', '.join(replaced)} already replaced)" if replaced else ""
-                raise DataError(f"cannot write {target}: {exc.strerror or exc}{already}") from None
-            replaced.append(str(target))
-    except BaseException:
-        for temporary, _ in staged:
-            try:
-                os.unlink(temporary)
-            except FileNotFoundError:
-                pass
-        raise
-    for folder in {target.parent for _, target in staged}:
-        _fsync_folder(folder)
-
-
-def _stage(target: Path, data: bytes) -> Path:
-    """``data`` in a new, fsync-ed temporary file beside ``target``; its path."""
-    folder = target.parent
-    if not folder.is_dir():
-        raise DataError(f"cannot write {target}: the folder {folder} does not exist")
-    if target.is_dir():
-        raise DataError(f"cannot write {target}: it is a folder")
-    temporary = folder / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as exc:
-        raise DataError(f"cannot write {target}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException as exc:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise DataError(f"cannot write {target}: {exc.strerror or exc}") from None
-        raise
-    return temporary
 
 
 # --------------------------------------------------------------------------

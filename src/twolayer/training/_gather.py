@@ -1,4 +1,4 @@
-"""The compiled batch gather of :mod:`twolayer.optim` (needs numba: the ``fast`` extra).
+"""The compiled batch gather of :mod:`twolayer.training.optim` (needs numba: the ``fast`` extra).
 
 A shuffled epoch copies each batch's rows of ``X`` into a reusable buffer
 before its first product. ``X`` is usually far larger than the caches, so the

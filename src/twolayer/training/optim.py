@@ -71,6 +71,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from twolayer import network
+from twolayer.errors import NonFiniteInput, TrainingDiverged
 from twolayer.network import Params
 
 # Whether the fast paths use the compiled kernels when numba (optional, the "fast" extra) is
@@ -100,19 +101,11 @@ LEARNING_RATE_SCHEDULES = ("constant", "invscaling", "adaptive")
 # N M (D + K) below which a full-batch run keeps BLAS to one thread (see train_lbfgs)
 SMALL_PROBLEM = 1 << 22
 
-# Full-batch solvers of twolayer.second_order that use exact Hessian-vector products.
+# Full-batch solvers of twolayer.training.second_order that use exact Hessian-vector products.
 SECOND_ORDER_METHODS = ("newton-cg", "trust-ncg", "scg")
 
 # on_epoch(state) -> True to stop: the estimator's hook, called after each epoch.
 EpochHook = Callable[["TrainingState"], bool]
-
-
-class TrainingDiverged(ValueError):
-    """Training met a non-finite error; the last finite weights were kept."""
-
-
-class NonFiniteInput(ValueError):
-    """A training pattern has a NaN or infinite feature; the message names its row and column."""
 
 
 def _non_finite_input(X: np.ndarray, row: int) -> NonFiniteInput:
@@ -608,7 +601,7 @@ def _compiled() -> SimpleNamespace | None:
     except ImportError:  # pragma: no cover - exercised where numba is not installed
         return None
     try:  # numba's extension API (intrinsics, llvmlite): should it move, only the gather falls back to np.take
-        from twolayer import _gather
+        from twolayer.training import _gather
 
         gather = _gather.gather
     except ImportError:  # pragma: no cover
@@ -1445,7 +1438,7 @@ def _blas_threads(full: _FullBatch) -> contextlib.AbstractContextManager[Any]:
 
 
 # --------------------------------------------------------------------------
-# Second-order solvers (twolayer.second_order) with exact curvature
+# Second-order solvers (twolayer.training.second_order) with exact curvature
 # --------------------------------------------------------------------------
 
 
@@ -1461,8 +1454,8 @@ def train_second_order(
     """Minimise :math:`\\tilde E / S` by truncated Newton or scaled conjugate gradients.
 
     ``method`` is ``"trust-ncg"`` or ``"newton-cg"``
-    (:func:`twolayer.second_order.minimize_newton`) or ``"scg"``
-    (:func:`twolayer.second_order.scaled_conjugate_gradient`), each given the
+    (:func:`twolayer.training.second_order.minimize_newton`) or ``"scg"``
+    (:func:`twolayer.training.second_order.scaled_conjugate_gradient`), each given the
     exact Hessian-vector product of :math:`\\tilde E / S`,
 
     .. math::
@@ -1494,7 +1487,8 @@ def train_second_order(
     Wright, *Numerical Optimization* (2006), §7.1; M. F. Møller, Neural
     Networks 6 (1993).
     """
-    from twolayer import curvature, second_order  # only these solvers need them
+    from twolayer import curvature  # only these solvers need it
+    from twolayer.training import second_order
 
     if method not in SECOND_ORDER_METHODS:
         raise ValueError(f"method must be one of {SECOND_ORDER_METHODS}, got {method!r}")

@@ -1,0 +1,1 @@
+"""Pictures and numbers about a trained model: plots and calibration."""
