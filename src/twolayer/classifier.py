@@ -51,6 +51,8 @@ __all__ = ["TwoLayerClassifier", "from_sklearn"]
 
 SKLEARN_SOLVERS = ("adam", "sgd", "lbfgs")  # the solvers MLPClassifier also has
 MINIBATCH_SOLVERS = ("adam", "sgd")
+#: Every solver the estimator takes: the minibatch ones, L-BFGS and the exact second-order methods.
+SOLVERS = (*MINIBATCH_SOLVERS, "lbfgs", *optim.SECOND_ORDER_METHODS)
 STATE_FORMAT = "twolayer-training-state"
 STATE_VERSION = 1
 
