@@ -9,12 +9,12 @@ STAMP := $(VENV)/.installed
 # a multi-gigabyte CUDA download is not worth an oracle.
 TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*+cpu-cp3*.whl))
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[plot,derive,fast,test]"
+	$(BIN)/python -m pip install --quiet -e ".[plot,derive,fast,test,lint]"
 	-$(if $(TORCH_WHEEL),$(BIN)/python -m pip install --quiet "$(TORCH_WHEEL)")
 	touch $(STAMP)
 
@@ -24,6 +24,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
+
+# The project's checks: formatting, lint, types, and the import contract (the layers of
+# pyproject.toml's [tool.importlinter]); tests/test_layers.py adds the private-name rule.
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The benchmarks need the peers in an environment of their own: scikit-learn always, PyTorch
 # (the machine's CPU wheel where it keeps one; an unpinned torch would pull a CUDA build of
@@ -39,4 +47,4 @@ bench:
 	    --label "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"
 
 clean:
-	rm -rf $(VENV) .venv-bench build dist src/*.egg-info .pytest_cache .hypothesis demo-output
+	rm -rf $(VENV) .venv-bench build dist src/*.egg-info .pytest_cache .hypothesis demo-output .ruff_cache .mypy_cache .import_linter_cache
