@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 from scipy.sparse.linalg import LinearOperator, cg, eigsh
 
+from oracles import ACTIVATIONS, AUTOGRAD_ACTIVATIONS, logits, rel_err
+from oracles import error as ag_error
 from twolayer import curvature as cv
 from twolayer import network as nw
 from twolayer.network import Params
 
-ACTIVATIONS = ["tanh", "logistic", "relu", "identity"]
 # (D, M, K, N), the tiny ones included
 SHAPES = [(1, 1, 2, 1), (1, 1, 1, 3), (2, 3, 2, 5), (3, 4, 3, 7), (5, 2, 4, 11)]
 
@@ -41,11 +42,6 @@ def problem(D: int, M: int, K: int, N: int, seed: int = 0, dtype=np.float64):
 def decay_mask(D: int, M: int, K: int) -> np.ndarray:
     """1 on weights, 0 on biases, in flatten order (built by hand, not by the module)."""
     return np.concatenate([np.ones(D * M), np.zeros(M), np.ones(M * K), np.zeros(K)])
-
-
-def rel_err(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), np.max(np.abs(b)), 1e-300))
 
 
 def flat_gradient(theta, shape, X, T, s, activation, alpha):
@@ -66,44 +62,6 @@ def fd_hessian(params, X, T, s, activation="tanh", alpha=0.0, eps=1e-6) -> np.nd
         cols.append((up - down) / (2 * eps))
     H = np.stack(cols, axis=1)
     return (H + H.T) / 2
-
-
-# --- an independent error for autograd, from PRML eqs. 5.9 and 5.24 alone ---------------------
-
-AG_ACT = {
-    "tanh": anp.tanh,
-    "logistic": lambda a: 1 / (1 + anp.exp(-a)),
-    "relu": lambda a: anp.maximum(a, 0.0),
-    "identity": lambda a: a,
-}
-
-
-def ag_split(theta, D, M, K):
-    """Slice the flat vector by hand: W1 (D, M) row-major, b1, W2 (M, K) row-major, b2."""
-    o = 0
-    W1 = anp.reshape(theta[o : o + D * M], (D, M))
-    o += D * M
-    b1 = theta[o : o + M]
-    o += M
-    W2 = anp.reshape(theta[o : o + M * K], (M, K))
-    o += M * K
-    b2 = theta[o : o + K]
-    return W1, b1, W2, b2
-
-
-def ag_logits(theta, X, D, M, K, activation):
-    W1, b1, W2, b2 = ag_split(theta, D, M, K)
-    return anp.dot(AG_ACT[activation](anp.dot(X, W1) + b1), W2) + b2
-
-
-def ag_error(theta, X, T, s, D, M, K, activation="tanh", alpha=0.0):
-    """E = -sum_n s_n sum_k t_nk ln softmax(a_n)_k + alpha/2 (||W1||^2 + ||W2||^2)."""
-    a = ag_logits(theta, X, D, M, K, activation)
-    top = anp.max(a, axis=1, keepdims=True)
-    log_y = a - top - anp.log(anp.sum(anp.exp(a - top), axis=1, keepdims=True))
-    E = -anp.sum(s * anp.sum(T * log_y, axis=1))
-    W1, _, W2, _ = ag_split(theta, D, M, K)
-    return E + 0.5 * alpha * (anp.sum(W1**2) + anp.sum(W2**2))
 
 
 def ag_hessian(params, X, T, s, activation="tanh", alpha=0.0):
@@ -289,8 +247,8 @@ def gn_by_loop(params, X, s, activation):
     G = np.zeros((theta.size, theta.size))
     for n in range(X.shape[0]):
         x = X[n : n + 1]
-        J = autograd.jacobian(lambda th, x=x: ag_logits(th, x, D, M, K, activation)[0])(theta)  # (K, W)
-        a = ag_logits(theta, x, D, M, K, activation)[0]
+        J = autograd.jacobian(lambda th, x=x: logits(th, x, D, M, K, activation)[0])(theta)  # (K, W)
+        a = logits(theta, x, D, M, K, activation)[0]
         # Lambda = d2/da2 of -sum_k t_k ln softmax(a)_k, for any t summing to one
         t = np.full(K, 1.0 / K)
         Lam = autograd.hessian(lambda b, t=t: -anp.sum(t * (b - anp.log(anp.sum(anp.exp(b))))))(a)
@@ -366,7 +324,7 @@ def becker_lecun_by_loop(params, X, T, s, activation):
     d2E/dw_kj^2 = z_j^2 d2E/da_k^2 (exact).
     """
     W1, b1, W2, b2 = params
-    h = AG_ACT[activation]
+    h = AUTOGRAD_ACTIVATIONS[activation]
     h1 = autograd.elementwise_grad(h)
     h2 = autograd.elementwise_grad(h1)
     out = [np.zeros_like(p) for p in params]
@@ -458,7 +416,7 @@ def test_weight_jacobian_matches_autograd():
     D, M, K, N = 3, 4, 3, 5
     params, X, _, _ = problem(D, M, K, N, seed=18)
     J = cv.weight_jacobian(params, X)
-    J_ag = autograd.jacobian(lambda th: ag_logits(th, X, D, M, K, "tanh"))(nw.flatten(params))
+    J_ag = autograd.jacobian(lambda th: logits(th, X, D, M, K, "tanh"))(nw.flatten(params))
     assert rel_err(J, J_ag) < 1e-13
 
 

@@ -11,7 +11,6 @@ import math
 
 import array_api_strict as xs
 import autograd
-import autograd.numpy as anp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -19,10 +18,11 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 from sklearn.metrics import log_loss
 
+from oracles import ACTIVATIONS, rel_err
+from oracles import error as autograd_error
 from twolayer import network as nw
 from twolayer.network import Params
 
-ACTIVATIONS = ["tanh", "logistic", "relu", "identity"]
 XSArray = type(xs.asarray(0.0))
 
 
@@ -49,31 +49,6 @@ def central_differences(params: Params, X, T, s=None, activation="tanh", eps=1e-
         down = nw.error(nw.unflatten(theta - step, D, M, K), X, T, s, activation=activation)
         grad[i] = (up - down) / (2 * eps)
     return grad
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-300))
-
-
-# --- an independent error for autograd: written from PRML eq. 5.9 and 5.24 alone -------------
-
-
-def autograd_error(theta, X, T, s, D, M, K, activation):
-    W1 = anp.reshape(theta[: D * M], (D, M))
-    b1 = theta[D * M : D * M + M]
-    W2 = anp.reshape(theta[D * M + M : D * M + M + M * K], (M, K))
-    b2 = theta[D * M + M + M * K :]
-    a1 = anp.dot(X, W1) + b1
-    h = {
-        "tanh": anp.tanh,
-        "logistic": lambda a: 1.0 / (1.0 + anp.exp(-a)),
-        "relu": lambda a: anp.maximum(a, 0.0),
-        "identity": lambda a: a,
-    }[activation]
-    a2 = anp.dot(h(a1), W2) + b2
-    m = anp.max(a2, axis=1, keepdims=True)
-    log_y = a2 - m - anp.log(anp.sum(anp.exp(a2 - m), axis=1, keepdims=True))
-    return -anp.sum(s * anp.sum(T * log_y, axis=1))
 
 
 # --- the gradient -----------------------------------------------------------------------------

@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from oracles import ACTIVATIONS
 from twolayer import network as nw
 from twolayer.network import Params
-from twolayer.training import optim
-
-ACTIVATIONS = ["tanh", "logistic", "relu", "identity"]
+from twolayer.training import batch, full_batch, kernels, optim, optimizers
 
 try:
     import numba  # noqa: F401  (optional: the compiled optimiser updates)
@@ -40,7 +39,7 @@ UPDATE_BACKENDS = [
 @pytest.fixture(params=UPDATE_BACKENDS)
 def backend(request, monkeypatch):
     """Run the test with the NumPy ufunc updates, then with the compiled ones."""
-    monkeypatch.setattr(optim, "FUSED", request.param == "numba")
+    monkeypatch.setattr(kernels, "FUSED", request.param == "numba")
     return request.param
 
 
@@ -61,9 +60,9 @@ def fast_gradient(params: Params, X, y, w, scale: float, activation: str, rows: 
     K = params.W2.shape[1]
     dtype = params.W1.dtype
     theta = nw.flatten(params)
-    ws = optim._Workspace(rows or X.shape[0], D, M, K, dtype, gather=False)
+    ws = batch._Workspace(rows or X.shape[0], D, M, K, dtype, gather=False)
     grad = np.full_like(theta, np.nan)  # every entry must be overwritten
-    E = optim._batch_error_and_gradient(
+    E = batch._batch_error_and_gradient(
         nw.unflatten(theta, D, M, K), X, y, w, scale, activation, ws, nw.unflatten(grad, D, M, K)
     )
     return E, nw.unflatten(grad, D, M, K)
@@ -106,11 +105,11 @@ def test_fast_gradient_reuses_buffers_between_batches_of_different_sizes(backend
     D, M = params.W1.shape
     K = params.W2.shape[1]
     theta = nw.flatten(params)
-    ws = optim._Workspace(20, D, M, K, np.float64, gather=False)
+    ws = batch._Workspace(20, D, M, K, np.float64, gather=False)
     grad = np.empty_like(theta)
     gp = nw.unflatten(grad, D, M, K)
     for rows in (slice(0, 20), slice(20, 30), slice(3, 23)):
-        E = optim._batch_error_and_gradient(nw.unflatten(theta, D, M, K), X[rows], y[rows], None, 1.0, "tanh", ws, gp)
+        E = batch._batch_error_and_gradient(nw.unflatten(theta, D, M, K), X[rows], y[rows], None, 1.0, "tanh", ws, gp)
         E_ref, g_ref = nw.error_and_gradient(params, X[rows], T[rows])
         assert E == pytest.approx(E_ref, rel=1e-13)
         np.testing.assert_allclose(grad, nw.flatten(g_ref), rtol=1e-12, atol=1e-14)
@@ -142,7 +141,7 @@ def test_full_batch_gradient_against_central_differences(weighted, chunk):
     S = X.shape[0] if s is None else float(s.sum())
     data = optim.TrainingData(X=X, y=y, w=None if s is None else s * (X.shape[0] / S), lam=alpha / S)
     D, M, K = 3, 3, 3
-    full = optim._FullBatch(data, (D, M, K), np.float64, "tanh", chunk=chunk)
+    full = full_batch._FullBatch(data, (D, M, K), np.float64, "tanh", chunk=chunk)
     theta = nw.flatten(params)
     f, g = full(theta.copy())
     assert f == pytest.approx(optim.objective(params, X, T, s, alpha=alpha), rel=1e-13)
@@ -266,11 +265,11 @@ def update_problem(dtype, n: int = 1037, seed: int = 11):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("lam", [0.0, 3e-3])
 def test_fused_adam_equals_numpy_bit_for_bit(dtype, lam, monkeypatch):
-    monkeypatch.setattr(optim, "UFUNC_CHUNK", 256)  # NumPy's chunks cut the segments: 600 = 256 + 256 + 88
+    monkeypatch.setattr(optimizers, "UFUNC_CHUNK", 256)  # NumPy's chunks cut the segments: 600 = 256 + 256 + 88
     theta, grad, m, v, segments = update_problem(dtype)
     results = {}
     for fused in (False, True):
-        monkeypatch.setattr(optim, "FUSED", fused)
+        monkeypatch.setattr(kernels, "FUSED", fused)
         opt = optim.Adam(theta.size, dtype, learning_rate_init=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
         opt.load_state({"learning_rate": 0.01, "t": 3, "m": m, "v": v})
         th = theta.copy()
@@ -288,11 +287,11 @@ def test_fused_adam_equals_numpy_bit_for_bit(dtype, lam, monkeypatch):
 @pytest.mark.parametrize("nesterov", [False, True])
 @pytest.mark.parametrize("lam", [0.0, 3e-3])
 def test_fused_sgd_equals_numpy_bit_for_bit(dtype, nesterov, lam, monkeypatch):
-    monkeypatch.setattr(optim, "UFUNC_CHUNK", 256)
+    monkeypatch.setattr(optimizers, "UFUNC_CHUNK", 256)
     theta, grad, velocity, _, segments = update_problem(dtype, seed=12)
     results = {}
     for fused in (False, True):
-        monkeypatch.setattr(optim, "FUSED", fused)
+        monkeypatch.setattr(kernels, "FUSED", fused)
         opt = optim.SGD(
             theta.size,
             dtype,
@@ -315,7 +314,7 @@ def test_fused_sgd_equals_numpy_bit_for_bit(dtype, nesterov, lam, monkeypatch):
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_numpy_updates_in_chunks_equal_whole_vector_updates(solver, monkeypatch):
     # the NumPy path cuts the vector into cache-sized chunks; elementwise, so the bits cannot change
-    monkeypatch.setattr(optim, "FUSED", False)
+    monkeypatch.setattr(kernels, "FUSED", False)
     theta, grad, _, _, segments = update_problem(np.float32, seed=14)
     settings = {
         "learning_rate_init": 0.05,
@@ -329,7 +328,7 @@ def test_numpy_updates_in_chunks_equal_whole_vector_updates(solver, monkeypatch)
     }
     results = []
     for chunk in (100, 1 << 20):
-        monkeypatch.setattr(optim, "UFUNC_CHUNK", chunk)
+        monkeypatch.setattr(optimizers, "UFUNC_CHUNK", chunk)
         opt, th = optim.make_optimizer(solver, theta.size, np.float32, settings), theta.copy()
         for _ in range(3):
             opt.step(th, grad.copy(), 0.01, segments)
@@ -649,19 +648,19 @@ def test_divergence_after_some_epochs_restores_the_last_epochs_moments(backend):
 
 @pytest.mark.skipif(not HAVE_NUMBA, reason=NO_NUMBA)
 def test_gather_kernel_copies_rows_and_finds_the_first_non_finite_one():
-    kernels = optim._compiled()
+    compiled = kernels._compiled()
     rng = np.random.default_rng(3)
     for dtype in (np.float32, np.float64):
         X = rng.normal(size=(40, 33)).astype(dtype)
         idx = rng.permutation(40)[:17]
         out = np.empty((17, 33), dtype)
-        assert kernels.gather(X, idx, out) == -1
+        assert compiled.gather(X, idx, out) == -1
         np.testing.assert_array_equal(out, X[idx])
         for bad in (np.nan, np.inf, -np.inf):
             Y = X.copy()
             Y[idx[9], 32] = bad  # the last column
             Y[idx[12], 0] = bad
-            assert kernels.gather(Y, idx, out) == 9
+            assert compiled.gather(Y, idx, out) == 9
 
 
 @pytest.mark.parametrize("shuffle", [True, False])
@@ -722,7 +721,7 @@ def test_a_bad_row_after_a_divergence_is_named_not_the_divergence(backend):
 
 
 def test_check_finite_works_in_pieces(monkeypatch):
-    monkeypatch.setattr(optim, "CHECK_ROWS", 3)
+    monkeypatch.setattr(batch, "CHECK_ROWS", 3)
     X = np.ones((10, 2))
     X[7, 1] = np.nan
     with pytest.raises(optim.NonFiniteInput, match="row 7, column 1"):
@@ -851,3 +850,36 @@ def test_lbfgs_non_finite_error_raises_and_keeps_the_start():
 def test_make_optimizer_rejects_unknown_solver():
     with pytest.raises(ValueError, match="'sgd' or 'adam'"):
         optim.make_optimizer("rmsprop", 3, np.float64, {})
+
+
+# --------------------------------------------------------------------------
+# the facade: every name of the one-module optim, and its switches
+# --------------------------------------------------------------------------
+
+
+def test_the_facade_keeps_every_public_name():
+    import twolayer.optim
+
+    assert twolayer.optim is optim
+    names = (
+        "SGD Adam LbfgsSettings MinibatchSettings NonFiniteInput TrainingData TrainingDiverged TrainingState "
+        "check_finite checks_rows_as_it_gathers make_optimizer objective train_lbfgs train_minibatch "
+        "train_second_order LEARNING_RATE_SCHEDULES SMALL_PROBLEM SECOND_ORDER_METHODS EpochHook Optimizer "
+        "Segments Snapshot FUSED UFUNC_CHUNK CHECK_ROWS"
+    ).split()
+    missing = [name for name in names if not hasattr(optim, name)]
+    assert not missing, missing
+
+
+def test_setting_a_switch_on_the_facade_sets_it_where_it_is_read(monkeypatch):
+    for module, name, value in ((kernels, "FUSED", False), (optimizers, "UFUNC_CHUNK", 7), (batch, "CHECK_ROWS", 3)):
+        before = getattr(module, name)
+        with monkeypatch.context() as patch:
+            patch.setattr(optim, name, value)
+            assert getattr(module, name) == value and getattr(optim, name) == value
+        assert getattr(module, name) == before and getattr(optim, name) == before
+    X = np.ones((10, 2))
+    X[7, 1] = np.nan
+    monkeypatch.setattr(optim, "CHECK_ROWS", 3)  # the check then works in pieces of three rows
+    with pytest.raises(optim.NonFiniteInput, match="row 7, column 1"):
+        optim.check_finite(X)

@@ -8,11 +8,13 @@ counting wrappers for the evaluation counts.
 
 from __future__ import annotations
 
+import autograd
 import numpy as np
 import pytest
 from scipy.optimize import minimize, rosen, rosen_der, rosen_hess_prod
 from sklearn.linear_model import LogisticRegression
 
+from oracles import error, rel_err
 from twolayer import curvature as cv
 from twolayer import network as nw
 from twolayer.training import second_order as so
@@ -177,6 +179,30 @@ def test_network_objective_is_the_regularised_error_and_its_derivatives():
     np.testing.assert_allclose(hessp(theta, v), cv.hessian(params, X, T, s, alpha=alpha) @ v, rtol=1e-12)
     _, gn_p = so.network_objective(X, T, s, n_hidden=M, alpha=alpha, curvature_kind="gauss-newton")
     np.testing.assert_allclose(gn_p(theta, v), cv.gauss_newton(params, X, T, s, alpha=alpha) @ v, rtol=1e-12)
+
+
+def test_network_objective_with_a_decay_per_group_against_autograd():
+    rng = np.random.default_rng(3)
+    D, M, K, N, alpha = 3, 2, 3, 9, (0.7, 0.2, 1.3, 0.05)
+    X = rng.normal(size=(N, D))
+    T = np.eye(K)[rng.integers(0, K, size=N)]
+    s = rng.uniform(0.5, 2, size=N)
+    theta = nw.flatten(nw.init_params(D, M, K, random_state=4))
+    fg, hessp = so.network_objective(X, T, s, n_hidden=M, alpha=alpha)
+    f, g = fg(theta)
+
+    def oracle(t):
+        return error(t, X, T, s, D, M, K, alpha=alpha)
+
+    assert f == pytest.approx(oracle(theta), rel=1e-13)
+    assert rel_err(g, autograd.grad(oracle)(theta)) < 1e-12
+    v = rng.normal(size=theta.size)
+    assert rel_err(hessp(theta, v), autograd.hessian(oracle)(theta) @ v) < 1e-12
+    fg_plain, hessp_plain = so.network_objective(X, T, s, n_hidden=M, alpha=0.4)
+    fg_groups, hessp_groups = so.network_objective(X, T, s, n_hidden=M, alpha=(0.4, 0.0, 0.4, 0.0))
+    assert fg_plain(theta)[0] == fg_groups(theta)[0]  # one number and its four groups: the same bits
+    np.testing.assert_array_equal(fg_plain(theta)[1], fg_groups(theta)[1])
+    np.testing.assert_array_equal(hessp_plain(theta, v), hessp_groups(theta, v))
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -45,7 +45,11 @@ SciPy objects and therefore NumPy only.
 An optional ``alpha`` adds the weight-decay term
 :math:`\\tfrac{\\alpha}{2}\\lVert w \\rVert^2` over the **weights** ``W1`` and
 ``W2`` (biases not penalised, as in scikit-learn's ``MLPClassifier``), whose
-Hessian is :math:`\\alpha` on the diagonal entries of the weights.
+Hessian is :math:`\\alpha` on the diagonal entries of the weights; four values
+:math:`(\\alpha_{W1}, \\alpha_{b1}, \\alpha_{W2}, \\alpha_{b2})` (or a mapping by
+group) give the grouped prior's term :math:`\\sum_g \\tfrac{\\alpha_g}{2}\\lVert w_g
+\\rVert^2` (PRML eq. 5.211), whose Hessian is :math:`\\alpha_g` on the diagonal
+entries of group ``g`` (see :mod:`twolayer.prior`).
 """
 
 from __future__ import annotations
@@ -59,14 +63,15 @@ from scipy.sparse.linalg import LinearOperator
 from twolayer.network import (
     Activation,
     Params,
-    _forward_pass,
-    _log_softmax,
-    _working,
     flatten,
+    forward_pass,
     get_activation,
+    log_softmax,
     n_params,
     unflatten,
+    working_arrays,
 )
+from twolayer.prior import Decay, decay_per_group
 
 __all__ = [
     "gauss_newton",
@@ -127,11 +132,15 @@ def _check_data(params: Params, X: Array, T: Array | None, sample_weight: Array 
         )
 
 
-def _check_alpha(alpha: float) -> float:
-    alpha = float(alpha)
-    if not alpha >= 0:  # also rejects NaN
-        raise ValueError(f"alpha must be a non-negative number, got {alpha!r}")
-    return alpha
+Alphas = tuple[float, float, float, float]
+
+
+def _check_alpha(alpha: Decay) -> Alphas:
+    """The four group decays of ``alpha`` (one number: the weights only)."""
+    try:
+        return decay_per_group(alpha)
+    except ValueError as exc:
+        raise ValueError(f"alpha must be a non-negative number or four (W1, b1, W2, b2), got {alpha!r}") from exc
 
 
 class _State(NamedTuple):
@@ -161,9 +170,9 @@ def _state(
     if T is None and need_targets:
         raise ValueError("T is required: the exact Hessian depends on the targets through delta = y - t")
     _check_data(params, X, T, sample_weight)
-    xp, params, X, (T, s) = _working(params, X, T, sample_weight)
-    z, a2 = _forward_pass(xp, params, X, act)
-    y = xp.exp(_log_softmax(xp, a2))  # (N, K)  softmax, through log-softmax for stability
+    xp, params, X, (T, s) = working_arrays(params, X, T, sample_weight)
+    z, a2 = forward_pass(xp, params, X, act)
+    y = xp.exp(log_softmax(xp, a2))  # (N, K)  softmax, through log-softmax for stability
     delta2 = None
     if T is not None:
         delta2 = y - T  # (N, K)  delta_k = y_k - t_k (derivation.md)
@@ -199,15 +208,10 @@ def _with_ones(xp: Any, A: Array) -> Array:
     return xp.concat([A, ones], axis=1)
 
 
-def _decay_mask(xp: Any, D: int, M: int, K: int, dtype: Any, device: Any) -> Array:
-    """One on the flat positions of the weights W1 and W2, zero on the biases."""
-    parts = [
-        xp.ones((D * M,), dtype=dtype, device=device),
-        xp.zeros((M,), dtype=dtype, device=device),
-        xp.ones((M * K,), dtype=dtype, device=device),
-        xp.zeros((K,), dtype=dtype, device=device),
-    ]
-    return xp.concat(parts)
+def _decay_diagonal(xp: Any, alpha: Alphas, D: int, M: int, K: int, dtype: Any, device: Any) -> Array:
+    """alpha_g on the flat positions of each group g: the Hessian of sum_g alpha_g ||w_g||^2 / 2."""
+    sizes = (D * M, M, M * K, K)
+    return xp.concat([xp.full((n,), a_g, dtype=dtype, device=device) for a_g, n in zip(alpha, sizes)])
 
 
 def _add_to_diagonal(xp: Any, H: Array, d: Array) -> Array:
@@ -463,16 +467,15 @@ def _dense(
     T: Array | None,
     sample_weight: Array | None,
     activation: str,
-    alpha: float,
+    alpha: Decay,
     exact: bool,
 ) -> Array:
-    alpha = _check_alpha(alpha)
+    alphas = _check_alpha(alpha)
     st = _state(params, X, T, sample_weight, activation, need_targets=exact)
     H = _curvature_blocks(st, exact)
-    if alpha:
+    if any(alphas):
         D, M, K = _shapes(st.params)
-        mask = _decay_mask(st.xp, D, M, K, H.dtype, array_api_compat.device(H))
-        H = _add_to_diagonal(st.xp, H, alpha * mask)
+        H = _add_to_diagonal(st.xp, H, _decay_diagonal(st.xp, alphas, D, M, K, H.dtype, array_api_compat.device(H)))
     return H
 
 
@@ -483,7 +486,7 @@ def hessian(
     sample_weight: Array | None = None,
     *,
     activation: str = "tanh",
-    alpha: float = 0.0,
+    alpha: Decay = 0.0,
 ) -> Array:
     """The exact Hessian :math:`\\nabla\\nabla E` of the cross-entropy error.
 
@@ -504,10 +507,12 @@ def hessian(
         The weights :math:`s_n` multiplying each pattern's error.
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
         For ReLU, :math:`h'' = 0` almost everywhere is used.
-    alpha : float, default 0.0
+    alpha : float, 4 floats or mapping, default 0.0
         Weight decay: adds :math:`\\alpha` on the diagonal entries of the
         weights ``W1`` and ``W2`` (the Hessian of
-        :math:`\\tfrac{\\alpha}{2}\\lVert w \\rVert^2`, biases not penalised).
+        :math:`\\tfrac{\\alpha}{2}\\lVert w \\rVert^2`, biases not penalised);
+        four values (``W1``, ``b1``, ``W2``, ``b2``) add :math:`\\alpha_g` on the
+        diagonal entries of each group (the grouped prior, PRML eq. 5.211).
 
     Returns
     -------
@@ -532,7 +537,7 @@ def gauss_newton(
     sample_weight: Array | None = None,
     *,
     activation: str = "tanh",
-    alpha: float = 0.0,
+    alpha: Decay = 0.0,
 ) -> Array:
     """The generalised Gauss–Newton matrix :math:`G = \\sum_n s_n J_n^\\top \\Lambda_n J_n`.
 
@@ -555,8 +560,8 @@ def gauss_newton(
         ``gauss_newton`` and :func:`hessian` can be called alike.
     sample_weight : array of shape (N,), optional
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
-    alpha : float, default 0.0
-        Weight decay on ``W1`` and ``W2`` as in :func:`hessian`.
+    alpha : float, 4 floats or mapping, default 0.0
+        Weight decay on ``W1`` and ``W2``, or one per group, as in :func:`hessian`.
 
     Returns
     -------
@@ -608,10 +613,9 @@ def _r_pass(st: _State, v: Params, exact: bool) -> Params:
     return Params(RgW1, Rgb1, RgW2, Rgb2)
 
 
-def _decayed(product: Params, v: Params, alpha: float) -> Params:
-    if not alpha:
-        return product
-    return Params(product.W1 + alpha * v.W1, product.b1, product.W2 + alpha * v.W2, product.b2)
+def _decayed(product: Params, v: Params, alpha: Alphas) -> Params:
+    """``product + alpha_g v_g`` on every decayed group g."""
+    return Params(*(p if not a_g else p + a_g * v_g for p, v_g, a_g in zip(product, v, alpha)))
 
 
 def hessian_vector_product(
@@ -622,7 +626,7 @@ def hessian_vector_product(
     sample_weight: Array | None = None,
     *,
     activation: str = "tanh",
-    alpha: float = 0.0,
+    alpha: Decay = 0.0,
 ) -> Params:
     """The product :math:`H v` of the exact Hessian with a vector, by the R operator.
 
@@ -640,8 +644,8 @@ def hessian_vector_product(
         in :func:`twolayer.network.flatten` order.
     sample_weight : array of shape (N,), optional
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
-    alpha : float, default 0.0
-        Weight decay on ``W1`` and ``W2`` as in :func:`hessian`.
+    alpha : float, 4 floats or mapping, default 0.0
+        Weight decay on ``W1`` and ``W2``, or one per group, as in :func:`hessian`.
 
     Returns
     -------
@@ -654,10 +658,10 @@ def hessian_vector_product(
     PRML §5.4.6; B. A. Pearlmutter, "Fast exact
     multiplication by the Hessian", Neural Computation 6 (1994).
     """
-    alpha = _check_alpha(alpha)
+    alphas = _check_alpha(alpha)
     st = _state(params, X, T, sample_weight, activation, need_targets=True)
     v = _as_params(v, st.params, st.xp, st.X.dtype)
-    return _decayed(_r_pass(st, v, exact=True), v, alpha)
+    return _decayed(_r_pass(st, v, exact=True), v, alphas)
 
 
 def gauss_newton_vector_product(
@@ -668,7 +672,7 @@ def gauss_newton_vector_product(
     sample_weight: Array | None = None,
     *,
     activation: str = "tanh",
-    alpha: float = 0.0,
+    alpha: Decay = 0.0,
 ) -> Params:
     """The product :math:`G v` of the Gauss–Newton matrix with a vector.
 
@@ -686,8 +690,8 @@ def gauss_newton_vector_product(
         As for :func:`hessian_vector_product`.
     sample_weight : array of shape (N,), optional
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
-    alpha : float, default 0.0
-        Weight decay on ``W1`` and ``W2`` as in :func:`hessian`.
+    alpha : float, 4 floats or mapping, default 0.0
+        Weight decay on ``W1`` and ``W2``, or one per group, as in :func:`hessian`.
 
     Returns
     -------
@@ -698,10 +702,10 @@ def gauss_newton_vector_product(
     ----------
     PRML §5.4.2 and §5.4.6; N. N. Schraudolph, Neural Computation 14 (2002).
     """
-    alpha = _check_alpha(alpha)
+    alphas = _check_alpha(alpha)
     st = _state(params, X, T, sample_weight, activation)
     v = _as_params(v, st.params, st.xp, st.X.dtype)
-    return _decayed(_r_pass(st, v, exact=False), v, alpha)
+    return _decayed(_r_pass(st, v, exact=False), v, alphas)
 
 
 # --------------------------------------------------------------------------
@@ -717,7 +721,7 @@ def hessian_diagonal(
     *,
     approximation: str | None = None,
     activation: str = "tanh",
-    alpha: float = 0.0,
+    alpha: Decay = 0.0,
 ) -> Params:
     """The diagonal of the Hessian: exact, Becker and LeCun's, or the Gauss–Newton matrix's.
 
@@ -745,8 +749,9 @@ def hessian_diagonal(
     approximation : {None, "becker-lecun", "gauss-newton"}, default None
         ``None`` for the exact diagonal.
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
-    alpha : float, default 0.0
-        Weight decay: adds :math:`\\alpha` to the entries of ``W1`` and ``W2``.
+    alpha : float, 4 floats or mapping, default 0.0
+        Weight decay: adds :math:`\\alpha` to the entries of ``W1`` and ``W2``,
+        or :math:`\\alpha_g` to the entries of each group, as in :func:`hessian`.
 
     Returns
     -------
@@ -762,7 +767,7 @@ def hessian_diagonal(
     """
     if approximation not in (None, "becker-lecun", "gauss-newton"):
         raise ValueError(f"approximation must be None, 'becker-lecun' or 'gauss-newton', got {approximation!r}")
-    alpha = _check_alpha(alpha)
+    alphas = _check_alpha(alpha)
     gauss_newton = approximation == "gauss-newton"
     st = _state(params, X, T, sample_weight, activation, need_targets=not gauss_newton)
     xp, X, z, y, W2 = st.xp, st.X, st.z, st.y, st.params.W2
@@ -786,9 +791,7 @@ def hessian_diagonal(
         xp.permute_dims(z * z, (1, 0)) @ d2a2,  # (M, K)  z_j^2 y_k (1 - y_k)
         xp.sum(d2a2, axis=0),  # (K,)  z_0 = 1
     )
-    if alpha:
-        diag = Params(diag.W1 + alpha, diag.b1, diag.W2 + alpha, diag.b2)
-    return diag
+    return Params(*(d if not a_g else d + a_g for d, a_g in zip(diag, alphas)))
 
 
 # --------------------------------------------------------------------------
@@ -802,10 +805,10 @@ def _operator(
     T: Array | None,
     sample_weight: Array | None,
     activation: str,
-    alpha: float,
+    alpha: Decay,
     exact: bool,
 ) -> LinearOperator:
-    alpha = _check_alpha(alpha)
+    alphas = _check_alpha(alpha)
     params = Params(*(np.asarray(p) for p in params))
     X = np.asarray(X)
     T = None if T is None else np.asarray(T)
@@ -820,7 +823,7 @@ def _operator(
     def matvec(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=dtype).reshape(W)  # LinearOperator may pass (W, 1)
         v = unflatten(x, D, M, K)
-        return flatten(_decayed(_r_pass(st, v, exact), v, alpha))
+        return flatten(_decayed(_r_pass(st, v, exact), v, alphas))
 
     return LinearOperator((W, W), matvec=matvec, rmatvec=matvec, dtype=dtype)
 
@@ -832,7 +835,7 @@ def hessian_operator(
     sample_weight: Array | None = None,
     *,
     activation: str = "tanh",
-    alpha: float = 0.0,
+    alpha: Decay = 0.0,
 ) -> LinearOperator:
     """The exact Hessian as a SciPy ``LinearOperator`` over the flat parameters.
 
@@ -868,7 +871,7 @@ def gauss_newton_operator(
     sample_weight: Array | None = None,
     *,
     activation: str = "tanh",
-    alpha: float = 0.0,
+    alpha: Decay = 0.0,
 ) -> LinearOperator:
     """The Gauss–Newton matrix as a SciPy ``LinearOperator`` over the flat parameters.
 

@@ -30,11 +30,12 @@ float32, float64 inputs float64; mixed float inputs promote as the namespace's
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import array_api_compat
 import numpy as np
+
+from twolayer.activations import ACTIVATIONS, Activation, get_activation, register_activation
 
 __all__ = [
     "ACTIVATIONS",
@@ -44,21 +45,24 @@ __all__ = [
     "error_and_gradient",
     "flatten",
     "forward",
+    "forward_pass",
     "get_activation",
     "gradient",
     "hidden_and_output",
     "init_params",
     "log_forward",
+    "log_softmax",
     "n_params",
+    "register_activation",
     "unflatten",
+    "working_arrays",
 ]
 
 Array = Any  # an array of any array-API namespace
 
 #: Patterns per chunk of a large batch in :func:`error_and_gradient`. Small enough that a
 #: (chunk, M) temporary stays in a core's L2 cache for M of a few hundred, large enough that
-#: the products keep their speed: on 60000 x 784, M = 256, 2048 rows cost 1.03x the five
-#: products in float32 and 1.08x in float64, against 1.07x and 1.28x for 8192 (benchmarks/).
+#: the products keep their speed (BENCHMARKS.md has the measurements).
 CHUNK_ROWS = 2048
 
 
@@ -81,88 +85,6 @@ class Params(NamedTuple):
     b1: Array
     W2: Array
     b2: Array
-
-
-# --------------------------------------------------------------------------
-# Hidden-unit activation functions h, with derivatives written from the
-# *output* z = h(a): the backward pass then needs only what the forward pass
-# kept, as in PRML's tanh'(a) = 1 - tanh(a)^2 (derivation.md, "Hidden errors").
-# --------------------------------------------------------------------------
-
-
-class Activation(NamedTuple):
-    """A hidden-unit activation :math:`h` and its derivatives.
-
-    ``h(xp, a)`` computes :math:`z = h(a)`; ``h_prime(xp, z)`` and
-    ``h_second(xp, z)`` give :math:`h'(a)` and :math:`h''(a)` from the output
-    ``z`` alone (for ReLU, :math:`h''` is zero almost everywhere).
-    """
-
-    name: str
-    h: Callable[[Any, Array], Array]
-    h_prime: Callable[[Any, Array], Array]
-    h_second: Callable[[Any, Array], Array]
-
-
-def _tanh(xp: Any, a: Array) -> Array:
-    return xp.tanh(a)
-
-
-def _tanh_prime(xp: Any, z: Array) -> Array:
-    return 1 - z * z  # tanh' = 1 - tanh^2
-
-
-def _tanh_second(xp: Any, z: Array) -> Array:
-    return -2 * z * (1 - z * z)  # tanh'' = -2 tanh (1 - tanh^2)
-
-
-def _logistic(xp: Any, a: Array) -> Array:
-    # sigma(a) = (1 + tanh(a/2)) / 2: no exp(-a) to overflow for large negative a.
-    return 0.5 * (1 + xp.tanh(0.5 * a))
-
-
-def _logistic_prime(xp: Any, z: Array) -> Array:
-    return z * (1 - z)
-
-
-def _logistic_second(xp: Any, z: Array) -> Array:
-    return z * (1 - z) * (1 - 2 * z)
-
-
-def _relu(xp: Any, a: Array) -> Array:
-    return xp.where(a > 0, a, xp.zeros_like(a))
-
-
-def _relu_prime(xp: Any, z: Array) -> Array:
-    return xp.astype(z > 0, z.dtype)
-
-
-def _zero(xp: Any, z: Array) -> Array:
-    return xp.zeros_like(z)
-
-
-def _identity(xp: Any, a: Array) -> Array:
-    return a
-
-
-def _one(xp: Any, z: Array) -> Array:
-    return xp.ones_like(z)
-
-
-ACTIVATIONS: dict[str, Activation] = {
-    "tanh": Activation("tanh", _tanh, _tanh_prime, _tanh_second),
-    "logistic": Activation("logistic", _logistic, _logistic_prime, _logistic_second),
-    "relu": Activation("relu", _relu, _relu_prime, _zero),
-    "identity": Activation("identity", _identity, _one, _zero),
-}
-
-
-def get_activation(activation: str) -> Activation:
-    """Look up an activation by name, with an error that lists the choices."""
-    try:
-        return ACTIVATIONS[activation]
-    except (KeyError, TypeError):
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}") from None
 
 
 # --------------------------------------------------------------------------
@@ -265,8 +187,30 @@ def unflatten(theta: Array, n_features: int, n_hidden: int, n_classes: int) -> P
 # --------------------------------------------------------------------------
 
 
-def _working(params: Params, X: Array, *others: Array | None) -> tuple[Any, Params, Array, list[Array | None]]:
-    """The namespace, and every input cast to the one working dtype."""
+def working_arrays(params: Params, X: Array, *others: Array | None) -> tuple[Any, Params, Array, list[Array | None]]:
+    """The array namespace of the inputs, and every input cast to the one working dtype.
+
+    The working dtype is the ``result_type`` of the floating inputs among
+    ``X`` and ``params``; integer or boolean input joins a float64 computation.
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    *others : array or None
+        Further inputs (targets, sample weights) to cast alike; ``None`` stays ``None``.
+
+    Returns
+    -------
+    xp : namespace
+        The array-API namespace of ``X`` and ``params``.
+    params : Params
+        Cast to the working dtype (the same arrays where no cast is needed).
+    X : array
+        Cast to the working dtype.
+    others : list
+        Each of ``others``, cast (and made an array of ``xp`` if it was not one).
+    """
     xp = array_api_compat.array_namespace(X, *params)
     floating = [a.dtype for a in (X, *params) if xp.isdtype(a.dtype, "real floating")]
     dtype = xp.result_type(*floating) if floating else xp.float64
@@ -293,8 +237,29 @@ def _add_bias(a: Array, b: Array) -> Array:
     return a + b
 
 
-def _forward_pass(xp: Any, params: Params, X: Array, act: Activation) -> tuple[Array, Array]:
-    """The hidden outputs ``z`` and output activations ``a2`` (eq. 5.9)."""
+def forward_pass(xp: Any, params: Params, X: Array, act: Activation) -> tuple[Array, Array]:
+    """The hidden outputs ``z`` and the output activations ``a2`` (PRML eq. 5.9).
+
+    The building block of :func:`hidden_and_output` for callers that already
+    hold the namespace and working-dtype inputs (:func:`working_arrays`) and
+    the :class:`Activation`.
+
+    Parameters
+    ----------
+    xp : namespace
+    params : Params
+        In the working dtype.
+    X : array of shape (N, D)
+        In the working dtype.
+    act : Activation
+
+    Returns
+    -------
+    z : array of shape (N, M)
+        :math:`z_j = h(a_j)`.
+    a2 : array of shape (N, K)
+        :math:`a_k = \\sum_j w^{(2)}_{kj} z_j + w^{(2)}_{k0}`.
+    """
     W1, b1, W2, b2 = params
     a1 = _add_bias(X @ W1, b1)  # (N, M)  a_j = sum_i w_ji x_i + w_j0
     z = act.h(xp, a1)  # (N, M)  z_j = h(a_j)
@@ -306,21 +271,35 @@ def _hidden_errors(xp: Any, act: Activation, z: Array, back: Array) -> Array:
     """delta_j = h'(a_j) sum_k w_kj delta_k, given ``back`` = sum_k w_kj delta_k (eq. 5.56).
 
     ``back`` is a product this module just made and is overwritten where the namespace
-    allows: for tanh, delta = back - (z * z) * back needs one (N, M) temporary, not three.
+    allows, by the activation's ``hidden_delta`` when it has one.
     """
     if not array_api_compat.is_writeable_array(back):
         return act.h_prime(xp, z) * back
-    if act.name == "tanh":
-        t = z * z
-        t *= back
-        back -= t  # (1 - z^2) back
-        return back
+    if act.hidden_delta is not None:
+        return act.hidden_delta(xp, z, back)
     back *= act.h_prime(xp, z)
     return back
 
 
-def _log_softmax(xp: Any, a2: Array) -> Array:
-    """ln y_k = a_k - logsumexp(a): finite for any finite a (never ln of softmax)."""
+def log_softmax(xp: Any, a2: Array) -> Array:
+    """The log-softmax of each row, :math:`\\ln y_k = a_k - \\operatorname{logsumexp}(a)`.
+
+    Finite for any finite ``a2`` (the logarithm of the softmax would not be).
+
+    Parameters
+    ----------
+    xp : namespace
+    a2 : array of shape (N, K)
+        The output activations.
+
+    Returns
+    -------
+    array of shape (N, K)
+
+    References
+    ----------
+    PRML eq. 4.104 (the softmax).
+    """
     shifted = a2 - xp.max(a2, axis=1, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
 
@@ -339,8 +318,8 @@ def hidden_and_output(params: Params, X: Array, *, activation: str = "tanh") -> 
     ----------
     PRML eq. 5.9.
     """
-    xp, params, X, _ = _working(params, X)
-    return _forward_pass(xp, params, X, get_activation(activation))
+    xp, params, X, _ = working_arrays(params, X)
+    return forward_pass(xp, params, X, get_activation(activation))
 
 
 def log_forward(params: Params, X: Array, *, activation: str = "tanh") -> Array:
@@ -353,9 +332,9 @@ def log_forward(params: Params, X: Array, *, activation: str = "tanh") -> Array:
     -------
     array of shape (N, K)
     """
-    xp, params, X, _ = _working(params, X)
-    _, a2 = _forward_pass(xp, params, X, get_activation(activation))
-    return _log_softmax(xp, a2)
+    xp, params, X, _ = working_arrays(params, X)
+    _, a2 = forward_pass(xp, params, X, get_activation(activation))
+    return log_softmax(xp, a2)
 
 
 def forward(params: Params, X: Array, *, activation: str = "tanh") -> Array:
@@ -409,13 +388,13 @@ def error(
     float
         The **sum** over patterns (PRML eq. 5.24), not the mean.
     """
-    xp, params, X, (T, s) = _working(params, X, T, sample_weight)
-    _, a2 = _forward_pass(xp, params, X, get_activation(activation))
+    xp, params, X, (T, s) = working_arrays(params, X, T, sample_weight)
+    _, a2 = forward_pass(xp, params, X, get_activation(activation))
     return _error_from_logits(xp, a2, T, s)
 
 
 def _error_from_logits(xp: Any, a2: Array, T: Array, s: Array | None) -> float:
-    E_n = -xp.sum(T * _log_softmax(xp, a2), axis=1)  # (N,)  eq. 5.24, per pattern
+    E_n = -xp.sum(T * log_softmax(xp, a2), axis=1)  # (N,)  eq. 5.24, per pattern
     if s is not None:
         E_n = s * E_n
     return float(xp.sum(E_n))
@@ -455,7 +434,7 @@ def error_and_gradient(
     ----------
     PRML §5.3.1–5.3.2; ``derivation.md`` ("Derivatives").
     """
-    xp, params, X, (T, s) = _working(params, X, T, sample_weight)
+    xp, params, X, (T, s) = working_arrays(params, X, T, sample_weight)
     act = get_activation(activation)
     N = X.shape[0]
     if N <= CHUNK_ROWS:
@@ -468,14 +447,15 @@ def error_and_gradient(
         E_c, grad_c = _backprop(xp, act, params, X[rows, ...], T[rows, ...], None if s is None else s[rows])
         E += E_c
         grad = grad_c if grad is None else Params(*(_add_bias(g, c) for g, c in zip(grad, grad_c)))
+    assert grad is not None  # N > CHUNK_ROWS: at least two chunks
     return E, grad
 
 
 def _backprop(xp: Any, act: Activation, params: Params, X: Array, T: Array, s: Array | None) -> tuple[float, Params]:
     """One forward and backward pass over a batch in the working dtype: five products."""
     W2 = params.W2
-    z, a2 = _forward_pass(xp, params, X, act)
-    log_y = _log_softmax(xp, a2)  # (N, K)
+    z, a2 = forward_pass(xp, params, X, act)
+    log_y = log_softmax(xp, a2)  # (N, K)
     E_n = -xp.sum(T * log_y, axis=1)  # (N,)  eq. 5.24
     delta2 = xp.exp(log_y) - T  # (N, K)  delta_k = y_k - t_k
     if s is not None:

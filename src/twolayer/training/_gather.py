@@ -1,4 +1,4 @@
-"""The compiled batch gather of :mod:`twolayer.training.optim` (needs numba: the ``fast`` extra).
+"""The compiled batch gather of the minibatch loop (needs numba: the ``fast`` extra).
 
 A shuffled epoch copies each batch's rows of ``X`` into a reusable buffer
 before its first product. ``X`` is usually far larger than the caches, so the
@@ -6,13 +6,10 @@ copy waits on memory, and the hardware prefetchers cannot guess the next row
 of a random permutation. This loop asks for the rows a few places ahead
 (``llvm.prefetch``, a hint that never faults) while it copies the current one,
 and tests every copied value for finiteness on the way (the first epoch's
-input check). On issue 5's workload (60000 x 784), on an AMD EPYC, an epoch's
-gathers take 13.3 ms in float32 and 26.6 ms in float64, against 15.5 and
-26.5 ms for ``np.take`` and 18 and 32 ms for the same loop without the hints.
-On an Intel Xeon (Emerald Rapids) ``np.take`` is the faster copy (24 against
-28-31 ms in float32), but it would still need a pass of its own for the check.
+input check), which ``np.take`` would need a pass of its own for
+(BENCHMARKS.md compares the two).
 
-Imported by ``optim._compiled`` only, so that numba loads on the first
+Imported by :func:`twolayer.training.kernels._compiled` only, so that numba loads on the first
 compiled call and not with the package.
 """
 
@@ -26,7 +23,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-# Rows asked for ahead of the one being copied: 1 to 8 measured alike, 4 the best.
+# Rows asked for ahead of the one being copied (see BENCHMARKS.md for the choice).
 AHEAD = 4
 LINE_BYTES = 64
 
@@ -55,7 +52,7 @@ def _prefetch(typingctx: Any, row: Any, column: Any) -> Any:
 def _ask_for_row(X: np.ndarray, row: int) -> None:
     source = X[row]
     for c in range(0, X.shape[1], LINE_BYTES // X.itemsize):
-        _prefetch(source, c)
+        _prefetch(source, c)  # type: ignore[call-arg]  # numba types the intrinsic; mypy sees its typer
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")

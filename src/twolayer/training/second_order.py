@@ -40,6 +40,7 @@ import numpy as np
 from scipy.optimize import OptimizeResult, minimize
 
 from twolayer import curvature, network
+from twolayer.prior import Decay, decay_per_group, is_weight_decay
 
 __all__ = [
     "minimize_newton",
@@ -415,7 +416,7 @@ def network_objective(
     *,
     n_hidden: int,
     activation: str = "tanh",
-    alpha: float = 0.0,
+    alpha: Decay = 0.0,
     curvature_kind: str = "hessian",
 ) -> tuple[FunAndGrad, HessP]:
     """``fun_and_grad`` and ``hessp`` of the network's regularised error over a flat vector.
@@ -426,6 +427,9 @@ def network_objective(
                              + \\tfrac{\\alpha}{2}\\big(\\lVert W_1 \\rVert^2
                              + \\lVert W_2 \\rVert^2\\big)
 
+    or, with one decay per group, the penalty
+    :math:`\\sum_g \\tfrac{\\alpha_g}{2} \\lVert w_g \\rVert^2` (PRML eq. 5.211).
+
     Parameters
     ----------
     X : array of shape (N, D)
@@ -435,8 +439,9 @@ def network_objective(
     n_hidden : int
         ``M``; ``theta`` has length ``(D + 1) M + (M + 1) K``.
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
-    alpha : float, default 0.0
-        Weight decay on ``W1`` and ``W2``.
+    alpha : float, 4 floats or mapping, default 0.0
+        Weight decay on ``W1`` and ``W2``, or one per group ``W1``, ``b1``,
+        ``W2``, ``b2`` (see :func:`twolayer.prior.decay_per_group`).
     curvature_kind : {"hessian", "gauss-newton"}, default "hessian"
         Whether ``hessp`` multiplies by the exact Hessian or by the
         (positive semi-definite) Gauss–Newton matrix.
@@ -455,9 +460,12 @@ def network_objective(
     """
     if curvature_kind not in ("hessian", "gauss-newton"):
         raise ValueError(f"curvature_kind must be 'hessian' or 'gauss-newton', got {curvature_kind!r}")
-    alpha = float(alpha)
-    if not alpha >= 0:
-        raise ValueError(f"alpha must be a non-negative number, got {alpha!r}")
+    try:
+        decay = decay_per_group(alpha)
+    except ValueError as exc:
+        raise ValueError(f"alpha must be a non-negative number or four (W1, b1, W2, b2), got {alpha!r}") from exc
+    # One decay on the weights keeps its own sum, so that alpha and (alpha, 0, alpha, 0) give the same bits.
+    weight_decay = decay[0] if is_weight_decay(decay) else None
     network.get_activation(activation)  # a clear error now rather than at the first call
     X, T = np.asarray(X), np.asarray(T)
     if X.ndim != 2 or T.ndim != 2 or X.shape[0] != T.shape[0]:
@@ -469,14 +477,18 @@ def network_objective(
     def fun_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         params = network.unflatten(theta, D, M, K)
         E, grad = network.error_and_gradient(params, X, T, sample_weight, activation=activation)
-        if alpha:
-            E += 0.5 * alpha * float(np.sum(params.W1**2) + np.sum(params.W2**2))
-            grad = grad._replace(W1=grad.W1 + alpha * params.W1, W2=grad.W2 + alpha * params.W2)
+        if weight_decay is not None:
+            if weight_decay:
+                E += 0.5 * weight_decay * float(np.sum(params.W1**2) + np.sum(params.W2**2))
+                grad = grad._replace(W1=grad.W1 + weight_decay * params.W1, W2=grad.W2 + weight_decay * params.W2)
+        else:
+            E += 0.5 * sum(a_g * float(np.sum(p_g**2)) for a_g, p_g in zip(decay, params))
+            grad = network.Params(*(g + a_g * p_g if a_g else g for g, a_g, p_g in zip(grad, decay, params)))
         return E, network.flatten(grad)
 
     def hessp(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
         params = network.unflatten(theta, D, M, K)
-        Hv = product(params, X, T, v, sample_weight, activation=activation, alpha=alpha)
+        Hv = product(params, X, T, v, sample_weight, activation=activation, alpha=decay)
         return network.flatten(Hv)
 
     return fun_and_grad, hessp

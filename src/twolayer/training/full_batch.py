@@ -1,0 +1,316 @@
+"""The full-batch trainers: L-BFGS, and the second-order solvers with exact Hessian-vector products."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from twolayer import network
+from twolayer.errors import TrainingDiverged
+from twolayer.training.batch import _batch_error_and_gradient, _Workspace
+from twolayer.training.objective import _Layout
+from twolayer.training.state import EpochHook, LbfgsSettings, TrainingData, TrainingState, _dims
+
+__all__ = ["SECOND_ORDER_METHODS", "SMALL_PROBLEM", "train_lbfgs", "train_second_order"]
+
+# N M (D + K) below which a full-batch run keeps BLAS to one thread (see train_lbfgs)
+SMALL_PROBLEM = 1 << 22
+
+# Full-batch solvers of twolayer.training.second_order that use exact Hessian-vector products.
+SECOND_ORDER_METHODS = ("newton-cg", "trust-ncg", "scg")
+
+
+class _FullBatch:
+    """:math:`\\tilde E / S` and its gradient over all rows, in the working dtype.
+
+    Rows are processed in chunks of at most ``chunk`` patterns (by default
+    :data:`twolayer.network.CHUNK_ROWS`) so that the ``N x M`` intermediates
+    never exist whole and stay in cache; partial gradients accumulate.
+    """
+
+    def __init__(
+        self, data: TrainingData, dims: tuple[int, int, int], dtype: Any, activation: str, chunk: int | None = None
+    ) -> None:
+        D, M, K = dims
+        self.data, self.dims, self.activation = data, dims, activation
+        self.N = data.X.shape[0]
+        self.chunk = int(min(self.N, network.CHUNK_ROWS if chunk is None else chunk))
+        dense = isinstance(data.X, np.ndarray)
+        self.ws = _Workspace(self.chunk, D, M, K, dtype, gather=False)
+        self.dense = dense
+        self.grad = np.empty(network.n_params(D, M, K), dtype=dtype)
+        self.part = np.empty_like(self.grad) if self.chunk < self.N else None
+        self.layout = _Layout(D, M, K, data.lam)
+        self.scratch = np.empty_like(self.grad)
+        self.n_eval = 0
+
+    def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Returns ``(f, g)``; ``g`` is an internal buffer, overwritten by the next call."""
+        with np.errstate(over="ignore", invalid="ignore"):  # the caller checks f for finiteness
+            return self._evaluate(theta)
+
+    def _evaluate(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        data, N = self.data, self.N
+        params = network.unflatten(theta, *self.dims)
+        E = 0.0
+        for start in range(0, N, self.chunk):
+            stop = min(start + self.chunk, N)
+            out = self.grad if start == 0 else self.part
+            w = None if data.w is None else data.w[start:stop]
+            E += _batch_error_and_gradient(
+                params,
+                data.X[start:stop],
+                data.y[start:stop],
+                w,
+                1.0 / N,
+                self.activation,
+                self.ws,
+                network.unflatten(out, *self.dims),
+            )
+            if start > 0:
+                self.grad += self.part
+        self.layout.add_decay(theta, self.grad, self.scratch)
+        self.n_eval += 1
+        f = E / N + self.layout.penalty(theta)  # eqs. 5.112 and 5.211, divided by S
+        return f, self.grad
+
+
+class _StopLbfgs(Exception):
+    """Raised from the L-BFGS callback to end the run at an iterate."""
+
+
+def train_lbfgs(
+    state: TrainingState,
+    data: TrainingData,
+    settings: LbfgsSettings,
+    *,
+    n_classes: int,
+    on_epoch: EpochHook | None = None,
+) -> tuple[str, str]:
+    """Minimise :math:`\\tilde E / S` with SciPy's L-BFGS-B over the flat vector.
+
+    SciPy works in float64: each point it proposes is rounded into
+    ``state.theta`` (the working dtype, float32 for float32 data), the error
+    and gradient are computed there, and the gradient is widened to float64
+    for SciPy. The weights, data and products thus stay in the working dtype.
+    ``gtol`` is ``settings.tol``, ``ftol`` is ``settings.ftol`` (when set),
+    ``maxiter`` and ``maxfun`` are ``settings.max_iter`` and
+    ``settings.max_fun``. After every iteration the
+    loss joins ``state.loss_curve`` and ``on_epoch(state)`` runs (True stops,
+    keeping that iterate).
+
+    Returns
+    -------
+    reason : str
+        ``"converged"``, ``"max_iter"`` (an iteration or evaluation limit),
+        ``"callback"`` or ``"failed"`` (SciPy stopped otherwise).
+    message : str
+        SciPy's message.
+
+    Raises
+    ------
+    TrainingDiverged
+        When the error is non-finite; ``state.theta`` then holds the last
+        accepted iterate.
+
+    References
+    ----------
+    D. C. Liu and J. Nocedal, "On the limited memory BFGS method for large
+    scale optimization", Math. Programming 45 (1989); PRML §5.2.4.
+    """
+    theta = state.theta
+    dims = _dims(theta, data, n_classes)
+    full = _FullBatch(data, dims, theta.dtype, settings.activation)
+    accepted = theta.astype(np.float64)  # the last accepted iterate, in SciPy's dtype
+    last: dict[str, Any] = {"x": None, "f": math.nan}
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        np.copyto(theta, x, casting="same_kind")  # float64 -> working dtype at the boundary
+        f, g = full(theta)
+        state.t += full.N
+        if not math.isfinite(f):
+            np.copyto(theta, accepted, casting="same_kind")
+            raise TrainingDiverged(
+                "L-BFGS met a non-finite error (the inputs may be very large: scale them); "
+                "the last accepted iterate was kept."
+            )
+        last["x"], last["f"] = x.copy(), f
+        return f, g.astype(np.float64)
+
+    def callback(intermediate_result: Any) -> None:
+        x = getattr(intermediate_result, "x", intermediate_result)  # SciPy < 1.11 passes x alone
+        f = getattr(intermediate_result, "fun", None)
+        if f is None:
+            f = last["f"] if last["x"] is not None and np.array_equal(x, last["x"]) else full(_as_working(x, theta))[0]
+        accepted[...] = x
+        np.copyto(theta, x, casting="same_kind")
+        state.n_iter += 1
+        state.loss = float(f)
+        state.loss_curve.append(float(f))
+        best = math.inf if state.best_loss is None else state.best_loss
+        state.best_loss = min(best, float(f))
+        if settings.verbose:
+            print(f"Iteration {state.n_iter}, loss = {float(f):.8f}")
+        if on_epoch is not None and on_epoch(state):
+            raise _StopLbfgs
+
+    options: dict[str, Any] = {"maxiter": settings.max_iter, "maxfun": settings.max_fun, "gtol": settings.tol}
+    if settings.ftol is not None:
+        options["ftol"] = settings.ftol
+    state.n_iter = 0
+    try:
+        # L-BFGS-B's own vector algebra calls BLAS on vectors of W entries; when the
+        # products are small too, BLAS threads only add synchronisation (which on a
+        # busy machine costs milliseconds per call), so small problems run on one.
+        with _blas_threads(full):
+            result = scipy.optimize.minimize(
+                fun,
+                accepted.copy(),
+                method="L-BFGS-B",
+                jac=True,
+                callback=callback,
+                options=options,
+            )
+    except _StopLbfgs:
+        np.copyto(theta, accepted, casting="same_kind")
+        return "callback", "stopped by the callback"
+    np.copyto(theta, result.x, casting="same_kind")
+    state.loss = float(result.fun)
+    if result.success:
+        return "converged", str(result.message)
+    return ("max_iter" if result.status == 1 else "failed"), str(result.message)
+
+
+def _as_working(x: np.ndarray, like: np.ndarray) -> np.ndarray:
+    return x.astype(like.dtype, copy=True)
+
+
+def _blas_threads(full: _FullBatch) -> contextlib.AbstractContextManager[Any]:
+    """One BLAS thread for small problems, where threads only add synchronisation."""
+    D, M, K = full.dims
+    if full.N * M * (D + K) < SMALL_PROBLEM:
+        return threadpool_limits(limits=1, user_api="blas")
+    return contextlib.nullcontext()
+
+
+def train_second_order(
+    state: TrainingState,
+    data: TrainingData,
+    settings: LbfgsSettings,
+    *,
+    method: str,
+    n_classes: int,
+    on_epoch: EpochHook | None = None,
+) -> tuple[str, str]:
+    """Minimise :math:`\\tilde E / S` by truncated Newton or scaled conjugate gradients.
+
+    ``method`` is ``"trust-ncg"`` or ``"newton-cg"``
+    (:func:`twolayer.training.second_order.minimize_newton`) or ``"scg"``
+    (:func:`twolayer.training.second_order.scaled_conjugate_gradient`), each given the
+    exact Hessian-vector product of :math:`\\tilde E / S`,
+
+    .. math::
+
+        H v = \\frac{1}{N} \\Bigl(\\nabla^2 \\sum_n \\bar w_n E_n\\Bigr) v + \\lambda v_W,
+
+    by :func:`twolayer.curvature.hessian_vector_product` (the R operator),
+    and the error and gradient of the fast full-batch path. Points are
+    rounded into ``state.theta`` (the working dtype) at the boundary, as for
+    L-BFGS. ``settings.tol`` bounds the gradient's largest component;
+    ``settings.max_fun`` is not used. Sparse ``X`` is densified once for the
+    Hessian products.
+
+    Returns
+    -------
+    reason : str
+        ``"converged"``, ``"max_iter"``, ``"callback"`` or ``"failed"``.
+    message : str
+
+    Raises
+    ------
+    TrainingDiverged
+        When the final error is non-finite (a rejected non-finite trial step
+        is not an error: the methods shrink their steps).
+
+    References
+    ----------
+    PRML §5.4.6 (fast multiplication by the Hessian); J. Nocedal and S. J.
+    Wright, *Numerical Optimization* (2006), §7.1; M. F. Møller, Neural
+    Networks 6 (1993).
+    """
+    from twolayer import curvature  # only these solvers need it
+    from twolayer.training import second_order
+
+    if method not in SECOND_ORDER_METHODS:
+        raise ValueError(f"method must be one of {SECOND_ORDER_METHODS}, got {method!r}")
+    theta = state.theta
+    dims = _dims(theta, data, n_classes)
+    D, M, K = dims
+    dtype = theta.dtype
+    full = _FullBatch(data, dims, dtype, settings.activation)
+    N = full.N
+    X_dense = data.X.toarray() if sp.issparse(data.X) else data.X
+    T = np.zeros((N, K), dtype=dtype)
+    T[np.arange(N), data.y] = 1.0  # 1-of-K targets for the curvature module
+    # The decay of sum_n w_n E_n is lam_g N, so that the Hessian divided by N below has lam_g.
+    decay = full.layout.decay
+    alpha_sum: float | tuple[float, ...] = decay[0] * N if full.layout.weight_decay else tuple(a * N for a in decay)
+    trial = np.empty_like(theta)
+
+    def fun_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
+        np.copyto(trial, x, casting="same_kind")  # the solver's point, in the working dtype
+        f, g = full(trial)
+        state.t += N
+        return f, g.copy()  # the solvers keep gradients; the buffer is reused
+
+    def hessp(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        params = network.unflatten(np.asarray(x, dtype=dtype), D, M, K)
+        Hv = curvature.hessian_vector_product(
+            params, X_dense, T, np.asarray(v, dtype=dtype), data.w, activation=settings.activation, alpha=alpha_sum
+        )
+        out = network.flatten(Hv)
+        out /= N
+        return out
+
+    def callback(intermediate_result: Any) -> bool:
+        np.copyto(theta, intermediate_result.x, casting="same_kind")
+        f = float(intermediate_result.fun)
+        state.n_iter += 1
+        state.loss = f
+        state.loss_curve.append(f)
+        best = math.inf if state.best_loss is None else state.best_loss
+        state.best_loss = min(best, f)
+        if settings.verbose:
+            print(f"Iteration {state.n_iter}, loss = {f:.8f}")
+        return bool(on_epoch is not None and on_epoch(state))
+
+    state.n_iter = 0
+    with _blas_threads(full), np.errstate(over="ignore", invalid="ignore"):
+        if method == "scg":
+            result = second_order.scaled_conjugate_gradient(
+                fun_and_grad, theta.copy(), hessp=hessp, max_iter=settings.max_iter, tol=settings.tol, callback=callback
+            )
+        else:
+            result = second_order.minimize_newton(
+                fun_and_grad,
+                theta.copy(),
+                hessp=hessp,
+                method=method,
+                max_iter=settings.max_iter,
+                tol=settings.tol,
+                callback=callback,
+            )
+    last = theta.copy()  # the last iterate a callback saw (or the start)
+    np.copyto(theta, result.x, casting="same_kind")
+    if not (math.isfinite(float(result.fun)) and np.isfinite(theta).all()):
+        np.copyto(theta, last)
+        raise TrainingDiverged(f"{method} ended at a non-finite error (scale the inputs); the last iterate was kept")
+    state.loss = float(result.fun)
+    reason = {0: "converged", 1: "max_iter", 3: "callback"}.get(int(result.status), "failed")
+    return reason, str(result.message)
