@@ -339,3 +339,11 @@ def test_fingerprint_tells_datasets_apart() -> None:
     b = Dataset(a.X, changed_label, a.feature_names, a.target_name, a.source)
     c = Dataset(a.X * (1 + 1e-12), a.y, a.feature_names, a.target_name, a.source)
     assert len({a.fingerprint(), b.fingerprint(), c.fingerprint()}) == 3
+
+
+def test_the_built_ins_keep_their_import_path():
+    from twolayer.io import builtin_datasets, datasets
+
+    assert datasets.BUILTINS is builtin_datasets.BUILTINS
+    assert datasets.Builtin is builtin_datasets.Builtin
+    assert {"BUILTINS", "Builtin"} <= set(datasets.__all__)

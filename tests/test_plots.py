@@ -248,3 +248,31 @@ def test_learning_curves_name_their_step() -> None:
     assert ax.get_xlabel() == "iteration"
     fig = plots.report_figure(loss=[1.0], accuracy=None, matrix=None, classes=[0, 1], unit="L-BFGS iteration")
     assert fig.axes[0].get_xlabel() == "L-BFGS iteration"
+
+
+def test_every_picture_is_offered_by_the_plots_package() -> None:
+    # One module per kind of picture; `from twolayer.report import plots` then `plots.X` reaches them all.
+    import importlib
+
+    seen = set()
+    for name in ("canvas", "regions", "reliability", "spectra", "training"):
+        module = importlib.import_module(f"twolayer.report.plots.{name}")
+        for public in module.__all__:
+            if hasattr(plots, public):
+                assert getattr(plots, public) is getattr(module, public)
+                seen.add(public)
+    assert set(plots.__all__) <= seen
+
+
+def test_the_plots_import_nothing_else_of_twolayer() -> None:
+    # Drawing is kept apart from the mathematics: a picture takes numbers and functions.
+    import ast
+    from pathlib import Path
+
+    folder = Path(plots.__file__).parent
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("twolayer"):
+                assert node.module.startswith("twolayer.report.plots"), (path.name, node.module)
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("twolayer") for a in node.names), path.name

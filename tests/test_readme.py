@@ -17,6 +17,7 @@ def test_readme_has_python_examples():
     assert len(BLOCKS) >= 3
 
 
+@pytest.mark.slow  # each example trains networks as a user would, a grid search among them
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_example_runs(index, capsys):
     with warnings.catch_warnings():

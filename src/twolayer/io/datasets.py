@@ -4,10 +4,10 @@ A dataset is a feature matrix ``X`` of shape ``(N, D)`` (float64, finite), a
 label vector ``y`` of shape ``(N,)`` (integers or strings) and, when the
 source has them, the names of the feature columns. Sources are
 
-* the built-ins: ``digits``, ``iris``, ``wine`` and ``breast_cancer`` as
-  shipped with scikit-learn (read offline), and ``moons``, ``circles`` and
-  ``blobs``, generated with a fixed seed so that each name always means the
-  same data;
+* the built-ins (:mod:`twolayer.io.builtin_datasets`): ``digits``, ``iris``,
+  ``wine`` and ``breast_cancer`` as shipped with scikit-learn (read offline),
+  and ``moons``, ``circles`` and ``blobs``, generated with a fixed seed so
+  that each name always means the same data;
 * a CSV file with a header row: numeric feature columns and a target column
   (the last one, or the one named by ``target``) that may hold strings;
 * a ``.npz`` archive with arrays ``X`` and ``y`` (and optionally
@@ -17,18 +17,20 @@ Every problem with the user's input raises :class:`DataError` with one line
 that names the file, the place (line and column, or array and index) and what
 was expected; the command line prints it and exits with status 2.
 
-This module reads files and nothing else: it imports nothing of ``twolayer``.
+This module reads files and nothing else: of ``twolayer`` it imports only the
+error type and the list of built-ins.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
 import hashlib
 import os
 import re
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -36,6 +38,7 @@ from typing import BinaryIO
 import numpy as np
 
 from twolayer.errors import DataError
+from twolayer.io.builtin_datasets import BUILTINS, Builtin
 
 __all__ = [
     "BUILTINS",
@@ -101,74 +104,6 @@ class Dataset:
 # Built-in datasets
 # --------------------------------------------------------------------------
 
-_Loaded = tuple[np.ndarray, np.ndarray, tuple[str, ...]]
-
-
-@dataclass(frozen=True)
-class Builtin:
-    """A dataset known by name: what it is and how to make it."""
-
-    name: str
-    description: str
-    make: Callable[[], _Loaded]
-
-
-def _bundled(loader_name: str, *, named_classes: bool) -> Callable[[], _Loaded]:
-    # scikit-learn's bundled datasets are read from its installation: no
-    # network. The import waits until a dataset is asked for, so that the
-    # command line starts fast.
-    def make() -> _Loaded:
-        import sklearn.datasets
-
-        bunch = getattr(sklearn.datasets, loader_name)()
-        X = np.asarray(bunch.data, dtype=np.float64)
-        target = np.asarray(bunch.target, dtype=np.int64)
-        # Class names where they say something ("setosa", "malignant"), so
-        # that tables read well and string labels are exercised end to end.
-        y = np.asarray(bunch.target_names)[target] if named_classes else target
-        return X, y, tuple(str(name) for name in bunch.feature_names)
-
-    return make
-
-
-def _generated(maker_name: str, **kwargs: object) -> Callable[[], _Loaded]:
-    def make() -> _Loaded:
-        import sklearn.datasets
-
-        # A fixed seed: "moons" is one dataset, the same in every run, so a
-        # model can be evaluated later on the very data it was trained on.
-        X, y = getattr(sklearn.datasets, maker_name)(random_state=0, **kwargs)
-        X = np.asarray(X, dtype=np.float64)
-        return X, np.asarray(y, dtype=np.int64), tuple(f"x{i + 1}" for i in range(X.shape[1]))
-
-    return make
-
-
-BUILTINS: dict[str, Builtin] = {
-    b.name: b
-    for b in (
-        Builtin("digits", "handwritten digits, 8x8 pixels", _bundled("load_digits", named_classes=False)),
-        Builtin("iris", "Fisher's iris flowers", _bundled("load_iris", named_classes=True)),
-        Builtin("wine", "wine cultivars, by chemistry", _bundled("load_wine", named_classes=True)),
-        Builtin(
-            "breast_cancer",
-            "breast tumours (Wisconsin)",
-            _bundled("load_breast_cancer", named_classes=True),
-        ),
-        Builtin("moons", "two half moons, noise 0.25", _generated("make_moons", n_samples=400, noise=0.25)),
-        Builtin(
-            "circles",
-            "a ring around a disc",
-            _generated("make_circles", n_samples=400, noise=0.1, factor=0.5),
-        ),
-        Builtin(
-            "blobs",
-            "three Gaussian blobs",
-            _generated("make_blobs", n_samples=450, centers=3, n_features=2, cluster_std=1.5),
-        ),
-    )
-}
-
 
 def load_builtin(name: str) -> Dataset:
     """Load a built-in dataset by name.
@@ -216,6 +151,19 @@ def _missing_columns_error(source: str, missing: Sequence[str], available: Seque
     hint = _suggest(missing[0], available) if len(missing) == 1 else ""
     noun = "column" if len(missing) == 1 else "columns"
     return DataError(f"{source}: missing {noun} {listed}, which the model needs{hint}")
+
+
+@contextlib.contextmanager
+def _reading(source: str, what: str) -> Iterator[None]:
+    """Turn the operating system's refusals to read ``source`` into one-line DataErrors."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise DataError(f"no such file: {source}") from None
+    except IsADirectoryError:
+        raise DataError(f"{source} is a directory, not {what}") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {source}: {exc.strerror or exc}") from None
 
 
 def _select(
@@ -325,21 +273,16 @@ def read_csv(
         or infinity (where), an empty label.
     """
     source = os.fspath(path)
-    try:
-        with open(source, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            # line_num after a row is read is the line it ends on: what an editor shows
-            rows = [(reader.line_num, row) for row in reader]
-    except FileNotFoundError:
-        raise DataError(f"no such file: {source}") from None
-    except IsADirectoryError:
-        raise DataError(f"{source} is a directory, not a CSV file") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{source} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-    except csv.Error as exc:
-        raise DataError(f"{source}: not a valid CSV file ({exc})") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {source}: {exc.strerror or exc}") from None
+    with _reading(source, "a CSV file"):
+        try:
+            with open(source, encoding="utf-8-sig", newline="") as handle:
+                reader = csv.reader(handle)
+                # line_num after a row is read is the line it ends on: what an editor shows
+                rows = [(reader.line_num, row) for row in reader]
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{source} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        except csv.Error as exc:
+            raise DataError(f"{source}: not a valid CSV file ({exc})") from None
 
     rows = [(line, [cell.strip() for cell in row]) for line, row in rows if any(cell.strip() for cell in row)]
     if not rows:
@@ -510,17 +453,10 @@ def read_npz(
         wrong shapes or dtypes, NaN or infinity (where).
     """
     source = os.fspath(path)
-    try:
-        # numpy leaks the file it opens when the archive is damaged; opening
-        # it here closes it whatever happens.
-        with open(source, "rb") as handle:
-            X, y, names = _read_npz_arrays(source, handle, require_target)
-    except FileNotFoundError:
-        raise DataError(f"no such file: {source}") from None
-    except IsADirectoryError:
-        raise DataError(f"{source} is a directory, not a .npz file") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {source}: {exc.strerror or exc}") from None
+    # numpy leaks the file it opens when the archive is damaged; opening it
+    # here closes it whatever happens.
+    with _reading(source, "a .npz file"), open(source, "rb") as handle:
+        X, y, names = _read_npz_arrays(source, handle, require_target)
 
     if X.ndim != 2:
         raise DataError(f"{source}: X has shape {X.shape}; expected a matrix (N samples, D features)")

@@ -125,6 +125,12 @@ def _check_n_bins(n_bins: int) -> int:
     return int(n_bins)
 
 
+def _filled_bins(curve: ReliabilityCurve) -> tuple[np.ndarray, np.ndarray]:
+    """The non-empty bins' weights :math:`n_b / N` and gaps :math:`|\\mathrm{acc}_b - \\mathrm{conf}_b|`."""
+    filled = curve.count > 0
+    return curve.count[filled] / curve.count.sum(), np.abs(curve.gap[filled])
+
+
 def reliability_curve(
     y_true: Any,
     proba: Any,
@@ -202,10 +208,8 @@ def expected_calibration_error(
     M. P. Naeini, G. F. Cooper and M. Hauskrecht, "Obtaining well calibrated
     probabilities using Bayesian binning", AAAI 2015. Guo et al. 2017, eq. 3.
     """
-    curve = reliability_curve(y_true, proba, classes=classes, n_bins=n_bins)
-    filled = curve.count > 0
-    weight = curve.count[filled] / curve.count.sum()
-    return float(np.sum(weight * np.abs(curve.gap[filled])))
+    weight, gap = _filled_bins(reliability_curve(y_true, proba, classes=classes, n_bins=n_bins))
+    return float(np.sum(weight * gap))
 
 
 def calibration_summary(
@@ -237,14 +241,12 @@ def calibration_summary(
     _, correct = _confidence_and_correct(index, P)
     p_true = np.maximum(P[np.arange(N), index], np.finfo(np.float64).tiny)
     T = np.eye(K)[index]
-    curve = reliability_curve(index, P, n_bins=n_bins)
-    filled = curve.count > 0
-    gaps = np.abs(curve.gap[filled])
+    weight, gap = _filled_bins(reliability_curve(index, P, n_bins=n_bins))
     return {
         "n": float(N),
         "accuracy": float(correct.mean()),
         "log_loss": float(-np.mean(np.log(p_true))),
         "brier": float(np.mean(np.sum((P - T) ** 2, axis=1))),
-        "ece": float(np.sum(curve.count[filled] / N * gaps)),
-        "mce": float(gaps.max()),
+        "ece": float(np.sum(weight * gap)),
+        "mce": float(gap.max()),
     }
