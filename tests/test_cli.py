@@ -22,6 +22,7 @@ import twolayer
 from twolayer import cli, network
 from twolayer.io.datasets import BUILTINS, load_builtin
 from twolayer.io.modelfile import load, load_checkpoint, read
+from twolayer.report import spectrum
 
 TINY = ["--epochs", "3", "--hidden", "4"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -729,7 +730,7 @@ def test_curvature_equals_numpy_eigenvalues(
     code, _, err = run(capsys, "train", data_path, *TINY, "--dtype", "float64", *options, "--out", model_path)
     assert code == 0, err
     if not full:
-        monkeypatch.setattr(cli, "FULL_SPECTRUM_MAX_PARAMS", 0)
+        monkeypatch.setattr(spectrum, "FULL_SPECTRUM_MAX_PARAMS", 0)
     k = 4
     code, out, err = run(capsys, "curvature", model_path, data_path, "--k", k)
     assert code == 0, err
@@ -790,7 +791,7 @@ def test_curvature_plots(
     assert code == 0, err
     assert f"wrote plot {tmp_path / 'full.png'}" in out
     histograms = assert_png(tmp_path / "full.png")
-    monkeypatch.setattr(cli, "FULL_SPECTRUM_MAX_PARAMS", 0)
+    monkeypatch.setattr(spectrum, "FULL_SPECTRUM_MAX_PARAMS", 0)
     code, out, err = run(capsys, "curvature", moons_model, "moons", "--k", "3", "--plot", tmp_path / "ends.png")
     assert code == 0, err
     assert "Lanczos values only" in out
@@ -819,13 +820,6 @@ def test_bad_curvature_input(tmp_path: Path, capsys: pytest.CaptureFixture[str],
 # --------------------------------------------------------------------------
 # The second-order solvers
 # --------------------------------------------------------------------------
-
-
-def test_solver_choices_are_the_estimators() -> None:
-    from twolayer import classifier
-
-    assert set(cli.SOLVERS) == set(classifier.MINIBATCH_SOLVERS) | set(classifier._FULL_BATCH_SOLVERS)
-    assert set(cli._FRESH_STATE_ON_RESUME) == set(cli.SOLVERS) - set(cli.MINIBATCH_SOLVERS)
 
 
 @pytest.mark.parametrize("solver", ["trust-ncg", "newton-cg", "scg"])

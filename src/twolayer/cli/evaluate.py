@@ -1,0 +1,211 @@
+"""``twolayer evaluate``, ``predict`` and ``plot``: a model file against data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from twolayer.cli.common import (
+    EXIT_OK,
+    Command,
+    add_model_data_arguments,
+    check_writable,
+    confusion_table,
+    console,
+    key_value_table,
+    label,
+    labelled_rows,
+    labels_as_classes,
+    map_proba,
+    model_data,
+    need_matplotlib,
+    positive_int,
+    report_png,
+    rows_description,
+)
+from twolayer.errors import DataError
+
+__all__ = ["EVALUATE", "PLOT", "PREDICT", "evaluate", "plot", "predict"]
+
+
+def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_data_arguments(p, data_required=True)
+    p.add_argument(
+        "--rows",
+        choices=("all", "train", "test"),
+        default="all",
+        help="all of DATA's rows, or only those the model was trained on or held out (DATA must be the "
+        "model's training data) (default: all)",
+    )
+    p.add_argument(
+        "--bins",
+        type=positive_int,
+        default=15,
+        metavar="B",
+        help="equal-width confidence bins of the calibration errors and the diagram (default: 15)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="write a reliability diagram (for a Bayesian network, moderated and MAP) to this PNG file",
+    )
+
+
+def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_data_arguments(p, data_required=True)
+    p.add_argument("--proba", action="store_true", help="add a column of probabilities per class")
+    p.add_argument("--out", metavar="FILE", help="write the CSV here instead of standard output")
+
+
+def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_data_arguments(p, data_required=False)
+    p.add_argument("--out", metavar="PNG", required=True, help="the PNG file to write")
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from twolayer.io.modelfile import atomic_write
+    from twolayer.report.calibration import calibration_summary, reliability_curve
+    from twolayer.report.metrics import classification_metrics, per_class_scores
+
+    model_file, data, X, y = labelled_rows(args)
+    classes = model_file.classes
+    proba = np.asarray(model_file.model.predict_proba(X))
+    metrics = classification_metrics(proba, y, classes)
+    scores = per_class_scores(y, metrics.predicted, classes)
+    # Calibration of the model's probabilities; a Bayesian network's MAP ones beside them.
+    probabilities = {"moderated" if model_file.bayesian else "model": proba}
+    if model_file.bayesian:
+        probabilities["MAP network"] = map_proba(model_file.model, X)
+    calibration = {
+        name: calibration_summary(y, p, classes=classes, n_bins=args.bins) for name, p in probabilities.items()
+    }
+
+    png = None
+    if args.plot is not None:
+        from twolayer.report import plots
+
+        curves = {
+            f"{name} (ECE {calibration[name]['ece']:.3f})": reliability_curve(y, p, classes=classes, n_bins=args.bins)
+            for name, p in probabilities.items()
+        }
+        png = plots.reliability_png(curves, title=f"{args.model} on {data.source}, {args.rows} rows ({y.size})")
+
+    out = console()
+    model = str(args.model) + (" (Bayesian: moderated predictions)" if model_file.bayesian else "")
+    rows = [
+        ("model", model),
+        ("data", rows_description(data.source, args.rows, y.size)),
+        ("accuracy", f"{metrics.accuracy:.4f}"),
+        ("log-loss", f"{metrics.log_loss:.4f}"),
+    ]
+    out.print(key_value_table("Evaluation", rows))
+    title = f"Calibration ({args.bins} bins of the top-label confidence)"
+    table = Table(title=title, title_justify="left", min_width=len(title))
+    table.add_column("", style="bold")
+    for name in calibration:
+        table.add_column(name, justify="right")
+    for key, name in (
+        ("accuracy", "accuracy"),
+        ("log_loss", "log-loss"),
+        ("brier", "Brier score"),
+        ("ece", "expected calibration error"),
+        ("mce", "maximum calibration error"),
+    ):
+        table.add_row(name, *(f"{values[key]:.4f}" for values in calibration.values()))
+    out.print(table)
+    table = Table(title="Per class", title_justify="left")
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="right")
+    for c, p, r, f, s in zip(classes, scores.precision, scores.recall, scores.f1, scores.support):
+        table.add_row(label(c), f"{p:.4f}", f"{r:.4f}", f"{f:.4f}", str(int(s)))
+    out.print(table)
+    out.print(confusion_table(np.asarray(metrics.confusion_matrix), classes, "Confusion matrix"))
+    if png is not None:
+        atomic_write(args.plot, png)
+        print(f"wrote plot {args.plot}")
+    return EXIT_OK
+
+
+def predict(args: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    from twolayer.io.modelfile import atomic_write, read
+
+    if args.out is not None:
+        check_writable(args.out, "--out")
+    model_file = read(args.model)
+    data = model_data(model_file, args.data, args.target, require_target=False)
+    proba = model_file.model.predict_proba(data.X)
+    predicted = model_file.classes[np.argmax(proba, axis=1)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = ["prediction"]
+    if args.proba:
+        header += [f"proba_{label(c)}" for c in model_file.classes]
+    writer.writerow(header)
+    for value, row in zip(predicted, proba):
+        writer.writerow([label(value), *(f"{p:.6g}" for p in row)] if args.proba else [label(value)])
+    if args.out is None:
+        sys.stdout.write(buffer.getvalue())
+        sys.stdout.flush()
+    else:
+        atomic_write(args.out, buffer.getvalue().encode("utf-8"))
+        print(f"wrote {data.n_samples} predictions to {args.out}")
+    return EXIT_OK
+
+
+def plot(args: argparse.Namespace) -> int:
+    from twolayer.io.modelfile import atomic_write, read
+    from twolayer.report.metrics import classification_metrics
+
+    check_writable(args.out, "--out")
+    need_matplotlib("twolayer plot")
+    model_file = read(args.model)
+    data = None
+    matrix = (model_file.info or {}).get("test_confusion_matrix")
+    if args.data is not None:
+        data = model_data(model_file, args.data, args.target, require_target=True)
+        y = labels_as_classes(data, model_file.classes)
+        data = type(data)(data.X, y, data.feature_names, data.target_name, data.source)
+        matrix = classification_metrics(model_file.model.predict_proba(data.X), y, model_file.classes).confusion_matrix
+    if not model_file.loss_curve and matrix is None and data is None:
+        raise DataError(f"{args.model} holds no learning curves or results to plot; give DATA as well")
+    try:
+        png = report_png(
+            model_file.model,
+            model_file.classes,
+            model_file.loss_curve,
+            model_file.validation_curve,
+            matrix,
+            data,
+            title=f"{args.model}" + (f" on {args.data}" if args.data else ""),
+        )
+    except ValueError as exc:  # e.g. a malformed stored matrix
+        raise DataError(f"cannot plot {args.model}: {exc}") from None
+    atomic_write(args.out, png)
+    print(f"wrote plot {args.out}")
+    return EXIT_OK
+
+
+EVALUATE = Command(
+    "evaluate",
+    "accuracy, log-loss, calibration (ECE, Brier), per-class precision/recall/F1 and confusion "
+    "matrix of a model on data",
+    _add_evaluate_arguments,
+    evaluate,
+)
+PREDICT = Command(
+    "predict", "write a CSV of a model's predictions (and probabilities) for data", _add_predict_arguments, predict
+)
+PLOT = Command(
+    "plot",
+    "draw a model's learning curves, confusion matrix and (two features) decision regions, or a "
+    "Bayesian network's MAP and moderated probability contours",
+    _add_plot_arguments,
+    plot,
+)

@@ -1,0 +1,592 @@
+"""``twolayer train``: one workflow for the plain and the Bayesian network.
+
+A run resolves its options, loads and splits the data, fits the estimator,
+measures it on the training and held-out rows, writes the model (and the plot)
+atomically, and prints a summary. What differs between the two networks —
+which options are refused, which estimator is built and how it is fitted,
+what the summary adds — is a :class:`Kind`: :class:`Plain` and
+:class:`Bayesian`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from twolayer.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Command,
+    check_writable,
+    confusion_table,
+    console,
+    key_value_table,
+    need_matplotlib,
+    note,
+    report_png,
+    split_record,
+)
+from twolayer.cli.progress import Display, Monitor, epochs_done, sigint_stops
+from twolayer.cli.train_options import (
+    BAYES_DEFAULTS,
+    NOT_BAYESIAN,
+    OPTION_KEYS,
+    TRAIN_DEFAULTS,
+    add_train_arguments,
+    check_run_record,
+    hyperparameters,
+    resolve_options,
+)
+from twolayer.errors import DataError
+
+__all__ = ["TRAIN", "Bayesian", "Kind", "Plain", "Run", "train"]
+
+if TYPE_CHECKING:
+    from twolayer.io.datasets import Dataset
+    from twolayer.io.modelfile import Checkpoint
+    from twolayer.report.metrics import ClassificationMetrics
+
+# Why a whole-batch solver restarts its own state when a run is resumed.
+_FRESH_STATE_ON_RESUME = {
+    "lbfgs": "L-BFGS cannot be resumed exactly (SciPy keeps its curvature memory to itself)",
+    "trust-ncg": "trust-ncg cannot be resumed exactly (SciPy keeps its trust radius to itself)",
+    "newton-cg": "newton-cg cannot be resumed exactly (SciPy keeps its line search's memory to itself)",
+    "scg": "scg cannot be resumed exactly (its scale parameter and search direction start afresh)",
+}
+
+
+def _fresh_state_note(solver: str) -> str:
+    reason = _FRESH_STATE_ON_RESUME.get(solver, f"{solver} cannot be resumed exactly (its state restarts with fit)")
+    return f"note: {reason}: the run continues from the checkpoint's weights with a fresh solver state"
+
+
+@dataclass
+class Run:
+    """Everything a training run knows besides the estimator: what a checkpoint records."""
+
+    options: dict[str, Any]
+    data: Dataset
+    source: str
+    train_index: np.ndarray
+    test_index: np.ndarray
+    scaler_mean: np.ndarray | None
+    scaler_scale: np.ndarray | None
+    scaler_samples: int
+    accuracy: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    first_epoch: int = 0
+    started: float = 0.0
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The data's fingerprint, which checkpoints and model files record."""
+        return self.data.fingerprint()
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Standardise with the scaler that the model file will hold (the identity without --scale)."""
+        if self.scaler_mean is None or self.scaler_scale is None:
+            return X
+        from twolayer.io.modelfile import standard_scaler
+
+        scaler = standard_scaler(self.scaler_mean, self.scaler_scale, self.scaler_samples)
+        return np.asarray(scaler.transform(X))
+
+    def pipeline(self, model: Any) -> Any:
+        """The network behind the run's scaler: what the model file holds."""
+        from twolayer.io.modelfile import scaled_model
+
+        if self.scaler_mean is None or self.scaler_scale is None:
+            return model
+        return scaled_model(model, self.scaler_mean, self.scaler_scale, self.scaler_samples)
+
+    def seconds(self) -> float:
+        """Training time so far, across resumes."""
+        return self.elapsed + time.perf_counter() - self.started
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A fitted run, measured: what the summary and the files are made of."""
+
+    model: Any
+    predictor: Any
+    classes: np.ndarray
+    train: ClassificationMetrics
+    test: ClassificationMetrics
+    test_proba: np.ndarray
+    seconds: float
+
+
+class Kind:
+    """What differs between the plain and the Bayesian network; each method is one difference."""
+
+    defaults: Mapping[str, Any]
+    option_keys: tuple[str, ...]
+    files: tuple[str, ...]  # the options that name files written
+    records_held_out_accuracy: bool
+    shown_only: tuple[str, ...] = ()  # figures the summary prints but the model file does not record
+    confusion_title: str
+
+    def refuse(self, args: argparse.Namespace) -> None:
+        """Raise DataError for options given that this network cannot use."""
+
+    def check(self, options: Mapping[str, Any]) -> None:
+        """Raise DataError for options that contradict one another."""
+
+    def build(self, options: Mapping[str, Any]) -> Any:
+        """The unfitted estimator."""
+        raise NotImplementedError
+
+    def intro(self, run: Run) -> str:
+        """The line on standard error before training."""
+        raise NotImplementedError
+
+    def fit(self, model: Any, run: Run, X_train: np.ndarray, y_train: np.ndarray, quiet: bool) -> bool:
+        """Fit the model; return True when training was interrupted (nothing is then written)."""
+        raise NotImplementedError
+
+    def figures(self, outcome: Outcome, run: Run) -> dict[str, Any]:
+        """What the summary adds to the common figures, as the model file's info records it."""
+        raise NotImplementedError
+
+    def title(self, run: Run) -> str:
+        """The plot's title."""
+        raise NotImplementedError
+
+    def rows(self, outcome: Outcome, figures: Mapping[str, Any], run: Run) -> list[tuple[str, str]]:
+        """The summary's rows after "data": the network, its training and its figures."""
+        raise NotImplementedError
+
+
+class Plain(Kind):
+    """:class:`twolayer.classifier.TwoLayerClassifier`, trained epoch by epoch with progress and checkpoints."""
+
+    defaults = TRAIN_DEFAULTS
+    option_keys = OPTION_KEYS
+    files = ("out", "plot", "checkpoint")
+    records_held_out_accuracy = True
+    confusion_title = "Confusion matrix (held-out test set)"
+
+    def refuse(self, args: argparse.Namespace) -> None:
+        for key in BAYES_DEFAULTS:
+            if key not in TRAIN_DEFAULTS and getattr(args, key) is not None:
+                raise DataError(f"--{key.replace('_', '-')} applies to a Bayesian network: add --bayes")
+
+    def build(self, options: Mapping[str, Any]) -> Any:
+        from twolayer.classifier import TwoLayerClassifier
+
+        return TwoLayerClassifier(**hyperparameters(dict(options)))
+
+    def intro(self, run: Run) -> str:
+        data = run.data
+        assert data.y is not None
+        what = f"{data.source}: {data.n_samples} samples, {data.n_features} features, {np.unique(data.y).size} classes"
+        resumed = f", resuming at epoch {run.first_epoch}" if run.first_epoch else ""
+        return f"training on {what}; {run.train_index.size} for training, {run.test_index.size} held out{resumed}"
+
+    @staticmethod
+    def unit(options: Mapping[str, Any]) -> str:
+        from twolayer.classifier import MINIBATCH_SOLVERS
+
+        return "epoch" if options["solver"] in MINIBATCH_SOLVERS else "iteration"
+
+    def fit(self, model: Any, run: Run, X_train: np.ndarray, y_train: np.ndarray, quiet: bool) -> bool:
+        from sklearn.exceptions import ConvergenceWarning
+
+        from twolayer.training.optim import TrainingDiverged
+
+        options, data = run.options, run.data
+        assert data.y is not None
+        total, first_epoch = options["epochs"], run.first_epoch
+        X_test = run.transform(data.X[run.test_index])
+        y_test = data.y[run.test_index]
+        display = Display(total, first_epoch, quiet=quiet, unit=self.unit(options))
+        every = options["checkpoint_every"] if options["checkpoint"] is not None else 0
+        monitor = Monitor(
+            run.accuracy, X_test, y_test, display, (lambda m: _write_checkpoint(m, run)) if every else None, every or 1
+        )
+        if total - first_epoch > 0:
+            model.set_params(max_iter=total - first_epoch, callback=monitor, warm_start=first_epoch > 0)
+            try:
+                with display, sigint_stops(monitor), warnings.catch_warnings(), np.errstate(over="ignore"):
+                    # Reaching --epochs is the plan, not a problem to warn about;
+                    # overflow on the way to divergence is reported below, once.
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    model.fit(X_train, y_train)
+            except TrainingDiverged as exc:
+                raise DataError(f"{exc} Nothing was written; try a smaller --learning-rate") from None
+        elif not quiet:
+            note(f"the checkpoint is at epoch {first_epoch}, --epochs is {total}: nothing left to train")
+        model.set_params(callback=None, max_iter=total, warm_start=False)
+        done = epochs_done(model)
+        if monitor.diverged_at is not None or not all(np.isfinite(p).all() for p in model.params_):
+            raise DataError(
+                f"training diverged in epoch {monitor.diverged_at or done}: the loss is no longer "
+                "finite. Nothing was written; try a smaller --learning-rate"
+            )
+        if not monitor.interrupted:
+            return False
+        if options["checkpoint"] is not None:
+            _write_checkpoint(model, run)
+            note(
+                f"interrupted at epoch {done}; checkpoint written to {options['checkpoint']}; continue with "
+                f"'twolayer train --resume {options['checkpoint']}'"
+            )
+        else:
+            note(f"interrupted at epoch {done}; nothing written (give --checkpoint to be able to resume)")
+        return True
+
+    def figures(self, outcome: Outcome, run: Run) -> dict[str, Any]:
+        done = epochs_done(outcome.model)
+        stopped = "reached --epochs" if done >= run.options["epochs"] else f"converged, --tol {run.options['tol']}"
+        return {"epochs": done, "stopped": stopped}
+
+    def title(self, run: Run) -> str:
+        return f"{run.source}: {run.options['hidden']} hidden units, {run.options['solver']}"
+
+    def rows(self, outcome: Outcome, figures: Mapping[str, Any], run: Run) -> list[tuple[str, str]]:
+        options = run.options
+        training = f"{options['solver']}, {figures['epochs']} {self.unit(options)}s ({figures['stopped']})"
+        return [
+            ("network", _network_row(outcome, run)),
+            ("training", f"{training}, {outcome.seconds:.1f} s"),
+            ("train accuracy", f"{outcome.train.accuracy:.4f}"),
+            ("test accuracy", f"{outcome.test.accuracy:.4f}"),
+            ("test log-loss", f"{outcome.test.log_loss:.4f}"),
+        ]
+
+
+class Bayesian(Kind):
+    """:class:`twolayer.bayes.BayesianTwoLayerClassifier`: the evidence procedure, whole batch, float64."""
+
+    defaults: Mapping[str, Any] = MappingProxyType({**TRAIN_DEFAULTS, **BAYES_DEFAULTS, "dtype": "float64"})
+    option_keys = (*OPTION_KEYS, *BAYES_DEFAULTS)
+    files = ("out", "plot")
+    records_held_out_accuracy = False
+    shown_only = ("test_accuracy_map",)
+    confusion_title = "Confusion matrix (held-out test set, moderated)"
+
+    def refuse(self, args: argparse.Namespace) -> None:
+        for key, reason in NOT_BAYESIAN.items():
+            if getattr(args, key) is not None:
+                raise DataError(f"--{key.replace('_', '-')} does not apply to --bayes ({reason})")
+        if args.class_weight not in (None, "none"):
+            raise DataError(
+                "--class-weight does not apply to --bayes (the evidence is that of the unweighted patterns)"
+            )
+        if args.dtype == "float32":
+            raise DataError("--dtype float32 does not apply to --bayes (a Bayesian network works in float64)")
+
+    def check(self, options: Mapping[str, Any]) -> None:
+        if options["alpha"] <= 0:
+            raise DataError("--alpha must be positive with --bayes (it is a prior precision)")
+        if options["per_group"] and options["alpha_search"] == "grid":
+            raise DataError("--per-group needs --alpha-search fixed_point (a grid holds one alpha)")
+
+    def build(self, options: Mapping[str, Any]) -> Any:
+        from twolayer.bayes import BayesianTwoLayerClassifier
+
+        return BayesianTwoLayerClassifier(
+            n_hidden=options["hidden"],
+            activation=options["activation"],
+            alpha=options["alpha"],
+            alpha_search=options["alpha_search"],
+            per_group=bool(options["per_group"]),
+            hessian=options["hessian"],
+            structure=options["structure"],
+            max_cycles=options["max_cycles"],
+            max_iter=options["epochs"],
+            tol=options["tol"],
+            method=options["predictive"],
+            n_samples=options["mc_samples"],
+            random_state=options["seed"],
+        )
+
+    def intro(self, run: Run) -> str:
+        options, data = run.options, run.data
+        assert data.y is not None
+        what = f"{data.source}: {data.n_samples} samples, {data.n_features} features, {np.unique(data.y).size} classes"
+        search = (
+            "MacKay's fixed point" + (", one alpha per group" if options["per_group"] else "")
+            if options["alpha_search"] == "fixed_point"
+            else "the largest evidence over a grid"
+        )
+        return (
+            f"training a Bayesian network on {what}; {run.train_index.size} for training, {run.test_index.size} "
+            f"held out; alpha by {search} ({options['structure']} Laplace posterior, {options['hessian']} curvature)"
+        )
+
+    def fit(self, model: Any, run: Run, X_train: np.ndarray, y_train: np.ndarray, quiet: bool) -> bool:
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            try:
+                model.fit(X_train, y_train)
+            except ValueError as exc:
+                raise DataError(f"the Bayesian network cannot be trained: {exc}") from None
+        for warning in caught:
+            if issubclass(warning.category, ConvergenceWarning):
+                note(f"note: {warning.message}", quiet=quiet)
+            else:  # not ours to judge: pass it on
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        return False
+
+    def figures(self, outcome: Outcome, run: Run) -> dict[str, Any]:
+        from twolayer.cli.common import map_proba
+        from twolayer.report.calibration import calibration_summary
+
+        assert run.data.y is not None
+        X_test, y_test = run.data.X[run.test_index], run.data.y[run.test_index]
+        model, classes = outcome.model, outcome.classes
+        moderated = calibration_summary(y_test, outcome.test_proba, classes=classes)
+        at_map = calibration_summary(y_test, map_proba(outcome.predictor, X_test), classes=classes)
+        return {
+            "bayesian": True,
+            "epochs": int(model.n_iter_),
+            "cycles": int(model.n_cycles_),
+            "alpha": [float(a) for a in model.alpha_],
+            "gamma": float(model.gamma_),
+            "log_evidence": float(model.log_evidence_),
+            "test_log_loss_map": at_map["log_loss"],
+            "test_ece": moderated["ece"],
+            "test_ece_map": at_map["ece"],
+            "test_accuracy_map": at_map["accuracy"],
+        }
+
+    def title(self, run: Run) -> str:
+        return f"{run.source}: Bayesian network, {run.options['hidden']} hidden units, alpha by the evidence"
+
+    def rows(self, outcome: Outcome, figures: Mapping[str, Any], run: Run) -> list[tuple[str, str]]:
+        from twolayer.bayes import GROUPS
+        from twolayer.network import n_params
+
+        options, model = run.options, outcome.model
+        alpha = figures["alpha"]
+        groups = ", ".join(f"{g} {a:.4g}" for g, a in zip(GROUPS, alpha))
+        W = n_params(run.data.n_features, options["hidden"], outcome.classes.size)
+        posterior = f"{options['structure']} Laplace posterior, {options['hessian']} curvature"
+        return [
+            ("network", f"{_network_row(outcome, run)}, Bayesian ({posterior})"),
+            (
+                "training",
+                f"{model.n_cycles_} trainings, {model.n_iter_} L-BFGS iterations in all, {outcome.seconds:.1f} s",
+            ),
+            ("alpha", f"{alpha[0]:.4g} (all weights and biases)" if len(set(alpha)) == 1 else groups),
+            ("gamma", f"{model.gamma_:.4g} well-determined parameters of {W}"),
+            ("log evidence", f"{model.log_evidence_:.6g}"),
+            ("train accuracy", f"{outcome.train.accuracy:.4f}"),
+            ("test accuracy", f"{outcome.test.accuracy:.4f} (MAP network {figures['test_accuracy_map']:.4f})"),
+            ("test log-loss", f"{outcome.test.log_loss:.4f} (MAP network {figures['test_log_loss_map']:.4f})"),
+            ("test ECE", f"{figures['test_ece']:.4f} (MAP network {figures['test_ece_map']:.4f}), 15 bins"),
+        ]
+
+
+def _network_row(outcome: Outcome, run: Run) -> str:
+    D, M, K = run.data.n_features, run.options["hidden"], outcome.classes.size
+    return f"{D}-{M}-{K}, {run.options['activation']} hidden units, softmax outputs, {run.options['dtype']}"
+
+
+def _write_checkpoint(fitted: Any, run: Run) -> None:
+    from twolayer.io.modelfile import Checkpoint, save_checkpoint
+
+    options = run.options
+    assert options["checkpoint"] is not None
+    info = {
+        "options": options,
+        "source": run.source,
+        "fingerprint": run.fingerprint,
+        "scaler_samples": run.scaler_samples,
+        "accuracy": list(run.accuracy),
+        "elapsed": run.seconds(),
+    }
+    save_checkpoint(
+        options["checkpoint"],
+        Checkpoint(
+            state=fitted.get_training_state(),
+            hyperparameters=hyperparameters(options),
+            scaler_mean=run.scaler_mean,
+            scaler_scale=run.scaler_scale,
+            train_index=run.train_index,
+            test_index=run.test_index,
+            epoch=epochs_done(fitted),
+            run=info,
+        ),
+    )
+
+
+def _new_run(options: dict[str, Any], data: Dataset, source: str) -> Run:
+    from twolayer.report.metrics import stratified_split
+
+    assert data.y is not None
+    train_index, test_index = stratified_split(
+        data.y, options["test_size"], options["seed"], source=data.source, option="--test-size"
+    )
+    mean = scale = None
+    if options["scale"]:
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(data.X[train_index])
+        mean, scale = scaler.mean_, scaler.scale_
+    return Run(options, data, source, train_index, test_index, mean, scale, int(train_index.size))
+
+
+def _resumed_run(
+    checkpoint: Checkpoint, path: str, options: dict[str, Any], data: Dataset, source: str
+) -> tuple[Run, Any]:
+    """The run and the network a checkpoint holds, once it is known to be of this data."""
+    from twolayer.classifier import TwoLayerClassifier
+
+    if checkpoint.run["fingerprint"] != data.fingerprint():  # before any training: refuse other data
+        raise DataError(f"{source} is not the data the checkpoint {path} was trained on")
+    run = Run(
+        options,
+        data,
+        source,
+        checkpoint.train_index,
+        checkpoint.test_index,
+        checkpoint.scaler_mean,
+        checkpoint.scaler_scale,
+        checkpoint.run["scaler_samples"],
+        list(checkpoint.run["accuracy"]),
+        float(checkpoint.run["elapsed"]),
+        first_epoch=checkpoint.epoch,
+    )
+    top = max(int(run.train_index.max()), int(run.test_index.max()))
+    if top >= data.n_samples:
+        raise DataError(f"{path}: the split names row {top}, but {source} has {data.n_samples} rows")
+    try:
+        model = TwoLayerClassifier(**checkpoint.hyperparameters).set_training_state(checkpoint.state)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise DataError(f"{path}: the training state cannot be restored ({exc})") from None
+    return run, model
+
+
+def _check_files(options: Mapping[str, Any], names: tuple[str, ...]) -> None:
+    for name in names:
+        check_writable(options[name], "--" + name)
+    if options["plot"] is not None:
+        need_matplotlib("--plot")
+    paths = [Path(options[name]).resolve() for name in names if options[name] is not None]
+    if len(set(paths)) < len(paths):
+        flags = [f"--{name}" for name in names]
+        raise DataError(f"{', '.join(flags[:-1])} and {flags[-1]} must name different files")
+
+
+def train(args: argparse.Namespace) -> int:
+    """``twolayer train``: the one workflow, with the differences of ``--bayes`` in its :class:`Kind`."""
+    from twolayer.classifier import MINIBATCH_SOLVERS
+    from twolayer.io.datasets import check_classes, load_dataset
+    from twolayer.io.modelfile import atomic_write_all, load_checkpoint, model_bytes
+    from twolayer.report.metrics import classification_metrics
+
+    kind: Kind = Bayesian() if args.bayes else Plain()
+    kind.refuse(args)
+    checkpoint_in = None
+    if args.resume is not None:  # refused above for --bayes
+        checkpoint_in = load_checkpoint(args.resume)
+        check_run_record(args.resume, checkpoint_in.run)
+    stored = checkpoint_in.run["options"] if checkpoint_in is not None else None
+    options = resolve_options(args, kind.option_keys, kind.defaults, stored, args.resume)
+    kind.check(options)
+    _check_files(options, kind.files)
+
+    source = args.data or (checkpoint_in.run["source"] if checkpoint_in is not None else "digits")
+    data = load_dataset(source, target=options["target"])
+    check_classes(data)
+    assert data.y is not None
+    quiet = bool(args.quiet)
+    if checkpoint_in is None:
+        run, model = _new_run(options, data, source), None
+    else:
+        run, model = _resumed_run(checkpoint_in, args.resume, options, data, source)
+        if options["solver"] not in MINIBATCH_SOLVERS:
+            note(_fresh_state_note(options["solver"]), quiet=quiet)
+    model = kind.build(options) if model is None else model
+
+    dtype = np.float32 if options["dtype"] == "float32" else np.float64
+    X_train = run.transform(data.X[run.train_index]).astype(dtype)
+    y_train = data.y[run.train_index]
+    run.started = time.perf_counter()
+    note(kind.intro(run), quiet=quiet)
+    if kind.fit(model, run, X_train, y_train, quiet):
+        return EXIT_INTERRUPTED
+
+    seconds = run.seconds()
+    predictor = run.pipeline(model)
+    classes = np.asarray(model.classes_)
+    train_metrics = classification_metrics(predictor.predict_proba(data.X[run.train_index]), y_train, classes)
+    test_proba = np.asarray(predictor.predict_proba(data.X[run.test_index]))
+    test_metrics = classification_metrics(test_proba, data.y[run.test_index], classes)
+    outcome = Outcome(model, predictor, classes, train_metrics, test_metrics, test_proba, seconds)
+    figures = kind.figures(outcome, run)
+    summary = {
+        "data": source,
+        "n_train": int(run.train_index.size),
+        "n_test": int(run.test_index.size),
+        "seconds": round(seconds, 3),
+        "train_accuracy": train_metrics.accuracy,
+        "test_accuracy": test_metrics.accuracy,
+        "test_log_loss": test_metrics.log_loss,
+        "test_confusion_matrix": test_metrics.confusion_matrix,
+        "split": split_record(data, run.test_index, run.fingerprint),
+        **{key: value for key, value in figures.items() if key not in kind.shown_only},
+    }
+
+    png = None
+    if options["plot"] is not None:
+        png = report_png(
+            predictor,
+            classes,
+            model.loss_curve_,
+            run.accuracy,
+            test_metrics.confusion_matrix,
+            data,
+            title=kind.title(run),
+        )
+    # Everything is computed: now write the model and the plot, atomically and both or neither.
+    files = []
+    if options["out"] is not None:
+        held_out = run.accuracy if kind.records_held_out_accuracy else None
+        written = model_bytes(
+            predictor,
+            feature_names=data.feature_names,
+            target_name=data.target_name,
+            validation_curve=held_out,
+            info=summary,
+        )
+        files.append((options["out"], written))
+    if png is not None:
+        files.append((options["plot"], png))
+    atomic_write_all(files)
+    if options["checkpoint"] is not None:
+        _write_checkpoint(model, run)
+
+    if not quiet:
+        D, K = data.n_features, classes.size
+        split = f"{run.train_index.size} train / {run.test_index.size} test"
+        rows = [("data", f"{source} ({split}, {D} features, {K} classes)"), *kind.rows(outcome, figures, run)]
+        out = console()
+        out.print(key_value_table("Summary", rows))
+        out.print(confusion_table(np.asarray(test_metrics.confusion_matrix), classes, kind.confusion_title))
+        for name, label in (("out", "model"), ("plot", "plot"), ("checkpoint", "checkpoint")):
+            if options[name] is not None:
+                print(f"wrote {label} {options[name]}")
+    return EXIT_OK
+
+
+TRAIN = Command(
+    "train",
+    "train a network on a built-in dataset or a file, show a summary, write the model",
+    add_train_arguments,
+    train,
+)

@@ -1,0 +1,297 @@
+"""The options of ``twolayer train``: their defaults, their arguments, and how a resumed run keeps them."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from twolayer.cli.common import activations, fraction, non_negative_float, positive_float, positive_int, seed
+from twolayer.errors import DataError
+
+# The defaults of `twolayer train`: Adam on a network small enough that the
+# bundled digits reach about 97% held-out accuracy.
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "hidden": 64,
+    "activation": "tanh",
+    "solver": "adam",
+    "epochs": 100,
+    "batch_size": "auto",
+    "learning_rate": 3e-3,
+    "alpha": 1e-4,
+    "tol": 1e-4,
+    "n_iter_no_change": 10,
+    "class_weight": "none",
+    "seed": 0,
+    "dtype": "float32",
+    "test_size": 0.2,
+    "scale": True,
+    "checkpoint_every": 10,
+}
+
+# `twolayer train --bayes`: the defaults of BayesianTwoLayerClassifier where
+# they differ from TRAIN_DEFAULTS (a weaker start for the evidence is no help:
+# the fixed point moves alpha by orders of magnitude in a few cycles).
+BAYES_DEFAULTS: dict[str, Any] = {
+    "hidden": 20,
+    "alpha": 1.0,
+    "epochs": 1000,
+    "tol": 1e-6,
+    "alpha_search": "fixed_point",
+    "per_group": False,
+    "structure": "full",
+    "hessian": "gauss_newton",
+    "predictive": "mc",
+    "mc_samples": 1000,
+    "max_cycles": 10,
+}
+# Options of `train` that a Bayesian network has no use for.
+NOT_BAYESIAN = {
+    "solver": "the MAP network is trained by L-BFGS",
+    "batch_size": "the MAP network is trained on the whole batch",
+    "learning_rate": "the MAP network is trained by L-BFGS",
+    "n_iter_no_change": "L-BFGS stops at --tol",
+    "checkpoint": "the evidence procedure cannot be checkpointed",
+    "checkpoint_every": "the evidence procedure cannot be checkpointed",
+    "resume": "the evidence procedure cannot be checkpointed",
+}
+
+# What a run records of its options (and a checkpoint must hold).
+OPTION_KEYS = (*TRAIN_DEFAULTS, "target", "epochs", "out", "plot", "checkpoint", "checkpoint_every")
+
+# Options that decide the weights: a resumed run must keep them.
+_RUN_DEFINING = (
+    "target",
+    "hidden",
+    "activation",
+    "solver",
+    "batch_size",
+    "learning_rate",
+    "alpha",
+    "tol",
+    "n_iter_no_change",
+    "class_weight",
+    "seed",
+    "dtype",
+    "test_size",
+    "scale",
+)
+
+
+def _batch_size(text: str) -> int | str:
+    return "auto" if text == "auto" else positive_int(text)
+
+
+def _default(name: str) -> str:
+    return f"(default: {TRAIN_DEFAULTS[name]})"
+
+
+def _bayes_default(name: str) -> str:
+    return f"(default: {BAYES_DEFAULTS[name]})"
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from twolayer.bayes import ALPHA_SEARCHES, HESSIANS, METHODS, STRUCTURES
+    from twolayer.classifier import SOLVERS
+
+    # Training options default to None so that --resume can tell what was
+    # given; TRAIN_DEFAULTS fills in the rest.
+    p.add_argument(
+        "data",
+        nargs="?",
+        metavar="DATA",
+        help="a built-in dataset (see 'twolayer datasets'), a .csv file with a header row or a .npz "
+        "file with arrays X and y (default: digits)",
+    )
+    p.add_argument("--target", metavar="NAME", help="the CSV column holding the labels (default: the last)")
+    model = p.add_argument_group("the network and its training")
+    model.add_argument("--hidden", type=positive_int, metavar="M", help=f"hidden units {_default('hidden')}")
+    model.add_argument("--activation", choices=activations(), help=f"hidden-unit activation {_default('activation')}")
+    model.add_argument(
+        "--solver",
+        choices=SOLVERS,
+        help="optimiser: minibatch adam or sgd; on the whole batch lbfgs, or with exact Hessian-vector "
+        "products trust-ncg, newton-cg (truncated Newton) or scg (Moller's scaled conjugate "
+        f"gradient) {_default('solver')}",
+    )
+    model.add_argument(
+        "--epochs",
+        type=positive_int,
+        metavar="N",
+        help=f"total epochs (iterations for the whole-batch solvers), counted across --resume {_default('epochs')}",
+    )
+    model.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        metavar="B",
+        help=f"minibatch size, or 'auto' for min(200, N) {_default('batch_size')}",
+    )
+    model.add_argument(
+        "--learning-rate",
+        type=positive_float,
+        metavar="ETA",
+        help=f"initial step size of sgd and adam {_default('learning_rate')}",
+    )
+    model.add_argument(
+        "--alpha", type=non_negative_float, help=f"L2 penalty (weight decay) on the weights {_default('alpha')}"
+    )
+    model.add_argument(
+        "--tol",
+        type=non_negative_float,
+        help=f"stop when the loss improves by less than this for --n-iter-no-change epochs {_default('tol')}",
+    )
+    model.add_argument("--n-iter-no-change", type=positive_int, metavar="N", help=f"{_default('n_iter_no_change')}")
+    model.add_argument(
+        "--class-weight",
+        choices=("none", "balanced"),
+        help=f"weight the classes equally ('balanced') or the patterns {_default('class_weight')}",
+    )
+    model.add_argument(
+        "--seed", type=seed, help=f"seeds the split, the initial weights and the shuffling {_default('seed')}"
+    )
+    model.add_argument("--dtype", choices=("float32", "float64"), help=f"working precision {_default('dtype')}")
+    model.add_argument(
+        "--test-size",
+        type=fraction,
+        metavar="F",
+        help=f"fraction held out (stratified) for testing {_default('test_size')}",
+    )
+    model.add_argument(
+        "--scale",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="standardise the features (mean 0, variance 1 on the training split), stored in the "
+        "model (default: --scale)",
+    )
+    bayes = p.add_argument_group(
+        "the Bayesian network (--bayes)",
+        "With --bayes the network is a twolayer.bayes.BayesianTwoLayerClassifier (PRML 5.7): the MAP network is "
+        "trained by L-BFGS in float64 (--epochs iterations per training, default 1000; --tol default 1e-6), the "
+        "prior precision alpha is chosen by the evidence (--alpha is where the fixed point starts, default 1), and "
+        "predictions are moderated by the Laplace posterior. --hidden defaults to 20. Minibatch options, class "
+        "weights and checkpoints do not apply.",
+    )
+    bayes.add_argument("--bayes", action="store_true", help="train a Bayesian network")
+    bayes.add_argument(
+        "--alpha-search",
+        choices=ALPHA_SEARCHES,
+        help="MacKay's re-estimation, or the largest evidence over a grid of alphas (1e-2 to 1e2) "
+        f"(default: {BAYES_DEFAULTS['alpha_search']})",
+    )
+    bayes.add_argument(
+        "--per-group",
+        action="store_true",
+        default=None,
+        help="one prior precision for each of W1, b1, W2, b2 (fixed point only)",
+    )
+    bayes.add_argument(
+        "--structure",
+        choices=STRUCTURES,
+        help=f"the posterior's covariance {_bayes_default('structure')}",
+    )
+    bayes.add_argument("--hessian", choices=HESSIANS, help=f"the posterior's curvature {_bayes_default('hessian')}")
+    bayes.add_argument(
+        "--predictive",
+        choices=METHODS,
+        help=f"Monte Carlo or the probit approximation of the moderated predictive {_bayes_default('predictive')}",
+    )
+    bayes.add_argument(
+        "--mc-samples",
+        type=positive_int,
+        metavar="S",
+        help=f"Monte Carlo samples per prediction {_bayes_default('mc_samples')}",
+    )
+    bayes.add_argument(
+        "--max-cycles",
+        type=positive_int,
+        metavar="C",
+        help=f"the most train / re-estimate cycles of the fixed point {_bayes_default('max_cycles')}",
+    )
+    out = p.add_argument_group("files")
+    out.add_argument("--out", metavar="PATH", help="write the trained model here (safetensors)")
+    out.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="write learning curves, confusion matrix (and, for two features, decision regions) to this PNG file",
+    )
+    out.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="keep a resumable checkpoint here, written every --checkpoint-every epochs, at the end "
+        "and on Ctrl-C (default with --resume: the resumed file)",
+    )
+    out.add_argument("--checkpoint-every", type=positive_int, metavar="K", help=f"{_default('checkpoint_every')}")
+    out.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue from a checkpoint up to --epochs in total; with adam and sgd the result equals "
+        "an uninterrupted run bit for bit (the whole-batch solvers continue from the weights with "
+        "a fresh solver state)",
+    )
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def resolve_options(
+    args: argparse.Namespace,
+    keys: Sequence[str],
+    defaults: Mapping[str, Any],
+    stored: dict[str, Any] | None,
+    resume: str | None,
+) -> dict[str, Any]:
+    """The run's options: those given, else the checkpoint's when resuming, else the defaults."""
+    given = {key: getattr(args, key) for key in keys}
+    if stored is None:
+        return {key: (defaults.get(key) if value is None else value) for key, value in given.items()}
+    options = dict(stored)
+    for key in _RUN_DEFINING:
+        if given[key] is not None and given[key] != stored.get(key):
+            flag = "--" + key.replace("_", "-")
+            shown = (
+                f"{flag} {given[key]}" if not isinstance(given[key], bool) else (flag if given[key] else "--no-" + key)
+            )
+            raise DataError(
+                f"{shown} differs from the checkpoint's {stored.get(key)!r}; a resumed run keeps the settings it "
+                "started with (drop the option, or start afresh without --resume)"
+            )
+    for key in ("epochs", "out", "plot", "checkpoint_every"):
+        if given[key] is not None:
+            options[key] = given[key]
+    options["checkpoint"] = given["checkpoint"] if given["checkpoint"] is not None else resume
+    return options
+
+
+# What `twolayer train` records in a checkpoint besides the training state.
+_RUN_RECORD: dict[str, type | tuple[type, ...]] = {
+    "options": dict,
+    "source": str,
+    "fingerprint": str,
+    "scaler_samples": int,
+    "accuracy": list,
+    "elapsed": (int, float),
+}
+
+
+def check_run_record(path: str, record: dict[str, Any]) -> None:
+    """A checkpoint written by another program may lack what resuming needs: say so in one line."""
+    for key, kind in _RUN_RECORD.items():
+        if not isinstance(record.get(key), kind):
+            raise DataError(f"{path}: not a checkpoint of 'twolayer train' (its record has no valid {key!r})")
+    missing = [key for key in OPTION_KEYS if key not in record["options"]]
+    if missing:
+        raise DataError(f"{path}: not a checkpoint of 'twolayer train' (the option {missing[0]!r} is not recorded)")
+
+
+def hyperparameters(options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "n_hidden": options["hidden"],
+        "activation": options["activation"],
+        "solver": options["solver"],
+        "alpha": options["alpha"],
+        "batch_size": options["batch_size"],
+        "learning_rate_init": options["learning_rate"],
+        "max_iter": options["epochs"],
+        "random_state": options["seed"],
+        "tol": options["tol"],
+        "n_iter_no_change": options["n_iter_no_change"],
+        "class_weight": None if options["class_weight"] == "none" else options["class_weight"],
+    }
