@@ -17,8 +17,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from twolayer.classifier import TwoLayerClassifier
-from twolayer.io import modelfile
-from twolayer.io.datasets import DataError
+from twolayer.errors import DataError
+from twolayer.io import container
 from twolayer.io.modelfile import (
     Checkpoint,
     atomic_write,
@@ -389,7 +389,7 @@ def repack(path: Path, edit: Any) -> None:
     with safe_open(str(path), framework="numpy") as f:
         metadata = dict(f.metadata())
     edit(tensors, metadata)
-    metadata["sha256"] = modelfile._digest(tensors, metadata)
+    metadata["sha256"] = container._digest(tensors, metadata)
     path.write_bytes(safetensors.numpy.save(tensors, metadata=metadata))
 
 
@@ -522,17 +522,17 @@ def test_digest_covers_every_tensor_and_entry() -> None:
     # tensor byte, name or metadata value changes the digest.
     tensors = {"a": np.arange(3.0), "b": np.ones((2, 2), dtype=np.float32)}
     metadata = {"format": "f", "x": "1"}
-    base = modelfile._digest(tensors, metadata)
-    assert base == modelfile._digest({"b": tensors["b"], "a": tensors["a"]}, dict(reversed(metadata.items())))
+    base = container._digest(tensors, metadata)
+    assert base == container._digest({"b": tensors["b"], "a": tensors["a"]}, dict(reversed(metadata.items())))
     changed = [
-        modelfile._digest({**tensors, "a": np.array([0.0, 1.0, 2.5])}, metadata),
-        modelfile._digest({"A": tensors["a"], "b": tensors["b"]}, metadata),
-        modelfile._digest({**tensors, "b": tensors["b"].astype(np.float64)}, metadata),
-        modelfile._digest(tensors, {**metadata, "x": "2"}),
-        modelfile._digest(tensors, {**metadata, "y": "1"}),
+        container._digest({**tensors, "a": np.array([0.0, 1.0, 2.5])}, metadata),
+        container._digest({"A": tensors["a"], "b": tensors["b"]}, metadata),
+        container._digest({**tensors, "b": tensors["b"].astype(np.float64)}, metadata),
+        container._digest(tensors, {**metadata, "x": "2"}),
+        container._digest(tensors, {**metadata, "y": "1"}),
     ]
     assert len({base, *changed}) == 6
-    assert modelfile._digest(tensors, {**metadata, "sha256": "anything"}) == base
+    assert container._digest(tensors, {**metadata, "sha256": "anything"}) == base
     assert len(base) == len(hashlib.sha256().hexdigest())
 
 
@@ -721,3 +721,34 @@ def test_inconsistent_bayesian_files_are_refused(saved_bayesian: Path, edit: Any
         read(saved_bayesian)
     message = one_line(excinfo)
     assert expected in message and str(saved_bayesian) in message
+
+
+# --------------------------------------------------------------------------
+# Files written by an earlier version of twolayer
+# --------------------------------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "bayesian"),
+    [
+        ("format1_float32.safetensors", 1, False),
+        ("format1_pipeline.safetensors", 1, False),
+        ("format2_bayesian.safetensors", 2, True),
+        ("format2_bayesian_diagonal.safetensors", 2, True),
+    ],
+)
+def test_files_of_earlier_versions_load_and_predict_as_they_did(name: str, version: int, bayesian: bool) -> None:
+    # Each file was saved, once, by the twolayer of format versions 1 and 2 with the inputs and the
+    # probabilities the model then gave in its `info` entry: the same bytes must give the same numbers.
+    file = read(DATA / name)
+    assert file.format_version == version and file.bayesian is bayesian
+    X = np.array(file.info["X"])
+    if file.dtype == "float32":
+        X = X.astype(np.float32)
+    np.testing.assert_array_equal(file.model.predict_proba(X), np.array(file.info["proba"], dtype=X.dtype))
+    if "proba_map" in file.info:
+        np.testing.assert_array_equal(file.classifier.predict_proba_map(X), np.array(file.info["proba_map"]))
+        np.testing.assert_array_equal(file.classifier.alpha_, file.info["alpha"])
+        assert file.classifier.log_evidence_ == file.info["log_evidence"]

@@ -1,61 +1,58 @@
-"""The scikit-learn estimator: :class:`TwoLayerClassifier` and :func:`from_sklearn`.
+"""The scikit-learn estimator :class:`TwoLayerClassifier`.
 
 A thin layer over :mod:`twolayer.network` (the mathematics) and
-:mod:`twolayer.training.optim` (the solvers): it validates input, encodes labels, turns
-sample and class weights into pattern weights, calls a solver and stores the
-fitted attributes that scikit-learn's ``MLPClassifier`` has, with the same
-names and meanings, so that pipelines, grid search and cross-validation work
-unchanged.
+:mod:`twolayer.training.optim` (the solvers), on the skeleton that both
+estimators share (:mod:`twolayer.estimator`): it checks hyperparameters,
+turns sample and class weights into pattern weights, calls a solver and
+stores the fitted attributes that scikit-learn's ``MLPClassifier`` has, with
+the same names and meanings, so that pipelines, grid search and
+cross-validation work unchanged.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
-from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-)
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from twolayer import network
+from twolayer.classifier.mlp import SKLEARN_SOLVERS, mlp_network, to_mlp
+from twolayer.classifier.state import STATE_FORMAT, STATE_VERSION, state_from_dict, state_to_dict
+from twolayer.estimator import (
+    NO_FINITE_CHECK,
+    BaseTwoLayerClassifier,
+    check_activation,
+    check_number,
+    check_positive_int,
+    seed_sequence,
+    validate_data,
+)
 from twolayer.network import Params
 from twolayer.training import optim
 
-try:  # scikit-learn >= 1.6
-    from sklearn.utils.validation import validate_data as _validate_data
+__all__ = [
+    "MINIBATCH_SOLVERS",
+    "SKLEARN_SOLVERS",
+    "SOLVERS",
+    "STATE_FORMAT",
+    "STATE_VERSION",
+    "TwoLayerClassifier",
+    "from_sklearn",
+]
 
-    _NO_FINITE_CHECK = {"ensure_all_finite": False}
-except ImportError:  # pragma: no cover - older scikit-learn
-
-    def _validate_data(estimator: Any, *args: Any, **kwargs: Any) -> Any:
-        return estimator._validate_data(*args, **kwargs)
-
-    _NO_FINITE_CHECK = {"force_all_finite": False}
-
-
-__all__ = ["TwoLayerClassifier", "from_sklearn"]
-
-SKLEARN_SOLVERS = ("adam", "sgd", "lbfgs")  # the solvers MLPClassifier also has
 MINIBATCH_SOLVERS = ("adam", "sgd")
 #: Every solver the estimator takes: the minibatch ones, L-BFGS and the exact second-order methods.
 SOLVERS = (*MINIBATCH_SOLVERS, "lbfgs", *optim.SECOND_ORDER_METHODS)
-STATE_FORMAT = "twolayer-training-state"
-STATE_VERSION = 1
-
 # The hyperparameters that shape an optimiser: a warm start continues the
 # stored optimiser exactly when these are unchanged, and starts a fresh one
 # (keeping the weights, as scikit-learn does) when any differs.
@@ -73,7 +70,7 @@ def _is_minibatch(estimator: TwoLayerClassifier) -> bool:
     return True
 
 
-class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
+class TwoLayerClassifier(BaseTwoLayerClassifier):
     """A two-layer network classifier: ``n_hidden`` units, softmax outputs, cross-entropy.
 
     The network of PRML §5.1 with one hidden layer,
@@ -351,7 +348,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             and optim.checks_rows_as_it_gathers()
         )
         before = dict(self.__dict__)
-        X, y = _validate_data(
+        X, y = validate_data(
             self,
             X,
             y,
@@ -359,7 +356,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             dtype=dtype if dtype is not None else (np.float64, np.float32),
             order="C",
             reset=not continuing,
-            **(_NO_FINITE_CHECK if deferred else {}),
+            **(NO_FINITE_CHECK if deferred else {}),
         )
         if sp.issparse(X):
             X = sp.csr_matrix(X)  # row gathers need CSR
@@ -389,20 +386,25 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         continuing: bool,
         finite: bool,
     ) -> TwoLayerClassifier:
-        check_classification_targets(y)
-        codes = self._encode_labels(y, classes, incremental=incremental, continuing=continuing)
-        s = self._pattern_weights(y, codes, sample_weight, X)
+        if incremental and not continuing and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        if continuing and incremental and classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(
+                f"classes={np.unique(classes)!r} differs from classes_={self.classes_!r} of the earlier calls"
+            )
+        k = self._class_indices(y, classes=None if continuing else classes, reset=not continuing)
+        s = self._pattern_weights(y, k, sample_weight, X)
 
         if not continuing:
-            prior = None if incremental else np.bincount(codes, weights=s, minlength=len(self.classes_))
+            prior = None if incremental else np.bincount(k, weights=s, minlength=len(self.classes_))
             self._training = self._fresh_state(X.shape[1], X.dtype, prior)
         state = self._training
         self._check_state_fits(state, X.shape[1])
         self._publish(state, final=False)
         if self.solver in MINIBATCH_SOLVERS:
-            reason, message = self._fit_minibatch(state, X, codes, s, incremental, finite)
+            reason, message = self._fit_minibatch(state, X, k, s, incremental, finite)
         else:
-            reason, message = self._fit_full_batch(state, X, codes, s)
+            reason, message = self._fit_full_batch(state, X, k, s)
         if reason == "max_iter":
             warnings.warn(
                 f"{self.solver}: the maximum of {self.max_iter} {'epochs' if self.solver in MINIBATCH_SOLVERS else 'iterations'} "
@@ -418,7 +420,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         self,
         state: optim.TrainingState,
         X: Any,
-        codes: np.ndarray,
+        k: np.ndarray,
         s: np.ndarray | None,
         incremental: bool,
         finite: bool = True,
@@ -428,9 +430,9 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             state.optimizer = optim.make_optimizer(self.solver, state.theta.shape[0], state.theta.dtype, settings)
             state.optimizer_settings = settings
         if state.rng is None:
-            state.rng = np.random.default_rng(_seed_sequence(self.random_state).spawn(3)[1])
+            state.rng = np.random.default_rng(seed_sequence(self.random_state).spawn(3)[1])
         if self.early_stopping:
-            rows, validation_score = self._validation_split(state, X, codes, s, finite)
+            rows, validation_score = self._validation_split(state, X, k, s, finite)
             if state.validation_scores is None:
                 state.validation_scores, state.best_validation_score = [], -math.inf
             state.best_loss = None
@@ -438,13 +440,13 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             rows, validation_score = None, None
             if state.best_loss is None:
                 state.best_loss = math.inf
-        data = _training_data(X, codes, s, self.alpha, rows)
+        data = _training_data(X, k, s, self.alpha, rows)
         data.checked = finite
         n = data.n
         if self.batch_size == "auto":
             batch_size = min(200, n)
         else:
-            if self.batch_size > n:
+            if int(self.batch_size) > n:
                 warnings.warn(
                     f"batch_size={self.batch_size} is larger than the {n} training patterns; using {n}",
                     UserWarning,
@@ -476,12 +478,12 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         return reason, "the loss was still changing"
 
     def _fit_full_batch(
-        self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None
+        self, state: optim.TrainingState, X: Any, k: np.ndarray, s: np.ndarray | None
     ) -> tuple[str, str]:
         solver = _FULL_BATCH_SOLVERS[self.solver]
         if state.best_loss is None:
             state.best_loss = math.inf
-        data = _training_data(X, codes, s, self.alpha, None)
+        data = _training_data(X, k, s, self.alpha, None)
         try:
             reason, message = solver(self, state, data)
         finally:
@@ -528,113 +530,64 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         D, M, K = self.n_features_in_, self.n_hidden, len(self.classes_)
         if final:
             chosen = state.best_theta if (self.early_stopping and state.best_theta is not None) else state.theta
-            self._set_params(network.unflatten(chosen.copy(), D, M, K))
+            params = network.unflatten(chosen.copy(), D, M, K)
         else:
-            self._set_params(network.unflatten(state.theta, D, M, K))
-        self.n_iter_ = state.n_iter
-        self.t_ = state.t
-        self.loss_curve_ = state.loss_curve
-        if state.loss is not None:
-            self.loss_ = state.loss
-        self.best_loss_ = state.best_loss
-        self.validation_scores_ = state.validation_scores
-        self.best_validation_score_ = state.best_validation_score
-        self.n_layers_ = 3
-        self.n_outputs_ = K
-        self.out_activation_ = "softmax"
-
-    def _set_params(self, params: Params) -> None:
-        self.params_ = params
-        self.coefs_ = [params.W1, params.W2]
-        self.intercepts_ = [params.b1, params.b2]
+            params = network.unflatten(state.theta, D, M, K)
+        self._set_network(
+            params,
+            n_iter=state.n_iter,
+            t=state.t,
+            loss_curve=state.loss_curve,
+            loss=state.loss,
+            best_loss=state.best_loss,
+            validation_scores=state.validation_scores,
+            best_validation_score=state.best_validation_score,
+        )
 
     # --- pieces of fit --------------------------------------------------
 
     def _check_hyperparameters(self) -> None:
-        def positive_int(name: str, value: Any) -> None:
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-        def number(
-            name: str,
-            value: Any,
-            low: float,
-            high: float = math.inf,
-            *,
-            low_open: bool = False,
-            high_open: bool = False,
-        ) -> None:
-            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-            ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-            if not ok:
-                interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
-                raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
-
-        positive_int("n_hidden", self.n_hidden)
-        network.get_activation(self.activation)
+        check_positive_int("n_hidden", self.n_hidden)
+        check_activation(self.activation)
         if self.solver not in _FULL_BATCH_SOLVERS and self.solver not in MINIBATCH_SOLVERS:
             raise ValueError(
                 f"solver must be one of {sorted(set(MINIBATCH_SOLVERS) | set(_FULL_BATCH_SOLVERS))}, got {self.solver!r}"
             )
-        number("alpha", self.alpha, 0.0)
-        if not (
-            self.batch_size == "auto"
-            or (
-                isinstance(self.batch_size, numbers.Integral)
-                and not isinstance(self.batch_size, bool)
-                and self.batch_size >= 1
-            )
-        ):
-            raise ValueError(f"batch_size must be 'auto' or a positive integer, got {self.batch_size!r}")
+        check_number("alpha", self.alpha, 0.0)
+        if self.batch_size != "auto":
+            try:
+                check_positive_int("batch_size", self.batch_size)
+            except ValueError:
+                raise ValueError(f"batch_size must be 'auto' or a positive integer, got {self.batch_size!r}") from None
         if self.learning_rate not in optim.LEARNING_RATE_SCHEDULES:
             raise ValueError(
                 f"learning_rate must be one of {optim.LEARNING_RATE_SCHEDULES}, got {self.learning_rate!r}"
             )
-        number("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
-        number("power_t", self.power_t, 0.0)
-        positive_int("max_iter", self.max_iter)
-        number("tol", self.tol, 0.0)
-        number("momentum", self.momentum, 0.0, 1.0)
-        number("validation_fraction", self.validation_fraction, 0.0, 1.0, low_open=True, high_open=True)
-        number("beta_1", self.beta_1, 0.0, 1.0, high_open=True)
-        number("beta_2", self.beta_2, 0.0, 1.0, high_open=True)
-        number("epsilon", self.epsilon, 0.0, low_open=True)
-        positive_int("n_iter_no_change", self.n_iter_no_change)
-        positive_int("max_fun", self.max_fun)
+        check_number("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
+        check_number("power_t", self.power_t, 0.0)
+        check_positive_int("max_iter", self.max_iter)
+        check_number("tol", self.tol, 0.0)
+        check_number("momentum", self.momentum, 0.0, 1.0)
+        check_number("validation_fraction", self.validation_fraction, 0.0, 1.0, low_open=True, high_open=True)
+        check_number("beta_1", self.beta_1, 0.0, 1.0, high_open=True)
+        check_number("beta_2", self.beta_2, 0.0, 1.0, high_open=True)
+        check_number("epsilon", self.epsilon, 0.0, low_open=True)
+        check_positive_int("n_iter_no_change", self.n_iter_no_change)
+        check_positive_int("max_fun", self.max_fun)
         if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
             raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {self.class_weight!r}")
         if self.callback is not None and not callable(self.callback):
             raise ValueError(f"callback must be None or callable, got {self.callback!r}")
-        _seed_sequence(self.random_state, check_only=True)
+        seed_sequence(self.random_state, check_only=True)
 
-    def _encode_labels(self, y: np.ndarray, classes: Any, *, incremental: bool, continuing: bool) -> np.ndarray:
-        """Class indices of ``y``; on a first fit also sets ``classes_``."""
-        if incremental and not continuing and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit")
-        if continuing:
-            if incremental and classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-                raise ValueError(
-                    f"classes={np.unique(classes)!r} differs from classes_={self.classes_!r} of the earlier calls"
-                )
-        else:
-            labels = np.unique(classes) if classes is not None else np.unique(y)
-            if labels.shape[0] < 2:
-                raise ValueError(f"TwoLayerClassifier needs samples of at least 2 classes; got 1 class ({labels[0]!r})")
-            self.classes_ = labels
-        if continuing or classes is not None:  # otherwise classes_ are y's own labels
-            unseen = np.setdiff1d(np.unique(y), self.classes_)
-            if unseen.size:
-                raise ValueError(f"y contains labels {unseen!r} not among classes_ {self.classes_!r}")
-        return np.searchsorted(self.classes_, y).astype(np.intp, copy=False)
-
-    def _pattern_weights(self, y: np.ndarray, codes: np.ndarray, sample_weight: Any, X: Any) -> np.ndarray | None:
+    def _pattern_weights(self, y: np.ndarray, k: np.ndarray, sample_weight: Any, X: Any) -> np.ndarray | None:
         """:math:`s_n` = sample weight times class weight (float64), or None for all ones."""
         s = None
         if sample_weight is not None:
             s = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True, copy=True)
         if self.class_weight is not None:
             cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
-            s = cw[codes] if s is None else s * cw[codes]
+            s = cw[k] if s is None else s * cw[k]
         if s is not None:
             if not np.all(np.isfinite(s)):
                 raise ValueError("sample_weight times class_weight must be finite")
@@ -655,7 +608,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         of zero weight starts at :math:`\\ln 10^{-12}` below the others.
         ``partial_fit``, which sees one batch of a stream, passes None.
         """
-        seeds = _seed_sequence(self.random_state).spawn(3)  # initial weights, shuffling, validation split
+        seeds = seed_sequence(self.random_state).spawn(3)  # initial weights, shuffling, validation split
         params = network.init_params(
             n_features, self.n_hidden, len(self.classes_), random_state=np.random.default_rng(seeds[0]), dtype=dtype
         )
@@ -677,22 +630,22 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
             )
 
     def _validation_split(
-        self, state: optim.TrainingState, X: Any, codes: np.ndarray, s: np.ndarray | None, finite: bool = True
+        self, state: optim.TrainingState, X: Any, k: np.ndarray, s: np.ndarray | None, finite: bool = True
     ) -> tuple[np.ndarray, Callable[[Params], float]]:
         if state.split_seed is None:
-            state.split_seed = int(_seed_sequence(self.random_state).spawn(3)[2].generate_state(1)[0])
+            state.split_seed = int(seed_sequence(self.random_state).spawn(3)[2].generate_state(1)[0])
         train, val = train_test_split(
             np.arange(X.shape[0]),
             test_size=self.validation_fraction,
             random_state=state.split_seed,
-            stratify=codes,
+            stratify=k,
         )
         if val.shape[0] < 2:
             raise ValueError("the validation set is too small: increase validation_fraction or the data")
         train = np.sort(train)
         if not finite:  # the training rows are checked as the epoch gathers them, these are not
             optim.check_finite(X, np.sort(val))
-        X_val, y_val = X[val], codes[val]
+        X_val, k_val = X[val], k[val]
         s_val = None if s is None else s[val]
         if s_val is not None and not np.any(s_val > 0):
             raise ValueError(
@@ -701,7 +654,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
 
         def score(params: Params) -> float:
             predicted = np.argmax(_logits(params, X_val, self.activation), axis=1)
-            return float(np.average(predicted == y_val, weights=s_val))
+            return float(np.average(predicted == k_val, weights=s_val))
 
         return train, score
 
@@ -711,7 +664,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
 
     def _check_X(self, X: Any) -> Any:
         check_is_fitted(self)
-        return _validate_data(self, X, accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32), reset=False)
+        return validate_data(self, X, accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32), reset=False)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The output activations :math:`a_k` (logits); for two classes :math:`a_1 - a_0`.
@@ -779,50 +732,15 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         dict
         """
         check_is_fitted(self)
-        state: optim.TrainingState = self._training
-        out: dict[str, Any] = {
-            "format": STATE_FORMAT,
-            "version": STATE_VERSION,
-            "solver": self.solver,
-            "n_hidden": int(self.n_hidden),
-            "activation": self.activation,
-            "n_features_in": int(self.n_features_in_),
-            "classes": self.classes_.tolist(),
-            "classes_dtype": self.classes_.dtype.str,
-            "dtype": state.theta.dtype.name,
-            "theta": state.theta.copy(),
-            "n_iter": int(state.n_iter),
-            "t": int(state.t),
-            "loss": None if state.loss is None else float(state.loss),
-            "loss_curve": [float(v) for v in state.loss_curve],
-            "validation_scores": None
-            if state.validation_scores is None
-            else [float(v) for v in state.validation_scores],
-            "best_loss": _finite_or_none(state.best_loss),
-            "best_validation_score": _finite_or_none(state.best_validation_score),
-            "no_improvement_count": int(state.no_improvement_count),
-            "rng_state": None if state.rng is None else _jsonable(state.rng.bit_generator.state),
-            "split_seed": state.split_seed,
-            "optimizer": None,
-        }
-        if hasattr(self, "feature_names_in_"):
-            out["feature_names_in"] = [str(f) for f in self.feature_names_in_]
-        if state.best_theta is not None:
-            out["best_theta"] = state.best_theta.copy()
-        opt = state.optimizer
-        if opt is not None:
-            values = opt.state()
-            out["optimizer"] = {
-                "name": opt.name,
-                "settings": _jsonable(dict(state.optimizer_settings)),
-                "learning_rate": float(values["learning_rate"]),
-                **({"t": int(values["t"])} if opt.name == "adam" else {}),
-            }
-            if opt.name == "sgd":
-                out["velocity"] = values["velocity"]
-            else:
-                out["adam_m"], out["adam_v"] = values["m"], values["v"]
-        return out
+        return state_to_dict(
+            self._training,
+            solver=self.solver,
+            n_hidden=self.n_hidden,
+            activation=self.activation,
+            n_features_in=self.n_features_in_,
+            classes=self.classes_,
+            feature_names_in=getattr(self, "feature_names_in_", None),
+        )
 
     def set_training_state(self, state: dict[str, Any]) -> TwoLayerClassifier:
         """Restore a :meth:`get_training_state` dict; the estimator is then fitted.
@@ -835,68 +753,85 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ValueError(f"not a training state: expected a dict with format={STATE_FORMAT!r}")
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(
-                f"unsupported training-state version {state.get('version')!r}; this version reads {STATE_VERSION}"
-            )
-        for key in ("solver", "n_hidden", "activation"):
-            if state[key] != getattr(self, key):
-                raise ValueError(
-                    f"the state was saved with {key}={state[key]!r}, but this estimator has {key}={getattr(self, key)!r}"
-                )
-        dtype = np.dtype(state["dtype"])
-        classes = np.asarray(state["classes"], dtype=np.dtype(state["classes_dtype"]))
-        D, M, K = int(state["n_features_in"]), int(state["n_hidden"]), classes.shape[0]
-        theta = np.array(state["theta"], dtype=dtype, copy=True)
-        if theta.shape != (network.n_params(D, M, K),):
-            raise ValueError(
-                f"theta has shape {theta.shape}, expected ({network.n_params(D, M, K)},) for D={D}, M={M}, K={K}"
-            )
-        rng = None
-        if state.get("rng_state") is not None:
-            rng = np.random.default_rng()
-            rng.bit_generator.state = state["rng_state"]
-        training = optim.TrainingState(
-            theta=theta,
-            n_iter=int(state["n_iter"]),
-            t=int(state["t"]),
-            loss=None if state.get("loss") is None else float(state["loss"]),
-            loss_curve=[float(v) for v in state["loss_curve"]],
-            validation_scores=None
-            if state["validation_scores"] is None
-            else [float(v) for v in state["validation_scores"]],
-            best_loss=_none_or(state["best_loss"], math.inf) if state["validation_scores"] is None else None,
-            best_validation_score=None
-            if state["validation_scores"] is None
-            else _none_or(state["best_validation_score"], -math.inf),
-            no_improvement_count=int(state["no_improvement_count"]),
-            best_theta=None
-            if state.get("best_theta") is None
-            else np.array(state["best_theta"], dtype=dtype, copy=True),
-            rng=rng,
-            split_seed=None if state.get("split_seed") is None else int(state["split_seed"]),
-        )
-        info = state.get("optimizer")
-        if info is not None:
-            opt = optim.make_optimizer(info["name"], theta.shape[0], dtype, info["settings"])
-            values: dict[str, Any] = {"learning_rate": info["learning_rate"]}
-            if info["name"] == "sgd":
-                values["velocity"] = state["velocity"]
-            else:
-                values.update(t=info["t"], m=state["adam_m"], v=state["adam_v"])
-            opt.load_state(values)
-            training.optimizer, training.optimizer_settings = opt, dict(info["settings"])
+        expected = {key: getattr(self, key) for key in ("solver", "n_hidden", "activation")}
+        training, classes, n_features, feature_names = state_from_dict(state, expected)
         self.classes_ = classes
-        self.n_features_in_ = D
-        if state.get("feature_names_in") is not None:
-            self.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
+        self._set_inputs(n_features, feature_names)
         self._training = training
         self._publish(training, final=True)
         return self
+
+    @classmethod
+    def from_params(
+        cls,
+        params: Params,
+        classes: Any,
+        *,
+        hyperparameters: dict[str, Any] | None = None,
+        loss: float | None = None,
+        loss_curve: Sequence[float] = (),
+        best_loss: float | None = None,
+        validation_scores: Sequence[float] | None = None,
+        best_validation_score: float | None = None,
+        n_iter: int = 0,
+        t: int = 0,
+        feature_names_in: Sequence[str] | None = None,
+    ) -> TwoLayerClassifier:
+        """A fitted estimator with the given weights, without training (a model file's way back).
+
+        A warm start from it continues from these weights with a fresh optimiser.
+
+        Parameters
+        ----------
+        params : Params
+            ``W1`` (D, M), ``b1`` (M,), ``W2`` (M, K), ``b2`` (K,), float32 or
+            float64 (the dtype the estimator then works in); copied.
+        classes : array-like of shape (K,)
+            The class labels, sorted and distinct, in the order of the network's outputs.
+        hyperparameters : dict, optional
+            The estimator's parameters (``get_params``); ``n_hidden`` must be ``M``.
+        loss, loss_curve, best_loss, validation_scores, best_validation_score, n_iter, t
+            The training record, as the fitted attributes of the same names
+            (with a trailing underscore) hold it.
+        feature_names_in : sequence of str, optional
+            The names of the D input columns.
+
+        Returns
+        -------
+        TwoLayerClassifier
+        """
+        model = cls(**dict(hyperparameters or {}))
+        check_activation(model.activation)
+        W1, b1, W2, b2 = (np.asarray(p) for p in params)
+        D, M = W1.shape
+        K = W2.shape[1]
+        if b1.shape != (M,) or W2.shape[0] != M or b2.shape != (K,):
+            raise ValueError(
+                f"params must hold W1 (D, M), b1 (M,), W2 (M, K), b2 (K,); got {[p.shape for p in params]}"
+            )
+        if M != model.n_hidden:
+            raise ValueError(f"the weights have {M} hidden units but n_hidden is {model.n_hidden!r}")
+        labels = np.asarray(classes)
+        if labels.shape != (K,) or not np.array_equal(np.unique(labels), labels):
+            raise ValueError(f"classes must be the {K} sorted, distinct labels of the network's outputs")
+        early_stopping = validation_scores is not None
+        training = optim.TrainingState(
+            theta=np.array(network.flatten(Params(W1, b1, W2, b2)), copy=True),
+            n_iter=int(n_iter),
+            t=int(t),
+            loss=None if loss is None else float(loss),
+            loss_curve=[float(v) for v in loss_curve],
+            validation_scores=[float(v) for v in validation_scores] if validation_scores is not None else None,
+            best_loss=None if early_stopping else (math.inf if best_loss is None else float(best_loss)),
+            best_validation_score=(-math.inf if best_validation_score is None else float(best_validation_score))
+            if early_stopping
+            else None,
+        )
+        model.classes_ = labels
+        model._set_inputs(D, feature_names_in)
+        model._training = training
+        model._publish(training, final=True)
+        return model
 
     def to_sklearn(self) -> MLPClassifier:
         """The same network as a fitted ``MLPClassifier`` (same ``predict_proba``).
@@ -910,61 +845,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):
         -------
         sklearn.neural_network.MLPClassifier
         """
-        check_is_fitted(self)
-        W1, b1, W2, b2 = (np.array(p, copy=True) for p in self.params_)
-        binary = W2.shape[1] == 2
-        if binary:
-            W2 = (W2[:, 1] - W2[:, 0])[:, None]
-            b2 = np.array([b2[1] - b2[0]])
-        mlp = MLPClassifier(
-            hidden_layer_sizes=(int(self.n_hidden),),
-            activation=self.activation,
-            solver=self.solver if self.solver in SKLEARN_SOLVERS else "lbfgs",
-            alpha=self.alpha,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            learning_rate_init=self.learning_rate_init,
-            power_t=self.power_t,
-            max_iter=self.max_iter,
-            shuffle=self.shuffle,
-            random_state=self.random_state
-            if self.random_state is None or isinstance(self.random_state, numbers.Integral)
-            else None,
-            tol=self.tol,
-            verbose=self.verbose,
-            warm_start=self.warm_start,
-            momentum=self.momentum,
-            nesterovs_momentum=self.nesterovs_momentum,
-            early_stopping=self.early_stopping,
-            validation_fraction=self.validation_fraction,
-            beta_1=self.beta_1,
-            beta_2=self.beta_2,
-            epsilon=self.epsilon,
-            n_iter_no_change=self.n_iter_no_change,
-            max_fun=self.max_fun,
-        )
-        mlp.coefs_ = [W1, W2]
-        mlp.intercepts_ = [b1, b2]
-        mlp.classes_ = self.classes_.copy()
-        mlp._label_binarizer = LabelBinarizer().fit(self.classes_)
-        mlp.n_features_in_ = self.n_features_in_
-        if hasattr(self, "feature_names_in_"):
-            mlp.feature_names_in_ = self.feature_names_in_.copy()
-        mlp.n_layers_ = 3
-        mlp.n_outputs_ = 1 if binary else W2.shape[1]
-        mlp.out_activation_ = "logistic" if binary else "softmax"
-        mlp.n_iter_ = self.n_iter_
-        mlp.t_ = self.t_
-        mlp.loss_ = getattr(self, "loss_", None)
-        mlp.loss_curve_ = list(self.loss_curve_)
-        mlp.best_loss_ = self.best_loss_
-        mlp.validation_scores_ = None if self.validation_scores_ is None else list(self.validation_scores_)
-        mlp.best_validation_score_ = self.best_validation_score_
-        mlp._no_improvement_count = 0
-        if self.early_stopping:
-            mlp._best_coefs = [c.copy() for c in mlp.coefs_]
-            mlp._best_intercepts = [c.copy() for c in mlp.intercepts_]
-        return mlp
+        return to_mlp(self)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -996,45 +877,16 @@ def from_sklearn(mlp: MLPClassifier) -> TwoLayerClassifier:
     -------
     TwoLayerClassifier
     """
-    if not isinstance(mlp, MLPClassifier):
-        raise TypeError(f"from_sklearn needs an MLPClassifier, got {type(mlp).__name__}")
-    check_is_fitted(mlp)
-    if len(mlp.coefs_) != 2:
-        raise ValueError(
-            f"from_sklearn needs an MLPClassifier with one hidden layer; this one has {len(mlp.coefs_) - 1}"
-        )
-    if mlp.out_activation_ not in ("softmax", "logistic") or (
-        mlp.out_activation_ == "logistic" and mlp.n_outputs_ != 1
-    ):
-        raise ValueError("from_sklearn supports binary and multiclass MLPClassifiers, not multilabel ones")
-    W1, W2 = (np.array(c, copy=True) for c in mlp.coefs_)
-    b1, b2 = (np.array(c, copy=True) for c in mlp.intercepts_)
-    if mlp.out_activation_ == "logistic":
-        W2 = np.hstack([np.zeros_like(W2), W2])  # logits (0, a): softmax gives (1 - sigma(a), sigma(a))
-        b2 = np.concatenate([np.zeros_like(b2), b2])
-    M = W1.shape[1]
+    params, record = mlp_network(mlp)
     names = TwoLayerClassifier().get_params()
     shared = {k: v for k, v in mlp.get_params().items() if k in names}
-    model = TwoLayerClassifier(n_hidden=M, **shared)
-    model.classes_ = np.array(mlp.classes_, copy=True)
-    model.n_features_in_ = int(mlp.n_features_in_)
-    if hasattr(mlp, "feature_names_in_"):
-        model.feature_names_in_ = np.array(mlp.feature_names_in_, copy=True)
-    state = optim.TrainingState(
-        theta=np.ascontiguousarray(network.flatten(Params(W1, b1, W2, b2))),
-        n_iter=int(getattr(mlp, "n_iter_", 0)),
-        t=int(getattr(mlp, "t_", 0)),
-        loss_curve=[float(v) for v in getattr(mlp, "loss_curve_", None) or []],
-        validation_scores=None
-        if getattr(mlp, "validation_scores_", None) is None
-        else [float(v) for v in mlp.validation_scores_],
-        best_loss=getattr(mlp, "best_loss_", math.inf),
-        best_validation_score=getattr(mlp, "best_validation_score_", None),
+    return TwoLayerClassifier.from_params(
+        params,
+        record.pop("classes"),
+        hyperparameters={"n_hidden": params.W1.shape[1], **shared},
+        feature_names_in=record.pop("feature_names_in"),
+        **record,
     )
-    state.loss = float(mlp.loss_)
-    model._training = state
-    model._publish(state, final=True)
-    return model
 
 
 # --------------------------------------------------------------------------
@@ -1052,20 +904,20 @@ _FULL_BATCH_SOLVERS: dict[
 
 
 def _training_data(
-    X: Any, codes: np.ndarray, s: np.ndarray | None, alpha: float, rows: np.ndarray | None
+    X: Any, k: np.ndarray, s: np.ndarray | None, alpha: float, rows: np.ndarray | None
 ) -> optim.TrainingData:
     """Rescale the pattern weights to mean one over the training rows; lambda = alpha / S."""
     n = X.shape[0] if rows is None else rows.shape[0]
     if s is None:
-        return optim.TrainingData(X=X, y=codes, w=None, lam=float(alpha) / n, rows=rows)
+        return optim.TrainingData(X=X, y=k, w=None, lam=float(alpha) / n, rows=rows)
     s_train = s if rows is None else s[rows]
     S = float(np.sum(s_train))
     if not S > 0:
         raise ValueError("the training patterns' sample weights are all zero; at least one must be positive")
     if np.all(s_train == s_train[0]):  # equal weights: exactly the unweighted problem
-        return optim.TrainingData(X=X, y=codes, w=None, lam=float(alpha) / S, rows=rows)
+        return optim.TrainingData(X=X, y=k, w=None, lam=float(alpha) / S, rows=rows)
     w = (s * (n / S)).astype(X.dtype)
-    return optim.TrainingData(X=X, y=codes, w=w, lam=float(alpha) / S, rows=rows)
+    return optim.TrainingData(X=X, y=k, w=w, lam=float(alpha) / S, rows=rows)
 
 
 def _chunk_rows(X: Any, params: Params) -> int:
@@ -1089,41 +941,3 @@ def _chunked(params: Params, X: Any, fn: Callable[[Params, np.ndarray], np.ndarr
 def _logits(params: Params, X: Any, activation: str) -> np.ndarray:
     """The output activations :math:`a^{(2)}` of every row of dense or sparse ``X``."""
     return _chunked(params, X, lambda p, Xc: network.hidden_and_output(p, Xc, activation=activation)[1])
-
-
-def _seed_sequence(random_state: Any, *, check_only: bool = False) -> np.random.SeedSequence:
-    """A SeedSequence from None, an int, a RandomState or a Generator."""
-    if random_state is None or isinstance(random_state, np.random.SeedSequence):
-        return random_state if random_state is not None else np.random.SeedSequence()
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state must be a non-negative integer, got {random_state}")
-        return np.random.SeedSequence(int(random_state))
-    if isinstance(random_state, np.random.RandomState):
-        return (
-            np.random.SeedSequence()
-            if check_only
-            else np.random.SeedSequence(int(random_state.randint(np.iinfo(np.int32).max)))
-        )
-    if isinstance(random_state, np.random.Generator):
-        return np.random.SeedSequence() if check_only else np.random.SeedSequence(int(random_state.integers(2**63)))
-    raise ValueError(f"random_state must be None, an int, a numpy RandomState or Generator; got {random_state!r}")
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def _none_or(value: float | None, default: float) -> float:
-    return default if value is None else float(value)
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain Python ints, floats, strs, lists and dicts (NumPy scalars converted)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

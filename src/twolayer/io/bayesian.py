@@ -1,0 +1,181 @@
+"""The Bayesian part of a model file: the Laplace posterior beside the weights, and the estimator rebuilt from it.
+
+A Bayesian model file (``format_version`` 2, ``kind`` ``"bayesian"``) holds
+the tensors ``posterior.factor`` (the Cholesky factor :math:`L` of the
+posterior precision :math:`A = L L^\\top` as its packed lower triangle, row
+by row, or for the ``"diagonal"`` structure :math:`A`'s diagonal) and
+``posterior.variance`` (:math:`\\operatorname{diag}(A^{-1})`), and the JSON
+entry ``bayes`` (the posterior's scalars, the evidence and alpha curves, the
+seed of the Monte Carlo predictive). The estimator comes back through
+:meth:`~twolayer.bayes.BayesianTwoLayerClassifier.from_posterior`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from twolayer.io.container import _Checker
+
+if TYPE_CHECKING:
+    from twolayer.bayes import BayesianTwoLayerClassifier
+    from twolayer.network import Params
+
+__all__ = ["bayes_entry", "bayesian_network", "posterior_tensors"]
+
+
+def posterior_tensors(model: BayesianTwoLayerClassifier) -> dict[str, np.ndarray]:
+    from twolayer.network import flatten
+
+    state = model.posterior_.to_dict()
+    if not np.array_equal(state["mean"], np.asarray(flatten(model.params_))):
+        raise ValueError("the posterior's mean is not the model's weights; refit the model before saving it")
+    factor = np.asarray(state["factor"], dtype=np.float64)
+    if state["structure"] != "diagonal":
+        factor = factor[np.tril_indices(factor.shape[0])]  # the Cholesky factor's lower triangle, row by row
+    return {"posterior.factor": factor, "posterior.variance": np.asarray(state["variance"], dtype=np.float64)}
+
+
+def bayes_entry(model: BayesianTwoLayerClassifier) -> dict[str, Any]:
+    state = model.posterior_.to_dict()
+    return {
+        "posterior": {
+            **{
+                key: state[key]
+                for key in (
+                    "data_error",
+                    "log_evidence",
+                    "gamma",
+                    "n_negative_eigenvalues",
+                    "structure",
+                    "hessian",
+                    "activation",
+                )
+            },
+            "prior_precision": [float(v) for v in state["prior_precision"]],
+            # JSON has no NaN: a group the structure does not cover is null.
+            "gamma_groups": [None if np.isnan(v) else float(v) for v in state["gamma_groups"]],
+        },
+        "evidence_curve": [float(v) for v in model.evidence_curve_],
+        "alpha_curve": [[float(a) for a in alpha] for alpha in model.alpha_curve_],
+        "n_cycles": int(model.n_cycles_),
+        "loss": float(model.loss_),
+        "best_loss": float(model.best_loss_ if model.best_loss_ is not None else model.loss_),
+        # With the seed of the Monte Carlo predictive, drawn at fit time, the loaded
+        # model's moderated probabilities are the fitted model's, bit for bit.
+        "predict_seed": int(model.predict_seed_),
+    }
+
+
+def bayesian_network(
+    check: _Checker,
+    hyper: dict[str, Any],
+    params: Params,
+    classes: np.ndarray,
+    loss_curve: list[float],
+    counts: tuple[int, int],
+    feature_names_in: list[str] | None,
+) -> BayesianTwoLayerClassifier:
+    """Rebuild a fitted BayesianTwoLayerClassifier from its weights, posterior factor and fitted values."""
+    from twolayer.bayes import BayesianTwoLayerClassifier, LaplacePosterior
+    from twolayer.network import flatten
+
+    D, M = params.W1.shape
+    K = classes.shape[0]
+    entry = check.entry("bayes", dict)
+    stored = entry.get("posterior")
+    if not isinstance(stored, dict):
+        raise check.fail("the 'bayes' entry has no 'posterior'")
+
+    def number(where: Mapping[str, Any], key: str, kind: type = float) -> Any:
+        value = where.get(key)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+        if not ok or (kind is int and (not isinstance(value, int) or value < 0)):
+            raise check.fail(f"bayes entry {key!r} must be a finite {'count' if kind is int else 'number'}")
+        return kind(value)
+
+    def precisions(values: Any, key: str) -> list[float]:
+        if not (
+            isinstance(values, list)
+            and len(values) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < np.inf for v in values)
+        ):
+            raise check.fail(f"bayes entry {key!r} must be four positive numbers")
+        return [float(v) for v in values]
+
+    structure = stored.get("structure")
+    if structure not in ("full", "last_layer", "diagonal") or structure != hyper.get("structure", "full"):
+        raise check.fail(f"the posterior's structure {structure!r} does not match the hyperparameters")
+    W = D * M + M + M * K + K
+    P = K * (M + 1) if structure == "last_layer" else W
+    variance = check.tensor("posterior.variance", (P,), (np.float64,))
+    if structure == "diagonal":
+        factor = check.tensor("posterior.factor", (P,), (np.float64,))
+        precision = factor.copy()
+        positive = factor
+    else:
+        packed = check.tensor("posterior.factor", (P * (P + 1) // 2,), (np.float64,))
+        factor = np.zeros((P, P))
+        factor[np.tril_indices(P)] = packed
+        precision = factor @ factor.T  # A = L L^T, equal to the fitted A up to rounding
+        positive = np.diag(factor)
+    if not (positive > 0).all() or not (variance > 0).all():
+        raise check.fail("the posterior's factor and variances must be positive")
+    gamma_groups = stored.get("gamma_groups")
+    if not (
+        isinstance(gamma_groups, list)
+        and len(gamma_groups) == 4
+        and all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in gamma_groups)
+    ):
+        raise check.fail("bayes entry 'gamma_groups' must be four numbers or nulls")
+    state = {
+        "mean": np.asarray(flatten(params), dtype=np.float64),
+        "precision": precision,
+        "prior_precision": np.array(precisions(stored.get("prior_precision"), "prior_precision")),
+        "gamma_groups": np.array([np.nan if v is None else float(v) for v in gamma_groups]),
+        "factor": factor,
+        "variance": variance,
+        "data_error": number(stored, "data_error"),
+        "log_evidence": number(stored, "log_evidence"),
+        "gamma": number(stored, "gamma"),
+        "n_negative_eigenvalues": number(stored, "n_negative_eigenvalues", int),
+        "structure": structure,
+        "hessian": stored.get("hessian"),
+        "activation": stored.get("activation"),
+        "shape": [D, M, K],
+    }
+    curves = {key: entry.get(key) for key in ("evidence_curve", "alpha_curve")}
+    if not (
+        isinstance(curves["evidence_curve"], list)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in curves["evidence_curve"])
+    ):
+        raise check.fail("bayes entry 'evidence_curve' must be a list of numbers")
+    if not isinstance(curves["alpha_curve"], list):
+        raise check.fail("bayes entry 'alpha_curve' must be a list")
+    alpha_curve = [np.array(precisions(a, "alpha_curve")) for a in curves["alpha_curve"]]
+    seed = entry.get("predict_seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise check.fail("bayes entry 'predict_seed' must be a non-negative integer")
+    n_cycles = number(entry, "n_cycles", int)
+    if n_cycles != len(curves["evidence_curve"]):
+        raise check.fail("bayes entry 'n_cycles' must be the length of the evidence curve")
+    n_iter, t = counts
+    try:
+        return BayesianTwoLayerClassifier.from_posterior(
+            LaplacePosterior.from_dict(state),
+            classes,
+            hyperparameters=hyper,
+            predict_seed=seed,
+            evidence_curve=curves["evidence_curve"],
+            alpha_curve=alpha_curve,
+            loss=number(entry, "loss"),
+            best_loss=number(entry, "best_loss"),
+            loss_curve=loss_curve,
+            n_iter=n_iter,
+            t=t,
+            feature_names_in=feature_names_in,
+        )
+    except (TypeError, ValueError) as exc:
+        raise check.fail(f"the stored model does not fit together ({exc})") from None
