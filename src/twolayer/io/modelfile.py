@@ -11,6 +11,7 @@ described in :mod:`twolayer.io.models`, :mod:`twolayer.io.bayesian` and
 
 from __future__ import annotations
 
+from twolayer.errors import DataError  # what reading a file raises; importable from here as before
 from twolayer.io.atomic import atomic_write, atomic_write_all
 from twolayer.io.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from twolayer.io.container import CHECKPOINT_FORMAT, FORMAT_VERSION, MODEL_FORMAT
@@ -30,6 +31,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MODEL_FORMAT",
     "Checkpoint",
+    "DataError",
     "ModelFile",
     "atomic_write",
     "atomic_write_all",
