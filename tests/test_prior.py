@@ -1,7 +1,7 @@
 """Tests of the grouped prior: twolayer.prior, and its decay in training and curvature.
 
 The oracles: the autograd error of tests/oracles.py with its own per-group decay
-(PRML eqs. 5.24 and 5.211, written without the package), its autograd
+(PRML eqs. 5.24 and 5.122–5.123, written without the package), its autograd
 gradient and Hessian, SciPy's L-BFGS-B on that oracle, and the plain
 weight-decay path itself, which a decay of (alpha, 0, alpha, 0) must reproduce
 bit for bit.

@@ -1,6 +1,6 @@
 """Second derivatives of the two-layer network, in closed form.
 
-This module is the mathematics of ``shared/reference/curvature.md`` (after
+This module is the mathematics of ``docs/curvature.md`` (after
 Bishop, *Pattern Recognition and Machine Learning*, §5.3.4 and §5.4) as pure
 functions beside :mod:`twolayer.network`: the Jacobian of the outputs with
 respect to the inputs, the Jacobian of the output activations with respect to
@@ -16,7 +16,7 @@ quantities (rows and columns of the Hessian, the last axis of
 :func:`weight_jacobian`) follow :func:`twolayer.network.flatten`:
 ``W1.ravel()``, ``b1``, ``W2.ravel()``, ``b2``.
 
-Notation (``derivation.md``): ``a1`` the hidden activations :math:`a_j`, ``z``
+Notation (``docs/derivation.md``): ``a1`` the hidden activations :math:`a_j`, ``z``
 the hidden outputs, ``a2`` the output activations :math:`a_k`, ``y`` the
 softmax outputs, ``delta2`` :math:`\\delta_k = s_n (y_k - t_k)`, ``hp`` and
 ``hpp`` :math:`h'(a_j)` and :math:`h''(a_j)`, and per pattern
@@ -48,7 +48,7 @@ An optional ``alpha`` adds the weight-decay term
 Hessian is :math:`\\alpha` on the diagonal entries of the weights; four values
 :math:`(\\alpha_{W1}, \\alpha_{b1}, \\alpha_{W2}, \\alpha_{b2})` (or a mapping by
 group) give the grouped prior's term :math:`\\sum_g \\tfrac{\\alpha_g}{2}\\lVert w_g
-\\rVert^2` (PRML eq. 5.211), whose Hessian is :math:`\\alpha_g` on the diagonal
+\\rVert^2` (PRML §5.5.1, eqs. 5.122–5.123), whose Hessian is :math:`\\alpha_g` on the diagonal
 entries of group ``g`` (see :mod:`twolayer.prior`).
 """
 
@@ -175,7 +175,7 @@ def _state(
     y = xp.exp(log_softmax(xp, a2))  # (N, K)  softmax, through log-softmax for stability
     delta2 = None
     if T is not None:
-        delta2 = y - T  # (N, K)  delta_k = y_k - t_k (derivation.md)
+        delta2 = y - T  # (N, K)  delta_k = y_k - t_k (docs/derivation.md)
         if s is not None:
             delta2 = s[:, None] * delta2
     return _State(xp, params, X, z, y, s, delta2, act.h_prime(xp, z), act.h_second(xp, z))
@@ -335,7 +335,7 @@ def _curvature_blocks(st: _State, exact: bool) -> Array:
     """Assemble the (W, W) Hessian (``exact``) or Gauss–Newton matrix, chunk by chunk.
 
     With ``Xb``, ``zb`` the inputs and hidden outputs with the bias unit
-    appended, per pattern (curvature.md, "Exact Hessian"):
+    appended, per pattern (docs/curvature.md, "Exact Hessian"):
 
     - first/first:  ``x_i x_i' B[j, j']`` with
       ``B = s h'_j h'_j' (W2 Lambda W2^T)_jj' + I_jj' h''_j sum_k w_kj delta_k``;
@@ -490,7 +490,7 @@ def hessian(
 ) -> Array:
     """The exact Hessian :math:`\\nabla\\nabla E` of the cross-entropy error.
 
-    Assembled from PRML's three closed-form blocks (curvature.md, "Exact
+    Assembled from PRML's three closed-form blocks (docs/curvature.md, "Exact
     Hessian"): both weights in the second layer, both in the first, one in
     each. Every block is a sum over patterns of outer products, computed as
     one matrix product over the batch (in chunks of patterns, so memory stays
@@ -512,7 +512,7 @@ def hessian(
         weights ``W1`` and ``W2`` (the Hessian of
         :math:`\\tfrac{\\alpha}{2}\\lVert w \\rVert^2`, biases not penalised);
         four values (``W1``, ``b1``, ``W2``, ``b2``) add :math:`\\alpha_g` on the
-        diagonal entries of each group (the grouped prior, PRML eq. 5.211).
+        diagonal entries of each group (the grouped prior, PRML §5.5.1, eqs. 5.122–5.123).
 
     Returns
     -------
@@ -586,7 +586,7 @@ def gauss_newton(
 def _r_pass(st: _State, v: Params, exact: bool) -> Params:
     """``H v`` (``exact``) or ``G v`` by one R-forward and one R-backward pass.
 
-    Equations from curvature.md, "Fast multiplication by the Hessian". For
+    Equations from docs/curvature.md, "Fast multiplication by the Hessian". For
     Gauss–Newton the h'' term, the ``v2 delta`` term and the ``delta R{z}``
     term are dropped.
     """
@@ -725,7 +725,7 @@ def hessian_diagonal(
 ) -> Params:
     """The diagonal of the Hessian: exact, Becker and LeCun's, or the Gauss–Newton matrix's.
 
-    Per pattern (curvature.md, "Diagonal"):
+    Per pattern (docs/curvature.md, "Diagonal"):
 
     .. math::
 

@@ -1,6 +1,6 @@
 """The two-layer network, its cross-entropy error and exact backpropagation.
 
-This module is the mathematics of ``shared/reference/derivation.md`` (after
+This module is the mathematics of ``docs/derivation.md`` (after
 Bishop, *Pattern Recognition and Machine Learning*, chapter 5) as pure
 functions. For a batch ``X`` of ``N`` patterns with ``D`` features, ``M``
 hidden units and ``K`` classes:
@@ -432,7 +432,7 @@ def error_and_gradient(
 
     References
     ----------
-    PRML §5.3.1–5.3.2; ``derivation.md`` ("Derivatives").
+    PRML §5.3.1–5.3.2; ``docs/derivation.md`` ("Derivatives").
     """
     xp, params, X, (T, s) = working_arrays(params, X, T, sample_weight)
     act = get_activation(activation)

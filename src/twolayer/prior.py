@@ -3,7 +3,7 @@
 The parameters of the two-layer network fall into four groups, in
 :func:`twolayer.network.flatten` order: the first-layer weights ``W1``, their
 biases ``b1``, the second-layer weights ``W2`` and their biases ``b2``. The
-grouped prior of MacKay (1992) and PRML eq. 5.211 gives each group its own
+grouped prior of MacKay (1992) and PRML §5.5.1, eqs. 5.122–5.123 gives each group its own
 precision :math:`\\alpha_g`,
 
 .. math::
@@ -28,7 +28,7 @@ References
 ----------
 D. J. C. MacKay, "A practical Bayesian framework for backpropagation networks",
 Neural Computation 4 (1992); C. M. Bishop, *Pattern Recognition and Machine
-Learning* (2006), §5.5.1 (eq. 5.112) and §5.7 (eq. 5.211).
+Learning* (2006), §5.5.1 (eqs. 5.112 and 5.122–5.123).
 """
 
 from __future__ import annotations

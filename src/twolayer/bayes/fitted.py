@@ -35,7 +35,7 @@ __all__ = ["laplace"]
 
 
 def _last_layer_hessian(params: Params, X: np.ndarray, sample_weight: np.ndarray | None, activation: str) -> np.ndarray:
-    """The second-layer block :math:`\\sum_n \\tilde z_n \\tilde z_n^\\top \\otimes \\Lambda_n` (curvature.md, "Exact Hessian").
+    """The second-layer block :math:`\\sum_n \\tilde z_n \\tilde z_n^\\top \\otimes \\Lambda_n` (docs/curvature.md, "Exact Hessian").
 
     Exact and Gauss–Newton coincide here: :math:`a` is linear in ``[W2; b2]``.
     """

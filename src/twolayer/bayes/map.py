@@ -78,7 +78,7 @@ def map_estimate(
 
     References
     ----------
-    PRML §5.5.1 (weight decay, eq. 5.112) and §5.7.1 (eq. 5.165);
+    PRML §5.5.1 (weight decay, eq. 5.112) and §5.7.1 (eq. 5.166);
     D. C. Liu and J. Nocedal, "On the limited memory BFGS method for large
     scale optimization", Mathematical Programming 45 (1989).
     """

@@ -1,13 +1,13 @@
 """The Laplace posterior of the two-layer network and its evidence.
 
-This module is the last section of ``shared/reference/curvature.md`` (PRML
+This module is the last section of ``docs/curvature.md`` (PRML
 §5.7, after MacKay 1992). Errors are **sums** over patterns (PRML eq. 5.24),
 so every curvature and evidence here is a sum over patterns too.
 
 The prior
     A zero-mean Gaussian on every parameter, with one precision per group
     :math:`g \\in` (``W1``, ``b1``, ``W2``, ``b2``) — the grouped prior of
-    MacKay (1992) and PRML eq. 5.211 —
+    MacKay (1992) and PRML §5.5.1, eqs. 5.122–5.123 —
 
     .. math::
 
@@ -24,7 +24,7 @@ The prior
 
 The Laplace approximation
     :math:`q(w) = \\mathcal N(w \\mid w_{\\text{MAP}}, A^{-1})` with
-    :math:`A = H_+ + \\operatorname{diag}(\\alpha)` (PRML eq. 5.165), where
+    :math:`A = H_+ + \\operatorname{diag}(\\alpha)` (PRML eq. 5.166), where
     :math:`H` is the exact Hessian or the Gauss–Newton matrix of :math:`E` at
     :math:`w_{\\text{MAP}}` and :math:`H_+` is :math:`H` with its negative
     eigenvalues set to zero (the exact Hessian can be indefinite even at a
@@ -343,7 +343,7 @@ class LaplacePosterior:
 
         References
         ----------
-        PRML §5.7.3, eqs. 5.183–5.187 (their multi-output analogue).
+        PRML §5.7.3, eqs. 5.185–5.188 (their multi-output analogue).
         """
         X = _check_X(X, self.shape[0])
         params = self.params
@@ -482,7 +482,7 @@ def _factorised(
         n_negative = 0
         if hessian == "exact":
             H, n_negative = _nonnegative_part(H)
-        A = H + np.diag(prior)  # PRML eq. 5.165
+        A = H + np.diag(prior)  # PRML eq. 5.166
         try:
             factor = np.linalg.cholesky(A)
         except np.linalg.LinAlgError:
@@ -548,7 +548,7 @@ def posterior_from_curvature(
 
     References
     ----------
-    PRML §5.7.1 (eqs. 5.165, 5.175) and §5.7.2 (eqs. 5.177–5.180);
+    PRML §5.7.1 (eqs. 5.166, 5.175) and §5.7.2 (eqs. 5.177–5.180);
     MacKay (1992), "A practical Bayesian framework for backpropagation networks".
     """
     check_choice("structure", structure, STRUCTURES)

@@ -65,7 +65,7 @@ def predictive_mc(
 
     References
     ----------
-    PRML §11.1 (Monte Carlo) applied to eq. 5.190's integral.
+    PRML §11.1 (Monte Carlo) applied to eq. 5.189's integral.
     """
     mean, cov = _check_logit_gaussian(mean, cov)
     if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1:

@@ -14,7 +14,7 @@ The error is that of the regularised network, summed over the patterns,
 with one precision :math:`\\alpha_g` per parameter group (``W1``, ``b1``,
 ``W2``, ``b2``): :math:`(\\alpha, 0, \\alpha, 0)` for weight decay on the
 weights alone (PRML eq. 5.112), a Bayesian network's prior otherwise (PRML
-eq. 5.211). Its curvature is that of :math:`E` plus
+eqs. 5.122–5.123). Its curvature is that of :math:`E` plus
 :math:`\\operatorname{diag}(\\alpha_i)`.
 
 The softmax makes ``M + 1`` eigenvectors known in advance
@@ -417,7 +417,7 @@ def prior_precision(alpha: float | Sequence[float]) -> list[float]:
     alpha : float or sequence of 4 floats
         A plain network's weight decay, on the weights and not the biases
         (PRML eq. 5.112): :math:`(\\alpha, 0, \\alpha, 0)`; or a Bayesian
-        network's prior precision of each group (PRML eq. 5.211), as it is.
+        network's prior precision of each group (PRML §5.5.1, eqs. 5.122–5.123), as it is.
     """
     if np.ndim(alpha) == 0:
         a = float(alpha)  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """The derivation of backpropagation, step by step, checked by SymPy.
 
-Each step of ``shared/reference/derivation.md`` (restating a homework answer,
+Each step of ``docs/derivation.md`` (restating a homework answer,
 after Bishop, *Pattern Recognition and Machine Learning*, §5.3) is stated as
 an identity ``lhs = rhs`` and decided by computer algebra
 (:mod:`twolayer.teaching.identities`):
@@ -62,7 +62,7 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------
-# The steps of derivation.md
+# The steps of docs/derivation.md
 # --------------------------------------------------------------------------
 
 
@@ -312,7 +312,7 @@ def verify_derivation(
     Returns
     -------
     list of Step
-        In the order of ``derivation.md``: the softmax derivative (k = j and
+        In the order of ``docs/derivation.md``: the softmax derivative (k = j and
         k != j), the cross-entropy through the softmax, collecting terms, the
         homework's slip (expected False), the output error without and with
         :math:`\\sum_l t_l = 1` (the first expected False), tanh', the second
@@ -322,9 +322,9 @@ def verify_derivation(
 
     References
     ----------
-    PRML §4.3.4 (the softmax derivative, eq. 4.104, and the cross-entropy
-    gradient, eq. 4.106), §5.3.1-5.3.2 (backpropagation, eq. 5.53-5.56, and the
-    tanh network, eq. 5.63-5.67); ``shared/reference/derivation.md``.
+    PRML §4.3.4 (the softmax derivative, eq. 4.106, and the cross-entropy
+    gradient, eq. 4.109), §5.3.1-5.3.2 (backpropagation, eq. 5.53-5.56, and the
+    tanh network, eq. 5.63-5.67); ``docs/derivation.md``.
     """
     classes = tuple(classes)
     if not classes or any(not isinstance(K, (int, np.integer)) or K < 2 for K in classes):

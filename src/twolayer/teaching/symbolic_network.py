@@ -5,7 +5,7 @@ of eq. 5.24, every weight, input and target a symbol, for concrete small
 ``D``, ``M`` and ``K``. It shares no code with :mod:`twolayer.network`: it is
 what the derivation differentiates.
 
-Notation follows ``derivation.md``: inputs :math:`x_i` with :math:`x_0 = 1`,
+Notation follows ``docs/derivation.md``: inputs :math:`x_i` with :math:`x_0 = 1`,
 first-layer weights :math:`w^{(1)}_{ji}`, hidden activations
 :math:`a^{(1)}_j` (named ``a1_j``) and outputs :math:`z_j = \\tanh(a^{(1)}_j)`
 with :math:`z_0 = 1`, second-layer weights :math:`w^{(2)}_{kj}`, output
@@ -47,7 +47,7 @@ def tanh_from_exp(a: Expr) -> Expr:
 class SymbolicNetwork:
     """The two-layer network for one pattern, every quantity a SymPy symbol or expression.
 
-    Indices are those of ``derivation.md``, stored 0-based: ``w1[j - 1][i]`` is
+    Indices are those of ``docs/derivation.md``, stored 0-based: ``w1[j - 1][i]`` is
     :math:`w^{(1)}_{ji}` (``i = 0`` the bias), ``w2[k - 1][j]`` is
     :math:`w^{(2)}_{kj}` (``j = 0`` the bias), ``x[0] = z[0] = 1``.
 

@@ -77,7 +77,7 @@ class _FullBatch:
                 self.grad += self.part
         self.layout.add_decay(theta, self.grad, self.scratch)
         self.n_eval += 1
-        f = E / N + self.layout.penalty(theta)  # eqs. 5.112 and 5.211, divided by S
+        f = E / N + self.layout.penalty(theta)  # eqs. 5.112 and 5.122–5.123, divided by S
         return f, self.grad
 
 

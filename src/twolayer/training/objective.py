@@ -62,7 +62,7 @@ def objective(
 
     References
     ----------
-    PRML eq. 5.24 (the error), eq. 5.112 (weight decay) and eq. 5.211 (one
+    PRML eq. 5.24 (the error), eq. 5.112 (weight decay) and eqs. 5.122–5.123 (one
     precision per group).
     """
     E = network.error(params, X, T, sample_weight, activation=activation)
@@ -73,12 +73,12 @@ def objective(
         W1, _, W2, _ = blocks
         penalty = 0.5 * decay[0] * (float(np.vdot(W1, W1)) + float(np.vdot(W2, W2)))  # eq. 5.112
     else:
-        penalty = 0.5 * sum(a_g * float(np.vdot(w_g, w_g)) for a_g, w_g in zip(decay, blocks))  # eq. 5.211
+        penalty = 0.5 * sum(a_g * float(np.vdot(w_g, w_g)) for a_g, w_g in zip(decay, blocks))  # eqs. 5.122–5.123
     return (E + penalty) / S
 
 
 class _Layout:
-    """The four parameter groups of a flat vector and the decay on each (PRML eqs. 5.112, 5.211).
+    """The four parameter groups of a flat vector and the decay on each (PRML eqs. 5.112, 5.122–5.123).
 
     ``decay`` is :attr:`TrainingData.lam`: one number for the weights ``W1``
     and ``W2`` (biases free) or four, one per group.

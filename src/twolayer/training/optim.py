@@ -2,7 +2,7 @@
 
 The estimators (:mod:`twolayer.classifier`, :mod:`twolayer.bayes`) validate
 data and hyperparameters; the training package trains. It minimises the
-regularised error of PRML eqs. 5.112 and 5.211,
+regularised error of PRML eqs. 5.112 and 5.122–5.123,
 
 .. math::
 
@@ -48,7 +48,7 @@ References
 ----------
 C. M. Bishop, *Pattern Recognition and Machine Learning* (2006), §5.2.4
 (gradient descent, minibatches), §5.3 (backpropagation), §5.5.1 (weight decay),
-§5.7 (eq. 5.211, one precision per group).
+§5.7 (eqs. 5.122–5.123, one precision per group).
 """
 
 from __future__ import annotations

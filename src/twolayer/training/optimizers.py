@@ -1,7 +1,7 @@
 """The minibatch optimisers, SGD (with classical or Nesterov momentum) and Adam.
 
 Each updates one flat parameter vector in place, with the weight decay of
-PRML eqs. 5.112 and 5.211 folded into the step: the vector is cut into
+PRML eqs. 5.112 and 5.122–5.123 folded into the step: the vector is cut into
 consecutive segments, each with the weight by which ``lam`` decays it. Every
 scalar in an update is a Python ``float`` (or, for the compiled kernels of
 :mod:`twolayer.training.kernels`, a scalar of the working dtype), so that
@@ -202,7 +202,7 @@ class SGD(_OptimizerBase):
 
         ``segments`` are consecutive blocks of the vector, each with a weight
         ``c`` (``True`` counting one, ``False`` zero): on a block the step follows
-        :math:`g + c \\lambda w` (eqs. 5.112, 5.211); without ``segments`` no
+        :math:`g + c \\lambda w` (eqs. 5.112, 5.122–5.123); without ``segments`` no
         block is decayed. ``grad`` is scratch: its contents afterwards are unspecified.
         """
         x = theta.dtype.type  # scalars in the working dtype, as NumPy casts Python floats

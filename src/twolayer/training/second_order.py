@@ -428,7 +428,7 @@ def network_objective(
                              + \\lVert W_2 \\rVert^2\\big)
 
     or, with one decay per group, the penalty
-    :math:`\\sum_g \\tfrac{\\alpha_g}{2} \\lVert w_g \\rVert^2` (PRML eq. 5.211).
+    :math:`\\sum_g \\tfrac{\\alpha_g}{2} \\lVert w_g \\rVert^2` (PRML §5.5.1, eqs. 5.122–5.123).
 
     Parameters
     ----------

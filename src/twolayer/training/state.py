@@ -93,7 +93,7 @@ class TrainingData:
         The decay per step, :math:`\\lambda = \\alpha / S`: one number on the
         weights ``W1`` and ``W2`` (biases free, PRML eq. 5.112), or one
         :math:`\\lambda_g = \\alpha_g / S` per group ``W1``, ``b1``, ``W2``,
-        ``b2`` (eq. 5.211; see :func:`twolayer.prior.decay_per_group`). A number
+        ``b2`` (eqs. 5.122–5.123; see :func:`twolayer.prior.decay_per_group`). A number
         and its four groups :math:`(\\lambda, 0, \\lambda, 0)` train alike, bit
         for bit.
     rows : ndarray or None
