@@ -300,10 +300,6 @@ def network_of(model: Any) -> Any:
     return model[-1] if isinstance(model, Pipeline) else model
 
 
-def is_bayesian(model: Any) -> bool:
-    return hasattr(network_of(model), "posterior_")
-
-
 def map_proba(model: Any, X: np.ndarray) -> np.ndarray:
     """A Bayesian network's MAP probabilities, through the model's scaler."""
     from sklearn.pipeline import Pipeline
@@ -316,6 +312,7 @@ def map_proba(model: Any, X: np.ndarray) -> np.ndarray:
 def curve_unit(model: Any) -> str:
     """What one entry of a model's loss curve is."""
     from twolayer.classifier import MINIBATCH_SOLVERS
+    from twolayer.io.modelfile import is_bayesian
 
     network = network_of(model)
     if is_bayesian(network):
@@ -334,6 +331,7 @@ def report_png(
     title: str,
 ) -> bytes:
     """The training report's picture: learning curves, confusion matrix, and for two features the decisions."""
+    from twolayer.io.modelfile import is_bayesian
     from twolayer.report import plots
 
     regions = contours = None

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from twolayer.network import Params, flatten, gradient, n_params
+from twolayer.prior import decay_per_group
 
 if TYPE_CHECKING:
     from scipy.sparse.linalg import LinearOperator
@@ -419,10 +420,7 @@ def prior_precision(alpha: float | Sequence[float]) -> list[float]:
         (PRML eq. 5.112): :math:`(\\alpha, 0, \\alpha, 0)`; or a Bayesian
         network's prior precision of each group (PRML §5.5.1, eqs. 5.122–5.123), as it is.
     """
-    if np.ndim(alpha) == 0:
-        a = float(alpha)  # type: ignore[arg-type]
-        return [a, 0.0, a, 0.0]
-    return [float(a) for a in alpha]  # type: ignore[union-attr]
+    return list(decay_per_group(alpha))
 
 
 def one_hot(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
