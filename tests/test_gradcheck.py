@@ -274,7 +274,7 @@ def test_table_has_a_row_per_block_and_the_settings():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda p, X, T, s: (p._replace(b1=p.b1[:-1]), X, T, s), "inconsistent shapes"),
+        (lambda p, X, T, s: (p._replace(b1=p.b1[:-1]), X, T, s), "inconsistent parameter shapes"),
         (lambda p, X, T, s: (p._replace(W2=p.W2[None]), X, T, s), "W2 \\(M, K\\)"),
         (lambda p, X, T, s: (p[:3], X, T, s), "four arrays"),
         (lambda p, X, T, s: (p, X[:, :1], T, s), "X must have shape"),

@@ -394,3 +394,14 @@ def test_runs_on_torch_tensors():
     for a, b in zip(g, g_np):
         assert isinstance(a, torch.Tensor)
         np.testing.assert_allclose(a.numpy(), b, rtol=1e-12)
+
+
+def test_param_shapes_reads_d_m_k_and_names_a_mismatch():
+    params = nw.init_params(3, 4, 2, random_state=0)
+    assert nw.param_shapes(params) == (3, 4, 2)
+    with pytest.raises(ValueError, match=r"inconsistent parameter shapes: .* got \(3, 4\), \(3,\), \(4, 2\), \(2,\)"):
+        nw.param_shapes(params._replace(b1=params.b1[:3]))
+    with pytest.raises(ValueError, match="must hold W1"):
+        nw.param_shapes(params._replace(W1=params.W1.ravel()))
+    with pytest.raises(TypeError, match="must be a Params"):
+        nw.param_shapes(list(params))

@@ -68,6 +68,7 @@ from twolayer.network import (
     get_activation,
     log_softmax,
     n_params,
+    param_shapes,
     unflatten,
     working_arrays,
 )
@@ -99,28 +100,8 @@ _CHUNK_ELEMENTS = 2**22
 # --------------------------------------------------------------------------
 
 
-def _shapes(params: Params) -> tuple[int, int, int]:
-    """``(D, M, K)`` from the parameter shapes, which must agree."""
-    if not isinstance(params, tuple) or len(params) != 4:
-        raise TypeError(f"params must be a Params (W1, b1, W2, b2), got {type(params).__name__}")
-    W1, b1, W2, b2 = params
-    if W1.ndim != 2 or W2.ndim != 2 or b1.ndim != 1 or b2.ndim != 1:
-        raise ValueError(
-            "params must hold W1 (D, M), b1 (M,), W2 (M, K), b2 (K,); got shapes "
-            f"{tuple(W1.shape)}, {tuple(b1.shape)}, {tuple(W2.shape)}, {tuple(b2.shape)}"
-        )
-    D, M = W1.shape
-    K = W2.shape[1]
-    if b1.shape[0] != M or W2.shape[0] != M or b2.shape[0] != K:
-        raise ValueError(
-            "inconsistent parameter shapes: W1 (D, M), b1 (M,), W2 (M, K), b2 (K,) expected, got "
-            f"{tuple(W1.shape)}, {tuple(b1.shape)}, {tuple(W2.shape)}, {tuple(b2.shape)}"
-        )
-    return int(D), int(M), int(K)
-
-
 def _check_data(params: Params, X: Array, T: Array | None, sample_weight: Array | None) -> None:
-    D, _, K = _shapes(params)
+    D, _, K = param_shapes(params)
     if getattr(X, "ndim", None) != 2 or X.shape[1] != D:
         raise ValueError(f"X must have shape (N, {D}) to match W1; got {tuple(getattr(X, 'shape', ()))}")
     N = X.shape[0]
@@ -226,7 +207,7 @@ def _add_to_diagonal(xp: Any, H: Array, d: Array) -> Array:
 
 def _as_params(v: Params | Array, params: Params, xp: Any, dtype: Any) -> Params:
     """Accept a direction as Params or as a flat vector in flatten order, in the working namespace."""
-    D, M, K = _shapes(params)
+    D, M, K = param_shapes(params)
     device = array_api_compat.device(params.W1)
     if isinstance(v, tuple):
         if len(v) != 4:
@@ -474,7 +455,7 @@ def _dense(
     st = _state(params, X, T, sample_weight, activation, need_targets=exact)
     H = _curvature_blocks(st, exact)
     if any(alphas):
-        D, M, K = _shapes(st.params)
+        D, M, K = param_shapes(st.params)
         H = _add_to_diagonal(st.xp, H, _decay_diagonal(st.xp, alphas, D, M, K, H.dtype, array_api_compat.device(H)))
     return H
 
@@ -816,7 +797,7 @@ def _operator(
     # The forward quantities do not depend on v: compute them once, so each
     # product costs only the R-forward and R-backward passes.
     st = _state(params, X, T, sample_weight, activation, need_targets=exact)
-    D, M, K = _shapes(st.params)
+    D, M, K = param_shapes(st.params)
     W = n_params(D, M, K)
     dtype = st.X.dtype
 

@@ -53,6 +53,7 @@ __all__ = [
     "log_forward",
     "log_softmax",
     "n_params",
+    "param_shapes",
     "register_activation",
     "unflatten",
     "working_arrays",
@@ -139,6 +140,32 @@ def init_params(
     W1, b1 = layer(n_features, n_hidden)
     W2, b2 = layer(n_hidden, n_classes)
     return Params(W1, b1, W2, b2)
+
+
+def param_shapes(params: Params) -> tuple[int, int, int]:
+    """``(D, M, K)`` read from the parameters' shapes, which must agree with one another.
+
+    Raises
+    ------
+    TypeError
+        If ``params`` is not a tuple of four arrays.
+    ValueError
+        If the arrays are not ``W1 (D, M)``, ``b1 (M,)``, ``W2 (M, K)``, ``b2 (K,)`` for one
+        ``D``, ``M`` and ``K``; the message gives the shapes found.
+    """
+    if not isinstance(params, tuple) or len(params) != 4:
+        raise TypeError(f"params must be a Params (W1, b1, W2, b2), got {type(params).__name__}")
+    W1, b1, W2, b2 = params
+    shapes = f"{tuple(W1.shape)}, {tuple(b1.shape)}, {tuple(W2.shape)}, {tuple(b2.shape)}"
+    if W1.ndim != 2 or W2.ndim != 2 or b1.ndim != 1 or b2.ndim != 1:
+        raise ValueError(f"params must hold W1 (D, M), b1 (M,), W2 (M, K), b2 (K,); got shapes {shapes}")
+    D, M = W1.shape
+    K = W2.shape[1]
+    if b1.shape[0] != M or W2.shape[0] != M or b2.shape[0] != K:
+        raise ValueError(
+            f"params have inconsistent parameter shapes: W1 (D, M), b1 (M,), W2 (M, K), b2 (K,) expected, got {shapes}"
+        )
+    return int(D), int(M), int(K)
 
 
 def n_params(n_features: int, n_hidden: int, n_classes: int) -> int:

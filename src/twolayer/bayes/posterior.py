@@ -97,21 +97,7 @@ _SMALL_FACTORISATION = 2048
 
 
 def _shape_of(params: Params) -> tuple[int, int, int]:
-    if not isinstance(params, tuple) or len(params) != 4:
-        raise TypeError(f"params must be a Params (W1, b1, W2, b2), got {type(params).__name__}")
-    W1, b1, W2, b2 = (np.asarray(p) for p in params)
-    if (
-        W1.ndim != 2
-        or W2.ndim != 2
-        or b1.shape != (W1.shape[1],)
-        or W2.shape[0] != W1.shape[1]
-        or b2.shape != (W2.shape[1],)
-    ):
-        raise ValueError(
-            "params must hold W1 (D, M), b1 (M,), W2 (M, K), b2 (K,); got shapes "
-            f"{W1.shape}, {b1.shape}, {W2.shape}, {b2.shape}"
-        )
-    return int(W1.shape[0]), int(W1.shape[1]), int(W2.shape[1])
+    return nw.param_shapes(Params(*(np.asarray(p) for p in params)) if isinstance(params, tuple) else params)
 
 
 def _as_float64(params: Params) -> Params:

@@ -106,18 +106,7 @@ def _validated(
     W1, b1, W2, b2 = (_as_float64(p, name) for p, name in zip(params, BLOCKS))
     X = _as_float64(X, "X")
     T = _as_float64(T, "T")
-    if W1.ndim != 2 or W2.ndim != 2 or b1.ndim != 1 or b2.ndim != 1:
-        raise ValueError(
-            "params must be W1 (D, M), b1 (M,), W2 (M, K), b2 (K,); got shapes "
-            f"{W1.shape}, {b1.shape}, {W2.shape}, {b2.shape}"
-        )
-    D, M = W1.shape
-    K = W2.shape[1]
-    if b1.shape != (M,) or W2.shape[0] != M or b2.shape != (K,):
-        raise ValueError(
-            "params have inconsistent shapes: W1 (D, M), b1 (M,), W2 (M, K), b2 (K,) expected, "
-            f"got {W1.shape}, {b1.shape}, {W2.shape}, {b2.shape}"
-        )
+    D, _, K = network.param_shapes(Params(W1, b1, W2, b2))
     if X.ndim != 2 or X.shape[1] != D:
         raise ValueError(f"X must have shape (N, D) with D = {D}, got {X.shape}")
     N = X.shape[0]
