@@ -308,7 +308,7 @@ def fullbatch(ctx: Context) -> list[Table]:
         # What L-BFGS and the second-order solvers evaluate: the same sums through the training
         # loop's workspace and compiled elementwise passes (optim._FullBatch, no weight decay).
         objective = optim._FullBatch(
-            optim.TrainingData(X=X, y=y.astype(np.intp), w=None, lam=0.0), (D, M, K), dtype, "tanh"
+            optim.TrainingData(X=X, k=y.astype(np.intp), w=None, lam=0.0), (D, M, K), dtype, "tanh"
         )
         theta = network.flatten(params)
 

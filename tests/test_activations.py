@@ -226,7 +226,7 @@ def test_the_estimator_trains_the_network_it_predicts_with(activation, solver, b
                 "power_t": 0.5,
             },
         )
-        data = optim.TrainingData(X=X, y=y, w=None, lam=0.0)
+        data = optim.TrainingData(X=X, k=y, w=None, lam=0.0)
         optim.train_minibatch(
             state, data, optim.MinibatchSettings(activation, 40, False, 1, 0.0, 10, False), n_classes=3
         )

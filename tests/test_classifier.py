@@ -32,7 +32,7 @@ from twolayer import network as nw
 from twolayer.classifier import TwoLayerClassifier, from_sklearn
 from twolayer.training import optim
 
-ACTIVATIONS = ["tanh", "logistic", "relu", "identity"]
+MLP_ACTIVATIONS = ["tanh", "logistic", "relu", "identity"]  # MLPClassifier's, for the conversions
 SOLVERS = ["adam", "sgd", "lbfgs"]  # MLPClassifier's
 SECOND_ORDER = ["trust-ncg", "newton-cg", "scg"]
 ALL_SOLVERS = SOLVERS + SECOND_ORDER
@@ -249,7 +249,7 @@ def test_one_full_batch_step_by_hand(solver, nesterov):
 
 
 @quiet_convergence
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("activation", MLP_ACTIVATIONS)
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_from_sklearn_keeps_predict_proba(activation, n_classes):
     X, y = small_problem(n_classes=n_classes, seed=4)
@@ -267,7 +267,7 @@ def test_from_sklearn_keeps_predict_proba(activation, n_classes):
 
 
 @quiet_convergence
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("activation", MLP_ACTIVATIONS)
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_to_sklearn_keeps_predict_proba(activation, n_classes):
     X, y = small_problem(n_classes=n_classes, seed=5)
@@ -647,6 +647,21 @@ def test_bad_hyperparameters_are_named(params, message):
 def test_one_class_is_refused():
     with pytest.raises(ValueError, match="at least 2 classes"):
         TwoLayerClassifier().fit(np.ones((4, 2)), [1, 1, 1, 1])
+
+
+def test_solver_names_load_no_numerics():
+    # The command line builds its parser from these names before NumPy, SciPy or scikit-learn load.
+    code = (
+        "import sys; from twolayer.training.solvers import SOLVERS; "
+        "print(SOLVERS, sorted(m for m in ('numpy', 'scipy', 'sklearn') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith(" []"), done.stdout
+    from twolayer import classifier
+
+    assert classifier.SOLVERS == ("adam", "sgd", "lbfgs", "newton-cg", "trust-ncg", "scg")
+    assert set(classifier.MINIBATCH_SOLVERS) | set(classifier.FULL_BATCH_SOLVERS) == set(classifier.SOLVERS)
 
 
 # --------------------------------------------------------------------------

@@ -139,7 +139,7 @@ def test_full_batch_gradient_against_central_differences(weighted, chunk):
     alpha = 0.7
     s = w if weighted else None
     S = X.shape[0] if s is None else float(s.sum())
-    data = optim.TrainingData(X=X, y=y, w=None if s is None else s * (X.shape[0] / S), lam=alpha / S)
+    data = optim.TrainingData(X=X, k=y, w=None if s is None else s * (X.shape[0] / S), lam=alpha / S)
     D, M, K = 3, 3, 3
     full = full_batch._FullBatch(data, (D, M, K), np.float64, "tanh", chunk=chunk)
     theta = nw.flatten(params)
@@ -452,7 +452,7 @@ def test_fast_loop_equals_reference(solver, nesterov, shuffle, weighted, contain
     }
     state.optimizer = optim.make_optimizer(solver, theta.size, theta.dtype, settings)
     Xin = sp.csr_matrix(X) if container == "csr" else X
-    data = optim.TrainingData(X=Xin, y=y, w=w, lam=lam)
+    data = optim.TrainingData(X=Xin, k=y, w=w, lam=lam)
     mb = optim.MinibatchSettings(
         activation="tanh",
         batch_size=B,
@@ -491,7 +491,7 @@ def test_loop_loss_curve_is_data_term_plus_final_decay():
             "power_t": 0.5,
         },
     )
-    data = optim.TrainingData(X=X, y=y, w=None, lam=lam)
+    data = optim.TrainingData(X=X, k=y, w=None, lam=lam)
     mb = optim.MinibatchSettings(
         activation="tanh", batch_size=12, shuffle=False, max_iter=1, tol=0.0, n_iter_no_change=10, early_stopping=False
     )
@@ -518,7 +518,7 @@ def test_stopping_rule_counts_epochs_without_improvement():
             "power_t": 0.5,
         },
     )
-    data = optim.TrainingData(X=X, y=y, w=None, lam=0.0)
+    data = optim.TrainingData(X=X, k=y, w=None, lam=0.0)
     mb = optim.MinibatchSettings(
         activation="tanh", batch_size=12, shuffle=False, max_iter=50, tol=1e-3, n_iter_no_change=3, early_stopping=False
     )
@@ -541,7 +541,7 @@ def test_hook_stops_after_the_epoch_it_returns_true():
         seen.append((s.n_iter, len(s.loss_curve)))
         return s.n_iter == 2
 
-    data = optim.TrainingData(X=X, y=y, w=None, lam=0.0)
+    data = optim.TrainingData(X=X, k=y, w=None, lam=0.0)
     mb = optim.MinibatchSettings(
         activation="tanh", batch_size=5, shuffle=True, max_iter=10, tol=0.0, n_iter_no_change=100, early_stopping=False
     )
@@ -566,7 +566,7 @@ def test_divergence_raises_naming_the_learning_rate_and_keeps_finite_weights():
             "power_t": 0.5,
         },
     )
-    data = optim.TrainingData(X=X, y=y, w=None, lam=0.0)
+    data = optim.TrainingData(X=X, k=y, w=None, lam=0.0)
     mb = optim.MinibatchSettings(
         activation="identity",
         batch_size=5,
@@ -595,7 +595,7 @@ def test_divergence_in_the_first_epoch_leaves_a_fresh_adam_as_new():
     theta = nw.flatten(params).copy()
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
     state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings(1e300))
-    data = optim.TrainingData(X=X * 1e100, y=y, w=None, lam=0.0)  # steps of ~1e300 overflow the next batch
+    data = optim.TrainingData(X=X * 1e100, k=y, w=None, lam=0.0)  # steps of ~1e300 overflow the next batch
     mb = optim.MinibatchSettings(
         activation="identity",
         batch_size=5,
@@ -618,7 +618,7 @@ def test_divergence_after_some_epochs_restores_the_last_epochs_moments(backend):
     theta = nw.flatten(params).copy()
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
     state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings())
-    data = optim.TrainingData(X=X, y=y, w=None, lam=0.0)
+    data = optim.TrainingData(X=X, k=y, w=None, lam=0.0)
     mb = optim.MinibatchSettings(
         activation="identity",
         batch_size=5,
@@ -671,7 +671,7 @@ def test_unchecked_rows_are_checked_in_the_first_epoch(shuffle, value, kind, bac
     theta = nw.flatten(params).copy()
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
     state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings())
-    data = optim.TrainingData(X=X, y=y, w=None, lam=0.0, checked=False)
+    data = optim.TrainingData(X=X, k=y, w=None, lam=0.0, checked=False)
     mb = optim.MinibatchSettings(
         activation="tanh",
         batch_size=4,
@@ -708,7 +708,7 @@ def test_a_bad_row_after_a_divergence_is_named_not_the_divergence(backend):
             "power_t": 0.5,
         },
     )
-    data = optim.TrainingData(X=X, y=y, w=None, lam=0.0, rows=np.arange(40), checked=False)
+    data = optim.TrainingData(X=X, k=y, w=None, lam=0.0, rows=np.arange(40), checked=False)
     mb = optim.MinibatchSettings(
         activation="relu", batch_size=5, shuffle=False, max_iter=3, tol=0.0, n_iter_no_change=100, early_stopping=False
     )
@@ -740,7 +740,7 @@ def test_checking_rows_as_they_are_gathered_changes_no_number(rows, backend):
         theta = nw.flatten(params).copy()
         state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
         state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings())
-        data = optim.TrainingData(X=X, y=y, w=None, lam=1e-3, rows=subset, checked=checked)
+        data = optim.TrainingData(X=X, k=y, w=None, lam=1e-3, rows=subset, checked=checked)
         mb = optim.MinibatchSettings(
             activation="tanh",
             batch_size=4,
@@ -777,7 +777,7 @@ def test_check_finite_names_the_first_bad_row_of_those_asked():
 
 def lbfgs_problem(dtype=np.float64):
     params, X, y, T, _ = problem(N=40, D=4, M=3, K=3, seed=13, dtype=dtype)
-    data = optim.TrainingData(X=X, y=y, w=None, lam=1e-2 / 40)
+    data = optim.TrainingData(X=X, k=y, w=None, lam=1e-2 / 40)
     return params, X, y, T, data
 
 
@@ -839,7 +839,7 @@ def test_lbfgs_hook_stops_at_an_iterate():
 
 def test_lbfgs_non_finite_error_raises_and_keeps_the_start():
     params, X, y, _T, _ = lbfgs_problem()
-    data = optim.TrainingData(X=X * 1e300, y=y, w=None, lam=0.0)
+    data = optim.TrainingData(X=X * 1e300, k=y, w=None, lam=0.0)
     start = nw.flatten(params).copy()
     state = optim.TrainingState(theta=start.copy())
     with pytest.raises(optim.TrainingDiverged, match="non-finite"):

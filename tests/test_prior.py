@@ -121,7 +121,7 @@ def test_full_batch_objective_and_gradient_with_a_decay_per_group(weighted, chun
     s = s if weighted else None
     N, S = X.shape[0], (X.shape[0] if s is None else float(s.sum()))
     lam = tuple(a / S for a in GROUPED)  # lam_g = alpha_g / S
-    data = optim.TrainingData(X=X, y=y, w=None if s is None else s * (N / S), lam=lam)
+    data = optim.TrainingData(X=X, k=y, w=None if s is None else s * (N / S), lam=lam)
     full = full_batch._FullBatch(data, (4, 3, 3), np.float64, "tanh", chunk=chunk)
     theta = nw.flatten(params)
     f, g = full(theta.copy())
@@ -154,7 +154,7 @@ def test_one_full_batch_step_follows_the_oracle_gradient(solver, container, back
     }
     state.optimizer = optim.make_optimizer(solver, theta0.size, np.float64, settings)
     Xin = sp.csr_matrix(X) if container == "csr" else X
-    data = optim.TrainingData(X=Xin, y=y, w=None, lam=lam)
+    data = optim.TrainingData(X=Xin, k=y, w=None, lam=lam)
     mb = optim.MinibatchSettings("tanh", N, False, 1, 0.0, 10, False)
     optim.train_minibatch(state, data, mb, n_classes=3)
     f0, g = oracle_objective(theta0, X, T, None, (4, 3, 3), GROUPED)
@@ -176,7 +176,7 @@ def test_one_full_batch_step_follows_the_oracle_gradient(solver, container, back
 def test_lbfgs_with_a_decay_per_group_follows_scipy_on_the_oracle():
     params, X, y, T, _ = problem(N=30, seed=3)
     N = X.shape[0]
-    data = optim.TrainingData(X=X, y=y, w=None, lam={g: a / N for g, a in zip(prior.GROUPS, GROUPED)})
+    data = optim.TrainingData(X=X, k=y, w=None, lam={g: a / N for g, a in zip(prior.GROUPS, GROUPED)})
     state = optim.TrainingState(theta=nw.flatten(params).copy())
     optim.train_lbfgs(state, data, optim.LbfgsSettings("tanh", max_iter=6, max_fun=15000, tol=1e-12), n_classes=3)
     ref = scipy.optimize.minimize(
@@ -195,7 +195,7 @@ def test_lbfgs_with_a_tight_ftol_reaches_a_stationary_point_of_the_grouped_objec
     # with ftol set, the run goes on until the gradient of E~ (autograd of the oracle) vanishes.
     params, X, y, T, _ = problem(N=40, seed=13)
     N = X.shape[0]
-    data = optim.TrainingData(X=X, y=y, w=None, lam=tuple(a / N for a in GROUPED))
+    data = optim.TrainingData(X=X, k=y, w=None, lam=tuple(a / N for a in GROUPED))
     gradients = []
     for ftol in (None, 1e-10 * np.finfo(float).eps ** 0.5):
         state = optim.TrainingState(theta=nw.flatten(params).copy())
@@ -213,7 +213,7 @@ def test_second_order_hessian_products_carry_the_decay_per_group(method, monkeyp
 
     params, X, y, T, _ = problem(N=15, seed=4)
     N = X.shape[0]
-    data = optim.TrainingData(X=X, y=y, w=None, lam=tuple(a / N for a in GROUPED))
+    data = optim.TrainingData(X=X, k=y, w=None, lam=tuple(a / N for a in GROUPED))
     seen = []
     solver = "scaled_conjugate_gradient" if method == "scg" else "minimize_newton"
     original = getattr(second_order, solver)
@@ -252,7 +252,7 @@ def run_minibatch(lam, solver, shuffle, container):
     }
     state.optimizer = optim.make_optimizer(solver, theta.size, theta.dtype, settings)
     Xin = sp.csr_matrix(X) if container == "csr" else X
-    data = optim.TrainingData(X=Xin, y=y, w=s / s.mean(), lam=lam)
+    data = optim.TrainingData(X=Xin, k=y, w=s / s.mean(), lam=lam)
     mb = optim.MinibatchSettings("tanh", 5, shuffle, 3, 0.0, 100, False)
     optim.train_minibatch(state, data, mb, n_classes=3)
     return state
@@ -274,7 +274,7 @@ def test_lbfgs_and_objective_one_number_and_its_four_groups_give_the_same_bits()
     runs = []
     for lam in (0.02, (0.02, 0.0, 0.02, 0.0)):
         state = optim.TrainingState(theta=nw.flatten(params).copy())
-        data = optim.TrainingData(X=X, y=y, w=s / s.mean(), lam=lam)
+        data = optim.TrainingData(X=X, k=y, w=s / s.mean(), lam=lam)
         optim.train_lbfgs(state, data, optim.LbfgsSettings("tanh", 10, 15000, 1e-12), n_classes=3)
         runs.append(state)
     np.testing.assert_array_equal(runs[0].theta, runs[1].theta)
@@ -288,7 +288,7 @@ def test_second_order_one_number_and_its_four_groups_give_the_same_bits(method):
     runs = []
     for lam in (0.01, (0.01, 0.0, 0.01, 0.0)):
         state = optim.TrainingState(theta=nw.flatten(params).copy())
-        data = optim.TrainingData(X=X, y=y, w=None, lam=lam)
+        data = optim.TrainingData(X=X, k=y, w=None, lam=lam)
         optim.train_second_order(state, data, optim.LbfgsSettings("tanh", 5, 100, 1e-12), method=method, n_classes=3)
         runs.append(state)
     np.testing.assert_array_equal(runs[0].theta, runs[1].theta)

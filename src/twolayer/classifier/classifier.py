@@ -2,16 +2,16 @@
 
 A thin layer over :mod:`twolayer.network` (the mathematics) and
 :mod:`twolayer.training.optim` (the solvers), on the skeleton that both
-estimators share (:mod:`twolayer.estimator`): it checks hyperparameters,
-turns sample and class weights into pattern weights, calls a solver and
-stores the fitted attributes that scikit-learn's ``MLPClassifier`` has, with
-the same names and meanings, so that pipelines, grid search and
-cross-validation work unchanged.
+estimators share (:mod:`twolayer.estimator`): it checks hyperparameters and
+data, encodes the labels as class indices, has
+:mod:`twolayer.classifier.fitting` prepare and run a solver, and stores the
+fitted attributes that scikit-learn's ``MLPClassifier`` has, with the same
+names and meanings, so that pipelines, grid search and cross-validation work
+unchanged.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,15 +19,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from twolayer import network
-from twolayer.classifier.mlp import SKLEARN_SOLVERS, mlp_network, to_mlp
-from twolayer.classifier.state import STATE_FORMAT, STATE_VERSION, state_from_dict, state_to_dict
+from twolayer.classifier import fitting
+from twolayer.classifier.chunked import chunked, logits
+from twolayer.classifier.mlp import SKLEARN_SOLVERS, from_sklearn, to_mlp
+from twolayer.classifier.state import STATE_FORMAT, STATE_VERSION, state_from_dict, state_from_record, state_to_dict
 from twolayer.estimator import (
     NO_FINITE_CHECK,
     BaseTwoLayerClassifier,
@@ -39,6 +39,7 @@ from twolayer.estimator import (
 )
 from twolayer.network import Params
 from twolayer.training import optim
+from twolayer.training.solvers import MINIBATCH_SOLVERS, SOLVERS
 
 __all__ = [
     "MINIBATCH_SOLVERS",
@@ -49,17 +50,6 @@ __all__ = [
     "TwoLayerClassifier",
     "from_sklearn",
 ]
-
-MINIBATCH_SOLVERS = ("adam", "sgd")
-#: Every solver the estimator takes: the minibatch ones, L-BFGS and the exact second-order methods.
-SOLVERS = (*MINIBATCH_SOLVERS, "lbfgs", *optim.SECOND_ORDER_METHODS)
-# The hyperparameters that shape an optimiser: a warm start continues the
-# stored optimiser exactly when these are unchanged, and starts a fresh one
-# (keeping the weights, as scikit-learn does) when any differs.
-_OPTIMIZER_KEYS = {
-    "sgd": ("learning_rate_init", "momentum", "nesterovs_momentum", "learning_rate", "power_t"),
-    "adam": ("learning_rate_init", "beta_1", "beta_2", "epsilon"),
-}
 
 
 def _is_minibatch(estimator: TwoLayerClassifier) -> bool:
@@ -393,18 +383,22 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
                 f"classes={np.unique(classes)!r} differs from classes_={self.classes_!r} of the earlier calls"
             )
         k = self._class_indices(y, classes=None if continuing else classes, reset=not continuing)
-        s = self._pattern_weights(y, k, sample_weight, X)
+        s = fitting.pattern_weights(self, y, k, sample_weight, X)
 
         if not continuing:
             prior = None if incremental else np.bincount(k, weights=s, minlength=len(self.classes_))
-            self._training = self._fresh_state(X.shape[1], X.dtype, prior)
+            self._training = fitting.fresh_state(self, X.shape[1], X.dtype, prior)
         state = self._training
         self._check_state_fits(state, X.shape[1])
         self._publish(state, final=False)
         if self.solver in MINIBATCH_SOLVERS:
-            reason, message = self._fit_minibatch(state, X, k, s, incremental, finite)
+            run = fitting.minibatch_run(self, state, X, k, s, incremental=incremental, finite=finite)
         else:
-            reason, message = self._fit_full_batch(state, X, k, s)
+            run = fitting.full_batch_run(self, state, X, k, s)
+        try:
+            reason, message = run(self._on_epoch)
+        finally:
+            self._publish(state, final=True)
         if reason == "max_iter":
             warnings.warn(
                 f"{self.solver}: the maximum of {self.max_iter} {'epochs' if self.solver in MINIBATCH_SOLVERS else 'iterations'} "
@@ -415,104 +409,6 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         elif reason == "failed":
             warnings.warn(f"{self.solver} stopped without converging: {message}", ConvergenceWarning, stacklevel=3)
         return self
-
-    def _fit_minibatch(
-        self,
-        state: optim.TrainingState,
-        X: Any,
-        k: np.ndarray,
-        s: np.ndarray | None,
-        incremental: bool,
-        finite: bool = True,
-    ) -> tuple[str, str]:
-        settings = {k: getattr(self, k) for k in _OPTIMIZER_KEYS[self.solver]}
-        if state.optimizer is None or state.optimizer.name != self.solver or state.optimizer_settings != settings:
-            state.optimizer = optim.make_optimizer(self.solver, state.theta.shape[0], state.theta.dtype, settings)
-            state.optimizer_settings = settings
-        if state.rng is None:
-            state.rng = np.random.default_rng(seed_sequence(self.random_state).spawn(3)[1])
-        if self.early_stopping:
-            rows, validation_score = self._validation_split(state, X, k, s, finite)
-            if state.validation_scores is None:
-                state.validation_scores, state.best_validation_score = [], -math.inf
-            state.best_loss = None
-        else:
-            rows, validation_score = None, None
-            if state.best_loss is None:
-                state.best_loss = math.inf
-        data = _training_data(X, k, s, self.alpha, rows)
-        data.checked = finite
-        n = data.n
-        if self.batch_size == "auto":
-            batch_size = min(200, n)
-        else:
-            if int(self.batch_size) > n:
-                warnings.warn(
-                    f"batch_size={self.batch_size} is larger than the {n} training patterns; using {n}",
-                    UserWarning,
-                    stacklevel=4,
-                )
-            batch_size = min(int(self.batch_size), n)
-        settings_ = optim.MinibatchSettings(
-            activation=self.activation,
-            batch_size=batch_size,
-            shuffle=bool(self.shuffle),
-            max_iter=int(self.max_iter),
-            tol=float(self.tol),
-            n_iter_no_change=int(self.n_iter_no_change),
-            early_stopping=bool(self.early_stopping),
-            incremental=incremental,
-            verbose=bool(self.verbose),
-        )
-        try:
-            reason = optim.train_minibatch(
-                state,
-                data,
-                settings_,
-                n_classes=len(self.classes_),
-                validation_score=validation_score,
-                on_epoch=self._on_epoch,
-            )
-        finally:
-            self._publish(state, final=True)
-        return reason, "the loss was still changing"
-
-    def _fit_full_batch(
-        self, state: optim.TrainingState, X: Any, k: np.ndarray, s: np.ndarray | None
-    ) -> tuple[str, str]:
-        solver = _FULL_BATCH_SOLVERS[self.solver]
-        if state.best_loss is None:
-            state.best_loss = math.inf
-        data = _training_data(X, k, s, self.alpha, None)
-        try:
-            reason, message = solver(self, state, data)
-        finally:
-            self._publish(state, final=True)
-        return reason, message
-
-    def _run_lbfgs(self, state: optim.TrainingState, data: optim.TrainingData) -> tuple[str, str]:
-        settings = optim.LbfgsSettings(
-            activation=self.activation,
-            max_iter=int(self.max_iter),
-            max_fun=int(self.max_fun),
-            tol=float(self.tol),
-            verbose=bool(self.verbose),
-        )
-        state.optimizer, state.optimizer_settings = None, {}
-        return optim.train_lbfgs(state, data, settings, n_classes=len(self.classes_), on_epoch=self._on_epoch)
-
-    def _run_second_order(self, state: optim.TrainingState, data: optim.TrainingData) -> tuple[str, str]:
-        settings = optim.LbfgsSettings(
-            activation=self.activation,
-            max_iter=int(self.max_iter),
-            max_fun=int(self.max_fun),
-            tol=float(self.tol),
-            verbose=bool(self.verbose),
-        )
-        state.optimizer, state.optimizer_settings = None, {}
-        return optim.train_second_order(
-            state, data, settings, method=self.solver, n_classes=len(self.classes_), on_epoch=self._on_epoch
-        )
 
     def _on_epoch(self, state: optim.TrainingState) -> bool:
         self._publish(state, final=False)
@@ -549,10 +445,8 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     def _check_hyperparameters(self) -> None:
         check_positive_int("n_hidden", self.n_hidden)
         check_activation(self.activation)
-        if self.solver not in _FULL_BATCH_SOLVERS and self.solver not in MINIBATCH_SOLVERS:
-            raise ValueError(
-                f"solver must be one of {sorted(set(MINIBATCH_SOLVERS) | set(_FULL_BATCH_SOLVERS))}, got {self.solver!r}"
-            )
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {self.solver!r}")
         check_number("alpha", self.alpha, 0.0)
         if self.batch_size != "auto":
             try:
@@ -580,47 +474,6 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             raise ValueError(f"callback must be None or callable, got {self.callback!r}")
         seed_sequence(self.random_state, check_only=True)
 
-    def _pattern_weights(self, y: np.ndarray, k: np.ndarray, sample_weight: Any, X: Any) -> np.ndarray | None:
-        """:math:`s_n` = sample weight times class weight (float64), or None for all ones."""
-        s = None
-        if sample_weight is not None:
-            s = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True, copy=True)
-        if self.class_weight is not None:
-            cw = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
-            s = cw[k] if s is None else s * cw[k]
-        if s is not None:
-            if not np.all(np.isfinite(s)):
-                raise ValueError("sample_weight times class_weight must be finite")
-            if not np.any(s > 0):
-                raise ValueError(
-                    "the sample weights (times the class weights) are all zero; at least one must be positive"
-                )
-        return s
-
-    def _fresh_state(self, n_features: int, dtype: Any, class_totals: np.ndarray | None) -> optim.TrainingState:
-        """Initial weights by Glorot's rule, output biases shifted to the log class prior.
-
-        With ``class_totals`` (the pattern weight of each class), the output
-        biases start at :math:`b_k + \\ln \\pi_k - \\overline{\\ln \\pi}`, so the
-        untrained network already predicts the class frequencies :math:`\\pi_k`
-        (the best constant model) wherever its hidden units are quiet, instead
-        of a random class. Balanced classes leave the biases unchanged; a class
-        of zero weight starts at :math:`\\ln 10^{-12}` below the others.
-        ``partial_fit``, which sees one batch of a stream, passes None.
-        """
-        seeds = seed_sequence(self.random_state).spawn(3)  # initial weights, shuffling, validation split
-        params = network.init_params(
-            n_features, self.n_hidden, len(self.classes_), random_state=np.random.default_rng(seeds[0]), dtype=dtype
-        )
-        if class_totals is not None:
-            log_prior = np.log(np.maximum(class_totals / np.sum(class_totals), 1e-12))
-            params.b2[...] += (log_prior - np.mean(log_prior)).astype(dtype)
-        return optim.TrainingState(
-            theta=np.ascontiguousarray(network.flatten(params)),
-            rng=np.random.default_rng(seeds[1]),
-            split_seed=int(seeds[2].generate_state(1)[0]),
-        )
-
     def _check_state_fits(self, state: optim.TrainingState, n_features: int) -> None:
         expected = network.n_params(n_features, self.n_hidden, len(self.classes_))
         if state.theta.shape[0] != expected:
@@ -628,35 +481,6 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
                 f"the stored weights do not fit n_hidden={self.n_hidden}: a warm start needs the "
                 f"n_hidden of the earlier fit (set warm_start=False to start afresh)"
             )
-
-    def _validation_split(
-        self, state: optim.TrainingState, X: Any, k: np.ndarray, s: np.ndarray | None, finite: bool = True
-    ) -> tuple[np.ndarray, Callable[[Params], float]]:
-        if state.split_seed is None:
-            state.split_seed = int(seed_sequence(self.random_state).spawn(3)[2].generate_state(1)[0])
-        train, val = train_test_split(
-            np.arange(X.shape[0]),
-            test_size=self.validation_fraction,
-            random_state=state.split_seed,
-            stratify=k,
-        )
-        if val.shape[0] < 2:
-            raise ValueError("the validation set is too small: increase validation_fraction or the data")
-        train = np.sort(train)
-        if not finite:  # the training rows are checked as the epoch gathers them, these are not
-            optim.check_finite(X, np.sort(val))
-        X_val, k_val = X[val], k[val]
-        s_val = None if s is None else s[val]
-        if s_val is not None and not np.any(s_val > 0):
-            raise ValueError(
-                "the validation set's sample weights are all zero; change random_state or validation_fraction"
-            )
-
-        def score(params: Params) -> float:
-            predicted = np.argmax(_logits(params, X_val, self.activation), axis=1)
-            return float(np.average(predicted == k_val, weights=s_val))
-
-        return train, score
 
     # ------------------------------------------------------------------
     # prediction
@@ -674,7 +498,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         ndarray of shape (N, K), or (N,) for two classes
         """
         X = self._check_X(X)
-        a2 = _logits(self.params_, X, self.activation)
+        a2 = logits(self.params_, X, self.activation)
         return a2[:, 1] - a2[:, 0] if a2.shape[1] == 2 else a2
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
@@ -685,7 +509,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         ndarray of shape (N, K)
         """
         X = self._check_X(X)
-        return _chunked(self.params_, X, lambda p, Xc: network.log_forward(p, Xc, activation=self.activation))
+        return chunked(self.params_, X, lambda p, Xc: network.log_forward(p, Xc, activation=self.activation))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """The class probabilities :math:`y_k` (PRML eq. 5.9 with softmax outputs).
@@ -704,7 +528,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         ndarray of shape (N,)
         """
         X = self._check_X(X)
-        a2 = _logits(self.params_, X, self.activation)
+        a2 = logits(self.params_, X, self.activation)
         return self.classes_[np.argmax(a2, axis=1)]
 
     # ------------------------------------------------------------------
@@ -814,18 +638,15 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         labels = np.asarray(classes)
         if labels.shape != (K,) or not np.array_equal(np.unique(labels), labels):
             raise ValueError(f"classes must be the {K} sorted, distinct labels of the network's outputs")
-        early_stopping = validation_scores is not None
-        training = optim.TrainingState(
-            theta=np.array(network.flatten(Params(W1, b1, W2, b2)), copy=True),
-            n_iter=int(n_iter),
-            t=int(t),
-            loss=None if loss is None else float(loss),
-            loss_curve=[float(v) for v in loss_curve],
-            validation_scores=[float(v) for v in validation_scores] if validation_scores is not None else None,
-            best_loss=None if early_stopping else (math.inf if best_loss is None else float(best_loss)),
-            best_validation_score=(-math.inf if best_validation_score is None else float(best_validation_score))
-            if early_stopping
-            else None,
+        training = state_from_record(
+            network.flatten(Params(W1, b1, W2, b2)),
+            loss=loss,
+            loss_curve=loss_curve,
+            best_loss=best_loss,
+            validation_scores=validation_scores,
+            best_validation_score=best_validation_score,
+            n_iter=n_iter,
+            t=t,
         )
         model.classes_ = labels
         model._set_inputs(D, feature_names_in)
@@ -851,93 +672,3 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
-
-
-# --------------------------------------------------------------------------
-# from scikit-learn
-# --------------------------------------------------------------------------
-
-
-def from_sklearn(mlp: MLPClassifier) -> TwoLayerClassifier:
-    """A fitted :class:`TwoLayerClassifier` with the network of a fitted ``MLPClassifier``.
-
-    The MLP must have one hidden layer. Its ``predict_proba`` is kept (to
-    rounding): a binary MLP's single logistic output :math:`\\sigma(a)` becomes
-    a two-way softmax over the logits :math:`(0, a)`. Hyperparameters with the
-    same names are copied, ``hidden_layer_sizes=(M,)`` becomes
-    ``n_hidden=M``; ``loss_``, ``loss_curve_`` and the counters are the MLP's
-    own. A warm start from the result starts a fresh optimiser.
-
-    Parameters
-    ----------
-    mlp : sklearn.neural_network.MLPClassifier
-        Fitted, with one hidden layer, on a binary or multiclass problem.
-
-    Returns
-    -------
-    TwoLayerClassifier
-    """
-    params, record = mlp_network(mlp)
-    names = TwoLayerClassifier().get_params()
-    shared = {k: v for k, v in mlp.get_params().items() if k in names}
-    return TwoLayerClassifier.from_params(
-        params,
-        record.pop("classes"),
-        hyperparameters={"n_hidden": params.W1.shape[1], **shared},
-        feature_names_in=record.pop("feature_names_in"),
-        **record,
-    )
-
-
-# --------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------
-
-
-_FULL_BATCH_SOLVERS: dict[
-    str, Callable[[TwoLayerClassifier, optim.TrainingState, optim.TrainingData], tuple[str, str]]
-] = {
-    # solver name -> the estimator method that runs it on the whole batch
-    "lbfgs": TwoLayerClassifier._run_lbfgs,
-    **dict.fromkeys(optim.SECOND_ORDER_METHODS, TwoLayerClassifier._run_second_order),
-}
-
-
-def _training_data(
-    X: Any, k: np.ndarray, s: np.ndarray | None, alpha: float, rows: np.ndarray | None
-) -> optim.TrainingData:
-    """Rescale the pattern weights to mean one over the training rows; lambda = alpha / S."""
-    n = X.shape[0] if rows is None else rows.shape[0]
-    if s is None:
-        return optim.TrainingData(X=X, y=k, w=None, lam=float(alpha) / n, rows=rows)
-    s_train = s if rows is None else s[rows]
-    S = float(np.sum(s_train))
-    if not S > 0:
-        raise ValueError("the training patterns' sample weights are all zero; at least one must be positive")
-    if np.all(s_train == s_train[0]):  # equal weights: exactly the unweighted problem
-        return optim.TrainingData(X=X, y=k, w=None, lam=float(alpha) / S, rows=rows)
-    w = (s * (n / S)).astype(X.dtype)
-    return optim.TrainingData(X=X, y=k, w=w, lam=float(alpha) / S, rows=rows)
-
-
-def _chunk_rows(X: Any, params: Params) -> int:
-    """Rows per chunk so that no intermediate exceeds about 2**20 entries."""
-    width = max(params.W1.shape[1], params.W2.shape[1], X.shape[1] if sp.issparse(X) else 1)
-    return max(1, (1 << 20) // width)
-
-
-def _chunked(params: Params, X: Any, fn: Callable[[Params, np.ndarray], np.ndarray]) -> np.ndarray:
-    """Apply a row-wise network function in chunks (densifying sparse rows chunk by chunk)."""
-    step = _chunk_rows(X, params)
-    parts = []
-    for start in range(0, X.shape[0], step):
-        Xc = X[start : start + step]
-        parts.append(fn(params, Xc.toarray() if sp.issparse(Xc) else Xc))
-    if not parts:
-        return fn(params, np.zeros((0, params.W1.shape[0]), dtype=params.W1.dtype))
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
-
-
-def _logits(params: Params, X: Any, activation: str) -> np.ndarray:
-    """The output activations :math:`a^{(2)}` of every row of dense or sparse ``X``."""
-    return _chunked(params, X, lambda p, Xc: network.hidden_and_output(p, Xc, activation=activation)[1])

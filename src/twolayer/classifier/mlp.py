@@ -23,7 +23,7 @@ from twolayer.network import Params
 if TYPE_CHECKING:
     from twolayer.classifier.classifier import TwoLayerClassifier
 
-__all__ = ["SKLEARN_SOLVERS", "mlp_network", "to_mlp"]
+__all__ = ["SKLEARN_SOLVERS", "from_sklearn", "mlp_network", "to_mlp"]
 
 SKLEARN_SOLVERS = ("adam", "sgd", "lbfgs")  # the solvers MLPClassifier also has
 
@@ -130,3 +130,36 @@ def mlp_network(mlp: MLPClassifier) -> tuple[Params, dict[str, Any]]:
         "t": int(getattr(mlp, "t_", 0)),
     }
     return Params(W1, b1, W2, b2), record
+
+
+def from_sklearn(mlp: MLPClassifier) -> TwoLayerClassifier:
+    """A fitted :class:`TwoLayerClassifier` with the network of a fitted ``MLPClassifier``.
+
+    The MLP must have one hidden layer. Its ``predict_proba`` is kept (to
+    rounding): a binary MLP's single logistic output :math:`\\sigma(a)` becomes
+    a two-way softmax over the logits :math:`(0, a)`. Hyperparameters with the
+    same names are copied, ``hidden_layer_sizes=(M,)`` becomes
+    ``n_hidden=M``; ``loss_``, ``loss_curve_`` and the counters are the MLP's
+    own. A warm start from the result starts a fresh optimiser.
+
+    Parameters
+    ----------
+    mlp : sklearn.neural_network.MLPClassifier
+        Fitted, with one hidden layer, on a binary or multiclass problem.
+
+    Returns
+    -------
+    TwoLayerClassifier
+    """
+    from twolayer.classifier.classifier import TwoLayerClassifier  # which imports this module
+
+    params, record = mlp_network(mlp)
+    names = TwoLayerClassifier().get_params()
+    shared = {k: v for k, v in mlp.get_params().items() if k in names}
+    return TwoLayerClassifier.from_params(
+        params,
+        record.pop("classes"),
+        hyperparameters={"n_hidden": params.W1.shape[1], **shared},
+        feature_names_in=record.pop("feature_names_in"),
+        **record,
+    )

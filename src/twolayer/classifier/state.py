@@ -17,7 +17,7 @@ import numpy as np
 from twolayer import network
 from twolayer.training import optim
 
-__all__ = ["STATE_FORMAT", "STATE_VERSION", "state_from_dict", "state_to_dict"]
+__all__ = ["STATE_FORMAT", "STATE_VERSION", "state_from_dict", "state_from_record", "state_to_dict"]
 
 STATE_FORMAT = "twolayer-training-state"
 STATE_VERSION = 1
@@ -133,6 +133,39 @@ def state_from_dict(
         training.optimizer, training.optimizer_settings = opt, dict(info["settings"])
     names = state.get("feature_names_in")
     return training, classes, D, None if names is None else list(names)
+
+
+def state_from_record(
+    theta: np.ndarray,
+    *,
+    loss: float | None,
+    loss_curve: Sequence[float],
+    best_loss: float | None,
+    validation_scores: Sequence[float] | None,
+    best_validation_score: float | None,
+    n_iter: int,
+    t: int,
+) -> optim.TrainingState:
+    r"""A training state with no optimiser: given weights and the record of an earlier training.
+
+    The record is what :meth:`TwoLayerClassifier.from_params` takes; a state
+    with ``validation_scores`` is one of early stopping (its ``best_loss`` is
+    None), one without keeps ``best_loss`` (:math:`+\infty` when unknown).
+    ``theta`` is copied.
+    """
+    early_stopping = validation_scores is not None
+    return optim.TrainingState(
+        theta=np.array(theta, copy=True),
+        n_iter=int(n_iter),
+        t=int(t),
+        loss=None if loss is None else float(loss),
+        loss_curve=[float(v) for v in loss_curve],
+        validation_scores=[float(v) for v in validation_scores] if validation_scores is not None else None,
+        best_loss=None if early_stopping else (math.inf if best_loss is None else float(best_loss)),
+        best_validation_score=(-math.inf if best_validation_score is None else float(best_validation_score))
+        if early_stopping
+        else None,
+    )
 
 
 def _finite_or_none(value: float | None) -> float | None:

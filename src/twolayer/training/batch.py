@@ -74,7 +74,7 @@ class _Workspace:
         self.row_max = np.empty(rows, dtype=dtype)
         self.row_sum = np.empty(rows, dtype=dtype)
         self.coef = np.empty(rows, dtype=dtype)
-        self.y = np.empty(rows, dtype=np.intp)
+        self.k = np.empty(rows, dtype=np.intp)
         self.w = np.empty(rows, dtype=dtype)
         self.arange = np.arange(rows)
 
@@ -82,7 +82,7 @@ class _Workspace:
 def _batch_error_and_gradient(
     params: Params,
     X: np.ndarray | sp.csr_matrix,
-    y: np.ndarray,
+    k: np.ndarray,
     w: np.ndarray | None,
     scale: float,
     activation: str,
@@ -92,7 +92,7 @@ def _batch_error_and_gradient(
     """The error of a batch and, into ``grad``, ``scale`` times its gradient.
 
     The same five products as :func:`twolayer.network.error_and_gradient`
-    (with ``T`` the 1-of-K code of the class indices ``y`` and sample weights
+    (with ``T`` the 1-of-K code of the class indices ``k`` and sample weights
     ``w``), written into the workspace and into ``grad`` (arrays that are
     overwritten, typically views of one flat vector).
 
@@ -119,7 +119,7 @@ def _batch_error_and_gradient(
     if kernels is not None:
         # The same steps in two compiled passes: the ufunc chain below costs ~20 calls per batch.
         x = A2.dtype.type
-        E = kernels.output_delta(A2, b2, y, w, x(scale), grad.b2)
+        E = kernels.output_delta(A2, b2, k, w, x(scale), grad.b2)
         np.matmul(A1.T, A2, out=grad.W2)  # (M, K)  dE/dw_kj = delta_k z_j
         np.matmul(A2, W2.T, out=D1)  # (B, M)  sum_k w_kj delta_k
         delta_kernel = kernels.delta(act.delta_kernel)
@@ -139,13 +139,13 @@ def _batch_error_and_gradient(
     row_max, row_sum, rows = ws.row_max[:b], ws.row_sum[:b], ws.arange[:b]
     np.max(A2, axis=1, out=row_max)
     A2 -= row_max[:, None]  # shifted logits: exp cannot overflow
-    picked = A2[rows, y]  # a_t - max, the shifted logit of each target class
+    picked = A2[rows, k]  # a_t - max, the shifted logit of each target class
     np.exp(A2, out=A2)
     np.sum(A2, axis=1, out=row_sum)
     E_n = np.log(row_sum)
     E_n -= picked  # E_n = logsumexp(a) - a_t = -ln y_t  (eq. 5.24)
     A2 /= row_sum[:, None]  # y_k (eq. 4.104)
-    A2[rows, y] -= 1.0  # delta_k = y_k - t_k
+    A2[rows, k] -= 1.0  # delta_k = y_k - t_k
     if w is None:
         E = float(np.sum(E_n))
         A2 *= scale

@@ -15,15 +15,13 @@ from twolayer import network
 from twolayer.errors import TrainingDiverged
 from twolayer.training.batch import _batch_error_and_gradient, _Workspace
 from twolayer.training.objective import _Layout
+from twolayer.training.solvers import SECOND_ORDER_METHODS
 from twolayer.training.state import EpochHook, LbfgsSettings, TrainingData, TrainingState, _dims
 
 __all__ = ["SECOND_ORDER_METHODS", "SMALL_PROBLEM", "train_lbfgs", "train_second_order"]
 
 # N M (D + K) below which a full-batch run keeps BLAS to one thread (see train_lbfgs)
 SMALL_PROBLEM = 1 << 22
-
-# Full-batch solvers of twolayer.training.second_order that use exact Hessian-vector products.
-SECOND_ORDER_METHODS = ("newton-cg", "trust-ncg", "scg")
 
 
 class _FullBatch:
@@ -66,7 +64,7 @@ class _FullBatch:
             E += _batch_error_and_gradient(
                 params,
                 data.X[start:stop],
-                data.y[start:stop],
+                data.k[start:stop],
                 w,
                 1.0 / N,
                 self.activation,
@@ -257,7 +255,7 @@ def train_second_order(
     N = full.N
     X_dense = data.X.toarray() if sp.issparse(data.X) else data.X
     T = np.zeros((N, K), dtype=dtype)
-    T[np.arange(N), data.y] = 1.0  # 1-of-K targets for the curvature module
+    T[np.arange(N), data.k] = 1.0  # 1-of-K targets for the curvature module
     # The decay of sum_n w_n E_n is lam_g N, so that the Hessian divided by N below has lam_g.
     decay = full.layout.decay
     alpha_sum: float | tuple[float, ...] = decay[0] * N if full.layout.weight_decay else tuple(a * N for a in decay)

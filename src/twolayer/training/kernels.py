@@ -38,7 +38,7 @@ FUSED = True
 
 
 def _output_delta_loop(
-    A2: np.ndarray, b2: np.ndarray, y: np.ndarray, w: np.ndarray | None, scale: Any, grad_b2: np.ndarray
+    A2: np.ndarray, b2: np.ndarray, target: np.ndarray, w: np.ndarray | None, scale: Any, grad_b2: np.ndarray
 ) -> float:
     # The NumPy chain of _batch_error_and_gradient for softmax outputs, row by row: A2 = z W2
     # becomes scale w_n (y_k - t_k); returns sum_n w_n E_n; grad_b2 gets its column sums.
@@ -54,7 +54,7 @@ def _output_delta_loop(
             a = row[k] + b2[k]  # a_k (eq. 5.9)
             row[k] = a
             top = max(top, a)
-        t = y[n]
+        t = target[n]  # k_n, the class of pattern n
         picked = row[t] - top  # a_t - max
         total = 0.0
         for k in range(K):

@@ -192,7 +192,7 @@ class _Minibatch:
             stop = min(start + B, n)
             b = stop - start
             if self.contiguous:
-                Xb, yb = data.X[start:stop], data.y[start:stop]
+                Xb, kb = data.X[start:stop], data.k[start:stop]
                 wb = None if data.w is None else data.w[start:stop]
             else:
                 idx = order[start:stop]
@@ -210,9 +210,9 @@ class _Minibatch:
                         if rows_buffer is None
                         else np.take(data.X, idx, axis=0, out=rows_buffer[:b], mode="clip")
                     )
-                yb = np.take(data.y, idx, out=ws.y[:b], mode="clip")
+                kb = np.take(data.k, idx, out=ws.k[:b], mode="clip")
                 wb = None if data.w is None else np.take(data.w, idx, out=ws.w[:b], mode="clip")
-            total += _batch_error_and_gradient(self.params, Xb, yb, wb, 1.0 / b, activation, ws, self.grad_params)
+            total += _batch_error_and_gradient(self.params, Xb, kb, wb, 1.0 / b, activation, ws, self.grad_params)
             if not math.isfinite(total):
                 return None
             optimizer.step(theta, grad, 1.0, layout.segments)  # along (1/B) sum w_n grad E_n + lam_g w_g

@@ -84,8 +84,9 @@ class TrainingData:
     ----------
     X : ndarray (C-contiguous) or scipy CSR matrix of shape (N_all, D)
         Every pattern, in the working dtype.
-    y : ndarray of shape (N_all,)
-        Class indices ``0..K-1``.
+    k : ndarray of shape (N_all,)
+        The class index :math:`k_n \\in \\{0, \\dots, K - 1\\}` of each
+        pattern (its target is the 1-of-K code :math:`t_{nk_n} = 1`).
     w : ndarray of shape (N_all,) or None
         Pattern weights rescaled to mean one over the training rows
         (:math:`\\bar w_n = s_n N / S`); None for unit weights.
@@ -107,7 +108,7 @@ class TrainingData:
     """
 
     X: Any
-    y: np.ndarray
+    k: np.ndarray
     w: np.ndarray | None
     lam: Decay
     rows: np.ndarray | None = None
