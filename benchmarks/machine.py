@@ -153,10 +153,10 @@ def torch_backend() -> str:
 def twolayer_fast_path() -> str:
     """Whether twolayer's trainer runs its compiled (numba) kernels or the NumPy code."""
     try:
-        from twolayer.training import optim
+        from twolayer.training import kernels as compiled
     except Exception as exc:
-        return f"twolayer.training.optim not importable ({type(exc).__name__})"
-    kernels = getattr(optim, "_kernels", None)
+        return f"twolayer.training.kernels not importable ({type(exc).__name__})"
+    kernels = getattr(compiled, "_kernels", None)
     if kernels is None:
         return "NumPy (this version has no compiled kernels)"
     try:
@@ -165,8 +165,8 @@ def twolayer_fast_path() -> str:
         return f"NumPy (compiled kernels failed: {type(exc).__name__})"
     if active:
         return f"compiled kernels (numba {_version('numba')})"
-    if not getattr(optim, "FUSED", True):
-        return "NumPy (optim.FUSED is False)"
+    if not getattr(compiled, "FUSED", True):
+        return "NumPy (kernels.FUSED is False)"
     return "NumPy (numba not installed)"
 
 

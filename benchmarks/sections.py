@@ -162,18 +162,21 @@ def parts(ctx: Context) -> list[Table]:
 
 def _parts(ctx: Context, dtype: Any) -> list[Table]:
     """TwoLayerClassifier's work between the products, each part timed alone over one epoch's batches."""
-    from twolayer.training import optim
+    from twolayer import activations
+    from twolayer.training import kernels as compiled
+    from twolayer.training import objective, optim
 
     X, y = ctx.data(dtype)
     N, D = X.shape
     K = int(y.max()) + 1
     M, B = ctx.hidden, ctx.batch
+    tanh = activations.get_activation("tanh")
     dtype_name = np.dtype(dtype).name
     starts = range(0, N, B)
     perm = np.random.default_rng(0).permutation(N)
-    kernels = optim._compiled()
+    kernels = compiled._compiled()
     buffer = np.empty((B, D), dtype)
-    layout = optim._Layout(D, M, K)
+    layout = objective._Layout(D, M, K, 1e-4 / N)  # each block's decay, as the minibatch loop builds it
     W = layout.segments[-1][0].stop
     rng = np.random.default_rng(1)
     theta = (0.05 * rng.standard_normal(W)).astype(dtype)
@@ -204,7 +207,7 @@ def _parts(ctx: Context, dtype: Any) -> list[Table]:
 
     def adam_steps() -> dict[str, Any]:
         for _ in starts:
-            adam.step(theta, grad, 1e-4 / N, layout.segments)  # the compiled step only reads grad
+            adam.step(theta, grad, 1.0, layout.segments)  # the compiled step only reads grad
         return {}
 
     def elementwise() -> dict[str, Any]:
@@ -212,11 +215,11 @@ def _parts(ctx: Context, dtype: Any) -> list[Table]:
         # output delta, the tanh delta with the bias sums
         for _ in starts:
             np.add(A1, b1, out=Z)
-            optim._activate("tanh", Z)
+            tanh.h_inplace(Z)
             np.copyto(A2, logits)
             kernels.output_delta(A2, b2, yb, None, x(1.0 / B), gb2)
             np.copyto(D1, A1)  # fresh errors each batch (the epoch has a product write them)
-            kernels.tanh_delta(Z, D1, gb1, x(1.0))
+            kernels.delta(tanh.delta_kernel)(Z, D1, gb1, x(1.0))
         return {}
 
     contestants: list[Contestant | Skipped] = [cs.floor_products(N, D, M, K, B, dtype, X=X)]
@@ -286,7 +289,7 @@ def parts64(ctx: Context) -> list[Table]:
 @section("fullbatch", "Full-batch error_and_gradient against its five products")
 def fullbatch(ctx: Context) -> list[Table]:
     from twolayer import network
-    from twolayer.training import optim
+    from twolayer.training import full_batch, optim
 
     tables = []
     for dtype in (np.float32, np.float64):
@@ -306,8 +309,8 @@ def fullbatch(ctx: Context) -> list[Table]:
 
         ours = Contestant("network.error_and_gradient", run, warmup=run)
         # What L-BFGS and the second-order solvers evaluate: the same sums through the training
-        # loop's workspace and compiled elementwise passes (optim._FullBatch, no weight decay).
-        objective = optim._FullBatch(
+        # loop's workspace and compiled elementwise passes (full_batch._FullBatch, no weight decay).
+        objective = full_batch._FullBatch(
             optim.TrainingData(X=X, k=y.astype(np.intp), w=None, lam=0.0), (D, M, K), dtype, "tanh"
         )
         theta = network.flatten(params)
