@@ -9,6 +9,11 @@ the weights, the exact Hessian, fast Hessian-vector products by Pearlmutter's
 its products, the exact and the Becker–LeCun diagonal, and SciPy linear
 operators for Lanczos and conjugate gradients.
 
+It is one module, past the house's usual length, because it is one idea: every
+quantity here is built from the same per-pattern state (the forward pass, the
+output curvature :math:`\Lambda_n` and the back-propagated factors), and
+splitting them apart would put that shared state behind an import.
+
 As in :mod:`twolayer.network`, errors are **sums** over patterns (PRML eq.
 5.24), so every second derivative here is a sum over patterns too; a
 ``sample_weight`` :math:`s_n` multiplies each pattern's contribution. Flat

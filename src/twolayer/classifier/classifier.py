@@ -7,7 +7,8 @@ data, encodes the labels as class indices, has
 :mod:`twolayer.classifier.fitting` prepare and run a solver, and stores the
 fitted attributes that scikit-learn's ``MLPClassifier`` has, with the same
 names and meanings, so that pipelines, grid search and cross-validation work
-unchanged.
+unchanged. Most of its length is the numpydoc of its 25 parameters and
+attributes; the code itself is what an estimator keeps.
 """
 
 from __future__ import annotations
