@@ -1014,3 +1014,25 @@ def test_curvature_on_the_training_rows(tmp_path: Path, capsys: pytest.CaptureFi
     save(file.model, tmp_path / "bare.st")  # through the Python API: no record of a split
     code, _, err = run(capsys, "curvature", tmp_path / "bare.st", "moons", "--rows", "test")
     assert_one_line_error(code, err, "does not record its train/test split")
+
+
+def test_the_train_parser_loads_neither_scipy_nor_scikit_learn() -> None:
+    # `twolayer train --help` answers at once: its choices come from modules that import nothing heavy.
+    code = (
+        "import argparse, sys; from twolayer.cli.train_options import add_train_arguments; "
+        "add_train_arguments(argparse.ArgumentParser()); "
+        "print(sorted(m for m in ('scipy', 'sklearn') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_the_bayes_package_still_exports_every_name() -> None:
+    import twolayer.bayes as bayes
+
+    for name in bayes.__all__:
+        assert getattr(bayes, name) is not None, name
+    from twolayer.bayes.choices import HESSIANS
+
+    assert bayes.HESSIANS is HESSIANS

@@ -11,7 +11,7 @@ operators for Lanczos and conjugate gradients.
 
 It is one module, past the house's usual length, because it is one idea: every
 quantity here is built from the same per-pattern state (the forward pass, the
-output curvature :math:`\Lambda_n` and the back-propagated factors), and
+output curvature :math:`\\Lambda_n` and the back-propagated factors), and
 splitting them apart would put that shared state behind an import.
 
 As in :mod:`twolayer.network`, errors are **sums** over patterns (PRML eq.

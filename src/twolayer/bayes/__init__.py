@@ -8,15 +8,33 @@ and the evidence, from explicit inputs), :mod:`~twolayer.bayes.predictive`
 :mod:`~twolayer.bayes.estimator` (the scikit-learn estimator that chooses the
 prior by the evidence). The grouped prior itself is :mod:`twolayer.prior`.
 Every public name is re-exported here, so ``from twolayer.bayes import laplace``
-works.
+works; each is imported on first use, so that ``twolayer.bayes.choices`` stays light.
 """
 
-from twolayer.bayes.estimator import ALPHA_SEARCHES, BayesianTwoLayerClassifier
-from twolayer.bayes.fitted import laplace
-from twolayer.bayes.map import MapFit, map_estimate
-from twolayer.bayes.posterior import HESSIANS, METHODS, STRUCTURES, LaplacePosterior, posterior_from_curvature
-from twolayer.bayes.predictive import predictive_mc, predictive_probit
-from twolayer.prior import GROUPS, PriorPrecision, as_prior_precision, group_sizes
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from twolayer.bayes.choices import ALPHA_SEARCHES, HESSIANS, METHODS, STRUCTURES
+    from twolayer.bayes.estimator import BayesianTwoLayerClassifier
+    from twolayer.bayes.fitted import laplace
+    from twolayer.bayes.map import MapFit, map_estimate
+    from twolayer.bayes.posterior import LaplacePosterior, posterior_from_curvature
+    from twolayer.bayes.predictive import predictive_mc, predictive_probit
+    from twolayer.prior import GROUPS, PriorPrecision, as_prior_precision, group_sizes
+
+# public name -> the module that defines it
+_LAZY = {
+    **dict.fromkeys(("ALPHA_SEARCHES", "HESSIANS", "METHODS", "STRUCTURES"), "twolayer.bayes.choices"),
+    "BayesianTwoLayerClassifier": "twolayer.bayes.estimator",
+    "laplace": "twolayer.bayes.fitted",
+    **dict.fromkeys(("MapFit", "map_estimate"), "twolayer.bayes.map"),
+    **dict.fromkeys(("LaplacePosterior", "posterior_from_curvature"), "twolayer.bayes.posterior"),
+    **dict.fromkeys(("predictive_mc", "predictive_probit"), "twolayer.bayes.predictive"),
+    **dict.fromkeys(("GROUPS", "PriorPrecision", "as_prior_precision", "group_sizes"), "twolayer.prior"),
+}
 
 __all__ = [
     "ALPHA_SEARCHES",
@@ -36,3 +54,14 @@ __all__ = [
     "predictive_mc",
     "predictive_probit",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'twolayer.bayes' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

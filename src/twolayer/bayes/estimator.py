@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from twolayer import network as nw
+from twolayer.bayes.choices import ALPHA_SEARCHES
 from twolayer.bayes.fitted import _data_curvature
 from twolayer.bayes.map import MapFit, map_estimate
 from twolayer.bayes.posterior import (
@@ -37,8 +38,6 @@ from twolayer.network import Params
 from twolayer.prior import as_prior_precision, precision_vector
 
 __all__ = ["ALPHA_SEARCHES", "BayesianTwoLayerClassifier"]
-
-ALPHA_SEARCHES = ("fixed_point", "grid")
 
 
 class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):

@@ -70,6 +70,7 @@ from threadpoolctl import threadpool_limits
 
 from twolayer import curvature
 from twolayer import network as nw
+from twolayer.bayes.choices import HESSIANS, METHODS, STRUCTURES
 from twolayer.bayes.predictive import CHUNK_ELEMENTS, predictive_mc, predictive_probit
 from twolayer.estimator import check_choice
 from twolayer.network import Params
@@ -77,9 +78,6 @@ from twolayer.prior import PriorPrecision, as_prior_precision, group_ids
 
 __all__ = ["HESSIANS", "METHODS", "STRUCTURES", "LaplacePosterior", "posterior_from_curvature"]
 
-HESSIANS = ("exact", "gauss_newton")
-STRUCTURES = ("full", "last_layer", "diagonal")
-METHODS = ("mc", "probit")
 
 # Re-estimated precisions are kept in [ALPHA_MIN, ALPHA_MAX]: a group whose
 # weights all vanish would otherwise get an infinite precision, and one with

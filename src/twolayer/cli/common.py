@@ -311,8 +311,8 @@ def map_proba(model: Any, X: np.ndarray) -> np.ndarray:
 
 def curve_unit(model: Any) -> str:
     """What one entry of a model's loss curve is."""
-    from twolayer.classifier import MINIBATCH_SOLVERS
     from twolayer.io.modelfile import is_bayesian
+    from twolayer.training.solvers import MINIBATCH_SOLVERS
 
     network = network_of(model)
     if is_bayesian(network):

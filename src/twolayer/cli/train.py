@@ -195,7 +195,7 @@ class Plain(Kind):
 
     @staticmethod
     def unit(options: Mapping[str, Any]) -> str:
-        from twolayer.classifier import MINIBATCH_SOLVERS
+        from twolayer.training.solvers import MINIBATCH_SOLVERS
 
         return "epoch" if options["solver"] in MINIBATCH_SOLVERS else "iteration"
 
@@ -484,10 +484,10 @@ def _check_files(options: Mapping[str, Any], names: tuple[str, ...]) -> None:
 
 def train(args: argparse.Namespace) -> int:
     """``twolayer train``: the one workflow, with the differences of ``--bayes`` in its :class:`Kind`."""
-    from twolayer.classifier import MINIBATCH_SOLVERS
     from twolayer.io.datasets import check_classes, load_dataset
     from twolayer.io.modelfile import atomic_write_all, load_checkpoint, model_bytes
     from twolayer.report.metrics import classification_metrics
+    from twolayer.training.solvers import MINIBATCH_SOLVERS
 
     kind: Kind = Bayesian() if args.bayes else Plain()
     kind.refuse(args)

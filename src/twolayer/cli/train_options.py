@@ -91,8 +91,8 @@ def _bayes_default(name: str) -> str:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from twolayer.bayes import ALPHA_SEARCHES, HESSIANS, METHODS, STRUCTURES
-    from twolayer.classifier import SOLVERS
+    from twolayer.bayes.choices import ALPHA_SEARCHES, HESSIANS, METHODS, STRUCTURES
+    from twolayer.training.solvers import SOLVERS
 
     # Training options default to None so that --resume can tell what was
     # given; TRAIN_DEFAULTS fills in the rest.
