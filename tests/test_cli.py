@@ -20,6 +20,7 @@ from sklearn.model_selection import train_test_split
 
 import twolayer
 from twolayer import cli, network
+from twolayer.cli.progress import Display
 from twolayer.io.datasets import BUILTINS, load_builtin
 from twolayer.io.modelfile import load, load_checkpoint, read
 from twolayer.report import spectrum
@@ -311,14 +312,14 @@ def test_failed_runs_leave_the_old_model(
 
 def interrupt_at(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
     """Deliver a real SIGINT to this process once the given epoch is displayed."""
-    original = cli._Display.update
+    original = Display.update
 
-    def update(self: cli._Display, done: int, loss: float, accuracy: float) -> None:
+    def update(self: Display, done: int, loss: float, accuracy: float) -> None:
         original(self, done, loss, accuracy)
         if done == epoch:
             signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr(cli._Display, "update", update)
+    monkeypatch.setattr(Display, "update", update)
 
 
 RUN = ["moons", "--epochs", "12", "--hidden", "6", "--batch-size", "64"]
@@ -663,7 +664,7 @@ def test_plain_progress_lines_when_not_a_terminal(capsys: pytest.CaptureFixture[
 def test_plain_progress_ends_with_the_last_epoch() -> None:
     # Training that converges between two progress lines still shows where it stopped.
     stream = io.StringIO()
-    with cli._Display(100, 0, quiet=False, stream=stream) as display:
+    with Display(100, 0, quiet=False, stream=stream) as display:
         for epoch in range(1, 38):
             display.update(epoch, 1.0, 0.5)
     shown = [int(m) for m in re.findall(r"^epoch\s+(\d+)/100", stream.getvalue(), flags=re.MULTILINE)]
@@ -677,7 +678,7 @@ class FakeTerminal(io.StringIO):
 
 def test_progress_bar_on_a_terminal() -> None:
     stream = FakeTerminal()
-    with cli._Display(20, 0, quiet=False, stream=stream) as display:
+    with Display(20, 0, quiet=False, stream=stream) as display:
         for epoch in range(1, 21):
             display.update(epoch, 1.0 / epoch, 0.5)
     shown = stream.getvalue()

@@ -872,7 +872,14 @@ def test_the_facade_keeps_every_public_name():
 
 
 def test_setting_a_switch_on_the_facade_sets_it_where_it_is_read(monkeypatch):
-    for module, name, value in ((kernels, "FUSED", False), (optimizers, "UFUNC_CHUNK", 7), (batch, "CHECK_ROWS", 3)):
+    from twolayer.training import full_batch
+
+    for module, name, value in (
+        (kernels, "FUSED", False),
+        (optimizers, "UFUNC_CHUNK", 7),
+        (batch, "CHECK_ROWS", 3),
+        (full_batch, "SMALL_PROBLEM", 11),
+    ):
         before = getattr(module, name)
         with monkeypatch.context() as patch:
             patch.setattr(optim, name, value)

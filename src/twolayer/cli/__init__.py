@@ -44,19 +44,21 @@ from twolayer.cli.common import EXIT_OK as EXIT_OK
 from twolayer.cli.common import EXIT_USAGE as EXIT_USAGE
 from twolayer.cli.common import Command
 from twolayer.cli.main import COMMANDS, build_parser, main
-from twolayer.cli.progress import Display as _Display  # noqa: F401
 from twolayer.cli.train_options import BAYES_DEFAULTS as BAYES_DEFAULTS
 from twolayer.cli.train_options import TRAIN_DEFAULTS as TRAIN_DEFAULTS
-from twolayer.report.spectrum import FULL_SPECTRUM_MAX_PARAMS as FULL_SPECTRUM_MAX_PARAMS
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
 
 def __getattr__(name: str) -> Any:
-    # The solver lists are the estimator's own; importing it (and scikit-learn)
-    # waits until someone asks, so that `twolayer --help` stays quick.
+    # Names that moved below the command line, read where they live now (set
+    # FULL_SPECTRUM_MAX_PARAMS on twolayer.report.spectrum, which uses it).
     if name in ("SOLVERS", "MINIBATCH_SOLVERS"):
-        from twolayer import classifier
+        from twolayer.training import solvers
 
-        return getattr(classifier, name)
+        return getattr(solvers, name)
+    if name == "FULL_SPECTRUM_MAX_PARAMS":
+        from twolayer.report import spectrum
+
+        return spectrum.FULL_SPECTRUM_MAX_PARAMS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

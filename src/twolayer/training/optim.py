@@ -58,7 +58,7 @@ import types
 from typing import Any
 
 from twolayer.errors import NonFiniteInput, TrainingDiverged
-from twolayer.training import batch, kernels, optimizers
+from twolayer.training import batch, full_batch, kernels, optimizers
 from twolayer.training.batch import check_finite
 from twolayer.training.full_batch import SECOND_ORDER_METHODS, SMALL_PROBLEM, train_lbfgs, train_second_order
 from twolayer.training.kernels import checks_rows_as_it_gathers
@@ -118,6 +118,7 @@ class _Facade(types.ModuleType):
     FUSED = _forwarded(kernels, "FUSED")
     UFUNC_CHUNK = _forwarded(optimizers, "UFUNC_CHUNK")
     CHECK_ROWS = _forwarded(batch, "CHECK_ROWS")
+    SMALL_PROBLEM = _forwarded(full_batch, "SMALL_PROBLEM")
 
 
 sys.modules[__name__].__class__ = _Facade
