@@ -245,5 +245,7 @@ def test_one_hot_and_class_sample_weight() -> None:
 
 
 def test_prior_precision() -> None:
-    assert sp.prior_precision(0.3) == [0.3, 0.0, 0.3, 0.0]  # weight decay leaves the biases free
-    assert sp.prior_precision(np.array([1.0, 2.0, 3.0, 4.0])) == [1.0, 2.0, 3.0, 4.0]
+    assert sp.prior_precision(0.3, bayesian=False) == [0.3, 0.0, 0.3, 0.0]  # weight decay leaves the biases free
+    assert sp.prior_precision(0.3, bayesian=True) == [0.3, 0.3, 0.3, 0.3]  # a prior covers every group
+    for bayesian in (False, True):
+        assert sp.prior_precision(np.array([1.0, 2.0, 3.0, 4.0]), bayesian=bayesian) == [1.0, 2.0, 3.0, 4.0]

@@ -135,7 +135,10 @@ def curvature(args: argparse.Namespace) -> int:
             sample_weight = spectra.class_sample_weight(class_weight, y, classes)
         except ValueError as exc:
             raise DataError(f"{data.source}: the model's class weights cannot be applied to it ({exc})") from None
-    group_alpha = spectra.prior_precision(classifier.alpha_ if model_file.bayesian else classifier.alpha)
+    if model_file.bayesian:
+        group_alpha = spectra.prior_precision(classifier.alpha_, bayesian=True)
+    else:
+        group_alpha = spectra.prior_precision(classifier.alpha, bayesian=False)
     result = spectra.curvature_spectra(
         params,
         X,

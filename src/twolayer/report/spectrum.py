@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from twolayer.network import Params, flatten, gradient, n_params
-from twolayer.prior import decay_per_group
+from twolayer.prior import as_prior_precision, decay_per_group
 
 if TYPE_CHECKING:
     from scipy.sparse.linalg import LinearOperator
@@ -410,17 +410,22 @@ def decayed_matrix(matrix: np.ndarray, decay: np.ndarray) -> np.ndarray:
     return out
 
 
-def prior_precision(alpha: float | Sequence[float]) -> list[float]:
-    """The decay's precision on each group :math:`(W1, b1, W2, b2)`.
+def prior_precision(alpha: float | Sequence[float], *, bayesian: bool) -> list[float]:
+    """The prior precision on each group :math:`(W1, b1, W2, b2)` of a model's ``alpha``.
+
+    The two estimators read one number differently, so the caller says which it has.
 
     Parameters
     ----------
     alpha : float or sequence of 4 floats
-        A plain network's weight decay, on the weights and not the biases
-        (PRML eq. 5.112): :math:`(\\alpha, 0, \\alpha, 0)`; or a Bayesian
-        network's prior precision of each group (PRML §5.5.1, eqs. 5.122–5.123), as it is.
+        A plain network's ``alpha``, or a Bayesian network's ``alpha_``.
+    bayesian : bool
+        False: ``alpha`` is weight decay, on the weights and not the biases
+        (PRML eq. 5.112), so one number means :math:`(\\alpha, 0, \\alpha, 0)`.
+        True: ``alpha`` is a prior precision (PRML §5.5.1, eqs. 5.122–5.123),
+        one number meaning the same precision on all four groups.
     """
-    return list(decay_per_group(alpha))
+    return [float(a) for a in (as_prior_precision(alpha) if bayesian else decay_per_group(alpha))]
 
 
 def one_hot(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
