@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 
 import oracles
 from twolayer import activations
@@ -205,7 +206,7 @@ def test_curvature_hessian_against_central_differences_of_the_gradient(activatio
 def test_the_estimator_trains_the_network_it_predicts_with(activation, solver, backend):
     _, X, y, T, _ = problem(N=40, seed=5)
     model = TwoLayerClassifier(n_hidden=4, activation=activation, solver=solver, max_iter=5, random_state=0)
-    with pytest.warns(Warning):  # five iterations do not converge
+    with pytest.warns(ConvergenceWarning):  # five iterations do not converge
         model.fit(X, y)
     np.testing.assert_allclose(model.predict_proba(X), nw.forward(model.params_, X, activation=activation), rtol=1e-12)
     if solver == "lbfgs":  # the loss the trainer reports is the error of the network it returns

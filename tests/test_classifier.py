@@ -649,6 +649,7 @@ def test_one_class_is_refused():
         TwoLayerClassifier().fit(np.ones((4, 2)), [1, 1, 1, 1])
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_solver_names_load_no_numerics():
     # The command line builds its parser from these names before NumPy, SciPy or scikit-learn load.
     code = (

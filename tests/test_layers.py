@@ -73,8 +73,15 @@ def private_uses_in(source: str, here: str) -> list[str]:
     def private(name: str) -> bool:
         return name.startswith("_") and not name.startswith("__")
 
+    def private_path(module: str) -> bool:
+        return any(private(part) for part in module.split(".")[1:])
+
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            found.append(f"line {node.lineno}: a relative import (the package imports by absolute names)")
+        elif isinstance(node, ast.ImportFrom) and node.module and foreign(node.module) and private_path(node.module):
+            found.append(f"line {node.lineno}: from {node.module} import ...")
+        elif isinstance(node, ast.ImportFrom) and node.module:
             for alias in node.names:
                 target = f"{node.module}.{alias.name}"
                 if foreign(node.module) and private(alias.name):
@@ -83,7 +90,9 @@ def private_uses_in(source: str, here: str) -> list[str]:
                     modules[alias.asname or alias.name] = target
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.startswith("twolayer") and alias.asname:
+                if foreign(alias.name) and private_path(alias.name):
+                    found.append(f"line {node.lineno}: import {alias.name}")
+                elif alias.name.startswith("twolayer") and alias.asname:
                     modules[alias.asname] = alias.name
     for node in ast.walk(tree):
         if (
@@ -111,4 +120,11 @@ def test_the_rule_catches_private_uses_across_packages_only() -> None:
     ]
     inside = "from twolayer.training import _gather\nfrom twolayer.training._gather import gather\n"
     assert private_uses_in(inside, "twolayer.training") == []
-    assert private_uses_in(inside, "twolayer.classifier") == ["line 1: from twolayer.training import _gather"]
+    assert private_uses_in(inside, "twolayer.classifier") == [
+        "line 1: from twolayer.training import _gather",
+        "line 2: from twolayer.training._gather import ...",
+    ]
+    assert private_uses_in("import twolayer.training._gather\nfrom . import x\n", "twolayer.io") == [
+        "line 1: import twolayer.training._gather",
+        "line 2: a relative import (the package imports by absolute names)",
+    ]
