@@ -78,7 +78,7 @@ def derive(args: argparse.Namespace) -> int:
 
     steps = verify_derivation(classes=tuple(args.classes), random_state=args.seed)
     print(
-        f"The derivation of backpropagation (docs/derivation.md), step by step, checked with SymPy "
+        f"The derivation of backpropagation (docs/derivation.md in the twolayer source tree), step by step, checked with SymPy "
         f"for K = {', '.join(map(str, args.classes))}:"
     )
     for number, step in enumerate(steps, start=1):
