@@ -142,6 +142,8 @@ def test_curvature_spectra_equal_eigvalsh(full: bool, alpha: list[float]) -> Non
     theta = np.asarray(network.flatten(params))
     g = autograd.grad(lambda t: error(t, X, T, s, D, M, K, "tanh", alpha))(theta)
     assert rel_err(result.gradient, g) < 1e-12
+    assert result.gradient_norm == pytest.approx(float(np.sqrt(np.sum(g * g))), rel=1e-10)
+    assert result.gradient_max == pytest.approx(float(np.max(np.abs(g))), rel=1e-10)
     for got, A in (
         (result.hessian, autograd_hessian(params, X, T, s, alpha)),
         (result.gauss_newton, autograd_gauss_newton(params, X, T, s, alpha)),
@@ -249,3 +251,16 @@ def test_prior_precision() -> None:
     assert sp.prior_precision(0.3, bayesian=True) == [0.3, 0.3, 0.3, 0.3]  # a prior covers every group
     for bayesian in (False, True):
         assert sp.prior_precision(np.array([1.0, 2.0, 3.0, 4.0]), bayesian=bayesian) == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_what_a_spectrum_reports_of_itself() -> None:
+    nan = np.nan
+    partial = sp.Spectrum(
+        "H", np.array([3.0, nan]), np.array([-1.0, 0.5]), None, np.array([3.0, nan]), np.array([-1.0, 0.5]), 40
+    )
+    assert partial.n_converged == 3
+    np.testing.assert_array_equal(partial.known_values, [3.0, nan, -1.0, 0.5])
+    whole = sp.Spectrum(
+        "H", np.array([3.0]), np.array([-1.0]), np.array([-1.0, 3.0]), np.array([3.0]), np.array([-1.0]), 9
+    )
+    np.testing.assert_array_equal(whole.known_values, [-1.0, 3.0])

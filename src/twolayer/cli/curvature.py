@@ -150,7 +150,7 @@ def curvature(args: argparse.Namespace) -> int:
         max_products=args.max_products,
     )
     both = (result.hessian, result.gauss_newton)
-    full, g = result.full, result.gradient
+    full = result.full
     if model_file.bayesian:
         prior = ", ".join(f"{name} {a:.4g}" for name, a in zip(GROUPS, group_alpha))
         error = f"E~ = E + sum_g alpha_g/2 |w_g|^2 summed over the patterns, the Bayesian network's prior: {prior}"
@@ -163,12 +163,12 @@ def curvature(args: argparse.Namespace) -> int:
     if args.plot is not None:
         from twolayer.report import plots
 
-        shown = {s.name: (s.full if s.full is not None else np.concatenate([s.largest, s.smallest])) for s in both}
+        shown = {s.name: s.known_values for s in both}
         png = plots.spectrum_png(shown, full=full, title=f"{args.model} on {data.source}: {D}-{M}-{K} network, W = {W}")
 
     lanczos = []
     for s in both:
-        found = int(np.sum(np.isfinite(s.lanczos_largest)) + np.sum(np.isfinite(s.lanczos_smallest)))
+        found = s.n_converged
         text = f"{s.name}: {found} of {2 * args.k} converged in {s.products} products"
         if s.full is not None and found:
             text += f", within {s.lanczos_error():.1e} (relative) of the full spectrum"
@@ -183,7 +183,7 @@ def curvature(args: argparse.Namespace) -> int:
             + (", standardised by the model's scaler" if scaled else ""),
         ),
         ("error", error + weighted),
-        ("gradient", f"|grad E~| = {np.linalg.norm(g):.4g}, largest component {np.max(np.abs(g)):.4g}"),
+        ("gradient", f"|grad E~| = {result.gradient_norm:.4g}, largest component {result.gradient_max:.4g}"),
         ("flat", _flat(result.known)),
         (
             "spectrum",

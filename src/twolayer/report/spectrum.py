@@ -170,6 +170,16 @@ class Spectrum:
     products: int
 
     @property
+    def known_values(self) -> np.ndarray:
+        """Every eigenvalue when the full spectrum was computed, else the values known at both ends."""
+        return self.full if self.full is not None else np.concatenate([self.largest, self.smallest])
+
+    @property
+    def n_converged(self) -> int:
+        """How many of the values Lanczos looked for, at both ends, it found."""
+        return int(np.sum(np.isfinite(self.lanczos_largest)) + np.sum(np.isfinite(self.lanczos_smallest)))
+
+    @property
     def scale(self) -> float:
         """The largest eigenvalue magnitude known."""
         known = np.concatenate([self.largest, self.smallest])
@@ -474,6 +484,16 @@ class CurvatureSpectra:
     hessian: Spectrum
     gauss_newton: Spectrum
     full: bool
+
+    @property
+    def gradient_norm(self) -> float:
+        """:math:`\\lVert \\nabla \\tilde E \\rVert`, zero at an exact minimum."""
+        return float(np.linalg.norm(self.gradient))
+
+    @property
+    def gradient_max(self) -> float:
+        """The gradient's largest component in magnitude."""
+        return float(np.max(np.abs(self.gradient)))
 
 
 def curvature_spectra(
