@@ -25,7 +25,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import twolayer
-from twolayer import bayes
+from twolayer import bayes, curvature
 from twolayer import network as nw
 from twolayer.bayes import (
     BayesianTwoLayerClassifier,
@@ -36,7 +36,6 @@ from twolayer.bayes import (
     predictive_mc,
     predictive_probit,
 )
-from twolayer.bayes import fitted as bayes_fitted
 from twolayer.classifier import TwoLayerClassifier, from_sklearn
 from twolayer.report.calibration import expected_calibration_error
 
@@ -258,7 +257,7 @@ def test_last_layer_equals_full_restricted_to_the_second_layer(trained):
     G = ag_gauss_newton(theta, X, shape)
     np.testing.assert_allclose(H_exact[ll, ll], G[ll, ll], atol=1e-10)
     full = posterior_from_curvature(fit.params, G, alpha, fit.data_error, hessian="gauss_newton")
-    H_ll = bayes_fitted._last_layer_hessian(fit.params, X, None, "tanh")
+    H_ll = curvature.last_layer_hessian(fit.params, X)
     last = posterior_from_curvature(fit.params, H_ll, alpha, fit.data_error, structure="last_layer")
     A_ll = H_exact[ll, ll] + np.diag(prior_vector(alpha, shape)[ll])
     np.testing.assert_allclose(last.precision, full.precision[ll, ll], atol=1e-10)

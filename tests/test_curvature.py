@@ -596,3 +596,15 @@ def test_runs_on_torch_tensors():
     for a, b in zip(got, expected):
         assert isinstance(a, torch.Tensor) and a.dtype == torch.float64
         np.testing.assert_allclose(a.numpy(), b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_last_layer_hessian_is_the_second_layer_block_of_autograd(activation, monkeypatch):
+    params, X, T, s = problem(3, 4, 3, 9, seed=12)
+    D, M, K = 3, 4, 3
+    last = slice((D + 1) * M, nw.n_params(D, M, K))
+    H = ag_hessian(params, X, T, s, activation)
+    block = cv.last_layer_hessian(params, X, s, activation=activation)  # no targets: the block does not need them
+    assert rel_err(block, H[last, last]) < 1e-12
+    monkeypatch.setattr(cv, "_CHUNK_ELEMENTS", 2 * (M + 1) * K)  # two patterns a chunk
+    assert rel_err(cv.last_layer_hessian(params, X, s, activation=activation), block) < 1e-14

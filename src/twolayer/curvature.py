@@ -88,6 +88,7 @@ __all__ = [
     "hessian_operator",
     "hessian_vector_product",
     "jacobian",
+    "last_layer_hessian",
     "weight_jacobian",
 ]
 
@@ -317,6 +318,27 @@ def weight_jacobian(params: Params, X: Array, *, activation: str = "tanh") -> Ar
 # --------------------------------------------------------------------------
 
 
+def _second_layer_terms(c: _State, zb: Array) -> tuple[Array, Array]:
+    """One chunk's share of the second-layer block ``sum_n s zb_j zb_j' Lambda_kk'``.
+
+    ``Lambda = diag(y) - y y^T`` splits it into a part diagonal in (k, k'),
+    returned as ``s zb_j y_k zb_j'`` of shape ((M+1) K, M+1), and a rank-one part
+    per pattern, ``s zb_j y_k zb_j' y_k'`` of shape ((M+1) K, (M+1) K).
+    """
+    xp = c.xp
+    n, K = c.y.shape
+    U = xp.reshape(zb[:, :, None] * c.y[:, None, :], (n, zb.shape[1] * K))  # zb_j y_k
+    Us = _weighted(c, U)
+    return xp.permute_dims(Us, (1, 0)) @ U, xp.permute_dims(Us, (1, 0)) @ zb
+
+
+def _second_layer_block(xp: Any, outer: Array, diag: Array, M: int, K: int) -> Array:
+    """The ((M+1) K, (M+1) K) second-layer block from the sums of :func:`_second_layer_terms`."""
+    eye_K = xp.eye(K, dtype=outer.dtype, device=array_api_compat.device(outer))
+    diag = xp.reshape(diag, (M + 1, K, M + 1, 1)) * eye_K[None, :, None, :]
+    return xp.reshape(diag, ((M + 1) * K, (M + 1) * K)) - outer
+
+
 def _curvature_blocks(st: _State, exact: bool) -> Array:
     """Assemble the (W, W) Hessian (``exact``) or Gauss–Newton matrix, chunk by chunk.
 
@@ -372,12 +394,8 @@ def _curvature_blocks(st: _State, exact: bool) -> Array:
         Xz = xp.reshape(Xb[:, :, None] * zb[:, None, :], (n, (D + 1) * (M + 1)))  # x_i zb_j'
         H12 = H12 + xp.permute_dims(Xz, (1, 0)) @ xp.reshape(C, (n, M * K))
 
-        # Lambda = diag(y) - y y^T splits the second-layer block into a part
-        # diagonal in (k, k') and a rank-one part per pattern.
-        U = xp.reshape(zb[:, :, None] * c.y[:, None, :], (n, (M + 1) * K))  # zb_j y_k
-        Us = _weighted(c, U)
-        H22_outer = H22_outer + xp.permute_dims(Us, (1, 0)) @ U  # s zb_j y_k zb_j' y_k'
-        H22_diag = H22_diag + xp.permute_dims(Us, (1, 0)) @ zb  # s zb_j y_k zb_j'
+        outer, diag = _second_layer_terms(c, zb)
+        H22_outer, H22_diag = H22_outer + outer, H22_diag + diag
 
     W1n, W2n = (D + 1) * M, (M + 1) * K
     H12 = xp.reshape(xp.permute_dims(xp.reshape(H12, (D + 1, M + 1, M, K)), (0, 2, 1, 3)), (W1n, W2n))
@@ -386,9 +404,7 @@ def _curvature_blocks(st: _State, exact: bool) -> Array:
         eye_MM1 = xp.eye(M, M + 1, dtype=dtype, device=device)
         H12_delta = xp.reshape(H12_delta, (D + 1, M, 1, K)) * eye_MM1[None, :, :, None]
         H12 = H12 + xp.reshape(H12_delta, (W1n, W2n))
-    eye_K = xp.eye(K, dtype=dtype, device=device)
-    H22_diag = xp.reshape(H22_diag, (M + 1, K, M + 1, 1)) * eye_K[None, :, None, :]
-    H22 = xp.reshape(H22_diag, (W2n, W2n)) - H22_outer
+    H22 = _second_layer_block(xp, H22_outer, H22_diag, M, K)
 
     H = xp.empty((W1n + W2n, W1n + W2n), dtype=dtype, device=device)
     _unfold_first_block(xp, H, H11_pairs, x_full, m_full, D + 1, M)
@@ -514,6 +530,53 @@ def hessian(
     Computation 4 (1992).
     """
     return _dense(params, X, T, sample_weight, activation, alpha, exact=True)
+
+
+def last_layer_hessian(
+    params: Params,
+    X: Array,
+    sample_weight: Array | None = None,
+    *,
+    activation: str = "tanh",
+) -> Array:
+    """The Hessian of :math:`E` with respect to the second layer ``[W2; b2]`` alone.
+
+    :math:`\\sum_n s_n \\tilde z_n \\tilde z_n^\\top \\otimes \\Lambda_n`, with
+    :math:`\\tilde z = (z, 1)` and :math:`\\Lambda = \\operatorname{diag}(y) - y y^\\top`:
+    the second/second block of :func:`hessian`, computed without the rest. The
+    output activations are linear in these weights, so the exact Hessian and
+    the Gauss–Newton matrix agree here, and no targets are needed.
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    sample_weight : array of shape (N,), optional
+    activation : str, default "tanh"
+
+    Returns
+    -------
+    array of shape ((M + 1) K, (M + 1) K)
+        Rows and columns in the order of ``[W2.ravel(), b2]``, the tail of
+        :func:`twolayer.network.flatten`.
+
+    References
+    ----------
+    PRML eq. 5.93 (the second-layer block); ``docs/curvature.md``, "Exact Hessian".
+    """
+    st = _state(params, X, None, sample_weight, activation)
+    xp = st.xp
+    N = st.X.shape[0]
+    M, K = st.params.W2.shape
+    dtype, device = st.X.dtype, array_api_compat.device(st.X)
+    outer = xp.zeros(((M + 1) * K, (M + 1) * K), dtype=dtype, device=device)
+    diag = xp.zeros(((M + 1) * K, M + 1), dtype=dtype, device=device)
+    step = max(1, _CHUNK_ELEMENTS // ((M + 1) * K))
+    for start in range(0, N, step):
+        c = _chunk(st, start, min(start + step, N))
+        o, d = _second_layer_terms(c, _with_ones(xp, c.z))
+        outer, diag = outer + o, diag + d
+    return _second_layer_block(xp, outer, diag, M, K)
 
 
 def gauss_newton(

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import softmax
 
 from twolayer import curvature
 from twolayer import network as nw
@@ -32,24 +31,6 @@ from twolayer.network import Params
 from twolayer.prior import PriorPrecision
 
 __all__ = ["laplace"]
-
-
-def _last_layer_hessian(params: Params, X: np.ndarray, sample_weight: np.ndarray | None, activation: str) -> np.ndarray:
-    """The second-layer block :math:`\\sum_n \\tilde z_n \\tilde z_n^\\top \\otimes \\Lambda_n` (docs/curvature.md, "Exact Hessian").
-
-    Exact and Gauss–Newton coincide here: :math:`a` is linear in ``[W2; b2]``.
-    """
-    z, a2 = nw.hidden_and_output(params, X, activation=activation)
-    y = softmax(a2, axis=1)
-    N, K = y.shape
-    zb = np.concatenate([z, np.ones((N, 1))], axis=1)  # (N, M+1)
-    Lam = y[:, :, None] * np.eye(K)[None] - y[:, :, None] * y[:, None, :]  # (N, K, K)
-    if sample_weight is not None:
-        Lam = sample_weight[:, None, None] * Lam
-    # H[(j,k),(j',k')] = sum_n z_j z_j' Lambda_kk'; (j, k) raveled as in [W2; b2].ravel()
-    H = np.einsum("nj,ni,nkl->jkil", zb, zb, Lam, optimize=True)
-    P = zb.shape[1] * K
-    return H.reshape(P, P)
 
 
 def _data_curvature(
@@ -80,7 +61,7 @@ def _data_curvature_unlimited(
     structure: str,
 ) -> np.ndarray:
     if structure == "last_layer":
-        return _last_layer_hessian(params, X, sample_weight, activation)
+        return np.asarray(curvature.last_layer_hessian(params, X, sample_weight, activation=activation))
     if structure == "diagonal":
         approximation = "gauss-newton" if hessian == "gauss_newton" else None
         diag = curvature.hessian_diagonal(
