@@ -1,4 +1,4 @@
-"""Test oracles that share no code with twolayer: one copy for every test module.
+"""Test oracles that share no code with twolayer, and shared test settings: one copy for every test module.
 
 The network's error written again from PRML eqs. 5.9 and 5.24 in HIPS
 autograd's NumPy (so autograd can give its gradient, Hessian and Jacobians), with
@@ -22,6 +22,18 @@ AUTOGRAD_ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
     "logistic": lambda a: 1.0 / (1.0 + anp.exp(-a)),
     "relu": lambda a: anp.maximum(a, 0.0),
     "identity": lambda a: a,
+}
+
+#: The optimiser settings of the tests' SGD and Adam runs (MLPClassifier's names; copy before changing).
+OPTIMIZER_SETTINGS = {
+    "learning_rate_init": 0.05,
+    "momentum": 0.9,
+    "nesterovs_momentum": True,
+    "learning_rate": "constant",
+    "power_t": 0.5,
+    "beta_1": 0.9,
+    "beta_2": 0.999,
+    "epsilon": 1e-8,
 }
 
 #: The activations the tests parametrise over: the registry itself, so that a new entry is tested everywhere.

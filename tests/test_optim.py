@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from oracles import ACTIVATIONS
+from oracles import ACTIVATIONS, OPTIMIZER_SETTINGS
 from twolayer import network as nw
 from twolayer.network import Params
 from twolayer.training import batch, full_batch, kernels, optim, optimizers
@@ -316,16 +316,7 @@ def test_numpy_updates_in_chunks_equal_whole_vector_updates(solver, monkeypatch)
     # the NumPy path cuts the vector into cache-sized chunks; elementwise, so the bits cannot change
     monkeypatch.setattr(kernels, "FUSED", False)
     theta, grad, _, _, segments = update_problem(np.float32, seed=14)
-    settings = {
-        "learning_rate_init": 0.05,
-        "momentum": 0.9,
-        "nesterovs_momentum": True,
-        "learning_rate": "constant",
-        "power_t": 0.5,
-        "beta_1": 0.9,
-        "beta_2": 0.999,
-        "epsilon": 1e-8,
-    }
+    settings = dict(OPTIMIZER_SETTINGS)
     results = []
     for chunk in (100, 1 << 20):
         monkeypatch.setattr(optimizers, "UFUNC_CHUNK", chunk)
@@ -341,16 +332,7 @@ def test_decay_in_the_step_is_the_decayed_gradient(solver, backend):
     # step(theta, g, lam, segments) equals step(theta, g + lam * w on the decayed blocks)
     theta, grad, _, _, segments = update_problem(np.float64, n=1037, seed=13)
     lam = 0.02
-    settings = {
-        "learning_rate_init": 0.05,
-        "momentum": 0.9,
-        "nesterovs_momentum": True,
-        "learning_rate": "constant",
-        "power_t": 0.5,
-        "beta_1": 0.9,
-        "beta_2": 0.999,
-        "epsilon": 1e-8,
-    }
+    settings = dict(OPTIMIZER_SETTINGS)
     a, b = theta.copy(), theta.copy()
     opt_a = optim.make_optimizer(solver, theta.size, np.float64, settings)
     opt_b = optim.make_optimizer(solver, theta.size, np.float64, settings)

@@ -240,16 +240,7 @@ def run_minibatch(lam, solver, shuffle, container):
     params, X, y, _, s = problem(N=23, seed=5)
     theta = nw.flatten(params).copy()
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(7))
-    settings = {
-        "learning_rate_init": 0.05,
-        "momentum": 0.9,
-        "nesterovs_momentum": True,
-        "learning_rate": "constant",
-        "power_t": 0.5,
-        "beta_1": 0.9,
-        "beta_2": 0.999,
-        "epsilon": 1e-8,
-    }
+    settings = dict(oracles.OPTIMIZER_SETTINGS)
     state.optimizer = optim.make_optimizer(solver, theta.size, theta.dtype, settings)
     Xin = sp.csr_matrix(X) if container == "csr" else X
     data = optim.TrainingData(X=Xin, k=y, w=s / s.mean(), lam=lam)
@@ -301,16 +292,7 @@ def test_compiled_and_numpy_steps_agree_bit_for_bit_with_a_decay_per_block(solve
     rng = np.random.default_rng(8)
     theta, grad = rng.normal(size=300), rng.normal(size=300)
     segments = ((slice(0, 100), 0.02), (slice(100, 110), 0.5), (slice(110, 290), 0.0), (slice(290, 300), 1e-3))
-    settings = {
-        "learning_rate_init": 0.05,
-        "momentum": 0.9,
-        "nesterovs_momentum": True,
-        "learning_rate": "constant",
-        "power_t": 0.5,
-        "beta_1": 0.9,
-        "beta_2": 0.999,
-        "epsilon": 1e-8,
-    }
+    settings = dict(oracles.OPTIMIZER_SETTINGS)
     results = []
     for fused in (False, True):
         monkeypatch.setattr(kernels, "FUSED", fused)
