@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -126,7 +127,7 @@ class Outcome:
     seconds: float
 
 
-class Kind:
+class Kind(ABC):
     """What differs between the plain and the Bayesian network; each method is one difference."""
 
     defaults: Mapping[str, Any]
@@ -137,34 +138,36 @@ class Kind:
     confusion_title: str
 
     def refuse(self, args: argparse.Namespace) -> None:
-        """Raise DataError for options given that this network cannot use."""
+        """Raise DataError for options given that this network cannot use; by default every option is usable."""
+        return
 
     def check(self, options: Mapping[str, Any]) -> None:
-        """Raise DataError for options that contradict one another."""
+        """Raise DataError for options that contradict one another; by default none do."""
+        return
 
+    @abstractmethod
     def build(self, options: Mapping[str, Any]) -> Any:
         """The unfitted estimator."""
-        raise NotImplementedError
 
+    @abstractmethod
     def intro(self, run: Run) -> str:
         """The line on standard error before training."""
-        raise NotImplementedError
 
+    @abstractmethod
     def fit(self, model: Any, run: Run, X_train: np.ndarray, y_train: np.ndarray, quiet: bool) -> bool:
         """Fit the model; return True when training was interrupted (nothing is then written)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def figures(self, outcome: Outcome, run: Run) -> dict[str, Any]:
         """What the summary adds to the common figures, as the model file's info records it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def title(self, run: Run) -> str:
         """The plot's title."""
-        raise NotImplementedError
 
+    @abstractmethod
     def rows(self, outcome: Outcome, figures: Mapping[str, Any], run: Run) -> list[tuple[str, str]]:
         """The summary's rows after "data": the network, its training and its figures."""
-        raise NotImplementedError
 
 
 class Plain(Kind):
