@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
@@ -168,19 +166,6 @@ def note(message: str, quiet: bool = False) -> None:
         print(message, file=sys.stderr)
 
 
-def check_writable(path: str | None, option: str) -> None:
-    # Checked before any work, so that a typo in a folder name costs nothing.
-    if path is None:
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise DataError(f"{option} {path}: is a folder")
-    if not target.parent.is_dir():
-        raise DataError(f"{option} {path}: the folder {target.parent} does not exist")
-    if not os.access(target.parent, os.W_OK):
-        raise DataError(f"{option} {path}: the folder {target.parent} is not writable")
-
-
 def need_matplotlib(option: str) -> None:
     if importlib.util.find_spec("matplotlib") is None:
         raise DataError(f"{option} needs matplotlib: pip install 'twolayer[plot]'")
@@ -275,10 +260,12 @@ def recorded_rows(model_file: ModelFile, data: Dataset, which: str, model: str) 
 
 def labelled_rows(args: argparse.Namespace) -> tuple[ModelFile, Dataset, np.ndarray, np.ndarray]:
     """What ``evaluate`` and ``curvature`` both start from: the model file, the data, and the
-    chosen rows' features and labels (after checking that ``--plot`` can be written)."""
+    chosen rows' features and labels (after checking that ``--plot`` can be written and
+    destroys no input)."""
     from twolayer.io.modelfile import read
+    from twolayer.io.paths import check_outputs
 
-    check_writable(args.plot, "--plot")
+    check_outputs({"MODEL": args.model, "DATA": args.data}, {"--plot": args.plot}, png=("--plot",))
     if args.plot is not None:
         need_matplotlib("--plot")
     model_file = read(args.model)

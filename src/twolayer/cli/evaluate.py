@@ -11,7 +11,6 @@ from twolayer.cli.common import (
     EXIT_OK,
     Command,
     add_model_data_arguments,
-    check_writable,
     confusion_table,
     console,
     key_value_table,
@@ -56,7 +55,7 @@ def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
 def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
     add_model_data_arguments(p, data_required=True)
     p.add_argument("--proba", action="store_true", help="add a column of probabilities per class")
-    p.add_argument("--out", metavar="FILE", help="write the CSV here instead of standard output")
+    p.add_argument("--out", metavar="FILE", help="write the CSV here instead of standard output ('-': standard output)")
 
 
 def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
@@ -135,9 +134,10 @@ def predict(args: argparse.Namespace) -> int:
     import io
 
     from twolayer.io.modelfile import atomic_write, read
+    from twolayer.io.paths import check_outputs
 
-    if args.out is not None:
-        check_writable(args.out, "--out")
+    out = None if args.out == "-" else args.out  # "-" is standard output, as with no --out
+    check_outputs({"MODEL": args.model, "DATA": args.data}, {"--out": out})
     model_file = read(args.model)
     data = model_data(model_file, args.data, args.target, require_target=False)
     proba = model_file.model.predict_proba(data.X)
@@ -150,20 +150,21 @@ def predict(args: argparse.Namespace) -> int:
     writer.writerow(header)
     for value, row in zip(predicted, proba):
         writer.writerow([label(value), *(f"{p:.6g}" for p in row)] if args.proba else [label(value)])
-    if args.out is None:
+    if out is None:
         sys.stdout.write(buffer.getvalue())
         sys.stdout.flush()
     else:
-        atomic_write(args.out, buffer.getvalue().encode("utf-8"))
-        print(f"wrote {data.n_samples} predictions to {args.out}")
+        atomic_write(out, buffer.getvalue().encode("utf-8"))
+        print(f"wrote {data.n_samples} predictions to {out}")
     return EXIT_OK
 
 
 def plot(args: argparse.Namespace) -> int:
     from twolayer.io.modelfile import atomic_write, read
+    from twolayer.io.paths import check_outputs
     from twolayer.report.metrics import classification_metrics
 
-    check_writable(args.out, "--out")
+    check_outputs({"MODEL": args.model, "DATA": args.data}, {"--out": args.out}, png=("--out",))
     need_matplotlib("twolayer plot")
     model_file = read(args.model)
     data = None

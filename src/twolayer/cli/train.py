@@ -17,7 +17,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,6 @@ from twolayer.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     Command,
-    check_writable,
     confusion_table,
     console,
     key_value_table,
@@ -474,15 +472,20 @@ def _resumed_run(
     return run, model
 
 
-def _check_files(options: Mapping[str, Any], names: tuple[str, ...]) -> None:
-    for name in names:
-        check_writable(options[name], "--" + name)
+def _check_files(args: argparse.Namespace, options: Mapping[str, Any], names: tuple[str, ...], source: str) -> None:
+    from twolayer.io.paths import check_fresh_checkpoint, check_outputs
+
+    outputs = {"--" + name: options[name] for name in names}
+    check_outputs(
+        {"DATA": source, "--resume": args.resume},
+        outputs,
+        png=("--plot",),
+        rewrites={"--checkpoint": "--resume"},  # a resumed run keeps its checkpoint up to date
+    )
+    if "checkpoint" in names:
+        check_fresh_checkpoint(options["checkpoint"], resumed=args.resume, overwrite=bool(args.overwrite))
     if options["plot"] is not None:
         need_matplotlib("--plot")
-    paths = [Path(options[name]).resolve() for name in names if options[name] is not None]
-    if len(set(paths)) < len(paths):
-        flags = [f"--{name}" for name in names]
-        raise DataError(f"{', '.join(flags[:-1])} and {flags[-1]} must name different files")
 
 
 def train(args: argparse.Namespace) -> int:
@@ -501,9 +504,13 @@ def train(args: argparse.Namespace) -> int:
     stored = checkpoint_in.run["options"] if checkpoint_in is not None else None
     options = resolve_options(args, kind.option_keys, kind.defaults, stored, args.resume)
     kind.check(options)
-    _check_files(options, kind.files)
+    # An empty DATA (an unset shell variable) is refused there, not taken for the default.
+    if args.data is not None:
+        source = args.data
+    else:
+        source = checkpoint_in.run["source"] if checkpoint_in is not None else "digits"
+    _check_files(args, options, kind.files, source)
 
-    source = args.data or (checkpoint_in.run["source"] if checkpoint_in is not None else "digits")
     data = load_dataset(source, target=options["target"])
     check_classes(data)
     assert data.y is not None

@@ -228,6 +228,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "an uninterrupted run bit for bit (the whole-batch solvers continue from the weights with "
         "a fresh solver state)",
     )
+    out.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let a fresh run replace the file at --checkpoint (without it, an existing checkpoint is kept "
+        "and the run refused: continue it with --resume)",
+    )
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
