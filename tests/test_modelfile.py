@@ -472,7 +472,8 @@ def test_checkpoint_resumes_bit_for_bit(tmp_path: Path) -> None:
     np.testing.assert_array_equal(checkpoint.scaler_scale, np.ones(3))
 
 
-def test_checkpoint_is_not_a_model_and_back(tmp_path: Path, saved: Path) -> None:
+def plain_checkpoint(tmp_path: Path, train_index: np.ndarray, test_index: np.ndarray) -> Path:
+    """A checkpoint of a small fitted network at epoch 5, with no scaler, and its path."""
     model, _ = fitted()
     path = tmp_path / "c.ckpt"
     save_checkpoint(
@@ -482,11 +483,16 @@ def test_checkpoint_is_not_a_model_and_back(tmp_path: Path, saved: Path) -> None
             hyperparameters=model.get_params(),
             scaler_mean=None,
             scaler_scale=None,
-            train_index=np.arange(3),
-            test_index=np.arange(3, 5),
+            train_index=train_index,
+            test_index=test_index,
             epoch=5,
         ),
     )
+    return path
+
+
+def test_checkpoint_is_not_a_model_and_back(tmp_path: Path, saved: Path) -> None:
+    path = plain_checkpoint(tmp_path, train_index=np.arange(3), test_index=np.arange(3, 5))
     with pytest.raises(DataError, match="--resume"):
         load(path)
     with pytest.raises(DataError, match="is a model file, not a checkpoint"):
@@ -499,20 +505,7 @@ def test_checkpoint_is_not_a_model_and_back(tmp_path: Path, saved: Path) -> None
 
 
 def test_checkpoint_with_overlapping_split_is_refused(tmp_path: Path) -> None:
-    model, _ = fitted()
-    path = tmp_path / "c.ckpt"
-    save_checkpoint(
-        path,
-        Checkpoint(
-            state=model.get_training_state(),
-            hyperparameters=model.get_params(),
-            scaler_mean=None,
-            scaler_scale=None,
-            train_index=np.arange(4),
-            test_index=np.arange(3, 5),
-            epoch=5,
-        ),
-    )
+    path = plain_checkpoint(tmp_path, train_index=np.arange(4), test_index=np.arange(3, 5))
     with pytest.raises(DataError, match="overlap"):
         load_checkpoint(path)
 

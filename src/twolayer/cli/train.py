@@ -1,11 +1,9 @@
-"""``twolayer train``: one workflow for the plain and the Bayesian network.
+"""``twolayer train``: one workflow for the plain and the Bayesian network, kept whole in one module.
 
-A run resolves its options, loads and splits the data, fits the estimator,
-measures it on the training and held-out rows, writes the model (and the plot)
-atomically, and prints a summary. What differs between the two networks —
-which options are refused, which estimator is built and how it is fitted,
-what the summary adds — is a :class:`Kind`: :class:`Plain` and
-:class:`Bayesian`.
+A run resolves its options, loads and splits the data, fits the estimator, measures it on the
+training and held-out rows, writes the model (and the plot) atomically, and prints a summary. What
+differs between the two networks (refused options, the estimator and its fit, the summary's
+figures) is a :class:`Kind`: :class:`Plain` and :class:`Bayesian`, which read best beside the run.
 """
 
 from __future__ import annotations
