@@ -130,8 +130,8 @@ CASES = {
     'predict M ""': (["predict", "model.st", " "], "DATA is empty"),
     'curvature M ""': (["curvature", "model.st", ""], "DATA is empty"),
     'plot M "" --out p.png': (["plot", "model.st", "", "--out", "p.png"], "DATA is empty"),
-    "train --plot x.pdf": (["train", "data.csv", *TINY, "--plot", "x.pdf"], "--plot x.pdf", "name a .png file"),
-    "plot --out x.svg": (["plot", "model.st", "--out", "x.svg"], "--out x.svg", "name a .png file"),
+    "train --plot x.jpg": (["train", "data.csv", *TINY, "--plot", "x.jpg"], "--plot x.jpg", ".png, .pdf, .svg"),
+    "plot --out x": (["plot", "model.st", "--out", "x"], "--out x", ".png, .pdf, .svg"),
     "train --out -": (["train", "data.csv", *TINY, "--out", "-"], "--out -: standard output"),
 }
 
@@ -183,3 +183,21 @@ def test_happy_paths(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "evaluate", "model.st", "data.csv", "--plot", "r.png")
     assert code == 0, err
     assert Path("r.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(("name", "signature"), [("p.png", b"\x89PNG"), ("p.pdf", b"%PDF-"), ("p.svg", b"<?xml")])
+def test_pictures_take_the_format_their_extension_names(
+    work: Path, capsys: pytest.CaptureFixture[str], name: str, signature: bytes
+) -> None:
+    # Each command that draws writes the format the name says, not PNG bytes under any name.
+    runs = [
+        ["train", "data.csv", *TINY, "--plot", name],
+        ["evaluate", "model.st", "data.csv", "--plot", name],
+        ["plot", "model.st", "--out", name],
+        ["curvature", "model.st", "data.csv", "--plot", name],
+    ]
+    for argv in runs:
+        Path(name).unlink(missing_ok=True)
+        code, _, err = run(capsys, *argv)
+        assert code == 0, (argv, err)
+        assert Path(name).read_bytes().startswith(signature), argv

@@ -12,18 +12,18 @@ import pytest
 
 from twolayer.errors import DataError
 from twolayer.io.checkpoints import Checkpoint, save_checkpoint
-from twolayer.io.paths import PathArg, check_fresh_checkpoint, check_outputs
+from twolayer.io.paths import FIGURE_SUFFIXES, PathArg, check_fresh_checkpoint, check_outputs, figure_format
 
 
 def refused(
     *expected: str,
     inputs: Mapping[str, PathArg],
     outputs: Mapping[str, PathArg],
-    png: Collection[str] = (),
+    figures: Collection[str] = (),
     rewrites: Mapping[str, str] | None = None,
 ) -> str:
     with pytest.raises(DataError) as info:
-        check_outputs(inputs, outputs, png=png, rewrites=rewrites)
+        check_outputs(inputs, outputs, figures=figures, rewrites=rewrites)
     message = str(info.value)
     assert "\n" not in message
     for text in expected:
@@ -44,7 +44,7 @@ def test_new_and_regular_outputs_pass(tmp_path: Path, data: Path) -> None:
     check_outputs(
         {"DATA": data, "MODEL": None},
         {"--out": tmp_path / "new.st", "--plot": tmp_path / "p.png", "--checkpoint": existing},
-        png=("--plot",),
+        figures=("--plot",),
     )
 
 
@@ -65,7 +65,7 @@ def test_output_same_as_input(tmp_path: Path, data: Path, monkeypatch: pytest.Mo
 def test_output_hard_link_to_input(tmp_path: Path, data: Path) -> None:
     link = tmp_path / "hard.csv"
     os.link(data, link)
-    refused("--plot", "same file as MODEL", inputs={"MODEL": data}, outputs={"--plot": link}, png=())
+    refused("--plot", "same file as MODEL", inputs={"MODEL": data}, outputs={"--plot": link}, figures=())
 
 
 def test_input_through_a_symlink(tmp_path: Path, data: Path) -> None:
@@ -138,10 +138,30 @@ def test_dash_is_not_a_file() -> None:
     refused("--out -", "standard output", inputs={}, outputs={"--out": "-"})
 
 
-@pytest.mark.parametrize("name", ["x.pdf", "x.svg", "x", "x.png.csv"])
-def test_plot_must_be_png(tmp_path: Path, name: str) -> None:
-    refused("--plot", "PNG", ".png", inputs={}, outputs={"--plot": tmp_path / name}, png=("--plot",))
-    check_outputs({}, {"--plot": tmp_path / "x.PNG"}, png=("--plot",))
+@pytest.mark.parametrize("name", ["x.jpg", "x", "x.png.csv", "x.eps"])
+def test_plot_must_name_a_picture_format(tmp_path: Path, name: str) -> None:
+    refused(
+        "--plot",
+        "PNG, PDF or SVG",
+        ".png, .pdf, .svg",
+        inputs={},
+        outputs={"--plot": tmp_path / name},
+        figures=("--plot",),
+    )
+    with pytest.raises(ValueError, match="ends in"):
+        figure_format(tmp_path / name)
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("x.png", "png"), ("x.PNG", "png"), ("x.pdf", "pdf"), ("x.Svg", "svg")])
+def test_plot_format_follows_the_extension(tmp_path: Path, name: str, fmt: str) -> None:
+    check_outputs({}, {"--plot": tmp_path / name}, figures=("--plot",))
+    assert figure_format(tmp_path / name) == fmt
+
+
+def test_figure_suffixes_are_the_formats_drawn() -> None:
+    from twolayer.report.plots import FIGURE_FORMATS
+
+    assert sorted(FIGURE_SUFFIXES.values()) == sorted(FIGURE_FORMATS)
 
 
 def test_missing_or_read_only_folder(tmp_path: Path) -> None:

@@ -276,3 +276,23 @@ def test_the_plots_import_nothing_else_of_twolayer() -> None:
                 assert node.module.startswith("twolayer.report.plots"), (path.name, node.module)
             elif isinstance(node, ast.Import):
                 assert not any(a.name.startswith("twolayer") for a in node.names), path.name
+
+
+@pytest.mark.parametrize(("fmt", "signature"), [("png", b"\x89PNG\r\n\x1a\n"), ("pdf", b"%PDF-"), ("svg", b"<?xml")])
+def test_render_writes_the_format_asked_for_the_same_bytes_each_time(fmt: str, signature: bytes) -> None:
+    def draw() -> bytes:
+        fig = plots.report_figure(loss=[1.0, 0.5, 0.25], accuracy=None, matrix=np.eye(2, dtype=int), classes=["x", "y"])
+        return plots.render(fig, fmt)
+
+    first = draw()
+    assert first.startswith(signature)
+    if fmt == "svg":
+        assert b"<svg" in first
+    # No time stamp and no random ids: a plot of the same run is the same file.
+    assert draw() == first
+
+
+def test_render_refuses_other_formats() -> None:
+    fig = plots.report_figure(loss=[1.0], accuracy=None, matrix=None, classes=["x", "y"])
+    with pytest.raises(ValueError, match="png, pdf, svg"):
+        plots.render(fig, "jpg")

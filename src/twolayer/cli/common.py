@@ -265,7 +265,7 @@ def labelled_rows(args: argparse.Namespace) -> tuple[ModelFile, Dataset, np.ndar
     from twolayer.io.modelfile import read
     from twolayer.io.paths import check_outputs
 
-    check_outputs({"MODEL": args.model, "DATA": args.data}, {"--plot": args.plot}, png=("--plot",))
+    check_outputs({"MODEL": args.model, "DATA": args.data}, {"--plot": args.plot}, figures=("--plot",))
     if args.plot is not None:
         need_matplotlib("--plot")
     model_file = read(args.model)
@@ -307,7 +307,7 @@ def curve_unit(model: Any) -> str:
     return "epoch" if network.solver in MINIBATCH_SOLVERS else "iteration"
 
 
-def report_png(
+def report_picture(
     predictor: Any,
     classes: np.ndarray,
     loss: Sequence[float],
@@ -316,9 +316,12 @@ def report_png(
     data: Dataset | None,
     *,
     title: str,
+    path: str,
 ) -> bytes:
-    """The training report's picture: learning curves, confusion matrix, and for two features the decisions."""
+    """The training report's picture (learning curves, confusion matrix, and for two features the
+    decisions), as the bytes of a PNG, PDF or SVG file by the extension of ``path``."""
     from twolayer.io.modelfile import is_bayesian
+    from twolayer.io.paths import figure_format
     from twolayer.report import plots
 
     regions = contours = None
@@ -338,7 +341,7 @@ def report_png(
                 return np.asarray(np.argmax(predictor.predict_proba(P), axis=1))
 
             regions = (predict_index, data.X, y_index)
-    return plots.report_png(
+    figure = plots.report_figure(
         loss=list(loss),
         accuracy=list(accuracy) if accuracy else None,
         matrix=None if matrix is None else np.asarray(matrix),
@@ -349,3 +352,4 @@ def report_png(
         title=title,
         unit=curve_unit(predictor),
     )
+    return plots.render(figure, figure_format(path))

@@ -58,9 +58,9 @@ def _add_curvature_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--plot",
-        metavar="PNG",
+        metavar="PICTURE",
         help="write a picture of the spectra: histograms of every eigenvalue when the full spectrum is "
-        f"computed (W <= {spectra.FULL_SPECTRUM_MAX_PARAMS}), the extreme values otherwise",
+        f"computed (W <= {spectra.FULL_SPECTRUM_MAX_PARAMS}), the extreme values otherwise (.png, .pdf or .svg)",
     )
 
 
@@ -161,10 +161,12 @@ def curvature(args: argparse.Namespace) -> int:
 
     png = None
     if args.plot is not None:
+        from twolayer.io.paths import figure_format
         from twolayer.report import plots
 
         shown = {s.name: s.known_values for s in both}
-        png = plots.spectrum_png(shown, full=full, title=f"{args.model} on {data.source}: {D}-{M}-{K} network, W = {W}")
+        title = f"{args.model} on {data.source}: {D}-{M}-{K} network, W = {W}"
+        png = plots.render(plots.spectrum_figure(shown, full=full, title=title), figure_format(args.plot))
 
     lanczos = []
     for s in both:

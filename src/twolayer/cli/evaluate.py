@@ -21,7 +21,7 @@ from twolayer.cli.common import (
     model_data,
     need_matplotlib,
     positive_int,
-    report_png,
+    report_picture,
     rows_description,
 )
 from twolayer.errors import DataError
@@ -47,8 +47,8 @@ def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--plot",
-        metavar="PNG",
-        help="write a reliability diagram (for a Bayesian network, moderated and MAP) to this PNG file",
+        metavar="PICTURE",
+        help="write a reliability diagram (for a Bayesian network, moderated and MAP) to this file (.png, .pdf or .svg)",
     )
 
 
@@ -60,7 +60,7 @@ def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
 
 def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
     add_model_data_arguments(p, data_required=False)
-    p.add_argument("--out", metavar="PNG", required=True, help="the PNG file to write")
+    p.add_argument("--out", metavar="PICTURE", required=True, help="the picture to write (.png, .pdf or .svg)")
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -85,13 +85,15 @@ def evaluate(args: argparse.Namespace) -> int:
 
     png = None
     if args.plot is not None:
+        from twolayer.io.paths import figure_format
         from twolayer.report import plots
 
         curves = {
             f"{name} (ECE {calibration[name]['ece']:.3f})": reliability_curve(y, p, classes=classes, n_bins=args.bins)
             for name, p in probabilities.items()
         }
-        png = plots.reliability_png(curves, title=f"{args.model} on {data.source}, {args.rows} rows ({y.size})")
+        figure = plots.reliability_figure(curves, title=f"{args.model} on {data.source}, {args.rows} rows ({y.size})")
+        png = plots.render(figure, figure_format(args.plot))
 
     out = console()
     model = str(args.model) + (" (Bayesian: moderated predictions)" if model_file.bayesian else "")
@@ -164,7 +166,7 @@ def plot(args: argparse.Namespace) -> int:
     from twolayer.io.paths import check_outputs
     from twolayer.report.metrics import classification_metrics
 
-    check_outputs({"MODEL": args.model, "DATA": args.data}, {"--out": args.out}, png=("--out",))
+    check_outputs({"MODEL": args.model, "DATA": args.data}, {"--out": args.out}, figures=("--out",))
     need_matplotlib("twolayer plot")
     model_file = read(args.model)
     data = None
@@ -177,7 +179,7 @@ def plot(args: argparse.Namespace) -> int:
     if not model_file.loss_curve and matrix is None and data is None:
         raise DataError(f"{args.model} holds no learning curves or results to plot; give DATA as well")
     try:
-        png = report_png(
+        png = report_picture(
             model_file.model,
             model_file.classes,
             model_file.loss_curve,
@@ -185,6 +187,7 @@ def plot(args: argparse.Namespace) -> int:
             matrix,
             data,
             title=f"{args.model}" + (f" on {args.data}" if args.data else ""),
+            path=args.out,
         )
     except ValueError as exc:  # e.g. a malformed stored matrix
         raise DataError(f"cannot plot {args.model}: {exc}") from None

@@ -29,7 +29,7 @@ from twolayer.cli.common import (
     key_value_table,
     need_matplotlib,
     note,
-    report_png,
+    report_picture,
     split_record,
 )
 from twolayer.cli.progress import Display, Monitor, epochs_done, sigint_stops
@@ -477,7 +477,7 @@ def _check_files(args: argparse.Namespace, options: Mapping[str, Any], names: tu
     check_outputs(
         {"DATA": source, "--resume": args.resume},
         outputs,
-        png=("--plot",),
+        figures=("--plot",),
         rewrites={"--checkpoint": "--resume"},  # a resumed run keeps its checkpoint up to date
     )
     if "checkpoint" in names:
@@ -552,7 +552,7 @@ def train(args: argparse.Namespace) -> int:
 
     png = None
     if options["plot"] is not None:
-        png = report_png(
+        png = report_picture(
             predictor,
             classes,
             model.loss_curve_,
@@ -560,6 +560,7 @@ def train(args: argparse.Namespace) -> int:
             test_metrics.confusion_matrix,
             data,
             title=kind.title(run),
+            path=options["plot"],
         )
     # Everything is computed: now write the model and the plot, atomically and both or neither.
     files = []

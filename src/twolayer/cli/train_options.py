@@ -211,8 +211,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--out", metavar="PATH", help="write the trained model here (safetensors)")
     out.add_argument(
         "--plot",
-        metavar="PNG",
-        help="write learning curves, confusion matrix (and, for two features, decision regions) to this PNG file",
+        metavar="PICTURE",
+        help="write learning curves, confusion matrix (and, for two features, decision regions) to this file (.png, .pdf or .svg)",
     )
     out.add_argument(
         "--checkpoint",

@@ -22,7 +22,9 @@ else:
   fine.)
 * never empty, nor ``-`` (standard output is a stream, not a file; a command
   that can write to standard output maps ``-`` to it before calling here);
-* a picture (``--plot``) must end in ``.png``: the plots are PNG bytes.
+* a picture (``--plot``) must end in ``.png``, ``.pdf`` or ``.svg``: its format
+  follows the extension (:func:`figure_format`), and any other name is refused
+  rather than given bytes of a format it does not say.
 
 An input that does not exist is not checked: it cannot be damaged, and a
 built-in dataset's name (``digits``) is not a path. Reading it fails later,
@@ -43,7 +45,7 @@ from pathlib import Path
 
 from twolayer.errors import DataError
 
-__all__ = ["PathArg", "check_fresh_checkpoint", "check_outputs"]
+__all__ = ["FIGURE_SUFFIXES", "PathArg", "check_fresh_checkpoint", "check_outputs", "figure_format"]
 
 PathArg = str | os.PathLike[str] | None  # a path as a caller gives it; None for an option not given
 
@@ -55,6 +57,24 @@ _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
     (stat.S_ISSOCK, "a socket"),
 )
+
+
+#: A picture's file format by its extension (the formats :func:`twolayer.report.plots.render` draws).
+FIGURE_SUFFIXES: Mapping[str, str] = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+
+
+def figure_format(path: str | os.PathLike[str]) -> str:
+    """The format a picture at ``path`` is drawn in: ``"png"``, ``"pdf"`` or ``"svg"``, from its extension.
+
+    Raises
+    ------
+    ValueError
+        For any other extension (:func:`check_outputs` refuses such a name first).
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in FIGURE_SUFFIXES:
+        raise ValueError(f"{os.fspath(path)}: a picture's name ends in {', '.join(FIGURE_SUFFIXES)}")
+    return FIGURE_SUFFIXES[suffix]
 
 
 def _kind(mode: int) -> str:
@@ -106,7 +126,7 @@ def check_outputs(
     inputs: Mapping[str, PathArg],
     outputs: Mapping[str, PathArg],
     *,
-    png: Collection[str] = (),
+    figures: Collection[str] = (),
     rewrites: Mapping[str, str] | None = None,
 ) -> None:
     """Refuse, before any work, outputs that could destroy an input or are not plain files.
@@ -114,7 +134,7 @@ def check_outputs(
     The rules are those of this module's description: every output is a new
     path or an existing regular file in a writable folder, not a symbolic
     link, not ``-``, distinct from every input and every other output; a name
-    in ``png`` ends in ``.png``. Inputs that do not exist are skipped.
+    in ``figures`` ends in ``.png``, ``.pdf`` or ``.svg``. Inputs that do not exist are skipped.
 
     Parameters
     ----------
@@ -125,8 +145,8 @@ def check_outputs(
     outputs : mapping of str to path-like or None
         The files the command writes, keyed by option (``"--out"``);
         ``None`` for one not given.
-    png : collection of str, optional
-        The outputs that are PNG pictures.
+    figures : collection of str, optional
+        The outputs that are pictures, drawn in the format their extension names.
     rewrites : mapping of str to str, optional
         Output options that may be the same file as one input, which the
         command updates in place: ``{"--checkpoint": "--resume"}``.
@@ -162,8 +182,11 @@ def check_outputs(
                 raise DataError(f"{label} {path}: is the same file as {other} ({earlier}); name different files")
         seen[label] = path
         # Last, so that an output naming an input is reported as such whatever its name.
-        if label in png and Path(path).suffix.lower() != ".png":
-            raise DataError(f"{label} {path}: the plot is written as PNG; name a .png file")
+        if label in figures and Path(path).suffix.lower() not in FIGURE_SUFFIXES:
+            raise DataError(
+                f"{label} {path}: a picture is written as PNG, PDF or SVG by its extension; "
+                f"name a file ending in {', '.join(FIGURE_SUFFIXES)}"
+            )
 
 
 def check_fresh_checkpoint(

@@ -10,7 +10,7 @@ One module per kind of picture, every name offered here as well:
   symmetric-log axis;
 * :mod:`~twolayer.report.plots.reliability`: the reliability diagram;
 * :mod:`~twolayer.report.plots.canvas`: what they share (a figure on an Agg
-  canvas, PNG bytes, colours).
+  canvas, PNG, PDF or SVG bytes, colours).
 
 Figures are drawn with matplotlib's object-oriented API on the Agg canvas: no
 ``pyplot``, so no global figure state and no window, whatever backend the
@@ -25,7 +25,7 @@ to class indices or probabilities.
 
 from __future__ import annotations
 
-from twolayer.report.plots.canvas import PNG_SIGNATURE, to_png
+from twolayer.report.plots.canvas import FIGURE_FORMATS, PNG_SIGNATURE, render, to_png
 from twolayer.report.plots.regions import (
     TOP_CLASS_LEVELS,
     TWO_CLASS_LEVELS,
@@ -52,6 +52,7 @@ from twolayer.report.plots.training import draw_confusion_matrix, draw_learning_
 __all__ = [
     "PNG_SIGNATURE",
     "TOP_CLASS_LEVELS",
+    "FIGURE_FORMATS",
     "TWO_CLASS_LEVELS",
     "ReliabilityLike",
     "draw_confusion_matrix",
@@ -63,6 +64,7 @@ __all__ = [
     "draw_spectrum",
     "probability_grid",
     "region_grid",
+    "render",
     "reliability_figure",
     "reliability_png",
     "report_figure",
