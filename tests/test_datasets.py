@@ -108,7 +108,7 @@ def test_builtin_selected_by_feature_names() -> None:
         load_dataset("iris", features=["petal size"])
     with pytest.raises(DataError, match="expects 3 features, got 4"):
         load_dataset("iris", features=3)
-    with pytest.raises(DataError, match="--target applies to CSV"):
+    with pytest.raises(DataError, match="--target applies to files"):
         load_dataset("iris", target="species")
 
 
@@ -179,7 +179,7 @@ def test_csv_positional_features(tmp_path: Path) -> None:
     [
         ("a,b,t\n1,2,x\n3,oops,y\n", "line 3, column 'b': expected a number, got 'oops'"),
         ("a,b,t\n1,,x\n", "line 2, column 'b': expected a number, got an empty cell"),
-        ("a,b,t\n1,1_000,x\n", "line 2, column 'b': expected a number, got '1_000'"),
+        ("a,b,t\n1,2,x\n3,1_000,y\n", "line 3, column 'b': expected a number, got '1_000'"),
         ("a,b,t\n1,2,x\n\n\nnan,2,y\n", "line 5, column 'a': NaN is not allowed"),
         ("a,b,t\n1,-inf,x\n2,inf,y\n", "line 2, column 'b': infinity is not allowed (and 1 more"),
         ("a,b,t\n1,2,x\n3,4\n", "line 3: 2 fields, but the header has 3"),
@@ -187,7 +187,8 @@ def test_csv_positional_features(tmp_path: Path) -> None:
         ("a,,t\n1,2,x\n", "column 2 has no name"),
         ("", "is empty"),
         ("a,b,t\n", "no data rows"),
-        ("a;b;t\n1;2;x\n", "the header has one column ('a;b;t')"),
+        # A semicolon-separated file is read (its delimiter is sniffed); one with no delimiter at all is not.
+        ("abc\n1\n2\n", "has a single column ('abc')"),
         ("a,b,t\n1,2,\n", "line 2, column 't': the label is empty"),
     ],
 )
@@ -220,9 +221,13 @@ def test_missing_files_and_bad_suffixes(tmp_path: Path) -> None:
         load_dataset(str(tmp_path / "nothere.csv"))
     with pytest.raises(DataError, match=r"no such file: .*nothere\.npz"):
         load_dataset(str(tmp_path / "nothere.npz"))
-    other = write(tmp_path / "d.txt", "a,b\n1,2\n")
-    with pytest.raises(DataError, match=r"unsupported file type '\.txt'"):
-        load_dataset(str(other))
+    # Any extension is read by its content: a .txt of comma-separated values is a table.
+    other = write(tmp_path / "d.txt", "a,b\n1,2\n3,4\n")
+    np.testing.assert_array_equal(load_dataset(str(other)).X, [[1], [3]])
+    binary = tmp_path / "d.bin"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(DataError, match=r"d\.bin is neither delimited text nor a table format"):
+        load_dataset(str(binary))
     folder = tmp_path / "folder.csv"
     folder.mkdir()
     with pytest.raises(DataError, match="is a directory"):

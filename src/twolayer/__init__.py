@@ -24,6 +24,7 @@ _LAZY = {
     "save": "twolayer.io.modelfile",
     "load": "twolayer.io.modelfile",
     "BayesianTwoLayerClassifier": "twolayer.bayes",
+    "read_table": "twolayer.io.tables",
 }
 
 # Modules that moved into the layered packages, by their old names. ``import
@@ -66,6 +67,7 @@ __all__ = [
     "__version__",
     "from_sklearn",
     "load",
+    "read_table",
     "save",
 ]
 

@@ -140,13 +140,38 @@ def add_model_data_arguments(p: argparse.ArgumentParser, *, data_required: bool)
         "data",
         metavar="DATA",
         nargs=None if data_required else "?",
-        help="a built-in dataset, a .csv or a .npz file; columns are matched by name when the model "
-        "has names" + ("" if data_required else " (optional)"),
+        help="a built-in dataset or a table (CSV/TSV, compressed or not, Parquet, Feather, NPZ; '-' is "
+        "standard input); columns are matched by name when the model has names, extra ones ignored"
+        + ("" if data_required else " (optional)"),
     )
     p.add_argument(
         "--target",
         metavar="NAME",
-        help="the CSV column holding the labels (default: the model's target column, else the last)",
+        help="the column holding the labels (default: the model's target column, else the last)",
+    )
+    add_table_arguments(p)
+
+
+def separator(text: str) -> str:
+    """A ``--sep`` value: one character; ``tab`` and a written ``\\t`` stand for the tab."""
+    value = "\t" if text in ("tab", "\\t") else text
+    if len(value) != 1 or value in ('"', "\r", "\n"):
+        raise argparse.ArgumentTypeError(f"expected one character (or 'tab'), not a quote or line break, got {text!r}")
+    return value
+
+
+def add_table_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of reading a table that every command shares: the identifier column and the delimiter."""
+    p.add_argument(
+        "--id",
+        metavar="COLUMN",
+        help="a column identifying each row: never a feature, carried into every prediction row",
+    )
+    p.add_argument(
+        "--sep",
+        type=separator,
+        metavar="CHAR",
+        help="the delimiter of a text table (default: sniffed among , tab ; |)",
     )
 
 
@@ -207,15 +232,22 @@ def rows_description(source: str, rows: str, n: int) -> str:
 # --------------------------------------------------------------------------
 
 
-def model_data(model_file: ModelFile, source: str, target: str | None, *, require_target: bool) -> Dataset:
-    """Load DATA with the columns the model needs, matched by name when it has names."""
+def model_data(model_file: ModelFile, args: argparse.Namespace, *, require_target: bool) -> Dataset:
+    """Load DATA (``args.data``, with ``--target``, ``--id`` and ``--sep``) with the columns the model
+    needs, matched by name when it has names."""
     from twolayer.io.datasets import load_dataset
 
     features: Sequence[str] | int = (
         list(model_file.feature_names) if model_file.feature_names is not None else model_file.n_features
     )
     return load_dataset(
-        source, target=target, features=features, require_target=require_target, default_target=model_file.target_name
+        args.data,
+        target=args.target,
+        features=features,
+        require_target=require_target,
+        default_target=model_file.target_name,
+        id_column=args.id,
+        sep=args.sep,
     )
 
 
@@ -269,7 +301,7 @@ def labelled_rows(args: argparse.Namespace) -> tuple[ModelFile, Dataset, np.ndar
     if args.plot is not None:
         need_matplotlib("--plot")
     model_file = read(args.model)
-    data = model_data(model_file, args.data, args.target, require_target=True)
+    data = model_data(model_file, args, require_target=True)
     used = recorded_rows(model_file, data, args.rows, args.model)
     y = labels_as_classes(data, model_file.classes)[used]
     return model_file, data, data.X[used], y

@@ -141,17 +141,24 @@ def predict(args: argparse.Namespace) -> int:
     out = None if args.out == "-" else args.out  # "-" is standard output, as with no --out
     check_outputs({"MODEL": args.model, "DATA": args.data}, {"--out": out})
     model_file = read(args.model)
-    data = model_data(model_file, args.data, args.target, require_target=False)
+    data = model_data(model_file, args, require_target=False)
     proba = model_file.model.predict_proba(data.X)
     predicted = model_file.classes[np.argmax(proba, axis=1)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    header = ["prediction"]
+    # The identifier column first, so that predictions are joined to their rows by key, not by order.
+    header = [] if data.ids is None else [data.id_name or "id"]
+    header.append("prediction")
     if args.proba:
         header += [f"proba_{label(c)}" for c in model_file.classes]
     writer.writerow(header)
-    for value, row in zip(predicted, proba):
-        writer.writerow([label(value), *(f"{p:.6g}" for p in row)] if args.proba else [label(value)])
+    ids = [None] * data.n_samples if data.ids is None else data.ids.tolist()
+    for key, value, row in zip(ids, predicted, proba):
+        cells = [] if data.ids is None else [label(key)]
+        cells.append(label(value))
+        if args.proba:
+            cells += [f"{p:.6g}" for p in row]
+        writer.writerow(cells)
     if out is None:
         sys.stdout.write(buffer.getvalue())
         sys.stdout.flush()
@@ -172,7 +179,7 @@ def plot(args: argparse.Namespace) -> int:
     data = None
     matrix = (model_file.info or {}).get("test_confusion_matrix")
     if args.data is not None:
-        data = model_data(model_file, args.data, args.target, require_target=True)
+        data = model_data(model_file, args, require_target=True)
         y = labels_as_classes(data, model_file.classes)
         data = type(data)(data.X, y, data.feature_names, data.target_name, data.source)
         matrix = classification_metrics(model_file.model.predict_proba(data.X), y, model_file.classes).confusion_matrix

@@ -8,37 +8,34 @@ source has them, the names of the feature columns. Sources are
   ``wine`` and ``breast_cancer`` as shipped with scikit-learn (read offline),
   and ``moons``, ``circles`` and ``blobs``, generated with a fixed seed so
   that each name always means the same data;
-* a CSV file with a header row: numeric feature columns and a target column
-  (the last one, or the one named by ``target``) that may hold strings;
-* a ``.npz`` archive with arrays ``X`` and ``y`` (and optionally
-  ``feature_names``), read without unpickling anything.
+* a file, or ``-`` for standard input, read by :func:`twolayer.io.tables.read_table`:
+  delimited text (CSV, TSV, any delimiter; header or not; comments), gzip,
+  bzip2, zstd or xz compressed, Parquet, Feather/Arrow, or a ``.npz`` archive
+  with arrays ``X`` and ``y`` (and optionally ``feature_names``), read
+  without unpickling anything. The content says which where the extension
+  does not.
 
 Every problem with the user's input raises :class:`DataError` with one line
-that names the file, the place (line and column, or array and index) and what
-was expected; the command line prints it and exits with status 2.
+that names the file, the place (line, row and column, or array and index) and
+what was expected; the command line prints it and exits with status 2.
 
 This module reads files and nothing else: of ``twolayer`` it imports only the
-error type and the list of built-ins.
+error type, the list of built-ins and the table reader.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import difflib
 import hashlib
 import os
-import re
-import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from twolayer.errors import DataError
 from twolayer.io.builtin_datasets import BUILTINS, Builtin
+from twolayer.io.tables import STDIN, Column, Table, _plan_columns, _suggest, _target_note, read_table
 
 __all__ = [
     "BUILTINS",
@@ -62,16 +59,25 @@ class Dataset:
     X : ndarray of shape (N, D), float64
         The features, all finite.
     y : ndarray of shape (N,) or None
-        The labels: int64, or str when any label is not an integer. ``None``
-        when the source holds no target (allowed only for prediction).
+        The labels: int64, or str when any label is not an integer written
+        the canonical way (``"007"`` stays ``"007"``). ``None`` when the
+        source holds no target (allowed only for prediction).
     feature_names : tuple of str or None
         The names of the ``D`` feature columns, or ``None`` when the source
-        has none (a ``.npz`` without ``feature_names``); unnamed features are
-        matched by position.
+        has none (a ``.npz`` without ``feature_names``, a file without a
+        header); unnamed features are matched by position.
     target_name : str or None
         The name of the target column, when it has one.
     source : str
         The built-in name or file path the data came from, for messages.
+    ids : ndarray of shape (N,) or None
+        The identifier column's values, when one was named.
+    id_name : str or None
+        The identifier column's name.
+    columns : tuple of Column
+        Every column of a file, with its role and kind; empty for a built-in.
+    target_choice : str or None
+        How the target column was chosen (see :attr:`twolayer.io.tables.Table.target_choice`).
     """
 
     X: np.ndarray
@@ -79,6 +85,10 @@ class Dataset:
     feature_names: tuple[str, ...] | None
     target_name: str | None
     source: str
+    ids: np.ndarray | None = None
+    id_name: str | None = None
+    columns: tuple[Column, ...] = ()
+    target_choice: str | None = None
 
     @property
     def n_samples(self) -> int:
@@ -90,6 +100,11 @@ class Dataset:
         """The number of features ``D``."""
         return int(self.X.shape[1])
 
+    @property
+    def target_note(self) -> str | None:
+        """One line that says which column is the target and why (``None`` for a built-in or a ``.npz``)."""
+        return _target_note(self.target_name, self.target_choice)
+
     def fingerprint(self) -> str:
         """A SHA-256 digest of ``X`` and ``y``: a checkpoint resumes only on the same data."""
         digest = hashlib.sha256()
@@ -98,6 +113,21 @@ class Dataset:
         if self.y is not None:
             digest.update(repr([str(v) for v in self.y.tolist()]).encode())
         return digest.hexdigest()
+
+    @classmethod
+    def from_table(cls, table: Table) -> Dataset:
+        """The dataset a :class:`~twolayer.io.tables.Table` holds."""
+        return cls(
+            X=table.X,
+            y=table.y,
+            feature_names=table.feature_names,
+            target_name=table.target_name,
+            source=table.source,
+            ids=table.ids,
+            id_name=table.id_name,
+            columns=table.columns,
+            target_choice=table.target_choice,
+        )
 
 
 # --------------------------------------------------------------------------
@@ -131,103 +161,30 @@ def load_builtin(name: str) -> Dataset:
     return Dataset(X=X, y=y, feature_names=names, target_name="target", source=name)
 
 
-# --------------------------------------------------------------------------
-# Selecting columns: shared by every source
-# --------------------------------------------------------------------------
-
-
-def _suggest(name: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _show(value: str, limit: int = 40) -> str:
-    # repr() keeps the message on one line whatever the cell holds.
-    return repr(value if len(value) <= limit else value[:limit] + "...")
-
-
-def _missing_columns_error(source: str, missing: Sequence[str], available: Sequence[str]) -> DataError:
-    listed = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-    hint = _suggest(missing[0], available) if len(missing) == 1 else ""
-    noun = "column" if len(missing) == 1 else "columns"
-    return DataError(f"{source}: missing {noun} {listed}, which the model needs{hint}")
-
-
-@contextlib.contextmanager
-def _reading(source: str, what: str) -> Iterator[None]:
-    """Turn the operating system's refusals to read ``source`` into one-line DataErrors."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise DataError(f"no such file: {source}") from None
-    except IsADirectoryError:
-        raise DataError(f"{source} is a directory, not {what}") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {source}: {exc.strerror or exc}") from None
-
-
-def _select(
-    source: str,
-    names: tuple[str, ...] | None,
-    n_columns: int,
+def _builtin_columns(
+    data: Dataset,
     features: Sequence[str] | int | None,
-    exclude: int | None,
-) -> tuple[list[int], tuple[str, ...] | None]:
-    """Pick the feature columns: every column but ``exclude``, the named ones, or ``D`` by position."""
-    if features is None:
-        columns = [j for j in range(n_columns) if j != exclude]
-        return columns, None if names is None else tuple(names[j] for j in columns)
-    if not isinstance(features, int) and names is not None:
-        index = {name: j for j, name in enumerate(names)}
-        missing = [f for f in features if f not in index]
-        if missing:
-            raise _missing_columns_error(source, missing, names)
-        return [index[f] for f in features], tuple(features)
-    # Unnamed on one side: match by position, and the count must agree.
-    expected = features if isinstance(features, int) else len(features)
-    columns = [j for j in range(n_columns) if j != exclude]
-    if len(columns) != expected:
-        raise DataError(f"{source}: the model expects {expected} features, got {len(columns)}")
-    return columns, None if names is None else tuple(names[j] for j in columns)
+    select: Sequence[str] | None,
+    drop: Sequence[str] | None,
+) -> Dataset:
+    if features is None and select is None and drop is None:
+        return data
+    assert data.feature_names is not None
+    plan = _plan_columns(
+        data.source,
+        data.feature_names,
+        target_in_columns=False,
+        features=select,
+        drop=drop,
+        model_features=features,
+    )
+    names = tuple(data.feature_names[j] for j in plan.features)
+    return Dataset(data.X[:, plan.features], data.y, names, data.target_name, data.source)
 
 
 # --------------------------------------------------------------------------
-# CSV files
+# Files, through the table reader
 # --------------------------------------------------------------------------
-
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-
-
-def _labels(values: list[str]) -> np.ndarray:
-    # Integers stay integers (a CSV cannot say so otherwise); anything else
-    # is a string label, kept exactly as written.
-    if all(_INTEGER.fullmatch(v) for v in values):
-        return np.array([int(v) for v in values], dtype=np.int64)
-    return np.array(values, dtype=str)
-
-
-def _numeric_column(path: str, name: str, cells: list[str], lines: list[int]) -> np.ndarray:
-    try:
-        if any("_" in c for c in cells):
-            raise ValueError  # Python's float() reads "1_000"; a CSV should not
-        column = np.array([float(c) for c in cells], dtype=np.float64)
-    except ValueError:
-        for cell, line in zip(cells, lines):
-            try:
-                if "_" in cell:
-                    raise ValueError
-                float(cell)
-            except ValueError:
-                got = "an empty cell" if cell == "" else _show(cell)
-                raise DataError(f"{path}, line {line}, column {name!r}: expected a number, got {got}") from None
-        raise  # pragma: no cover - every failing cell is reported above
-    bad = np.flatnonzero(~np.isfinite(column))
-    if bad.size:
-        i = int(bad[0])
-        what = "NaN" if np.isnan(column[i]) else "infinity"
-        more = f" (and {bad.size - 1} more non-finite cells in this column)" if bad.size > 1 else ""
-        raise DataError(f"{path}, line {lines[i]}, column {name!r}: {what} is not allowed{more}")
-    return column
 
 
 def read_csv(
@@ -238,184 +195,30 @@ def read_csv(
     require_target: bool = True,
     default_target: str | None = None,
 ) -> Dataset:
-    """Read a CSV file with a header row.
+    """Read a delimited text file (comma, tab, semicolon or ``|``, sniffed), whatever its name.
 
-    Parameters
-    ----------
-    path : path-like
-        The file: UTF-8 text, comma-separated, the first row naming the
-        columns. Blank lines are skipped; cells are stripped of spaces.
-    target : str, optional
-        The target column. By default the last column, except when
-        ``features`` names the columns to use and the target is absent.
-    features : sequence of str, int or None
-        ``None``: every column but the target is a feature. A sequence of
-        names (a model's): exactly these columns in this order, any others
-        ignored, so order and extra columns do not matter. An int ``D`` (a
-        model trained without names): the columns by position, all of them
-        when there are ``D``, all but the target when there are ``D + 1``.
-    require_target : bool, default True
-        When False the labels are not read (``y`` is ``None``) and a file
-        without a target column is accepted, as for prediction.
-    default_target : str, optional
-        The target when ``target`` is not given and the file has a column of
-        this name (a model remembers the name of its target column).
-
-    Returns
-    -------
-    Dataset
+    :func:`twolayer.io.tables.read_table` with ``file_format="csv"``, as a
+    :class:`Dataset`; ``features`` is its ``model_features``: ``None`` (every
+    column but the target), a model's feature names (exactly these columns,
+    order and extra columns do not matter), or a model's number of features
+    (columns by position, the last one the target when there is one more).
 
     Raises
     ------
     DataError
         A missing or unreadable file, a bad header, a row of the wrong length,
-        an unknown column, a non-numeric cell (with its line and column), NaN
-        or infinity (where), an empty label.
+        an unknown column, a non-numeric or missing cell (with its line and
+        column), NaN or infinity (where), an empty label.
     """
-    source = os.fspath(path)
-    with _reading(source, "a CSV file"):
-        try:
-            with open(source, encoding="utf-8-sig", newline="") as handle:
-                reader = csv.reader(handle)
-                # line_num after a row is read is the line it ends on: what an editor shows
-                rows = [(reader.line_num, row) for row in reader]
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{source} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
-        except csv.Error as exc:
-            raise DataError(f"{source}: not a valid CSV file ({exc})") from None
-
-    rows = [(line, [cell.strip() for cell in row]) for line, row in rows if any(cell.strip() for cell in row)]
-    if not rows:
-        raise DataError(f"{source} is empty: expected a header row and data rows")
-    header_line, header = rows[0]
-    body = rows[1:]
-    for j, name in enumerate(header):
-        if name == "":
-            raise DataError(f"{source}, line {header_line}: the header's column {j + 1} has no name")
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise DataError(f"{source}, line {header_line}: column {name!r} appears twice in the header")
-        seen.add(name)
-    if len(header) < 2 and features is None:
-        raise DataError(
-            f"{source}: the header has one column ({_show(header[0])}); expected feature columns and a "
-            "target column separated by commas"
-        )
-    if not body:
-        raise DataError(f"{source} has a header but no data rows")
-    for line, row in body:
-        if len(row) != len(header):
-            raise DataError(f"{source}, line {line}: {len(row)} fields, but the header has {len(header)}")
-
-    names = tuple(header)
-    model_reads = () if features is None or isinstance(features, int) else tuple(features)
-    if target is None and default_target in names and default_target not in model_reads:
-        target = default_target
-    if target is not None and target not in names:
-        raise DataError(
-            f"{source} has no column {target!r}{_suggest(target, names)}; its columns are {', '.join(names)}"
-        )
-    if target is not None:
-        target_index: int | None = names.index(target)
-    elif features is None:
-        target_index = len(names) - 1
-    elif isinstance(features, int):
-        # Unnamed model: a file with one column more than it needs has a target (the last).
-        if len(names) not in (features, features + 1):
-            raise DataError(
-                f"{source} has {len(names)} columns; the model expects {features} features "
-                "(and, optionally, the target last)"
-            )
-        target_index = len(names) - 1 if len(names) == features + 1 else None
-    else:
-        # Named model: the last column is the target unless the model reads it.
-        target_index = len(names) - 1 if names[-1] not in features else None
-    if target_index is not None and names[target_index] in model_reads:
-        raise DataError(f"{source}: column {names[target_index]!r} is a feature of the model, not a target")
-    if target_index is None and require_target:
-        raise DataError(f"{source}: no target column; name it with --target")
-
-    columns, feature_names = _select(source, names, len(names), features, target_index)
-    lines = [line for line, _ in body]
-    X = np.empty((len(body), len(columns)), dtype=np.float64)
-    for out, j in enumerate(columns):
-        X[:, out] = _numeric_column(source, names[j], [row[j] for _, row in body], lines)
-
-    y = None
-    target_name = None if target_index is None else names[target_index]
-    if target_index is not None and require_target:
-        values = [row[target_index] for _, row in body]
-        for value, line in zip(values, lines):
-            if value == "":
-                raise DataError(f"{source}, line {line}, column {target_name!r}: the label is empty")
-        y = _labels(values)
-    return Dataset(X=X, y=y, feature_names=feature_names, target_name=target_name, source=source)
-
-
-# --------------------------------------------------------------------------
-# NPZ archives
-# --------------------------------------------------------------------------
-
-
-def _npz_array(source: str, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
-    try:
-        return np.asarray(archive[key])
-    except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object arrays" in str(exc).lower():
-            raise DataError(
-                f"{source}: array {key!r} holds Python objects, which load only by unpickling; refusing to load it"
-            ) from None
-        raise DataError(f"{source}: array {key!r} cannot be read ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{source}: array {key!r} is damaged ({exc})") from None
-
-
-def _npz_labels(source: str, y: np.ndarray) -> np.ndarray:
-    if y.dtype.kind in "iu":
-        return y.astype(np.int64)
-    if y.dtype.kind == "b":
-        return y.astype(np.int64)
-    if y.dtype.kind == "U":
-        return y.astype(str)
-    if y.dtype.kind == "f":
-        finite = np.isfinite(y)
-        if not finite.all():
-            i = int(np.flatnonzero(~finite)[0])
-            raise DataError(f"{source}: y[{i}] is {y[i].item()}; class labels must be integers or strings")
-        fractional = np.flatnonzero(y != np.round(y))
-        if fractional.size:
-            i = int(fractional[0])
-            raise DataError(
-                f"{source}: y[{i}] = {y[i].item()!r} is not a whole number; class labels must be integers or strings"
-            )
-        return y.astype(np.int64)
-    raise DataError(f"{source}: y has dtype {y.dtype}; expected integers or strings")
-
-
-def _read_npz_arrays(
-    source: str, handle: BinaryIO, require_target: bool
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    try:
-        loaded = np.load(handle, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise DataError(f"{source} holds pickled Python objects, not arrays; refusing to load it") from None
-        raise DataError(f"{source} is not a .npz archive ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{source} is not a readable .npz archive ({exc})") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise DataError(f"{source} holds a single array (.npy); expected a .npz archive with arrays X and y")
-    with loaded as archive:
-        keys = set(archive.files)
-        if "X" not in keys:
-            raise DataError(f"{source} has no array 'X'; it holds {', '.join(sorted(keys)) or 'nothing'}")
-        X = _npz_array(source, archive, "X")
-        y = _npz_array(source, archive, "y") if "y" in keys and require_target else None
-        names = _npz_array(source, archive, "feature_names") if "feature_names" in keys else None
-    if require_target and y is None:
-        raise DataError(f"{source} has no array 'y' with the labels")
-    return X, y, names
+    table = read_table(
+        path,
+        target=target,
+        model_features=features,
+        require_target=require_target,
+        default_target=default_target,
+        file_format="csv",
+    )
+    return Dataset.from_table(table)
 
 
 def read_npz(
@@ -424,27 +227,13 @@ def read_npz(
     features: Sequence[str] | int | None = None,
     require_target: bool = True,
 ) -> Dataset:
-    """Read a NumPy ``.npz`` archive with arrays ``X`` and ``y``.
+    """Read a NumPy ``.npz`` archive with arrays ``X`` and ``y``, without unpickling anything.
 
-    The archive is opened with ``allow_pickle=False``: an array of Python
-    objects (which only unpickling could rebuild) is refused, so loading runs
-    no code from the file.
-
-    Parameters
-    ----------
-    path : path-like
-        The archive: ``X`` of shape (N, D) with numbers, ``y`` of shape (N,)
-        with integers (whole floats and booleans are taken as integers) or
-        strings, and optionally ``feature_names``, D strings.
-    features : sequence of str, int or None
-        As for :func:`read_csv`: names select columns when the archive has
-        ``feature_names``; otherwise the number of columns must match.
-    require_target : bool, default True
-        When False ``y`` is not read (it is ``None``) and may be absent.
-
-    Returns
-    -------
-    Dataset
+    :func:`twolayer.io.tables.read_table` with ``file_format="npz"``, as a
+    :class:`Dataset`: ``X`` of shape (N, D) with numbers, ``y`` of shape (N,)
+    with integers (whole floats and booleans are taken as integers) or
+    strings, and optionally ``feature_names``, D strings. ``features`` is as
+    for :func:`read_csv`.
 
     Raises
     ------
@@ -452,41 +241,8 @@ def read_npz(
         A missing or damaged file, a pickled array, a missing ``X`` or ``y``,
         wrong shapes or dtypes, NaN or infinity (where).
     """
-    source = os.fspath(path)
-    # numpy leaks the file it opens when the archive is damaged; opening it
-    # here closes it whatever happens.
-    with _reading(source, "a .npz file"), open(source, "rb") as handle:
-        X, y, names = _read_npz_arrays(source, handle, require_target)
-
-    if X.ndim != 2:
-        raise DataError(f"{source}: X has shape {X.shape}; expected a matrix (N samples, D features)")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise DataError(f"{source}: X has shape {X.shape}; expected at least one sample and one feature")
-    if X.dtype.kind not in "biuf":
-        raise DataError(f"{source}: X has dtype {X.dtype}; expected numbers")
-    X = X.astype(np.float64)
-    bad = np.argwhere(~np.isfinite(X))
-    if bad.size:
-        i, j = (int(v) for v in bad[0])
-        what = "NaN" if np.isnan(X[i, j]) else "infinity"
-        raise DataError(f"{source}: X[{i}, {j}] is {what}; every feature must be a finite number")
-
-    feature_names = None
-    if names is not None:
-        if names.dtype.kind != "U" or names.shape != (X.shape[1],):
-            raise DataError(f"{source}: feature_names must be {X.shape[1]} strings, one per column of X")
-        feature_names = tuple(str(n) for n in names.tolist())
-        if len(set(feature_names)) != len(feature_names):
-            raise DataError(f"{source}: feature_names has a repeated name")
-
-    if y is not None:
-        if y.shape != (X.shape[0],):
-            raise DataError(f"{source}: y has shape {y.shape}; expected ({X.shape[0]},), one label per row of X")
-        y = _npz_labels(source, y)
-
-    columns, selected = _select(source, feature_names, X.shape[1], features, None)
-    X = X[:, columns] if columns != list(range(X.shape[1])) else X
-    return Dataset(X=X, y=y, feature_names=selected, target_name="y" if y is not None else None, source=source)
+    table = read_table(path, model_features=features, require_target=require_target, file_format="npz")
+    return Dataset.from_table(table)
 
 
 # --------------------------------------------------------------------------
@@ -501,24 +257,38 @@ def load_dataset(
     features: Sequence[str] | int | None = None,
     require_target: bool = True,
     default_target: str | None = None,
+    select: Sequence[str] | None = None,
+    drop: Sequence[str] | None = None,
+    id_column: str | None = None,
+    sep: str | None = None,
 ) -> Dataset:
-    """Load a built-in by name, or a ``.csv`` or ``.npz`` file by path.
+    """Load a built-in by name, or a table from a file or standard input (``"-"``).
 
     Parameters
     ----------
     source : str
-        A name from :data:`BUILTINS` or a file path ending in ``.csv`` or
-        ``.npz``.
+        A name from :data:`BUILTINS`, a file path, or ``"-"``.
     target : str, optional
-        The target column of a CSV file (default: the last column).
+        The target column of a file. Default: a column named ``target``,
+        ``label``, ``class`` or ``y``, else the last (for a model: the
+        column ``default_target`` names, else the last one the model does
+        not read).
     features : sequence of str, int or None
-        The feature columns a model needs, by name or by count; ``None``
-        takes every column but the target (for training).
+        The feature columns a trained model needs, by name or by count;
+        ``None`` for a new model (training).
     require_target : bool, default True
         Whether the labels must be present.
     default_target : str, optional
-        For a CSV file: the target column when ``target`` is not given and
-        the file has a column of this name.
+        The target column when ``target`` is not given and the file has a
+        column of this name (a model remembers the name of its target).
+    select : sequence of str, optional
+        For a new model: the feature columns, by name or glob (``--features``).
+    drop : sequence of str, optional
+        For a new model: columns, by name or glob, left out of the features (``--drop``).
+    id_column : str, optional
+        A column that identifies the rows, never a feature (``--id``).
+    sep : str, optional
+        The delimiter of delimited text, one character (``--sep``); default sniffed.
 
     Returns
     -------
@@ -528,32 +298,33 @@ def load_dataset(
     ------
     DataError
         Anything wrong with the source, in one line.
+    ValueError
+        ``select`` or ``drop`` together with ``features``; ``sep`` not one character.
     """
     path = Path(source)
-    suffix = path.suffix.lower()
-    if source in BUILTINS and not path.exists():
-        if target is not None:
-            raise DataError(f"--target applies to CSV files; {source!r} is a built-in dataset")
-        data = load_builtin(source)
-        if features is None:
-            return data
-        columns, names = _select(source, data.feature_names, data.n_features, features, None)
-        return Dataset(data.X[:, columns], data.y, names, data.target_name, source)
-    if suffix == ".csv":
-        return read_csv(
-            path, target=target, features=features, require_target=require_target, default_target=default_target
+    if source != STDIN and source in BUILTINS and not path.exists():
+        for option, value in (("--target", target), ("--id", id_column), ("--sep", sep)):
+            if value is not None:
+                raise DataError(f"{option} applies to files; {source!r} is a built-in dataset")
+        return _builtin_columns(load_builtin(source), features, select, drop)
+    if source == STDIN or path.exists():
+        table = read_table(
+            source,
+            target=target,
+            features=select,
+            drop=drop,
+            id_column=id_column,
+            sep=sep,
+            require_target=require_target,
+            model_features=features,
+            default_target=default_target,
         )
-    if suffix == ".npz":
-        if target is not None:
-            raise DataError(f"--target applies to CSV files; {source} is a .npz archive (its labels are 'y')")
-        return read_npz(path, features=features, require_target=require_target)
-    if path.exists():
-        raise DataError(f"{source}: unsupported file type {suffix or '(no suffix)'!r}; expected .csv or .npz")
-    if suffix or os.sep in source or (os.altsep and os.altsep in source):
+        return Dataset.from_table(table)
+    if path.suffix or os.sep in source or (os.altsep and os.altsep in source):
         raise DataError(f"no such file: {source}")
     raise DataError(
         f"unknown dataset {source!r}: not a built-in ({', '.join(BUILTINS)}){_suggest(source, list(BUILTINS))} "
-        "and not a .csv or .npz file"
+        "and not a file"
     )
 
 

@@ -1,0 +1,78 @@
+"""The command line reads the tables people have (issue 15): delimiters, compression, standard
+input, labels as written, and an identifier column carried into the predictions."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_cli import assert_one_line_error, run
+
+ROWS = [(0.1, 0.2, "007"), (1.1, 0.3, "7"), (0.5, 0.9, "007"), (1.5, 1.1, "7"), (0.2, 0.1, "007"), (1.2, 0.8, "7")] * 3
+
+
+def write_table(path: Path, *, sep: str = ",", ids: bool = True) -> str:
+    header = (["id"] if ids else []) + ["a", "b", "label"]
+    lines = [sep.join(header)]
+    for i, (a, b, c) in enumerate(ROWS):
+        lines.append(sep.join(([f"row{i}"] if ids else []) + [str(a), str(b), c]))
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return text
+
+
+@pytest.fixture
+def model(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    write_table(tmp_path / "train.csv", ids=False)
+    code, _, err = run(capsys, "train", "train.csv", "--epochs", "5", "--hidden", "3", "--quiet", "--out", "m.st")
+    assert code == 0, err
+    return tmp_path / "m.st"
+
+
+def test_labels_stay_as_written_and_ids_lead_each_prediction(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_table(Path("new.tsv"), sep="\t")
+    code, out, err = run(capsys, "predict", "m.st", "new.tsv", "--id", "id", "--proba")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "id,prediction,proba_007,proba_7"  # "007" and "7" are two classes
+    assert [line.split(",")[0] for line in lines[1:]] == [f"row{i}" for i in range(len(ROWS))]
+    assert {line.split(",")[1] for line in lines[1:]} <= {"007", "7"}
+
+
+def test_compressed_semicolon_table_from_a_file_and_from_standard_input(
+    model: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = write_table(Path("new.csv"), sep=";")
+    Path("new.csv.gz").write_bytes(gzip.compress(text.encode()))
+    code, from_file, err = run(capsys, "predict", "m.st", "new.csv.gz", "--id", "id")
+    assert code == 0, err
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    code, from_stdin, err = run(capsys, "predict", "m.st", "-", "--id", "id", "--sep", ";")
+    assert code == 0, err
+    assert from_file == from_stdin and from_file.startswith("id,prediction\n")
+
+
+def test_evaluate_reads_columns_in_any_order_with_extras(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = ["label,extra,b,id,a"] + [f"{c},9,{b},r{i},{a}" for i, (a, b, c) in enumerate(ROWS)]
+    Path("shuffled.csv").write_text("\n".join(lines) + "\n")
+    code, out, err = run(capsys, "evaluate", "m.st", "shuffled.csv", "--id", "id")
+    assert code == 0, err
+    assert "accuracy" in out
+
+
+@pytest.mark.parametrize(("value", "expected"), [("ab", "expected one character"), ('"', "not a quote")])
+def test_bad_separator_is_one_line(model: Path, capsys: pytest.CaptureFixture[str], value: str, expected: str) -> None:
+    write_table(Path("new.csv"))
+    code, _, err = run(capsys, "predict", "m.st", "new.csv", "--sep", value)
+    assert_one_line_error(code, err, "--sep", expected)
+
+
+def test_missing_id_column_is_named(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_table(Path("new.csv"))
+    code, _, err = run(capsys, "predict", "m.st", "new.csv", "--id", "key")
+    assert_one_line_error(code, err, "new.csv", "key")
