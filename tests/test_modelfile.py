@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import pickle
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from twolayer.io.modelfile import (
 
 # Tiny fits stop at max_iter on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+DATA = Path(__file__).parent / "data"  # model files written by earlier versions
 
 
 class Payload:
@@ -298,6 +301,24 @@ def test_a_model_saves_to_the_same_bytes_every_time(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back.model.predict(X), model.predict(X))
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_atomic_write_never_replaces_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    # The rename would turn a FIFO (or a device: /dev/null, for every program) into a plain file.
+    # A FIFO in the test's folder stands for the device, which no test may write to.
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(fifo)
+    for target in (fifo, link):
+        with pytest.raises(DataError, match=f"cannot write {target}: it is a FIFO, which a new file would replace"):
+            atomic_write(target, b"data")
+    model, _ = fitted()
+    with pytest.raises(DataError, match="FIFO"):
+        save(model, fifo)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and link.is_symlink()
+    assert leftovers(tmp_path) == []
+
+
 def test_atomic_write_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         atomic_write(tmp_path / "no" / "f.bin", b"x")
@@ -405,11 +426,18 @@ def test_repack_without_edits_loads(saved: Path) -> None:
         (lambda t, m: m.update(kind='"bayesian"'), "kind 'bayesian' is not a kind of model of format version 1"),
         (lambda t, m: m.update(format_version="x"), "is not a version number"),
         (lambda t, m: m.update(format="twolayer.checkpoint"), "is a training checkpoint"),
-        (lambda t, m: m.update(classes="[1, 2]"), "tensor 'W2' has shape (4, 3), expected (4, 2)"),
+        (lambda t, m: m.update(classes="[1, 2]"), "W2 has shape (4, 3) but the file lists 2 classes"),
         (lambda t, m: m.update(classes='[1, "a", 2]'), "all integers or all strings"),
         (lambda t, m: m.update(classes="[3, 2, 1]"), "distinct and sorted"),
         (lambda t, m: m.update(classes="[1]"), "at least two classes"),
-        (lambda t, m: m.update(feature_names='["a", "b"]'), "'feature_names' must be 3 distinct strings"),
+        (lambda t, m: m.update(feature_names='["a", "b"]'), "W1 has shape (3, 4) but the file names 2 features"),
+        (lambda t, m: m.update(feature_names='["a", "b", "a"]'), "'feature_names' must be distinct strings"),
+        # A wrong W1 is a shape problem, named as one, not a problem of the feature names.
+        (lambda t, m: t.update(W1=np.zeros((5, 4))), "W1 has shape (5, 4) but the file names 3 features"),
+        (lambda t, m: t.update(W2=np.zeros((5, 3))), "W2 has shape (5, 3) but W1 has shape (3, 4): W2 needs 4 rows"),
+        (lambda t, m: t.update(b2=np.zeros(2)), "b2 has shape (2,) but the file lists 3 classes"),
+        (lambda t, m: m.update(classes=json.dumps([-(2**63) - 1, 0, 1])), "integers within the range of int64"),
+        (lambda t, m: m.update(classes="[1" + "0" * 5000 + ", 2, 3]"), "all integers or all strings"),
         (
             lambda t, m: m.update(hyperparameters='{"n_hidden": 4, "activation": "tanh", "evil": 1}'),
             "unknown hyperparameter 'evil'",
@@ -418,10 +446,25 @@ def test_repack_without_edits_loads(saved: Path) -> None:
         (lambda t, m: m.update(hyperparameters='{"n_hidden": 4, "activation": "os.system"}'), "unknown activation"),
         (lambda t, m: m.update(dtype='"float16"'), "is not float32 or float64"),
         (lambda t, m: m.update(curves='{"loss": ["x"]}'), "curves['loss'] must be a list of numbers"),
-        (lambda t, m: m.update(training="{}"), "n_iter and t"),
+        (lambda t, m: m.update(training="{}"), "training n_iter must be a non-negative integer"),
+        (lambda t, m: m.update(training='{"n_iter": 3, "t": 1e400}'), "training t must be a non-negative integer"),
+        (
+            lambda t, m: m.update(training=json.dumps({"n_iter": 3, "t": 2**63})),
+            "training t must be a non-negative integer (at most 2**63 - 1)",
+        ),
+        (lambda t, m: m.update(info="[" * 65 + "]" * 65), "'info' is not valid JSON (it is nested 65 deep"),
+        (
+            lambda t, m: m.update(
+                hyperparameters=json.dumps({**json.loads(m["hyperparameters"]), "class_weight": {"pairs": [[1, "x"]]}})
+            ),
+            "hyperparameter 'class_weight' is malformed",
+        ),
         (lambda t, m: m.update(classes="[1, 2"), "'classes' is not valid JSON"),
         (lambda t, m: t.update(W1=np.full_like(t["W1"], np.nan)), "'W1' holds NaN or infinity"),
-        (lambda t, m: t.update(b1=t["b1"][:2]), "'b1' has shape (2,), expected (4,)"),
+        (
+            lambda t, m: t.update(b1=t["b1"][:2]),
+            "b1 has shape (2,) but W1 has shape (3, 4): one bias per hidden unit, 4",
+        ),
         (lambda t, m: t.update(W2=t["W2"].astype(np.float32)), "'W2' has dtype float32, expected float64"),
         (lambda t, m: t.update(extra=np.zeros(1)), "unexpected tensor 'extra'"),
         (lambda t, m: t.pop("b2"), "tensor 'b2' is missing"),
@@ -433,6 +476,34 @@ def test_inconsistent_contents_are_refused(saved: Path, edit: Any, expected: str
         read(saved)
     message = one_line(excinfo)
     assert expected in message and str(saved) in message
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda t, m: t.update({"scaler.mean": np.zeros(4)}),
+            "scaler.mean has shape (4,) but W1 has shape (3, 2), 3 features",
+        ),
+        (
+            lambda t, m: t.update({"scaler.scale": np.ones(2)}),
+            "scaler.scale has shape (2,) but W1 has shape (3, 2), 3 features",
+        ),
+        (lambda t, m: m.update(scaler='{"n_samples_seen": 0}'), "the scaler's n_samples_seen must be a positive"),
+        (
+            lambda t, m: m.update(scaler=json.dumps({"n_samples_seen": 2**63})),
+            "the scaler's n_samples_seen must be a positive",
+        ),
+    ],
+)
+def test_inconsistent_scaler_is_refused(tmp_path: Path, edit: Any, expected: str) -> None:
+    path = tmp_path / "pipeline.safetensors"
+    path.write_bytes((DATA / "format1_pipeline.safetensors").read_bytes())
+    repack(path, edit)
+    with pytest.raises(DataError) as excinfo:
+        read(path)
+    message = one_line(excinfo)
+    assert expected in message and str(path) in message
 
 
 # --------------------------------------------------------------------------
@@ -706,10 +777,24 @@ def _negate_first(t: dict[str, np.ndarray], m: dict[str, str]) -> None:
             lambda t, m: m.update(hyperparameters=json.dumps({**json.loads(m["hyperparameters"]), "n_samples": 0})),
             "does not fit together (n_samples must be a positive integer",
         ),
+        # A tampered count of Monte Carlo samples would allocate terabytes at the first prediction.
+        (
+            lambda t, m: m.update(
+                hyperparameters=json.dumps({**json.loads(m["hyperparameters"]), "n_samples": 10**13})
+            ),
+            "hyperparameter n_samples is 10000000000000, more than the 1000000 Monte Carlo samples",
+        ),
+        (_bayes_edit("alpha_curve", []), "'n_cycles' must be the length of the evidence and alpha curves"),
+        (_bayes_edit("posterior.n_negative_eigenvalues", 10**30), "'n_negative_eigenvalues' must be a finite count"),
+        (_bayes_edit("posterior.gamma", 10**30), None),  # a large number, but a number: it loads
+        (_bayes_edit("loss", 10**400), "'loss' must be a finite number"),
     ],
 )
-def test_inconsistent_bayesian_files_are_refused(saved_bayesian: Path, edit: Any, expected: str) -> None:
+def test_inconsistent_bayesian_files_are_refused(saved_bayesian: Path, edit: Any, expected: str | None) -> None:
     repack(saved_bayesian, edit)
+    if expected is None:
+        read(saved_bayesian)
+        return
     with pytest.raises(DataError) as excinfo:
         read(saved_bayesian)
     message = one_line(excinfo)
@@ -719,8 +804,6 @@ def test_inconsistent_bayesian_files_are_refused(saved_bayesian: Path, edit: Any
 # --------------------------------------------------------------------------
 # Files written by an earlier version of twolayer
 # --------------------------------------------------------------------------
-
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.mark.parametrize(

@@ -177,11 +177,16 @@ def test_missing_or_read_only_folder(tmp_path: Path) -> None:
 
 
 def _checkpoint(path: Path, epoch: int) -> None:
+    """A real checkpoint (the reader checks the training state) that says it is at ``epoch``."""
+    from twolayer.classifier import TwoLayerClassifier
+
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    model = TwoLayerClassifier(n_hidden=2, solver="lbfgs", max_iter=500, random_state=0).fit(X, np.array([0, 1, 1]))
     save_checkpoint(
         path,
         Checkpoint(
-            state={},
-            hyperparameters={},
+            state=model.get_training_state(),
+            hyperparameters=model.get_params(),
             scaler_mean=None,
             scaler_scale=None,
             train_index=np.array([0, 1]),

@@ -78,6 +78,7 @@ from twolayer.network import (
     working_arrays,
 )
 from twolayer.prior import Decay, decay_per_group
+from twolayer.resources import check_memory
 
 __all__ = [
     "gauss_newton",
@@ -89,6 +90,7 @@ __all__ = [
     "hessian_vector_product",
     "jacobian",
     "last_layer_hessian",
+    "memory_estimate",
     "weight_jacobian",
 ]
 
@@ -99,6 +101,114 @@ Array = Any  # an array of any array-API namespace
 # first-layer block bounded however large N is, while each chunk stays big
 # enough for the matrix products to run at full speed.
 _CHUNK_ELEMENTS = 2**22
+
+
+#: What :func:`memory_estimate` estimates: a dense matrix, a diagonal, products, the Jacobian.
+MEMORY_KINDS = ("hessian", "gauss_newton", "last_layer", "diagonal", "products", "weight_jacobian")
+
+
+# --------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------
+
+
+def memory_estimate(
+    kind: str, n_samples: int, n_features: int, n_hidden: int, n_classes: int, itemsize: int = 8
+) -> int:
+    """The bytes one call of this module allocates at its peak, besides its inputs.
+
+    Counted from the arrays the functions below build, with ``W`` the number
+    of parameters, :math:`W_1 = (D + 1) M`, :math:`W_2 = (M + 1) K`, and
+    :math:`N (3M + 3K)` numbers of forward quantities in every case:
+
+    - ``"hessian"``, ``"gauss_newton"`` (:func:`hessian`, :func:`gauss_newton`):
+      the larger of the accumulation, the block sums (twice each: a sum and its
+      update) and two per-chunk temporaries of the widest product, and the
+      assembly, the ``W x W`` result with a ``W1 x W1`` gather of the first
+      block and copies of the other blocks;
+    - ``"last_layer"`` (:func:`last_layer_hessian`): four :math:`W_2 \\times W_2`
+      matrices and a chunk's products;
+    - ``"diagonal"`` (:func:`hessian_diagonal`): about :math:`8M + 6K + D` numbers per pattern;
+    - ``"products"`` (the operators and the vector products): the forward
+      quantities and one R pass, about :math:`8M + 6K` per pattern, and a few vectors;
+    - ``"weight_jacobian"`` (:func:`weight_jacobian`): the ``(N, K, W)``
+      result and its two halves.
+
+    ``tests/test_resources.py`` compares these with what ``tracemalloc`` records.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`MEMORY_KINDS`.
+    n_samples, n_features, n_hidden, n_classes : int
+        :math:`N`, :math:`D`, :math:`M`, :math:`K`.
+    itemsize : int, default 8
+        Bytes per number of the working dtype.
+
+    Returns
+    -------
+    int
+    """
+    N, D, M, K = (int(v) for v in (n_samples, n_features, n_hidden, n_classes))
+    W, W1, W2 = n_params(D, M, K), (D + 1) * M, (M + 1) * K
+    state = N * (3 * M + 3 * K)
+    if kind in ("hessian", "gauss_newton"):
+        pairs = (D + 1) * (D + 2) // 2 * (M * (M + 1) // 2)
+        H12 = W1 * W2
+        sums = pairs + H12 + W2 * W2 + W2 * (M + 1) + (D + 1) * M * K
+        widest = max((D + 1) ** 2, M * M, (D + 1) * (M + 1), M * K, W2)
+        n = min(N, max(1, _CHUNK_ELEMENTS // widest))
+        loop = 2 * sums + n * (2 * widest + (D + 1) * (M + 1) + 3 * M * K)
+        assembly = W * W + W1 * W1 + pairs + 3 * H12 + 3 * W2 * W2
+        numbers = state + max(loop, assembly)
+    elif kind == "last_layer":
+        n = min(N, max(1, _CHUNK_ELEMENTS // W2))
+        numbers = state + 4 * W2 * W2 + 2 * W2 * (M + 1) + 2 * n * W2
+    elif kind == "diagonal":
+        numbers = N * (8 * M + 6 * K + D)
+    elif kind == "products":
+        numbers = N * (8 * M + 6 * K) + 4 * W
+    elif kind == "weight_jacobian":
+        numbers = state + 2 * N * K * W + N * K * M
+    else:
+        raise ValueError(f"kind must be one of {MEMORY_KINDS}, got {kind!r}")
+    return numbers * int(itemsize)
+
+
+_MEMORY_WHAT = {
+    "hessian": "the exact Hessian",
+    "gauss_newton": "the Gauss-Newton matrix",
+    "last_layer": "the last layer's Hessian",
+    "diagonal": "the Hessian's diagonal",
+    "products": "the curvature products",
+    "weight_jacobian": "the weight Jacobian",
+}
+
+
+def _check_memory(kind: str, params: Params, X: Array) -> None:
+    """Refuse (or warn of) a call whose :func:`memory_estimate` exceeds the memory available (half of it).
+
+    Only for NumPy arrays: other namespaces may hold their arrays elsewhere (a GPU).
+    """
+    if not (array_api_compat.is_numpy_array(X) and all(array_api_compat.is_numpy_array(p) for p in params)):
+        return
+    _check_data(params, X, None, None)
+    D, M, K = param_shapes(params)
+    floating = [a.dtype for a in (X, *params)]
+    itemsize = 4 if all(d == np.float32 for d in floating) else 8
+    N = X.shape[0]
+    nbytes = memory_estimate(kind, N, D, M, K, itemsize)
+    W = n_params(D, M, K)
+    if kind in ("hessian", "gauss_newton"):
+        parts = f"a {W} x {W} matrix, its blocks and the working arrays of up to {N} patterns"
+        lower: tuple[str, ...] = ()
+    elif kind == "last_layer":
+        parts = f"a {(M + 1) * K} x {(M + 1) * K} matrix and the working arrays of {N} patterns"
+        lower = ()
+    else:
+        parts = f"the working arrays of {N} patterns for a {D}-{M}-{K} network"
+        lower = ("the number of rows of X",)
+    check_memory(nbytes, f"{_MEMORY_WHAT[kind]} of a {D}-{M}-{K} network", lower, parts=parts, stacklevel=4)
 
 
 # --------------------------------------------------------------------------
@@ -301,6 +411,7 @@ def weight_jacobian(params: Params, X: Array, *, activation: str = "tanh") -> Ar
     approximation) and §5.7.1 (the linearised predictive's
     :math:`\\mathbf{g}`).
     """
+    _check_memory("weight_jacobian", params, X)
     st = _state(params, X, None, None, activation)
     xp = st.xp
     N, D = st.X.shape
@@ -473,6 +584,7 @@ def _dense(
     exact: bool,
 ) -> Array:
     alphas = _check_alpha(alpha)
+    _check_memory("hessian" if exact else "gauss_newton", params, X)
     st = _state(params, X, T, sample_weight, activation, need_targets=exact)
     H = _curvature_blocks(st, exact)
     if any(alphas):
@@ -564,6 +676,7 @@ def last_layer_hessian(
     ----------
     PRML eq. 5.93 (the second-layer block); ``docs/curvature.md``, "Exact Hessian".
     """
+    _check_memory("last_layer", params, X)
     st = _state(params, X, None, sample_weight, activation)
     xp = st.xp
     N = st.X.shape[0]
@@ -708,6 +821,7 @@ def hessian_vector_product(
     multiplication by the Hessian", Neural Computation 6 (1994).
     """
     alphas = _check_alpha(alpha)
+    _check_memory("products", params, X)
     st = _state(params, X, T, sample_weight, activation, need_targets=True)
     v = _as_params(v, st.params, st.xp, st.X.dtype)
     return _decayed(_r_pass(st, v, exact=True), v, alphas)
@@ -752,6 +866,7 @@ def gauss_newton_vector_product(
     PRML §5.4.2 and §5.4.6; N. N. Schraudolph, Neural Computation 14 (2002).
     """
     alphas = _check_alpha(alpha)
+    _check_memory("products", params, X)
     st = _state(params, X, T, sample_weight, activation)
     v = _as_params(v, st.params, st.xp, st.X.dtype)
     return _decayed(_r_pass(st, v, exact=False), v, alphas)
@@ -818,6 +933,7 @@ def hessian_diagonal(
         raise ValueError(f"approximation must be None, 'becker-lecun' or 'gauss-newton', got {approximation!r}")
     alphas = _check_alpha(alpha)
     gauss_newton = approximation == "gauss-newton"
+    _check_memory("diagonal", params, X)
     st = _state(params, X, T, sample_weight, activation, need_targets=not gauss_newton)
     xp, X, z, y, W2 = st.xp, st.X, st.z, st.y, st.params.W2
     W2T = xp.permute_dims(W2, (1, 0))
@@ -864,6 +980,7 @@ def _operator(
     sample_weight = None if sample_weight is None else np.asarray(sample_weight)
     # The forward quantities do not depend on v: compute them once, so each
     # product costs only the R-forward and R-backward passes.
+    _check_memory("products", params, X)
     st = _state(params, X, T, sample_weight, activation, need_targets=exact)
     D, M, K = param_shapes(st.params)
     W = n_params(D, M, K)

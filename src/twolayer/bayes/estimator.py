@@ -15,6 +15,7 @@ from twolayer import network as nw
 from twolayer.bayes.choices import ALPHA_SEARCHES
 from twolayer.bayes.fitted import _data_curvature
 from twolayer.bayes.map import MapFit, map_estimate
+from twolayer.bayes.memory import fit_estimate, laplace_estimate, predict_estimate
 from twolayer.bayes.posterior import (
     ALPHA_MAX,
     ALPHA_MIN,
@@ -25,6 +26,7 @@ from twolayer.bayes.posterior import (
     _centred,
     posterior_from_curvature,
 )
+from twolayer.errors import InsufficientMemory
 from twolayer.estimator import (
     BaseTwoLayerClassifier,
     check_activation,
@@ -36,6 +38,7 @@ from twolayer.estimator import (
 )
 from twolayer.network import Params
 from twolayer.prior import as_prior_precision, precision_vector
+from twolayer.resources import check_memory, covered
 
 __all__ = ["ALPHA_SEARCHES", "BayesianTwoLayerClassifier"]
 
@@ -185,6 +188,15 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
     out_activation_ : str
         "softmax".
 
+    Notes
+    -----
+    ``fit`` and ``predict_proba`` estimate their memory first
+    (:mod:`twolayer.bayes.memory`) and raise
+    :class:`twolayer.errors.InsufficientMemory` (a ``MemoryError`` naming
+    ``n_hidden``, ``structure``, ``n_samples`` or ``method``) instead of
+    starting what cannot fit; ``fit`` also refuses an ``n_samples`` whose
+    draws for a single pattern would not fit, before training.
+
     References
     ----------
     D. J. C. MacKay, "A practical Bayesian framework for backpropagation
@@ -263,6 +275,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         self
         """
         grid = self._check_hyperparameters()
+        before = dict(self.__dict__)
         X, y = validate_data(self, X, y, dtype=np.float64)
         k = self._class_indices(y)  # (N,)  the class index of each pattern
         s = None
@@ -270,6 +283,88 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
             s = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
             if not np.any(s > 0):
                 raise ValueError("the sample weights are all zero; at least one must be positive")
+        try:
+            self._check_memory(
+                X.shape[0], X.shape[1], self.classes_.shape[0], stacklevel=4
+            )  # check_memory, _check_memory, fit
+        except InsufficientMemory:  # refused before training: as it was
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        with covered():  # checked as a whole just above
+            return self._fit_checked(X, k, s, grid)
+
+    def check_fit_memory(
+        self, n_samples: int, n_features: int, n_classes: int, *, dtype: Any = np.float64, sparse: bool = False
+    ) -> None:
+        """Refuse a fit, or the predictions it leaves, that would not fit in memory; warn past half of it.
+
+        ``fit`` checks this itself; a caller that prepares much before
+        fitting can check first. The estimates are those of
+        :mod:`twolayer.bayes.memory`: a cycle's MAP fit, curvature and
+        factorisation beside the previous posterior, and the Monte Carlo
+        draws of one pattern's prediction (needed whatever is predicted).
+
+        Parameters
+        ----------
+        n_samples, n_features, n_classes : int
+            The training patterns, their features and the classes.
+        dtype, sparse
+            Accepted as :meth:`TwoLayerClassifier.check_fit_memory
+            <twolayer.classifier.TwoLayerClassifier.check_fit_memory>` takes
+            them; this network computes in dense float64 whatever ``X`` is.
+
+        Raises
+        ------
+        twolayer.errors.InsufficientMemory
+            Naming the estimate, the memory available and the parameters to
+            change (``n_hidden``, ``structure``; ``n_samples``, ``method``).
+
+        Warns
+        -----
+        twolayer.errors.HighMemoryWarning
+            When an estimate exceeds half of the memory available.
+        """
+        self._check_hyperparameters()
+        self._check_memory(n_samples, n_features, n_classes, stacklevel=4)
+
+    def _check_memory(self, n_samples: int, n_features: int, n_classes: int, *, stacklevel: int) -> None:
+        M, K = int(self.n_hidden), int(n_classes)
+        nbytes, parts = fit_estimate(
+            n_samples=n_samples,
+            n_features=n_features,
+            n_hidden=M,
+            n_classes=K,
+            structure=self.structure,
+            hessian=self.hessian,
+            alpha_search=self.alpha_search,
+        )
+        diagonal = self.structure == "diagonal"
+        check_memory(
+            nbytes,
+            "the Bayesian network's fit",
+            "n_hidden",
+            parts=parts,
+            switch=None if diagonal else {"structure": "diagonal"},
+            stacklevel=stacklevel,
+        )
+        # A prediction needs a pattern's Monte Carlo draws at least, whatever the patterns: say so now, not
+        # after the fit (the posterior is kept meanwhile).
+        _, kept = laplace_estimate(1, n_features, M, K, self.structure, self.hessian)
+        mc = self.method == "mc"
+        n_samples_mc = int(self.n_samples) if mc else 1
+        check_memory(
+            kept + predict_estimate(1, n_features, M, K, self.structure, self.method, n_samples_mc),
+            "prediction",
+            "n_samples" if mc else (),
+            parts=f"{n_samples_mc} Monte Carlo draws of {K} logits for each pattern" if mc else "",
+            switch={"method": "probit"} if mc else None,
+            stacklevel=stacklevel,
+        )
+
+    def _fit_checked(
+        self, X: np.ndarray, k: np.ndarray, s: np.ndarray | None, grid: np.ndarray
+    ) -> BayesianTwoLayerClassifier:
         N, D = X.shape
         K = self.classes_.shape[0]
         T = np.eye(K)[k]  # 1-of-K targets
@@ -321,7 +416,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
                     f"the evidence is largest at the end of alpha_grid (alpha = {posterior.prior_precision[0]:g}); "
                     "widen the grid",
                     ConvergenceWarning,
-                    stacklevel=2,
+                    stacklevel=3,  # the caller of fit
                 )
         else:
             alpha = np.full(4, float(self.alpha))
@@ -337,7 +432,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
                     f"the evidence re-estimation of alpha did not settle within max_cycles={self.max_cycles} "
                     f"(last alpha {alpha.tolist()}); increase max_cycles or alpha_tol",
                     ConvergenceWarning,
-                    stacklevel=2,
+                    stacklevel=3,  # the caller of fit
                 )
         if np.any(posterior.prior_precision <= ALPHA_MIN) or np.any(posterior.prior_precision >= ALPHA_MAX):
             warnings.warn(
@@ -346,14 +441,14 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
                 "zero or without bound, as per-group precisions can along the rescaling between the "
                 "layers; use one alpha (per_group=False)",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,  # the caller of fit
             )
         if not fit.converged:
             warnings.warn(
                 f"L-BFGS did not converge within max_iter={self.max_iter} iterations for the chosen "
                 "alpha; increase max_iter",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,  # the caller of fit
             )
 
         S = float(N if s is None else np.sum(s))

@@ -15,6 +15,7 @@ import numpy as np
 
 from twolayer import curvature
 from twolayer import network as nw
+from twolayer.bayes.memory import laplace_estimate
 from twolayer.bayes.posterior import (
     HESSIANS,
     STRUCTURES,
@@ -29,6 +30,7 @@ from twolayer.bayes.posterior import (
 from twolayer.estimator import check_choice
 from twolayer.network import Params
 from twolayer.prior import PriorPrecision
+from twolayer.resources import check_memory, covered
 
 __all__ = ["laplace"]
 
@@ -174,6 +176,29 @@ def laplace(
         s = np.asarray(sample_weight, dtype=np.float64)
         if s.shape != (X.shape[0],) or np.any(s < 0) or not np.all(np.isfinite(s)):
             raise ValueError(f"sample_weight must be {X.shape[0]} finite non-negative numbers")
+    P = nw.n_params(*shape) if structure != "last_layer" else (shape[1] + 1) * shape[2]
+    check_memory(
+        laplace_estimate(X.shape[0], *shape, structure, hessian)[0],
+        "the Laplace approximation",
+        ("the number of rows of X",) if structure == "diagonal" else (),
+        parts=f"the {structure} curvature of {P} parameters over {X.shape[0]} patterns and its factorisation",
+        switch=None if structure == "diagonal" else {"structure": "diagonal"},
+    )
+    with covered():
+        return _posterior(params, X, T, s, alpha, activation=activation, hessian=hessian, structure=structure)
+
+
+def _posterior(
+    params: Params,
+    X: np.ndarray,
+    T: np.ndarray,
+    s: np.ndarray | None,
+    alpha: PriorPrecision,
+    *,
+    activation: str,
+    hessian: str,
+    structure: str,
+) -> LaplacePosterior:
     E = nw.error(params, X, T, s, activation=activation)
     H = _data_curvature(params, X, T, s, activation=activation, hessian=hessian, structure=structure)
     return posterior_from_curvature(params, H, alpha, E, structure=structure, hessian=hessian, activation=activation)

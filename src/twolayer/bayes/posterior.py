@@ -71,10 +71,13 @@ from threadpoolctl import threadpool_limits
 from twolayer import curvature
 from twolayer import network as nw
 from twolayer.bayes.choices import HESSIANS, METHODS, STRUCTURES
+from twolayer.bayes.memory import FACTORISATION_MATRICES, logit_estimate, predict_estimate
 from twolayer.bayes.predictive import CHUNK_ELEMENTS, predictive_mc, predictive_probit
+from twolayer.errors import DataError
 from twolayer.estimator import check_choice
 from twolayer.network import Params
 from twolayer.prior import PriorPrecision, as_prior_precision, group_ids
+from twolayer.resources import check_memory, covered
 
 __all__ = ["HESSIANS", "METHODS", "STRUCTURES", "LaplacePosterior", "posterior_from_curvature"]
 
@@ -330,17 +333,32 @@ class LaplacePosterior:
         PRML §5.7.3, eqs. 5.185–5.188 (their multi-output analogue).
         """
         X = _check_X(X, self.shape[0])
+        check_memory(
+            logit_estimate(X.shape[0], *self.shape, self.structure),
+            "the predictive's Gaussian over the logits",
+            "the number of rows of X",
+            parts=f"the covariances of {X.shape[0]} patterns' logits and the weight Jacobian",
+        )
         params = self.params
-        z, a_map = nw.hidden_and_output(params, X, activation=self.activation)
         K = self.shape[2]
         P = self.covered.stop - self.covered.start
         cov = np.empty((X.shape[0], K, K))
         step = max(1, CHUNK_ELEMENTS // (K * nw.n_params(*self.shape)))
-        with _blas_threads(P):
+        # A posterior read from a file may hold finite values whose products overflow: that is
+        # reported below, once, as what it is, rather than as a warning and a NaN probability.
+        with _blas_threads(P), np.errstate(over="ignore", invalid="ignore"):
+            z, a_map = nw.hidden_and_output(params, X, activation=self.activation)
             for start in range(0, X.shape[0], step):
                 self._logit_covariance(
                     params, X[start : start + step], z[start : start + step], cov[start : start + step]
                 )
+        finite = np.isfinite(a_map).all(axis=1) & np.isfinite(cov).all(axis=(1, 2))
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            raise DataError(
+                f"the posterior's predictive is not finite at row {row}: its weights or covariance factor "
+                "hold values too large for float64"
+            )
         return a_map, cov
 
     def _logit_covariance(self, params: Params, X: np.ndarray, z: np.ndarray, out: np.ndarray) -> None:
@@ -396,10 +414,41 @@ class LaplacePosterior:
         networks", Neural Computation 4 (1992).
         """
         check_choice("method", method, METHODS)
-        mean, cov = self.logit_distribution(X)
-        if method == "mc":
-            return predictive_mc(mean, cov, n_samples=n_samples, random_state=random_state)
-        return predictive_probit(mean, cov)
+        X = _check_X(X, self.shape[0])
+        if method == "mc" and (isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1):
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        self.check_predict_memory(X.shape[0], method=method, n_samples=int(n_samples) if method == "mc" else 1)
+        with covered():  # the whole predictive was checked just above
+            mean, cov = self.logit_distribution(X)
+            if method == "mc":
+                return predictive_mc(mean, cov, n_samples=n_samples, random_state=random_state)
+            return predictive_probit(mean, cov)
+
+    def check_predict_memory(self, n_patterns: int, *, method: str = "mc", n_samples: int = 1000) -> None:
+        """Refuse (:class:`~twolayer.errors.InsufficientMemory`) a prediction that would not fit in memory.
+
+        Warns (:class:`~twolayer.errors.HighMemoryWarning`) past half of the
+        memory available; see :func:`twolayer.bayes.memory.predict_estimate`.
+
+        Parameters
+        ----------
+        n_patterns : int
+            The patterns to predict; with Monte Carlo one pattern's draws
+            already take ``8 * n_samples * K`` bytes several times over.
+        method, n_samples
+            As for :meth:`predict_proba`.
+        """
+        D, M, K = self.shape
+        mc = method == "mc"
+        check_memory(
+            predict_estimate(n_patterns, D, M, K, self.structure, method, n_samples if mc else 1),
+            "prediction",
+            ("n_samples", "the number of rows of X") if mc else ("the number of rows of X",),
+            parts=(f"{n_samples} Monte Carlo draws of {K} logits, " if mc else "")
+            + f"the logits' covariances of {n_patterns} pattern{'s' if n_patterns != 1 else ''}",
+            switch={"method": "probit"} if mc else None,
+            stacklevel=4,
+        )
 
 
 def _safe_ratio(gamma: float, norm: float) -> float:
@@ -559,6 +608,14 @@ def posterior_from_curvature(
     if not np.all(np.isfinite(H)):
         raise ValueError("the curvature holds NaN or infinite values")
 
+    if structure != "diagonal":
+        check_memory(
+            8 * (FACTORISATION_MATRICES - 1) * P * P,
+            "the posterior's factorisation",
+            (),
+            parts=f"{P} x {P} matrices: the symmetric curvature, A, its Cholesky factor and inverse",
+            switch={"structure": "diagonal"},
+        )
     with _blas_threads(P):
         A, factor, variance, logdet, n_negative = _factorised(H, prior, structure, hessian)
 

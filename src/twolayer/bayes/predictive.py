@@ -16,11 +16,44 @@ from typing import Any
 import numpy as np
 from scipy.special import log_softmax, logsumexp, softmax
 
-__all__ = ["predictive_mc", "predictive_probit"]
+from twolayer.resources import check_memory
+
+__all__ = ["mc_memory", "predictive_mc", "predictive_probit", "probit_memory"]
 
 # Elements in one temporary of the predictive (2**22 float64 = 32 MiB): the
 # Jacobian B of a chunk of patterns, or the Monte Carlo logits of a chunk.
 CHUNK_ELEMENTS = 2**22
+
+
+def _mc_chunk(n_patterns: int, n_classes: int, n_samples: int) -> int:
+    """Patterns per chunk of :func:`predictive_mc`: a chunk's logits stay within CHUNK_ELEMENTS (at least one)."""
+    return min(int(n_patterns), max(1, CHUNK_ELEMENTS // (int(n_samples) * int(n_classes))))
+
+
+def mc_memory(n_patterns: int, n_classes: int, n_samples: int) -> int:
+    """The bytes :func:`predictive_mc` allocates: the draws, the covariances' roots, a chunk's logits.
+
+    Counted from its arrays: the ``S x K`` draws; the eigendecomposition and
+    square roots of the covariances, four ``N x K x K`` arrays; four arrays of
+    a chunk's ``n x S x K`` logits (the sum with the means, the softmax's
+    shifted logits, exponentials and quotients); the ``N x K`` result.
+
+    Parameters
+    ----------
+    n_patterns, n_classes, n_samples : int
+        :math:`N`, :math:`K` and the Monte Carlo samples :math:`S`.
+
+    Returns
+    -------
+    int
+    """
+    N, K, S = int(n_patterns), int(n_classes), int(n_samples)
+    return 8 * (S * K + 4 * N * K * K + 4 * _mc_chunk(N, K, S) * S * K + N * K)
+
+
+def probit_memory(n_patterns: int, n_classes: int) -> int:
+    """The bytes :func:`predictive_probit` allocates: six ``N x K x K`` arrays."""
+    return 8 * 6 * int(n_patterns) * int(n_classes) ** 2
 
 
 def _check_logit_gaussian(mean: Any, cov: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -71,11 +104,19 @@ def predictive_mc(
     if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
     N, K = mean.shape
+    S = int(n_samples)
+    step = _mc_chunk(N, K, S)
+    check_memory(
+        mc_memory(N, K, S),
+        "Monte Carlo prediction",
+        "n_samples",
+        parts=f"{S} draws of {K} logits, {step} pattern{'s' if step > 1 else ''} at a time",
+        switch={"method": "probit"},
+    )
     eps = np.random.default_rng(random_state).standard_normal((int(n_samples), K))  # (S, K)
     s, U = np.linalg.eigh((cov + np.swapaxes(cov, 1, 2)) / 2)
     root = U * np.sqrt(np.maximum(s, 0.0))[:, None, :]  # (N, K, K)  R R^T = Sigma
     out = np.empty((N, K))
-    step = max(1, CHUNK_ELEMENTS // (int(n_samples) * K))
     for start in range(0, N, step):
         rows = slice(start, start + step)
         a = mean[rows, None, :] + np.einsum("sl,nkl->nsk", eps, root[rows])  # (n, S, K)
@@ -127,6 +168,10 @@ def predictive_probit(mean: Any, cov: Any) -> np.ndarray:
     (2020), whose pairwise form this is.
     """
     mean, cov = _check_logit_gaussian(mean, cov)
+    N, K = mean.shape
+    check_memory(
+        probit_memory(N, K), "the probit predictive", "the number of rows of mean", parts=f"{N} x {K} x {K} arrays"
+    )
     diag = np.diagonal(cov, axis1=1, axis2=2)  # (N, K)
     var = np.maximum(diag[:, :, None] + diag[:, None, :] - cov - np.swapaxes(cov, 1, 2), 0.0)
     kappa = 1.0 / np.sqrt(1.0 + np.pi / 8.0 * var)  # (N, K, K)  PRML eq. 4.154

@@ -27,8 +27,10 @@ from sklearn.utils.validation import check_is_fitted
 from twolayer import network
 from twolayer.classifier import fitting
 from twolayer.classifier.chunked import chunked, logits
+from twolayer.classifier.memory import fit_estimate
 from twolayer.classifier.mlp import SKLEARN_SOLVERS, from_sklearn, to_mlp
 from twolayer.classifier.state import STATE_FORMAT, STATE_VERSION, state_from_dict, state_from_record, state_to_dict
+from twolayer.errors import InsufficientMemory
 from twolayer.estimator import (
     NO_FINITE_CHECK,
     BaseTwoLayerClassifier,
@@ -39,6 +41,7 @@ from twolayer.estimator import (
     validate_data,
 )
 from twolayer.network import Params
+from twolayer.resources import check_memory, covered
 from twolayer.training import optim
 from twolayer.training.solvers import MINIBATCH_SOLVERS, SOLVERS
 
@@ -213,6 +216,13 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     :class:`twolayer.training.optim.TrainingDiverged` (a ``ValueError``) naming the
     learning rate; the model keeps the weights of the last finished epoch.
 
+    **Memory.** ``fit`` estimates what the solver will allocate (see
+    :mod:`twolayer.classifier.memory`) before it allocates anything, and
+    raises :class:`twolayer.errors.InsufficientMemory` (a ``MemoryError``
+    naming ``n_hidden`` or ``batch_size``) when that exceeds the memory
+    available, or warns with :class:`twolayer.errors.HighMemoryWarning` past
+    half of it; :meth:`check_fit_memory` checks the same ahead of time.
+
     **Log-probabilities** come from the log-softmax
     :math:`a_k - \\operatorname{logsumexp}(a)`, finite where
     ``MLPClassifier.predict_log_proba`` returns :math:`-\\infty`.
@@ -223,6 +233,8 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     (the network and backpropagation), §5.2.4 (optimisation), §5.5.1-5.5.2
     (weight decay, early stopping).
     """
+
+    _training: optim.TrainingState  # set by fit, set_training_state and from_params
 
     def __init__(
         self,
@@ -361,7 +373,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
                 continuing=continuing,
                 finite=not deferred,
             )
-        except optim.NonFiniteInput:
+        except (optim.NonFiniteInput, InsufficientMemory):  # refused before training: as it was
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
@@ -384,6 +396,12 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
                 f"classes={np.unique(classes)!r} differs from classes_={self.classes_!r} of the earlier calls"
             )
         k = self._class_indices(y, classes=None if continuing else classes, reset=not continuing)
+        # Checked before the weights are allocated (a warm start's exist already).
+        existing = self._training.theta.nbytes if continuing else 0
+        # stacklevel: check_memory, _check_memory, _fit_validated, _fit, fit, the caller of fit
+        self._check_memory(
+            X.shape[0], X.shape[1], len(self.classes_), X.dtype, sp.issparse(X), existing=existing, stacklevel=6
+        )
         s = fitting.pattern_weights(self, y, k, sample_weight, X)
 
         if not continuing:
@@ -397,7 +415,8 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         else:
             run = fitting.full_batch_run(self, state, X, k, s)
         try:
-            reason, message = run(self._on_epoch)
+            with covered():  # checked as a whole above (the solvers' Hessian products included)
+                reason, message = run(self._on_epoch)
         finally:
             self._publish(state, final=True)
         if reason == "max_iter":
@@ -474,6 +493,58 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         if self.callback is not None and not callable(self.callback):
             raise ValueError(f"callback must be None or callable, got {self.callback!r}")
         seed_sequence(self.random_state, check_only=True)
+
+    def check_fit_memory(
+        self, n_samples: int, n_features: int, n_classes: int, *, dtype: Any = np.float64, sparse: bool = False
+    ) -> None:
+        """Refuse a fit that would not fit in memory before anything is allocated; warn past half of it.
+
+        ``fit`` checks this itself; a caller that prepares much before
+        fitting (a command line that prints what it will do) can check first.
+        The estimate (:func:`twolayer.classifier.memory.fit_estimate`) follows
+        the solver's arrays: weights, gradient and optimiser state, a batch's
+        working arrays, and for the second-order solvers the Hessian products
+        over every pattern.
+
+        Parameters
+        ----------
+        n_samples, n_features, n_classes : int
+            The training patterns, their features and the classes.
+        dtype : numpy dtype, default float64
+            The working dtype (that of ``X``).
+        sparse : bool, default False
+            Whether ``X`` is sparse.
+
+        Raises
+        ------
+        twolayer.errors.InsufficientMemory
+            A ``MemoryError`` naming the estimate, the memory available and
+            the parameters to lower (``n_hidden``, ``batch_size``).
+
+        Warns
+        -----
+        twolayer.errors.HighMemoryWarning
+            When the estimate exceeds half of the memory available.
+        """
+        self._check_hyperparameters()
+        self._check_memory(n_samples, n_features, n_classes, dtype, sparse, existing=0, stacklevel=4)
+
+    def _check_memory(
+        self, N: int, D: int, K: int, dtype: Any, sparse: bool, *, existing: int, stacklevel: int
+    ) -> None:
+        nbytes, parts, lower, switch = fit_estimate(
+            n_samples=N,
+            n_features=D,
+            n_hidden=self.n_hidden,
+            n_classes=K,
+            dtype=dtype,
+            solver=self.solver,
+            batch_size=self.batch_size,
+            early_stopping=bool(self.early_stopping),
+            validation_fraction=float(self.validation_fraction),
+            sparse=sparse,
+        )
+        check_memory(nbytes - existing, "training", lower, parts=parts, switch=switch, stacklevel=stacklevel)
 
     def _check_state_fits(self, state: optim.TrainingState, n_features: int) -> None:
         expected = network.n_params(n_features, self.n_hidden, len(self.classes_))

@@ -4,13 +4,16 @@ Each new file is written in full to a temporary file in the target's folder,
 flushed to disk, and only then renamed over the target (``os.replace``, atomic
 on POSIX and Windows); the folder is flushed too, so that the rename survives a
 power cut. :func:`atomic_write_all` stages every file of one run before any
-replaces its old version.
+replaces its old version. A destination that exists and is not a regular
+file (a device, FIFO or socket, or a folder) is refused: renaming over it
+would replace it.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,7 +57,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     Raises
     ------
     DataError
-        When the file cannot be written, naming it and the reason.
+        When the file cannot be written, naming it and the reason; also
+        when ``path`` is a folder, a device, a FIFO or a socket.
     """
     atomic_write_all([(path, data)])
 
@@ -104,6 +108,27 @@ def atomic_write_all(files: Sequence[tuple[str | os.PathLike[str], bytes]]) -> N
         _fsync_folder(folder)
 
 
+def _refuse_special(target: Path) -> None:
+    """Refuse a target that exists and is not a regular file: the rename would replace a device
+    (``/dev/null`` made a regular file, for everyone), a FIFO or a socket with a file."""
+    try:
+        mode = target.stat().st_mode  # through a symbolic link: what the link leads to
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise DataError(f"cannot write {target}: {exc.strerror or exc}") from None
+    if stat.S_ISREG(mode):
+        return
+    kinds = (
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    what = next((name for test, name in kinds if test(mode)), "not a regular file")
+    raise DataError(f"cannot write {target}: it is {what}, which a new file would replace")
+
+
 def _stage(target: Path, data: bytes) -> Path:
     """``data`` in a new, fsync-ed temporary file beside ``target``; its path."""
     folder = target.parent
@@ -111,6 +136,7 @@ def _stage(target: Path, data: bytes) -> Path:
         raise DataError(f"cannot write {target}: the folder {folder} does not exist")
     if target.is_dir():
         raise DataError(f"cannot write {target}: it is a folder")
+    _refuse_special(target)
     temporary = folder / f".{target.name}.{secrets.token_hex(6)}.tmp"
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)

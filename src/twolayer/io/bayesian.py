@@ -12,24 +12,37 @@ seed of the Monte Carlo predictive). The estimator comes back through
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from twolayer.io.container import _Checker
+from twolayer.io.container import _Checker, _is_number
 
 if TYPE_CHECKING:
     from twolayer.bayes import BayesianTwoLayerClassifier
     from twolayer.network import Params
 
-__all__ = ["bayes_entry", "bayesian_network", "posterior_tensors"]
+__all__ = ["MAX_MC_SAMPLES", "bayes_entry", "bayesian_network", "posterior_tensors"]
+
+# The most Monte Carlo samples a model file may ask its predictions to draw. Each prediction holds
+# n_samples x K draws at once (80 MB for ten classes at this limit) and its standard error,
+# 0.5 / sqrt(n_samples), is already below 5e-4; the default is 1000. A tampered count beyond it
+# would make the first prediction allocate terabytes, so reading refuses it, and saving refuses a
+# model that reading would refuse.
+MAX_MC_SAMPLES = 10**6
 
 
 def posterior_tensors(model: BayesianTwoLayerClassifier) -> dict[str, np.ndarray]:
     from twolayer.network import flatten
 
     state = model.posterior_.to_dict()
+    if _is_number(model.n_samples) and model.n_samples > MAX_MC_SAMPLES:
+        raise ValueError(
+            f"n_samples is {model.n_samples}, more than the {MAX_MC_SAMPLES} Monte Carlo samples a model file may "
+            "hold; lower n_samples before saving"
+        )
     if not np.array_equal(state["mean"], np.asarray(flatten(model.params_))):
         raise ValueError("the posterior's mean is not the model's weights; refit the model before saving it")
     factor = np.asarray(state["factor"], dtype=np.float64)
@@ -91,16 +104,15 @@ def bayesian_network(
 
     def number(where: Mapping[str, Any], key: str, kind: type = float) -> Any:
         value = where.get(key)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-        if not ok or (kind is int and (not isinstance(value, int) or value < 0)):
+        # math.isfinite, unlike np.isfinite, takes an integer wider than int64.
+        ok = _is_number(value) and math.isfinite(value)
+        if not ok or (kind is int and (not isinstance(value, int) or not 0 <= value < 2**63)):
             raise check.fail(f"bayes entry {key!r} must be a finite {'count' if kind is int else 'number'}")
         return kind(value)
 
     def precisions(values: Any, key: str) -> list[float]:
         if not (
-            isinstance(values, list)
-            and len(values) == 4
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < np.inf for v in values)
+            isinstance(values, list) and len(values) == 4 and all(_is_number(v) and 0 < v < np.inf for v in values)
         ):
             raise check.fail(f"bayes entry {key!r} must be four positive numbers")
         return [float(v) for v in values]
@@ -119,7 +131,10 @@ def bayesian_network(
         packed = check.tensor("posterior.factor", (P * (P + 1) // 2,), (np.float64,))
         factor = np.zeros((P, P))
         factor[np.tril_indices(P)] = packed
-        precision = factor @ factor.T  # A = L L^T, equal to the fitted A up to rounding
+        with np.errstate(over="ignore", invalid="ignore"):  # refused below, naming the tensor
+            precision = factor @ factor.T  # A = L L^T, equal to the fitted A up to rounding
+        if not np.isfinite(precision).all():
+            raise check.fail("tensor 'posterior.factor' is too large: the precision L L^T it gives overflows")
         positive = np.diag(factor)
     if not (positive > 0).all() or not (variance > 0).all():
         raise check.fail("the posterior's factor and variances must be positive")
@@ -127,7 +142,7 @@ def bayesian_network(
     if not (
         isinstance(gamma_groups, list)
         and len(gamma_groups) == 4
-        and all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in gamma_groups)
+        and all(v is None or _is_number(v) for v in gamma_groups)
     ):
         raise check.fail("bayes entry 'gamma_groups' must be four numbers or nulls")
     state = {
@@ -147,10 +162,7 @@ def bayesian_network(
         "shape": [D, M, K],
     }
     curves = {key: entry.get(key) for key in ("evidence_curve", "alpha_curve")}
-    if not (
-        isinstance(curves["evidence_curve"], list)
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in curves["evidence_curve"])
-    ):
+    if not (isinstance(curves["evidence_curve"], list) and all(_is_number(v) for v in curves["evidence_curve"])):
         raise check.fail("bayes entry 'evidence_curve' must be a list of numbers")
     if not isinstance(curves["alpha_curve"], list):
         raise check.fail("bayes entry 'alpha_curve' must be a list")
@@ -159,8 +171,14 @@ def bayesian_network(
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise check.fail("bayes entry 'predict_seed' must be a non-negative integer")
     n_cycles = number(entry, "n_cycles", int)
-    if n_cycles != len(curves["evidence_curve"]):
-        raise check.fail("bayes entry 'n_cycles' must be the length of the evidence curve")
+    if not n_cycles == len(curves["evidence_curve"]) == len(alpha_curve):
+        raise check.fail("bayes entry 'n_cycles' must be the length of the evidence and alpha curves")
+    n_samples = hyper.get("n_samples")
+    if _is_number(n_samples) and n_samples > MAX_MC_SAMPLES:
+        raise check.fail(
+            f"hyperparameter n_samples is {n_samples}, more than the {MAX_MC_SAMPLES} Monte Carlo samples a model "
+            "file may ask for"
+        )
     n_iter, t = counts
     try:
         return BayesianTwoLayerClassifier.from_posterior(

@@ -12,6 +12,7 @@ atomically: the previous checkpoint survives a failure.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from twolayer.io.container import (
     _Checker,
     _hyperparameters_from_json,
     _hyperparameters_to_json,
+    _is_number,
     _pack,
     _unpack,
     package_version,
@@ -103,29 +105,25 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     Raises
     ------
     DataError
-        For a missing, truncated, corrupted, foreign or newer file.
+        For a missing, truncated, corrupted, foreign or newer file, one
+        that is not a regular file or exceeds the limits of
+        :mod:`twolayer.io.container`, or a training state whose counts,
+        labels, dtypes, shapes or generator state do not fit together.
     """
     source = os.fspath(path)
     tensors, metadata, _ = _unpack(source, CHECKPOINT_FORMAT, "twolayer checkpoint")
     check = _Checker(source, tensors, metadata)
-    plain = check.entry("state", dict)
-    state = dict(plain)
-    for name, array in tensors.items():
-        if name.startswith("state/"):
-            if array.dtype.kind == "f" and not np.isfinite(array).all():
-                raise check.fail(f"tensor {name!r} holds NaN or infinity")
-            state[name.removeprefix("state/")] = array
+    state = _training_state(check)
     hyper = _hyperparameters_from_json(check, check.entry("hyperparameters", dict), _hyperparameter_names("network"))
-    epoch = check.entry("epoch", int)
-    if epoch < 0:
-        raise check.fail("the epoch must be a non-negative integer")
+    epoch = check.count(metadata, "epoch", "the epoch")
     mean = scale = None
     expected = {name for name in tensors if name.startswith("state/")} | {"split/train", "split/test"}
     if check.entry("scaled", bool):
         expected |= {"scaler.mean", "scaler.scale"}
-        D = tensors["scaler.mean"].shape[0] if "scaler.mean" in tensors and tensors["scaler.mean"].ndim == 1 else -1
-        mean = check.tensor("scaler.mean", (D,), (np.float64,))
-        scale = check.tensor("scaler.scale", (D,), (np.float64,))
+        D = state["n_features_in"]
+        features = f"the training state has {D} features"
+        mean = check.tensor("scaler.mean", (D,), (np.float64,), because=features)
+        scale = check.tensor("scaler.scale", (D,), (np.float64,), because=features)
         if not (scale > 0).all():
             raise check.fail("tensor 'scaler.scale' must be positive")
     check.no_other_tensors(expected)
@@ -150,3 +148,110 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         epoch=epoch,
         run=run,
     )
+
+
+# The tensors of a training state: the running weights, the best weights of early stopping, and the
+# optimiser's moments, each a vector of every weight.
+_STATE_TENSORS = ("theta", "best_theta", "velocity", "adam_m", "adam_v")
+# What each optimiser's state needs besides the weights.
+_OPTIMIZER_TENSORS = {"sgd": ("velocity",), "adam": ("adam_m", "adam_v")}
+
+
+def _training_state(check: _Checker) -> dict[str, Any]:
+    """The training state of a checkpoint: its JSON entry and its ``state/`` tensors, checked against each other.
+
+    Every count, label and size it records is checked (and the tensors
+    against the sizes) before the estimator takes it, so that a damaged or
+    tampered checkpoint is refused with the entry named rather than failing
+    in the middle of restoring it.
+    """
+    from twolayer.network import n_params
+
+    plain = check.entry("state", dict)
+    state = dict(plain)
+    for key in ("n_features_in", "n_hidden"):
+        check.count(plain, key, f"the training state's {key}", positive=True)
+    for key in ("n_iter", "t", "no_improvement_count"):
+        check.count(plain, key, f"the training state's {key}")
+    classes = plain.get("classes")
+    if not (
+        isinstance(classes, list)
+        and len(classes) >= 2
+        and any(all(map(test, classes)) for test in (_is_number, _is_text, _is_bool))
+        and len(set(classes)) == len(classes)
+    ):
+        raise check.fail("the training state's classes must be at least two distinct numbers, strings or booleans")
+    _check_classes_dtype(check, plain.get("classes_dtype"), classes)
+    dtype = plain.get("dtype")
+    if dtype not in ("float32", "float64"):
+        raise check.fail(f"the training state's dtype {dtype!r} is not float32 or float64")
+    size = n_params(plain["n_features_in"], plain["n_hidden"], len(classes))
+    names = {name.removeprefix("state/") for name in check.tensors if name.startswith("state/")}
+    if not names <= set(_STATE_TENSORS):
+        raise check.fail(f"unexpected tensor 'state/{sorted(names - set(_STATE_TENSORS))[0]}'")
+    optimizer = plain.get("optimizer")
+    needed = {"theta"}
+    if optimizer is not None:
+        name = optimizer.get("name") if isinstance(optimizer, dict) else None
+        if name not in _OPTIMIZER_TENSORS or not isinstance(optimizer.get("settings"), dict):
+            raise check.fail("the training state's optimizer is malformed")
+        if not all(isinstance(v, (int, float, str)) for v in optimizer["settings"].values()):
+            raise check.fail("the training state's optimizer settings must be numbers, booleans or names")
+        if not _is_number(optimizer.get("learning_rate")):
+            raise check.fail("the training state's learning rate must be a number")
+        if name == "adam":
+            check.count(optimizer, "t", "the training state's optimizer t")
+        needed |= set(_OPTIMIZER_TENSORS[name])
+    layout = (
+        f"the training state has {size} weights (D={plain['n_features_in']}, M={plain['n_hidden']}, K={len(classes)})"
+    )
+    for name in sorted(needed | names):
+        state[name] = check.tensor(f"state/{name}", (size,), (np.dtype(dtype).type,), because=layout)
+    for key, optional in (("loss_curve", False), ("validation_scores", True)):
+        values = plain.get(key)
+        if not (optional and values is None) and not (isinstance(values, list) and all(map(_is_number, values))):
+            raise check.fail(f"the training state's {key} must be a list of numbers")
+    for key in ("loss", "best_loss", "best_validation_score"):
+        if plain.get(key) is not None and not _is_number(plain[key]):
+            raise check.fail(f"the training state's {key} must be a number")
+    if plain.get("split_seed") is not None:
+        check.count(plain, "split_seed", "the training state's split_seed")
+    _check_rng_state(check, plain.get("rng_state"))
+    return state
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _check_classes_dtype(check: _Checker, text: Any, classes: list[Any]) -> None:
+    """The dtype the labels are restored in: a number of at most 8 bytes, text no wider than the longest label, or object.
+
+    A dtype is itself a size: ``"<U1000000000"`` would make restoring the
+    labels allocate gigabytes each.
+    """
+    # Only the plain forms NumPy writes ("<i8", "<U6", "|b1", "|O"), so that no odd alias is parsed.
+    plain = isinstance(text, str) and re.fullmatch(r"[<>|=]?[biufUO][0-9]{0,9}", text) is not None
+    dtype = np.dtype(text) if plain else None
+    longest = max((len(c) for c in classes if isinstance(c, str)), default=0)
+    fits = dtype is not None and (
+        (dtype.kind in "biuf" and dtype.itemsize <= 8)
+        or (dtype.kind == "U" and dtype.itemsize <= 4 * max(longest, 1))
+        or dtype.kind == "O"  # labels fitted from an object array: each label as it is
+    )
+    if not fits:
+        raise check.fail(f"the training state's classes_dtype {text!r} is not a dtype of its classes")
+
+
+def _check_rng_state(check: _Checker, rng_state: Any) -> None:
+    """The shuffling generator's state, or None; tried on a new generator, which refuses one malformed or out of range."""
+    if rng_state is None:
+        return
+    try:
+        np.random.default_rng().bit_generator.state = rng_state
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise check.fail("the training state's rng_state is not the state of the shuffling generator") from None

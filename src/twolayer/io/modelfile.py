@@ -3,7 +3,8 @@
 The names of :mod:`twolayer.io.models` (model files: :func:`save`,
 :func:`load`, :func:`read`, :func:`model_bytes`), :mod:`twolayer.io.checkpoints`
 (:class:`Checkpoint`, :func:`save_checkpoint`, :func:`load_checkpoint`),
-:mod:`twolayer.io.container` (the formats and their version) and
+:mod:`twolayer.io.container` (the formats, their version and the limits of
+what reading believes), :data:`~twolayer.io.bayesian.MAX_MC_SAMPLES` and
 :mod:`twolayer.io.atomic` (atomic writes), in one place. The file formats are
 described in :mod:`twolayer.io.models`, :mod:`twolayer.io.bayesian` and
 :mod:`twolayer.io.checkpoints`; what reading trusts, in :mod:`twolayer.io.container`.
@@ -13,8 +14,16 @@ from __future__ import annotations
 
 from twolayer.errors import DataError  # what reading a file raises; importable from here as before
 from twolayer.io.atomic import atomic_write, atomic_write_all
+from twolayer.io.bayesian import MAX_MC_SAMPLES
 from twolayer.io.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
-from twolayer.io.container import CHECKPOINT_FORMAT, FORMAT_VERSION, MODEL_FORMAT
+from twolayer.io.container import (
+    CHECKPOINT_FORMAT,
+    FORMAT_VERSION,
+    MAX_FILE_BYTES,
+    MAX_HEADER_BYTES,
+    MAX_JSON_DEPTH,
+    MODEL_FORMAT,
+)
 from twolayer.io.models import (
     ModelFile,
     is_bayesian,
@@ -29,6 +38,10 @@ from twolayer.io.models import (
 __all__ = [
     "CHECKPOINT_FORMAT",
     "FORMAT_VERSION",
+    "MAX_FILE_BYTES",
+    "MAX_HEADER_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_MC_SAMPLES",
     "MODEL_FORMAT",
     "Checkpoint",
     "DataError",

@@ -190,7 +190,8 @@ def standard_scaler(mean: np.ndarray, scale: np.ndarray, n_samples_seen: int) ->
     scaler = StandardScaler()
     scaler.mean_ = np.array(mean, dtype=np.float64)
     scaler.scale_ = np.array(scale, dtype=np.float64)
-    scaler.var_ = scaler.scale_**2
+    with np.errstate(over="ignore"):  # a scale past 1e154 has a variance past float64: infinity, as it is
+        scaler.var_ = scaler.scale_**2
     scaler.n_features_in_ = int(scaler.mean_.shape[0])
     scaler.n_samples_seen_ = int(n_samples_seen)
     return scaler
@@ -368,8 +369,12 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
     Raises
     ------
     DataError
-        For a missing, truncated, corrupted, foreign or newer file, or one
-        whose entries do not fit together, naming the problem.
+        For a missing, truncated, corrupted, foreign or newer file, one
+        that is not a regular file (a device, FIFO or folder) or exceeds
+        the limits of :mod:`twolayer.io.container` (header length, JSON
+        depth, size), or one whose entries do not fit together (a shape
+        that does not match the feature names, classes or the other
+        weights, a count out of range), naming the problem.
     """
     from twolayer.network import ACTIVATIONS, Params
 
@@ -386,16 +391,24 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
     if bayesian and dtype_name != "float64":
         raise check.fail("a Bayesian network's weights are float64")
     floats = (_FLOAT_DTYPES[dtype_name],)
+    # Every size the metadata records is checked against the tensors it describes, and the
+    # tensors against each other, before anything is built from them: W1 (D, M) against the
+    # feature names and the scaler, b1 and W2 against its M columns, W2 and b2 against the classes.
     if "W1" not in tensors or tensors["W1"].ndim != 2 or 0 in tensors["W1"].shape:
         raise check.fail("tensor 'W1' is missing or not a non-empty matrix")
-    D, M = tensors["W1"].shape
+    shape = tensors["W1"].shape
+    D, M = shape
     classes = check.classes()
     K = classes.shape[0]
+    feature_names = check.names("feature_names")
+    if feature_names is not None and len(feature_names) != D:
+        raise check.fail(f"W1 has shape {shape} but the file names {len(feature_names)} features")
     W1 = check.tensor("W1", (D, M), floats)
-    b1 = check.tensor("b1", (M,), floats)
-    W2 = check.tensor("W2", (M, K), floats)
-    b2 = check.tensor("b2", (K,), floats)
-    feature_names = check.names("feature_names", D)
+    b1 = check.tensor("b1", (M,), floats, because=f"W1 has shape {shape}: one bias per hidden unit, {M}")
+    if "W2" in tensors and tensors["W2"].ndim == 2 and tensors["W2"].shape[0] != M:
+        raise check.fail(f"W2 has shape {tensors['W2'].shape} but W1 has shape {shape}: W2 needs {M} rows")
+    W2 = check.tensor("W2", (M, K), floats, because=f"the file lists {K} classes")
+    b2 = check.tensor("b2", (K,), floats, because=f"the file lists {K} classes")
     target_name = check.entry("target_name", str, optional=True)
     hyper = _hyperparameters_from_json(
         check, check.entry("hyperparameters", dict), _hyperparameter_names("bayesian" if bayesian else "network")
@@ -410,22 +423,19 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
         expected |= {"posterior.factor", "posterior.variance"}
     if scaler_entry is not None:
         expected |= {"scaler.mean", "scaler.scale"}
-        mean = check.tensor("scaler.mean", (D,), (np.float64,))
-        scale = check.tensor("scaler.scale", (D,), (np.float64,))
+        features = f"W1 has shape {shape}, {D} features"
+        mean = check.tensor("scaler.mean", (D,), (np.float64,), because=features)
+        scale = check.tensor("scaler.scale", (D,), (np.float64,), because=features)
         if not (scale > 0).all():
             raise check.fail("tensor 'scaler.scale' must be positive")
-        n_seen = scaler_entry.get("n_samples_seen")
-        if not isinstance(n_seen, int) or isinstance(n_seen, bool) or n_seen < 1:
-            raise check.fail("the scaler's n_samples_seen must be a positive integer")
+        n_seen = check.count(scaler_entry, "n_samples_seen", "the scaler's n_samples_seen", positive=True)
     check.no_other_tensors(expected)
     curves = check.entry("curves", dict)
     loss_curve = check.curve(curves, "loss") or []
     validation_scores = check.curve(curves, "validation_scores")
     held_out = check.curve(curves, "held_out_accuracy")
     training = check.entry("training", dict)
-    n_iter, t = training.get("n_iter"), training.get("t")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (n_iter, t)):
-        raise check.fail("training n_iter and t must be non-negative integers")
+    n_iter, t = check.count(training, "n_iter", "training n_iter"), check.count(training, "t", "training t")
     info = check.entry("info", dict, optional=True)
     with_names_in = check.entry("feature_names_in", bool, optional=True)
     if with_names_in and feature_names is None:
@@ -454,7 +464,7 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
         )
     model: Any = classifier
     if scaler_entry is not None:
-        model = scaled_model(classifier, mean, scale, scaler_entry["n_samples_seen"])
+        model = scaled_model(classifier, mean, scale, n_seen)
     return ModelFile(
         model=model,
         classifier=classifier,

@@ -40,6 +40,7 @@ import numpy as np
 
 from twolayer.network import Params, flatten, gradient, n_params
 from twolayer.prior import as_prior_precision, decay_per_group
+from twolayer.resources import check_memory, covered
 
 if TYPE_CHECKING:
     from scipy.sparse.linalg import LinearOperator
@@ -59,6 +60,7 @@ __all__ = [
     "known_eigenvectors",
     "lanczos",
     "max_eigenvalues_per_end",
+    "memory_estimate",
     "negative_count",
     "one_hot",
     "prior_precision",
@@ -250,7 +252,7 @@ def lanczos(
         return np.asarray(operator.matvec(v))
 
     counted = LinearOperator((W, W), matvec=matvec, rmatvec=matvec, dtype=np.float64)
-    ncv = min(W, max(2 * k + 1, 20))
+    ncv = _lanczos_vectors(W, k)
     # ARPACK counts restarts, each of about ncv - k products after the first ncv.
     maxiter = max(1, (budget - ncv) // max(1, ncv - k))
     try:
@@ -332,6 +334,64 @@ def spectrum(
         rest = np.delete(full, np.argsort(np.abs(full), kind="stable")[: known.flat])
         largest, smallest = rest[::-1][:k], rest[:k]
     return Spectrum(name, largest, smallest, full, lanczos_largest, lanczos_smallest, spent_top + spent_bottom)
+
+
+def _lanczos_vectors(n_params: int, k: int) -> int:
+    """ARPACK's Krylov basis for ``k`` values (``ncv`` of :func:`lanczos`)."""
+    return min(n_params, max(2 * k + 1, 20))
+
+
+def memory_estimate(
+    n_samples: int, n_features: int, n_hidden: int, n_classes: int, k: int, full: bool
+) -> dict[str, int]:
+    """The bytes :func:`curvature_spectra` allocates at its peak, by what they are for (float64).
+
+    The known eigenvectors (``W x (M + 1)``, built column by column and then
+    stacked: twice that), the products' forward quantities and R pass
+    (:func:`twolayer.curvature.memory_estimate`), and the larger of
+    Lanczos's basis (``ncv`` vectors and ARPACK's six more) and, for the full
+    spectrum, the dense matrix with its decayed copy and ``eigvalsh``'s copy.
+
+    Parameters
+    ----------
+    n_samples, n_features, n_hidden, n_classes : int
+        :math:`N`, :math:`D`, :math:`M`, :math:`K`.
+    k : int
+        Eigenvalues at each end.
+    full : bool
+        Whether the full spectrum is computed.
+
+    Returns
+    -------
+    dict
+        ``"known"``, ``"products"``, ``"lanczos"`` and ``"dense"`` (0 without the full spectrum).
+    """
+    from twolayer import curvature
+
+    N, D, M, K = int(n_samples), int(n_features), int(n_hidden), int(n_classes)
+    W = n_params(D, M, K)
+    return {
+        "known": 8 * 2 * W * (M + 1),
+        "products": curvature.memory_estimate("products", N, D, M, K),
+        "lanczos": 8 * (_lanczos_vectors(W, k) + 6) * W,
+        "dense": curvature.memory_estimate("hessian", N, D, M, K) + 8 * 2 * W * W if full else 0,
+    }
+
+
+def _check_memory(N: int, D: int, M: int, K: int, k: int, full: bool) -> None:
+    """Refuse spectra that would not fit in memory (warn past half), naming what the caller can lower."""
+    parts = memory_estimate(N, D, M, K, k, full)
+    total = parts["known"] + parts["products"] + max(parts["lanczos"], parts["dense"])
+    # Name what is a good share of the total; the rest is the network's own size.
+    lower = [
+        name for name, key in (("the number of rows of X", "products"), ("k", "lanczos")) if parts[key] >= total / 4
+    ]
+    W = n_params(D, M, K)
+    what = f"the spectra of a {D}-{M}-{K} network's curvature"
+    described = f"{M + 1} known eigenvectors of length {W}, products over {N} patterns, " + (
+        f"two {W} x {W} matrices" if full else f"{_lanczos_vectors(W, k)} Lanczos vectors"
+    )
+    check_memory(total, what, lower, parts=described, stacklevel=4)
 
 
 @dataclass(frozen=True)
@@ -536,13 +596,33 @@ def curvature_spectra(
     -------
     CurvatureSpectra
     """
-    from twolayer import curvature
 
     D, M = params.W1.shape
     K = params.W2.shape[1]
     W = n_params(D, M, K)
     if full is None:
         full = W <= FULL_SPECTRUM_MAX_PARAMS
+    _check_memory(X.shape[0], D, M, K, k, full)
+    with covered():  # checked as a whole just above
+        return _curvature_spectra(params, X, T, sample_weight, activation, prior_precision, k, max_products, full)
+
+
+def _curvature_spectra(
+    params: Params,
+    X: np.ndarray,
+    T: np.ndarray,
+    sample_weight: np.ndarray | None,
+    activation: str,
+    prior_precision: Sequence[float],
+    k: int,
+    max_products: int,
+    full: bool,
+) -> CurvatureSpectra:
+    from twolayer import curvature
+
+    D, M = params.W1.shape
+    K = params.W2.shape[1]
+    W = n_params(D, M, K)
     alpha = [float(a) for a in prior_precision]
     decay = np.asarray(flatten(Params(*(np.full(np.shape(p), a) for p, a in zip(params, alpha)))))
     known = known_eigenvectors(D, M, K, alpha[2], alpha[3])

@@ -50,9 +50,9 @@ from twolayer.report.plots.spectra import (
 from twolayer.report.plots.training import draw_confusion_matrix, draw_learning_curves, report_figure, report_png
 
 __all__ = [
+    "FIGURE_FORMATS",
     "PNG_SIGNATURE",
     "TOP_CLASS_LEVELS",
-    "FIGURE_FORMATS",
     "TWO_CLASS_LEVELS",
     "ReliabilityLike",
     "draw_confusion_matrix",
@@ -64,9 +64,9 @@ __all__ = [
     "draw_spectrum",
     "probability_grid",
     "region_grid",
-    "render",
     "reliability_figure",
     "reliability_png",
+    "render",
     "report_figure",
     "report_png",
     "spectrum_figure",
