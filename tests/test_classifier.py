@@ -780,3 +780,16 @@ def test_feature_names_in():
     assert restored.feature_names_in_.tolist() == list(frame.columns)
     assert model.to_sklearn().feature_names_in_.tolist() == list(frame.columns)
     assert not hasattr(TwoLayerClassifier(n_hidden=3, max_iter=2).fit(X, y), "feature_names_in_")
+
+
+@quiet_convergence
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("batch_size", 0), ("learning_rate_init", float("inf")), ("random_state", -1), ("n_iter_no_change", 0)],
+)
+def test_training_state_refuses_bad_hyperparameters_at_once(name, value):
+    # A checkpoint's hyperparameters come from a file: refused when restored, not by a later fit.
+    X, y = small_problem(n=40, seed=3)
+    state = TwoLayerClassifier(n_hidden=3, max_iter=3, random_state=0).fit(X, y).get_training_state()
+    with pytest.raises(ValueError, match=name):
+        TwoLayerClassifier(n_hidden=3, **{name: value}).set_training_state(state)

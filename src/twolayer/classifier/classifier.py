@@ -649,6 +649,8 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         -------
         self
         """
+        # A state comes from a file: its hyperparameters are checked now, not by the fit that follows.
+        self._check_hyperparameters()
         expected = {key: getattr(self, key) for key in ("solver", "n_hidden", "activation")}
         training, classes, n_features, feature_names = state_from_dict(state, expected)
         self.classes_ = classes
