@@ -6,6 +6,7 @@ traceback, and leave every file that existed before byte-identical.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -201,3 +202,21 @@ def test_pictures_take_the_format_their_extension_names(
         code, _, err = run(capsys, *argv)
         assert code == 0, (argv, err)
         assert Path(name).read_bytes().startswith(signature), argv
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_busy_shows_a_spinner_on_a_terminal_only() -> None:
+    from twolayer.cli.common import busy
+
+    shown = _Terminal()
+    with busy("the spectra of 42 parameters", stream=shown):
+        pass
+    assert "the spectra of 42 parameters" in shown.getvalue()
+    for stream, quiet in ((io.StringIO(), False), (_Terminal(), True)):  # a pipe or a log; --quiet
+        with busy("the spectra", stream=stream, quiet=quiet):
+            pass
+        assert stream.getvalue() == ""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -184,6 +185,25 @@ def console(stream: TextIO | None = None) -> Console:
     from rich.console import Console
 
     return Console(file=stream or sys.stdout, highlight=False, soft_wrap=False)
+
+
+@contextlib.contextmanager
+def busy(message: str, *, quiet: bool = False, stream: TextIO | None = None) -> Iterator[None]:
+    """A spinner with the elapsed time on standard error while a long step of unknown length runs.
+
+    Only on a terminal and not under ``--quiet``: elsewhere (a pipe, a log, a test) it prints
+    nothing, so that a command that then fails still prints exactly one line.
+    """
+    stream = stream or sys.stderr
+    if quiet or not stream.isatty():
+        yield
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn(message), TimeElapsedColumn())
+    with Progress(*columns, console=console(stream), transient=True) as progress:
+        progress.add_task(message, total=None)
+        yield
 
 
 def note(message: str, quiet: bool = False) -> None:

@@ -15,6 +15,7 @@ from twolayer.cli.common import (
     EXIT_OK,
     Command,
     add_model_data_arguments,
+    busy,
     console,
     key_value_table,
     labelled_rows,
@@ -139,16 +140,17 @@ def curvature(args: argparse.Namespace) -> int:
         group_alpha = spectra.prior_precision(classifier.alpha_, bayesian=True)
     else:
         group_alpha = spectra.prior_precision(classifier.alpha, bayesian=False)
-    result = spectra.curvature_spectra(
-        params,
-        X,
-        T,
-        sample_weight,
-        activation=classifier.activation,
-        prior_precision=group_alpha,
-        k=args.k,
-        max_products=args.max_products,
-    )
+    with busy(f"the Hessian and Gauss-Newton spectra of {W} parameters over {X.shape[0]} patterns"):
+        result = spectra.curvature_spectra(
+            params,
+            X,
+            T,
+            sample_weight,
+            activation=classifier.activation,
+            prior_precision=group_alpha,
+            k=args.k,
+            max_products=args.max_products,
+        )
     both = (result.hessian, result.gauss_newton)
     full = result.full
     if model_file.bayesian:

@@ -11,6 +11,7 @@ from twolayer.cli.common import (
     EXIT_OK,
     Command,
     add_model_data_arguments,
+    busy,
     confusion_table,
     console,
     key_value_table,
@@ -72,7 +73,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
     model_file, data, X, y = labelled_rows(args)
     classes = model_file.classes
-    proba = np.asarray(model_file.model.predict_proba(X))
+    with busy(f"predicting {X.shape[0]} rows"):
+        proba = np.asarray(model_file.model.predict_proba(X))
     metrics = classification_metrics(proba, y, classes)
     scores = per_class_scores(y, metrics.predicted, classes)
     # Calibration of the model's probabilities; a Bayesian network's MAP ones beside them.
@@ -142,7 +144,8 @@ def predict(args: argparse.Namespace) -> int:
     check_outputs({"MODEL": args.model, "DATA": args.data}, {"--out": out})
     model_file = read(args.model)
     data = model_data(model_file, args, require_target=False)
-    proba = model_file.model.predict_proba(data.X)
+    with busy(f"predicting {data.n_samples} rows"):
+        proba = model_file.model.predict_proba(data.X)
     predicted = model_file.classes[np.argmax(proba, axis=1)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
