@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from oracles import ACTIVATIONS, error, rel_err
+from test_cli import assert_one_line_error, run
 from twolayer import network as nw
 from twolayer.network import Params
 from twolayer.teaching import gradcheck as gc
@@ -316,3 +317,20 @@ def test_the_report_types_keep_their_import_path():
         assert getattr(gc, name) is getattr(gradcheck_report, name)
         assert name in gc.__all__
     assert set(gc.__all__) <= set(dir(gc))
+
+
+def test_one_class_is_refused_not_passed_on_zero_gradients():
+    # A softmax over one output is the constant 1: the error and every derivative are zero,
+    # so a check would compare zeros with zeros and pass whatever the gradient code did.
+    params, X, T, s = problem(2, 3, 2, 4, seed=15)
+    one_class = (params._replace(W2=params.W2[:, :1], b2=params.b2[:1]), X, T[:, :1], s)
+    with pytest.raises(ValueError, match="K = 1 output"):
+        gc.check_gradient(*one_class)
+    with pytest.raises(ValueError, match="n_classes must be an integer of at least 2"):
+        gc.check_random_network(2, 3, 1, 4, random_state=0)
+
+
+def test_the_command_refuses_one_class_in_one_line(capsys):
+    code, out, err = run(capsys, "gradcheck", "--classes", "1")
+    assert_one_line_error(code, err, "--classes 1", "at least 2", "nothing to check")
+    assert out == ""

@@ -829,6 +829,78 @@ def test_lbfgs_non_finite_error_raises_and_keeps_the_start():
     np.testing.assert_array_equal(state.theta, start)
 
 
+# --------------------------------------------------------------------------
+# divergence names its likely cause, and overflow is never taken for bad input
+# --------------------------------------------------------------------------
+
+
+def test_likely_cause_tells_the_decay_the_inputs_and_the_steps_apart():
+    cause = optim.likely_cause
+    # A decay whose penalty and squares overflow: a fourth root of the dtype's largest number.
+    assert cause(1e10, np.float32, 1.0, None, True) == "alpha"
+    assert cause(1e10, np.float64, 1.0, None, True) == "learning_rate_init"
+    assert cause(1e80, np.float64, 1.0, None, False) == "alpha"
+    assert cause((0.0, 1e80, 0.0, 0.0), np.float64, 1.0, None, False) == "alpha"  # any group's decay
+    # Plain SGD: a decay step beyond 2 overshoots; blamed on the decay only where it outweighs the data.
+    assert cause(10.0, np.float64, 1.0, 1.0, True) == "alpha"
+    assert cause(1e-3, np.float64, 1.0, 1e4, True) == "learning_rate_init"
+    # Inputs whose products overflow.
+    assert cause(1e-4, np.float64, 1e300, None, True) == "X"
+    assert cause(1e-4, np.float32, 1e20, None, False) == "X"
+    assert cause(1e-4, np.float64, 1e20, None, False) == "solver"
+
+
+def test_a_huge_decay_in_lbfgs_is_blamed_on_alpha_not_the_inputs():
+    params, X, y, _T, _ = lbfgs_problem()
+    data = optim.TrainingData(X=X, k=y, w=None, lam=1e300 / 40)
+    state = optim.TrainingState(theta=nw.flatten(params).copy())
+    with pytest.raises(optim.Diverged, match="lower alpha") as raised:
+        optim.train_lbfgs(state, data, optim.LbfgsSettings("tanh", max_iter=5, max_fun=100, tol=1e-4), n_classes=3)
+    assert raised.value.cause == "alpha"
+    assert "inputs" not in str(raised.value) and "NaN" not in str(raised.value)
+
+
+@pytest.mark.parametrize("method", optim.SECOND_ORDER_METHODS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_huge_decay_in_the_second_order_solvers_is_a_divergence(method, dtype):
+    # trust-ncg's norms refused the overflow with SciPy's own ValueError, and Newton-CG's
+    # conjugate gradients ran on NaN to their limit of 20 W products per iteration.
+    params, X, y, _T, _ = lbfgs_problem(dtype)
+    data = optim.TrainingData(X=X, k=y, w=None, lam=1e300 / 40)
+    start = nw.flatten(params).copy()
+    state = optim.TrainingState(theta=start.copy())
+    settings = optim.LbfgsSettings("tanh", max_iter=5, max_fun=100, tol=1e-4)
+    try:
+        optim.train_second_order(state, data, settings, method=method, n_classes=3)
+    except optim.Diverged as exc:
+        assert exc.cause == "alpha" and "lower alpha" in str(exc)
+        assert np.isfinite(state.theta).all()
+    else:  # a solver that stays finite ends at a finite point
+        assert np.isfinite(state.theta).all() and state.loss is not None and math.isfinite(state.loss)
+
+
+def test_huge_inputs_are_named_as_the_cause_not_as_bad_input():
+    # Finite inputs whose products overflow: a divergence about their scale, never NonFiniteInput.
+    params, X, y, _, _ = problem(N=20, seed=12)
+    theta = nw.flatten(params).copy()
+    state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
+    state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings(1e300))
+    data = optim.TrainingData(X=X * 1e100, k=y, w=None, lam=0.0, checked=False)
+    mb = optim.MinibatchSettings(
+        activation="identity",
+        batch_size=5,
+        shuffle=True,
+        max_iter=5,
+        tol=0.0,
+        n_iter_no_change=100,
+        early_stopping=False,
+    )
+    with pytest.raises(optim.TrainingDiverged) as raised:
+        optim.train_minibatch(state, data, mb, n_classes=3)
+    assert not isinstance(raised.value, optim.NonFiniteInput)
+    assert raised.value.cause == "X" and "the inputs reach" in str(raised.value) and "scale them" in str(raised.value)
+
+
 def test_make_optimizer_rejects_unknown_solver():
     with pytest.raises(ValueError, match="'sgd' or 'adam'"):
         optim.make_optimizer("rmsprop", 3, np.float64, {})
@@ -847,7 +919,7 @@ def test_the_facade_keeps_every_public_name():
         "SGD Adam LbfgsSettings MinibatchSettings NonFiniteInput TrainingData TrainingDiverged TrainingState "
         "check_finite checks_rows_as_it_gathers make_optimizer objective train_lbfgs train_minibatch "
         "train_second_order LEARNING_RATE_SCHEDULES SMALL_PROBLEM SECOND_ORDER_METHODS EpochHook Optimizer "
-        "Segments Snapshot FUSED UFUNC_CHUNK CHECK_ROWS"
+        "Segments Snapshot FUSED UFUNC_CHUNK CHECK_ROWS Diverged CAUSES likely_cause largest_input"
     ).split()
     missing = [name for name in names if not hasattr(optim, name)]
     assert not missing, missing

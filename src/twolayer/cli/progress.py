@@ -1,4 +1,4 @@
-"""Training progress on standard error, the estimator's callback, and Ctrl-C."""
+"""Training progress on standard error, the estimator's callback, and the signals that stop a run cleanly."""
 
 from __future__ import annotations
 
@@ -28,10 +28,25 @@ def epochs_done(model: TwoLayerClassifier) -> int:
 
 
 class Display:
-    """Progress on standard error: a rich bar on a terminal, a plain line every few epochs otherwise."""
+    """Progress on standard error: a rich bar on a terminal, a plain line every few epochs otherwise.
+
+    The time left is estimated from the epochs after the first of this run:
+    the first also pays for one-time work (numba compiling the kernels, BLAS
+    warming up), often many times an epoch, and counting it would promise
+    minutes for a run of seconds. rich's bar does the same: its speed counts
+    the progress after its first sample, over the time since that sample.
+    ``clock`` (seconds, monotonic) is for tests.
+    """
 
     def __init__(
-        self, total: int, first_epoch: int, *, quiet: bool, stream: TextIO | None = None, unit: str = "epoch"
+        self,
+        total: int,
+        first_epoch: int,
+        *,
+        quiet: bool,
+        stream: TextIO | None = None,
+        unit: str = "epoch",
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.total = total
         self.unit = unit  # "iteration" for the whole-batch solvers
@@ -40,7 +55,9 @@ class Display:
         self.interactive = not quiet and self.stream.isatty()
         self.every = max(1, math.ceil((total - first_epoch) / 10))
         self.first_epoch = first_epoch
-        self.started = time.perf_counter()
+        self.clock = clock
+        self.started = clock()
+        self._first_done: float | None = None  # when this run's first epoch ended
         self._progress: Any = None
         self._task: Any = None
         self._pending: tuple[int, float, float] | None = None
@@ -82,6 +99,8 @@ class Display:
     def update(self, epoch: int, loss: float, accuracy: float) -> None:
         if self.quiet:
             return
+        if self._first_done is None:
+            self._first_done = self.clock()
         if self._progress is not None:
             self._progress.update(self._task, completed=epoch, loss=f"{loss:.4g}", accuracy=f"{accuracy:.4f}")
             return
@@ -91,13 +110,19 @@ class Display:
         else:
             self._pending = (epoch, loss, accuracy)
 
+    def time_left(self, epoch: int) -> float | None:
+        """Seconds left after ``epoch``, at the pace of the epochs since this run's first; None before two."""
+        steady = epoch - self.first_epoch - 1  # epochs ended since the first
+        if self._first_done is None or steady < 1:
+            return None
+        return (self.clock() - self._first_done) / steady * (self.total - epoch)
+
     def _print(self, epoch: int, loss: float, accuracy: float, *, last: bool = False) -> None:
         self._pending = None
-        done = max(epoch - self.first_epoch, 1)
-        elapsed = time.perf_counter() - self.started
-        left = elapsed / done * (self.total - epoch)
+        elapsed = self.clock() - self.started
+        left = None if last else self.time_left(epoch)
         width = len(str(self.total))
-        timing = f"{elapsed:.1f}s elapsed" + ("" if last else f", about {left:.1f}s left")
+        timing = f"{elapsed:.1f}s elapsed" + ("" if left is None else f", about {left:.1f}s left")
         print(
             f"{self.unit} {epoch:>{width}}/{self.total}  loss {loss:.4g}  held-out accuracy {accuracy:.4f}  {timing}",
             file=self.stream,
@@ -124,6 +149,7 @@ class Monitor:
         self.checkpoint = checkpoint
         self.every = every
         self.interrupted = False
+        self.signal: int | None = None  # the signal that asked training to stop
         self.diverged_at: int | None = None
 
     def __call__(self, model: TwoLayerClassifier) -> bool:
@@ -140,20 +166,37 @@ class Monitor:
         return self.interrupted
 
 
+# The signals that stop training cleanly: Ctrl-C, and what `kill`, `timeout`, job schedulers
+# (SIGTERM) and a closed terminal (SIGHUP) send. SIGHUP does not exist on Windows.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 @contextlib.contextmanager
-def sigint_stops(monitor: Monitor) -> Iterator[None]:
-    """Ctrl-C asks the monitor to stop after this epoch; a second Ctrl-C aborts at once."""
+def signals_stop(monitor: Monitor) -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP ask the monitor to stop after this epoch; a second signal aborts at once.
+
+    The first signal is recorded in ``monitor.signal``; the run then ends as
+    after its last epoch, writes its checkpoint and exits with 128 plus the
+    signal's number, as a shell reports a command a signal ended. A second
+    Ctrl-C raises KeyboardInterrupt; a second SIGTERM or SIGHUP exits at once
+    with that status (the outputs are written atomically, so nothing is left
+    half-written). The previous handlers are restored on leaving.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield  # signals can be handled only in the main thread
         return
 
     def handler(signum: int, frame: object) -> None:
         if monitor.interrupted:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
         monitor.interrupted = True
+        monitor.signal = signum
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, action in previous.items():
+            signal.signal(signum, action)

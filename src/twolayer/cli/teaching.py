@@ -23,7 +23,7 @@ __all__ = ["DERIVE", "GRADCHECK", "derive", "gradcheck"]
 def _add_gradcheck_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", type=positive_int, default=4, metavar="D", help="input features (default: 4)")
     p.add_argument("--hidden", type=positive_int, default=5, metavar="M", help="hidden units (default: 5)")
-    p.add_argument("--classes", type=positive_int, default=3, metavar="K", help="classes (default: 3)")
+    p.add_argument("--classes", type=positive_int, default=3, metavar="K", help="classes, at least 2 (default: 3)")
     p.add_argument("--samples", type=positive_int, default=10, metavar="N", help="patterns (default: 10)")
     p.add_argument("--seed", type=seed, default=0, help="seeds the random network and data (default: 0)")
     p.add_argument("--activation", choices=activations(), default="tanh", help="(default: tanh)")
@@ -54,6 +54,11 @@ def _add_derive_arguments(p: argparse.ArgumentParser) -> None:
 def gradcheck(args: argparse.Namespace) -> int:
     from twolayer.teaching.gradcheck import check_random_network
 
+    if args.classes < 2:
+        raise DataError(
+            f"--classes {args.classes}: at least 2 (the output of a single softmax class is the constant 1, "
+            "so its gradient is zero: nothing to check)"
+        )
     if args.max_params is not None and args.max_params < 4:
         raise DataError(f"--max-params {args.max_params}: at least 4 (one weight of each block)")
     report = check_random_network(

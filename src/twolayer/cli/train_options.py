@@ -78,6 +78,14 @@ _RUN_DEFINING = (
 )
 
 
+def _seed(text: str) -> int:
+    # The split is drawn by scikit-learn's train_test_split, whose random_state is 32 bits.
+    value = seed(text)
+    if value > 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to {2**32 - 1}, got {text!r}")
+    return value
+
+
 def _batch_size(text: str) -> int | str:
     return "auto" if text == "auto" else positive_int(text)
 
@@ -147,7 +155,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help=f"weight the classes equally ('balanced') or the patterns {_default('class_weight')}",
     )
     model.add_argument(
-        "--seed", type=seed, help=f"seeds the split, the initial weights and the shuffling {_default('seed')}"
+        "--seed", type=_seed, help=f"seeds the split, the initial weights and the shuffling {_default('seed')}"
     )
     model.add_argument("--dtype", choices=("float32", "float64"), help=f"working precision {_default('dtype')}")
     model.add_argument(
@@ -218,7 +226,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "--checkpoint",
         metavar="PATH",
         help="keep a resumable checkpoint here, written every --checkpoint-every epochs, at the end "
-        "and on Ctrl-C (default with --resume: the resumed file)",
+        "and when Ctrl-C, SIGTERM or SIGHUP stops the run (exit status 128 plus the signal's number: 130, "
+        "143, 129) (default with --resume: the resumed file)",
     )
     out.add_argument("--checkpoint-every", type=positive_int, metavar="K", help=f"{_default('checkpoint_every')}")
     out.add_argument(
@@ -233,6 +242,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let a fresh run replace the file at --checkpoint (without it, an existing checkpoint is kept "
         "and the run refused: continue it with --resume)",
+    )
+    out.add_argument(
+        "--provenance",
+        action="store_true",
+        help="record in the model file when (UTC), on which host, by which twolayer version and in how many "
+        "seconds it was trained; without it the file holds no time or host, so identical runs write "
+        "identical bytes",
     )
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 

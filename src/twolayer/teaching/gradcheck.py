@@ -310,6 +310,11 @@ def check_gradient(
         raise ValueError(f"n_directions must be a non-negative integer, got {n_directions!r}")
     p, X, T, s = _validated(params, X, T, sample_weight)
     D, M, K, N = X.shape[1], p.W1.shape[1], p.W2.shape[1], X.shape[0]
+    if K < 2:
+        raise ValueError(
+            f"the network has K = {K} output: a softmax over one class is the constant 1, so the error and "
+            "every derivative are zero and the check could not fail; give at least 2 classes"
+        )
     rng = np.random.default_rng(random_state)
 
     grad_fn = network.gradient if gradient_fn is None else gradient_fn
@@ -382,7 +387,7 @@ def random_problem(
     Parameters
     ----------
     n_features, n_hidden, n_classes, n_samples : int
-        ``D``, ``M``, ``K`` and ``N``; each at least 1.
+        ``D``, ``M``, ``K`` and ``N``; each at least 1, ``K`` at least 2.
     random_state : int, numpy.random.Generator or None
 
     Returns
@@ -393,6 +398,11 @@ def random_problem(
     """
     if int(n_samples) != n_samples or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    if int(n_classes) != n_classes or n_classes < 2:
+        raise ValueError(
+            f"n_classes must be an integer of at least 2, got {n_classes!r} (one softmax class has a constant "
+            "output: nothing to check)"
+        )
     rng = np.random.default_rng(random_state)
     params = network.init_params(n_features, n_hidden, n_classes, random_state=rng)
     X = rng.standard_normal((int(n_samples), int(n_features)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from threadpoolctl import threadpool_limits
 from twolayer import network
 from twolayer.errors import TrainingDiverged
 from twolayer.training.batch import _batch_error_and_gradient, _Workspace
+from twolayer.training.diagnosis import diverged
 from twolayer.training.objective import _Layout
 from twolayer.training.solvers import SECOND_ORDER_METHODS
 from twolayer.training.state import EpochHook, LbfgsSettings, TrainingData, TrainingState, _dims
@@ -113,9 +115,10 @@ def train_lbfgs(
 
     Raises
     ------
-    TrainingDiverged
-        When the error is non-finite; ``state.theta`` then holds the last
-        accepted iterate.
+    Diverged
+        (a :class:`~twolayer.errors.TrainingDiverged`) When the error is
+        non-finite, with its likely cause (:mod:`twolayer.training.diagnosis`);
+        ``state.theta`` then holds the last accepted iterate.
 
     References
     ----------
@@ -134,9 +137,13 @@ def train_lbfgs(
         state.t += full.N
         if not math.isfinite(f):
             np.copyto(theta, accepted, casting="same_kind")
-            raise TrainingDiverged(
-                "L-BFGS met a non-finite error (the inputs may be very large: scale them); "
-                "the last accepted iterate was kept."
+            raise diverged(
+                "L-BFGS met a non-finite error",
+                data.lam,
+                theta.dtype,
+                data.X,
+                data.rows,
+                suffix=" The last accepted iterate was kept.",
             )
         last["x"], last["f"] = x.copy(), f
         return f, g.astype(np.float64)
@@ -197,6 +204,23 @@ def _blas_threads(full: _FullBatch) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def _non_finite_refused(error: Callable[[], Exception]) -> Iterator[None]:
+    """Turn SciPy's refusal of a non-finite vector into ``error()``.
+
+    trust-ncg takes norms with NumPy's ``asarray_chkfinite``, which raises a
+    ValueError on infinity or NaN. The start is finite and so are the inputs
+    (the estimator checked them), so such a value can only come from an
+    overflow on the way: a divergence, reported as one. Other ValueErrors pass.
+    """
+    try:
+        yield
+    except ValueError as exc:
+        if isinstance(exc, TrainingDiverged) or "infs or NaNs" not in str(exc):
+            raise
+        raise error() from None
+
+
 def train_second_order(
     state: TrainingState,
     data: TrainingData,
@@ -232,9 +256,13 @@ def train_second_order(
 
     Raises
     ------
-    TrainingDiverged
-        When the final error is non-finite (a rejected non-finite trial step
-        is not an error: the methods shrink their steps).
+    Diverged
+        (a :class:`~twolayer.errors.TrainingDiverged`) When the final error
+        is non-finite, or an overflow reached a Hessian-vector product or
+        SciPy's norms (a rejected non-finite trial error is not one: the
+        methods shrink their steps); it names the likely cause
+        (:mod:`twolayer.training.diagnosis`), and ``state.theta`` holds the last
+        iterate.
 
     References
     ----------
@@ -274,7 +302,15 @@ def train_second_order(
         )
         out = network.flatten(Hv)
         out /= N
+        if not np.isfinite(out).all():
+            # The product of a finite Hessian and vector overflowed (or the solver's own
+            # arithmetic did, handing over a non-finite v): conjugate gradients on NaN would
+            # run to their iteration limit, thousands of products, and end nowhere.
+            raise failure("met a non-finite curvature product (an overflow)")
         return out
+
+    def failure(what: str) -> Exception:
+        return diverged(f"{method} {what}", data.lam, dtype, data.X, data.rows, suffix=" The last iterate was kept.")
 
     def callback(intermediate_result: Any) -> bool:
         np.copyto(theta, intermediate_result.x, casting="same_kind")
@@ -289,7 +325,11 @@ def train_second_order(
         return bool(on_epoch is not None and on_epoch(state))
 
     state.n_iter = 0
-    with _blas_threads(full), np.errstate(over="ignore", invalid="ignore"):
+    with (
+        _blas_threads(full),
+        np.errstate(over="ignore", invalid="ignore"),
+        _non_finite_refused(lambda: failure("met a non-finite value (an overflow)")),
+    ):
         if method == "scg":
             result = second_order.scaled_conjugate_gradient(
                 fun_and_grad, theta.copy(), hessp=hessp, max_iter=settings.max_iter, tol=settings.tol, callback=callback
@@ -308,7 +348,7 @@ def train_second_order(
     np.copyto(theta, result.x, casting="same_kind")
     if not (math.isfinite(float(result.fun)) and np.isfinite(theta).all()):
         np.copyto(theta, last)
-        raise TrainingDiverged(f"{method} ended at a non-finite error (scale the inputs); the last iterate was kept")
+        raise failure("ended at a non-finite error")
     state.loss = float(result.fun)
     reason = {0: "converged", 1: "max_iter", 3: "callback"}.get(int(result.status), "failed")
     return reason, str(result.message)

@@ -8,9 +8,10 @@ from collections.abc import Callable
 import numpy as np
 
 from twolayer import network
-from twolayer.errors import NonFiniteInput, TrainingDiverged
+from twolayer.errors import NonFiniteInput
 from twolayer.network import Params
 from twolayer.training.batch import _batch_error_and_gradient, _non_finite_input, _Workspace, check_finite
+from twolayer.training.diagnosis import diverged
 from twolayer.training.kernels import _kernels
 from twolayer.training.objective import _Layout
 from twolayer.training.state import EpochHook, MinibatchSettings, TrainingData, TrainingState, _dims
@@ -61,9 +62,12 @@ def train_minibatch(
 
     Raises
     ------
-    TrainingDiverged
-        When the error becomes non-finite; ``state`` then holds the weights
-        and optimiser state of the last finished epoch.
+    Diverged
+        (a :class:`~twolayer.errors.TrainingDiverged`) When the error becomes
+        non-finite, naming the likely cause (:mod:`twolayer.training.diagnosis`);
+        ``state`` then holds the weights and optimiser state of the last
+        finished epoch. Finite inputs whose products overflow are such a
+        cause, never :class:`NonFiniteInput`.
     NonFiniteInput
         When ``data.checked`` is False and a training row is not finite;
         the weights and optimiser state are restored as for divergence (the
@@ -92,11 +96,16 @@ def train_minibatch(
             state.restore(snapshot)
             if isinstance(data.X, np.ndarray) and not data.checked:
                 check_finite(data.X, data.rows)  # the error may come from a row the epoch had not reached
-            raise TrainingDiverged(
-                f"training diverged in epoch {len(state.loss_curve) + 1}: the error became non-finite with "
-                f"learning_rate_init={optimizer.learning_rate_init:g} (current learning rate "
-                f"{optimizer.learning_rate:g}). Lower learning_rate_init or scale the inputs; the weights of "
-                f"the last finished epoch were kept."
+            raise diverged(
+                f"training diverged in epoch {len(state.loss_curve) + 1}: the error became non-finite",
+                data.lam,
+                state.theta.dtype,
+                data.X,
+                data.rows,
+                sgd_learning_rate=optimizer.learning_rate if optimizer.name == "sgd" else None,
+                learning_rate=optimizer.learning_rate_init,
+                minibatch=True,
+                suffix=" The weights of the last finished epoch were kept.",
             )
         state.n_iter += 1
         state.t += data.n

@@ -39,7 +39,9 @@ Where each idea lives:
 - :mod:`twolayer.training.optimizers`: :class:`SGD`, :class:`Adam`;
 - :mod:`twolayer.training.state`: :class:`TrainingState`, :class:`TrainingData`, the settings;
 - :mod:`twolayer.training.minibatch`: :func:`train_minibatch`;
-- :mod:`twolayer.training.full_batch`: :func:`train_lbfgs`, :func:`train_second_order`.
+- :mod:`twolayer.training.full_batch`: :func:`train_lbfgs`, :func:`train_second_order`;
+- :mod:`twolayer.training.diagnosis`: :class:`Diverged`, the divergence that names its likely
+  cause (the weight decay, the inputs' scale, the learning rate), :func:`likely_cause`.
 
 The switches :data:`FUSED`, :data:`UFUNC_CHUNK` and :data:`CHECK_ROWS` live in
 the modules that read them; reading or setting them here reads or sets them there.
@@ -60,6 +62,7 @@ from typing import Any
 from twolayer.errors import NonFiniteInput, TrainingDiverged
 from twolayer.training import batch, full_batch, kernels, optimizers
 from twolayer.training.batch import check_finite
+from twolayer.training.diagnosis import CAUSES, Diverged, largest_input, likely_cause
 from twolayer.training.full_batch import SECOND_ORDER_METHODS, SMALL_PROBLEM, train_lbfgs, train_second_order
 from twolayer.training.kernels import checks_rows_as_it_gathers
 from twolayer.training.minibatch import train_minibatch
@@ -75,11 +78,13 @@ from twolayer.training.state import (
 )
 
 __all__ = [
+    "CAUSES",
     "LEARNING_RATE_SCHEDULES",
     "SECOND_ORDER_METHODS",
     "SGD",
     "SMALL_PROBLEM",
     "Adam",
+    "Diverged",
     "EpochHook",
     "LbfgsSettings",
     "MinibatchSettings",
@@ -92,6 +97,8 @@ __all__ = [
     "TrainingState",
     "check_finite",
     "checks_rows_as_it_gathers",
+    "largest_input",
+    "likely_cause",
     "make_optimizer",
     "objective",
     "train_lbfgs",
