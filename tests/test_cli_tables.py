@@ -76,3 +76,35 @@ def test_missing_id_column_is_named(model: Path, capsys: pytest.CaptureFixture[s
     write_table(Path("new.csv"))
     code, _, err = run(capsys, "predict", "m.st", "new.csv", "--id", "key")
     assert_one_line_error(code, err, "new.csv", "key")
+
+
+def test_train_with_an_id_column_and_dropped_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The id and the dropped column are never features: the model reads 'a' alone, and predict
+    # carries the id of each row through.
+    monkeypatch.chdir(tmp_path)
+    write_table(Path("data.csv"))
+    code, out, err = run(capsys, "train", "data.csv", "--id", "id", "--drop", "b", "--epochs", "3", "--out", "m.st")
+    assert code == 0, err
+    assert "'label' (named like a target)" in out and "'id' (not a feature)" in out
+    from twolayer.io.modelfile import read
+
+    assert read("m.st").feature_names == ("a",)
+    code, out, err = run(capsys, "predict", "m.st", "data.csv", "--id", "id")
+    assert code == 0, err
+    assert out.splitlines()[1].startswith("row0,")
+
+
+def test_train_features_by_glob_and_resume_keeps_the_selection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_table(Path("data.csv"), ids=False)
+    argv = ["train", "data.csv", "--features", "[ab]", "--epochs", "2", "--quiet", "--checkpoint", "c.ckpt"]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--resume", "c.ckpt", "--epochs", "4", "--quiet", "--out", "m.st")
+    assert code == 0, err  # the recorded selection is used again: same columns, same data
+    code, _, err = run(capsys, "train", "--resume", "c.ckpt", "--epochs", "5", "--quiet", "--drop", "b")
+    assert_one_line_error(code, err, "--drop", "differs from the checkpoint")

@@ -133,7 +133,6 @@ def test_unscaled_huge_values_train_and_the_verdict_names_the_option(
     assert "NaN" not in err and "converged" not in out
 
 
-
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_the_estimator_takes_finite_values_near_the_top_of_float64() -> None:
     # scikit-learn's finiteness check sums the rows: on finite data it must not warn (an error under

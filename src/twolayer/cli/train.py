@@ -750,7 +750,14 @@ def train(args: argparse.Namespace) -> int:
         source = checkpoint_in.run["source"] if checkpoint_in is not None else "digits"
     _check_files(args, options, kind.files, source)
 
-    data = load_dataset(source, target=options["target"])
+    data = load_dataset(
+        source,
+        target=options["target"],
+        select=options["features"],
+        drop=options["drop"],
+        id_column=options["id"],
+        sep=options["sep"],
+    )
     check_classes(data)
     assert data.y is not None
     quiet = bool(args.quiet)
@@ -838,7 +845,12 @@ def train(args: argparse.Namespace) -> int:
     if not quiet:
         D, K = data.n_features, classes.size
         split = f"{run.train_index.size} train / {run.test_index.size} test"
-        rows = [("data", f"{source} ({split}, {D} features, {K} classes)"), *kind.rows(outcome, figures, run)]
+        rows = [("data", f"{source} ({split}, {D} features, {K} classes)")]
+        if data.target_note is not None:  # which column was taken for the labels, and why
+            rows.append(("target", data.target_note.removeprefix("target column: ")))
+        if data.id_name is not None:
+            rows.append(("identifier", f"{data.id_name!r} (not a feature)"))
+        rows += kind.rows(outcome, figures, run)
         out = console()
         out.print(key_value_table("Summary", rows))
         out.print(confusion_table(np.asarray(test_metrics.confusion_matrix), classes, kind.confusion_title))

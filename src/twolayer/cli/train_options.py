@@ -6,7 +6,15 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from twolayer.cli.common import activations, fraction, non_negative_float, positive_float, positive_int, seed
+from twolayer.cli.common import (
+    activations,
+    add_table_arguments,
+    fraction,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    seed,
+)
 from twolayer.errors import DataError
 
 # The defaults of `twolayer train`: Adam on a network small enough that the
@@ -56,12 +64,17 @@ NOT_BAYESIAN = {
     "resume": "the evidence procedure cannot be checkpointed",
 }
 
-# What a run records of its options (and a checkpoint must hold).
-OPTION_KEYS = (*TRAIN_DEFAULTS, "target", "epochs", "out", "plot", "checkpoint", "checkpoint_every")
+# How the data's columns were chosen and read. A run records them; a checkpoint written before they
+# existed lacks them and is read as if none was given.
+TABLE_KEYS = ("features", "drop", "id", "sep")
+
+# What a run records of its options (and a checkpoint must hold, TABLE_KEYS aside).
+OPTION_KEYS = (*TRAIN_DEFAULTS, "target", *TABLE_KEYS, "epochs", "out", "plot", "checkpoint", "checkpoint_every")
 
 # Options that decide the weights: a resumed run must keep them.
 _RUN_DEFINING = (
     "target",
+    *TABLE_KEYS,
     "hidden",
     "activation",
     "solver",
@@ -111,7 +124,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="a built-in dataset (see 'twolayer datasets'), a .csv file with a header row or a .npz "
         "file with arrays X and y (default: digits)",
     )
-    p.add_argument("--target", metavar="NAME", help="the CSV column holding the labels (default: the last)")
+    p.add_argument(
+        "--target",
+        metavar="NAME",
+        help="the column holding the labels (default: one named target, label, class or y, else the last)",
+    )
+    columns = p.add_argument_group("the table's columns")
+    columns.add_argument(
+        "--features", nargs="+", metavar="COLUMN", help="use only these columns as features (names or globs)"
+    )
+    columns.add_argument("--drop", nargs="+", metavar="COLUMN", help="leave these columns out (names or globs)")
+    add_table_arguments(columns)
     model = p.add_argument_group("the network and its training")
     model.add_argument("--hidden", type=positive_int, metavar="M", help=f"hidden units {_default('hidden')}")
     model.add_argument("--activation", choices=activations(), help=f"hidden-unit activation {_default('activation')}")
@@ -264,7 +287,7 @@ def resolve_options(
     given = {key: getattr(args, key) for key in keys}
     if stored is None:
         return {key: (defaults.get(key) if value is None else value) for key, value in given.items()}
-    options = dict(stored)
+    options = dict.fromkeys(TABLE_KEYS) | dict(stored)
     for key in _RUN_DEFINING:
         if given[key] is not None and given[key] != stored.get(key):
             flag = "--" + key.replace("_", "-")
@@ -298,7 +321,7 @@ def check_run_record(path: str, record: dict[str, Any]) -> None:
     for key, kind in _RUN_RECORD.items():
         if not isinstance(record.get(key), kind):
             raise DataError(f"{path}: not a checkpoint of 'twolayer train' (its record has no valid {key!r})")
-    missing = [key for key in OPTION_KEYS if key not in record["options"]]
+    missing = [key for key in OPTION_KEYS if key not in record["options"] and key not in TABLE_KEYS]
     if missing:
         raise DataError(f"{path}: not a checkpoint of 'twolayer train' (the option {missing[0]!r} is not recorded)")
 
