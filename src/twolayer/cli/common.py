@@ -161,7 +161,7 @@ def separator(text: str) -> str:
     return value
 
 
-def add_table_arguments(p: argparse.ArgumentParser) -> None:
+def add_table_arguments(p: argparse._ActionsContainer) -> None:  # a parser or an argument group
     """The options of reading a table that every command shares: the identifier column and the delimiter."""
     p.add_argument(
         "--id",
