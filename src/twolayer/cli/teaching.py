@@ -11,6 +11,7 @@ from twolayer.cli.common import (
     Command,
     activations,
     at_least_two,
+    busy,
     positive_float,
     positive_int,
     seed,
@@ -81,7 +82,8 @@ def derive(args: argparse.Namespace) -> int:
         raise DataError("twolayer derive needs SymPy: pip install 'twolayer[derive]'")
     from twolayer.teaching.derivation import verify_derivation
 
-    steps = verify_derivation(classes=tuple(args.classes), random_state=args.seed)
+    with busy("checking the derivation with SymPy"):
+        steps = verify_derivation(classes=tuple(args.classes), random_state=args.seed)
     print(
         f"The derivation of backpropagation (docs/derivation.md in the twolayer source tree), step by step, checked with SymPy "
         f"for K = {', '.join(map(str, args.classes))}:"

@@ -25,6 +25,7 @@ import numpy as np
 from twolayer.cli.common import (
     EXIT_OK,
     Command,
+    busy,
     confusion_table,
     console,
     key_value_table,
@@ -341,7 +342,8 @@ class Bayesian(Kind):
 
         from twolayer.training.optim import TrainingDiverged
 
-        with warnings.catch_warnings(record=True) as caught, _extremes_quiet():
+        what = f"the evidence procedure: MAP fits and Laplace posteriors on {X_train.shape[0]} patterns"
+        with warnings.catch_warnings(record=True) as caught, _extremes_quiet(), busy(what, quiet=quiet):
             warnings.simplefilter("always", ConvergenceWarning)
             try:
                 model.fit(X_train, y_train)
