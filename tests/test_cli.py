@@ -457,49 +457,6 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def test_sigint_to_a_real_process(tmp_path: Path) -> None:
-    checkpoint = tmp_path / "c.ckpt"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "twolayer",
-            "train",
-            "digits",
-            "--epochs",
-            "100000",
-            "--hidden",
-            "8",
-            "--checkpoint",
-            checkpoint,
-            "--out",
-            tmp_path / "m.st",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(),
-        cwd=tmp_path,
-    )
-    assert process.stderr is not None
-    seen = []
-    try:
-        for line in process.stderr:  # the first progress line: training is under way
-            seen.append(line)
-            if line.startswith("epoch"):
-                break
-        process.send_signal(signal.SIGINT)
-        _out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, "".join(seen) + err
-    assert "Traceback" not in err and "interrupted at epoch" in err
-    assert not (tmp_path / "m.st").exists()
-    state = load_checkpoint(checkpoint)
-    assert 1 <= state.epoch < 100000 and state.run["options"]["hidden"] == 8
-
-
 @pytest.mark.slow  # a fresh interpreter
 def test_real_process_train_and_predict(tmp_path: Path) -> None:
     model_path = tmp_path / "m.st"
