@@ -108,3 +108,40 @@ def test_train_features_by_glob_and_resume_keeps_the_selection(
     assert code == 0, err  # the recorded selection is used again: same columns, same data
     code, _, err = run(capsys, "train", "--resume", "c.ckpt", "--epochs", "5", "--quiet", "--drop", "b")
     assert_one_line_error(code, err, "--drop", "differs from the checkpoint")
+
+
+@pytest.mark.parametrize("name", ["p.csv", "p.tsv", "p.parquet", "p.feather"])
+def test_predictions_in_the_format_their_name_says(model: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    import pyarrow.csv
+    import pyarrow.feather
+    import pyarrow.parquet
+
+    write_table(Path("new.csv"))
+    code, _, err = run(capsys, "predict", "m.st", "new.csv", "--id", "id", "--proba", "--keep-columns", "--out", name)
+    assert code == 0, err
+    if name.endswith(".parquet"):
+        table = pyarrow.parquet.read_table(name)
+    elif name.endswith(".feather"):
+        table = pyarrow.feather.read_table(name)
+    else:
+        delimiter = "\t" if name.endswith(".tsv") else ","
+        options = pyarrow.csv.ConvertOptions(column_types={"prediction": pyarrow.string()})
+        table = pyarrow.csv.read_csv(
+            name, parse_options=pyarrow.csv.ParseOptions(delimiter=delimiter), convert_options=options
+        )
+    assert table.column_names == ["id", "a", "b", "prediction", "proba_007", "proba_7"]
+    assert table.column("id").to_pylist() == [f"row{i}" for i in range(len(ROWS))]
+    assert table.column("a").to_pylist() == pytest.approx([a for a, _, _ in ROWS])
+    assert set(table.column("prediction").to_pylist()) <= {"007", "7"}  # labels as written, in every format
+    proba = [table.column(c).to_pylist() for c in ("proba_007", "proba_7")]
+    assert [p + q for p, q in zip(*proba)] == pytest.approx([1.0] * len(ROWS), abs=1e-5)
+
+
+def test_format_overrides_the_name(model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_table(Path("new.csv"))
+    code, _, err = run(capsys, "predict", "m.st", "new.csv", "--id", "id", "--format", "tsv", "--out", "p.txt")
+    assert code == 0, err
+    assert Path("p.txt").read_text().startswith("id\tprediction\nrow0\t")
+    code, out, err = run(capsys, "predict", "m.st", "new.csv", "--format", "tsv", "--id", "id")
+    assert code == 0, err
+    assert out.startswith("id\tprediction\nrow0\t")

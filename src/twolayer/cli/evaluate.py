@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,16 @@ def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
 def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
     add_model_data_arguments(p, data_required=True)
     p.add_argument("--proba", action="store_true", help="add a column of probabilities per class")
-    p.add_argument("--out", metavar="FILE", help="write the CSV here instead of standard output ('-': standard output)")
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the predictions here: CSV, TSV, Parquet or Feather by the extension (default, or '-': "
+        "standard output, CSV)",
+    )
+    p.add_argument("--format", choices=("csv", "tsv", "parquet", "feather"), help="the format, whatever the name")
+    p.add_argument(
+        "--keep-columns", action="store_true", help="write the input's feature columns too, before the predictions"
+    )
 
 
 def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
@@ -134,40 +144,39 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    import csv
-    import io
-
     from twolayer.io.modelfile import atomic_write, read
     from twolayer.io.paths import check_outputs
+    from twolayer.io.predictions import prediction_bytes, prediction_format
 
     out = None if args.out == "-" else args.out  # "-" is standard output, as with no --out
     check_outputs({"MODEL": args.model, "DATA": args.data}, {"--out": out})
+    fmt = prediction_format(out, args.format)
+    if out is None and fmt not in ("csv", "tsv") and sys.stdout.isatty():
+        raise DataError(f"--format {fmt} is binary: give --out FILE, or redirect standard output")
     model_file = read(args.model)
     data = model_data(model_file, args, require_target=False)
     with busy(f"predicting {data.n_samples} rows"):
-        proba = model_file.model.predict_proba(data.X)
-    predicted = model_file.classes[np.argmax(proba, axis=1)]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+        proba = np.asarray(model_file.model.predict_proba(data.X))
     # The identifier column first, so that predictions are joined to their rows by key, not by order.
-    header = [] if data.ids is None else [data.id_name or "id"]
-    header.append("prediction")
+    columns: dict[str, Any] = {}
+    if data.ids is not None:
+        columns[data.id_name or "id"] = data.ids
+    if args.keep_columns:
+        names = data.feature_names or tuple(f"x{j}" for j in range(data.n_features))
+        columns.update({name: data.X[:, j] for j, name in enumerate(names) if name not in columns})
+    columns["prediction"] = model_file.classes[np.argmax(proba, axis=1)]
     if args.proba:
-        header += [f"proba_{label(c)}" for c in model_file.classes]
-    writer.writerow(header)
-    ids = [None] * data.n_samples if data.ids is None else data.ids.tolist()
-    for key, value, row in zip(ids, predicted, proba):
-        cells = [] if data.ids is None else [label(key)]
-        cells.append(label(value))
-        if args.proba:
-            cells += [f"{p:.6g}" for p in row]
-        writer.writerow(cells)
+        columns.update({f"proba_{label(c)}": proba[:, k] for k, c in enumerate(model_file.classes)})
+    written = prediction_bytes(columns, fmt)
     if out is None:
-        sys.stdout.write(buffer.getvalue())
+        if fmt in ("csv", "tsv"):
+            sys.stdout.write(written.decode("utf-8"))  # through the text layer, wherever stdout points
+        else:
+            sys.stdout.buffer.write(written)
         sys.stdout.flush()
     else:
-        atomic_write(out, buffer.getvalue().encode("utf-8"))
-        print(f"wrote {data.n_samples} predictions to {out}")
+        atomic_write(out, written)
+        print(f"wrote {data.n_samples} predictions to {out} ({fmt})")
     return EXIT_OK
 
 
