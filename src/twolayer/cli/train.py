@@ -4,12 +4,13 @@ A run resolves its options, loads and splits the data, fits the estimator, measu
 training and held-out rows, writes the model (and the plot) atomically, and prints a summary. What
 differs between the two networks (refused options, the estimator and its fit, the summary's
 figures) is a :class:`Kind`: :class:`Plain` and :class:`Bayesian`, which read best beside the run.
+What the run judges of its inputs and its outcome (extreme columns, divergence, the verdict on a run
+that did not learn) is :mod:`twolayer.cli.verdicts`.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import time
 import warnings
@@ -29,7 +30,6 @@ from twolayer.cli.common import (
     confusion_table,
     console,
     key_value_table,
-    label,
     need_matplotlib,
     note,
     report_picture,
@@ -46,6 +46,7 @@ from twolayer.cli.train_options import (
     hyperparameters,
     resolve_options,
 )
+from twolayer.cli.verdicts import check_range, diverged_message, input_scale_hint, judge, standardisation
 from twolayer.errors import DataError
 
 __all__ = ["TRAIN", "Bayesian", "Kind", "Plain", "Run", "train"]
@@ -237,13 +238,13 @@ class Plain(Kind):
             except TrainingDiverged as exc:
                 cause = getattr(exc, "cause", None)
                 epoch = epochs_done(model) + 1
-                raise DataError(_diverged(epoch, run, X_train, cause)) from None
+                raise DataError(diverged_message(epoch, run, X_train, cause)) from None
         elif not quiet:
             note(f"the checkpoint is at epoch {first_epoch}, --epochs is {total}: nothing left to train")
         model.set_params(callback=None, max_iter=total, warm_start=False)
         done = epochs_done(model)
         if monitor.diverged_at is not None or not all(np.isfinite(p).all() for p in model.params_):
-            raise DataError(_diverged(monitor.diverged_at or done, run, X_train, None))
+            raise DataError(diverged_message(monitor.diverged_at or done, run, X_train, None))
         if monitor.signal is None:
             return None
         by = "" if monitor.signal == signal.SIGINT else f" by {signal.Signals(monitor.signal).name}"
@@ -348,9 +349,11 @@ class Bayesian(Kind):
             try:
                 model.fit(X_train, y_train)
             except TrainingDiverged as exc:
-                raise DataError(_diverged(None, run, X_train, getattr(exc, "cause", None), bayesian=True)) from None
+                raise DataError(
+                    diverged_message(None, run, X_train, getattr(exc, "cause", None), bayesian=True)
+                ) from None
             except ValueError as exc:
-                hint = _input_scale_hint(run, X_train)
+                hint = input_scale_hint(run, X_train)
                 raise DataError(f"the Bayesian network cannot be trained: {exc}{hint}") from None
         for warning in caught:
             if issubclass(warning.category, ConvergenceWarning):
@@ -462,208 +465,8 @@ def _new_run(options: dict[str, Any], data: Dataset, source: str) -> Run:
     )
     mean = scale = None
     if options["scale"]:
-        mean, scale = _standardisation(data.X[train_index])
+        mean, scale = standardisation(data.X[train_index])
     return Run(options, data, source, train_index, test_index, mean, scale, int(train_index.size))
-
-
-def _standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """StandardScaler's mean and scale of the columns of ``X``, also for values near float64's limits.
-
-    The variance squares deviations, which overflow beyond about 1e154 (and
-    underflow below 1e-154, making a column look constant). A column whose
-    largest magnitude lies outside :math:`[2^{-256}, 2^{256}]` is therefore
-    divided by a power of two near it (exact: only the exponents change), its
-    mean and scale are computed, and both are multiplied back. Other columns
-    are not touched, so that their figures are the very bits of
-    StandardScaler's.
-    """
-    from sklearn.preprocessing import StandardScaler
-
-    magnitude = np.maximum(X.max(axis=0), -X.min(axis=0))
-    extreme = (magnitude > 2.0**256) | ((magnitude > 0) & (magnitude < 2.0**-256))
-    if not extreme.any():
-        scaler = StandardScaler().fit(X)
-        return scaler.mean_, scaler.scale_
-    factor = np.ones(X.shape[1])
-    # 2**(e - 1) for |x| < 2**e: the divided column lies in [-2, 2), and 2**1023 is finite.
-    factor[extreme] = np.ldexp(1.0, np.frexp(magnitude[extreme])[1] - 1)
-    scaler = StandardScaler().fit(X / factor)
-    return scaler.mean_ * factor, scaler.scale_ * factor
-
-
-def _check_range(run: Run, dtype: Any) -> None:
-    """Refuse, naming the column and the value, data that the working dtype cannot hold once standardised.
-
-    Every row counts, held-out ones too (they are predicted for the summary).
-    Standardising is increasing in each column, so its extremes are those of
-    the column's largest and smallest values.
-    """
-    X = run.data.X
-    if X.size == 0:
-        return
-    high, low = X.max(axis=0), X.min(axis=0)
-    scaled = run.scaler_mean is not None and run.scaler_scale is not None
-    with np.errstate(over="ignore", invalid="ignore"):
-        z_high = (high - run.scaler_mean) / run.scaler_scale if scaled else high
-        z_low = (low - run.scaler_mean) / run.scaler_scale if scaled else low
-    limit = float(np.finfo(dtype).max)
-    bad = np.flatnonzero(~((np.abs(z_high) <= limit) & (np.abs(z_low) <= limit)))
-    if bad.size == 0:
-        return
-    j = int(bad[0])
-    raw, z = (high[j], z_high[j]) if not abs(z_high[j]) <= limit else (low[j], z_low[j])
-    held = f"{run.source}, column {_column(run, j)} holds {raw:g}"
-    if not math.isfinite(z):
-        raise DataError(
-            f"{held}: standardising it overflows float64 (its distance from the column's mean is beyond "
-            f"{np.finfo(np.float64).max:.3g}); rescale that column, or give --no-scale"
-        )
-    name = np.dtype(dtype).name
-    if scaled:
-        raise DataError(f"{held}, beyond {name}'s range (about {limit:.3g}) even standardised; use --dtype float64")
-    raise DataError(
-        f"{held}, beyond {name}'s range (about {limit:.3g}); use --dtype float64, or drop --no-scale to standardise it"
-    )
-
-
-def _column(run: Run, j: int) -> str:
-    """Column ``j`` as a message names it: its quoted name, or its number (from 0) in a file without names."""
-    names = run.data.feature_names
-    return repr(names[j]) if names is not None else str(j)
-
-
-def _largest_input(run: Run, X: np.ndarray) -> tuple[float, str]:
-    """The largest magnitude of the (transformed) training inputs, and its column (see :func:`_column`)."""
-    if X.size == 0:
-        return 0.0, ""
-    magnitude = np.maximum(X.max(axis=0), -X.min(axis=0)).astype(np.float64)
-    j = int(np.argmax(magnitude))
-    return float(magnitude[j]), _column(run, j)
-
-
-# Inputs beyond this magnitude drive tanh units to saturation at any initial weight the
-# network draws (about 1/sqrt(D)): such a network cannot learn from them.
-_SATURATING = 1e3
-
-
-def _input_scale_hint(run: Run, X_train: np.ndarray) -> str:
-    """A clause for an error when unscaled inputs are large enough to be its likely cause, else nothing."""
-    value, column = _largest_input(run, X_train)
-    if run.options["scale"] or value <= _SATURATING:
-        return ""
-    return f" (the inputs are unscaled and reach {value:.3g} in column {column}: drop --no-scale)"
-
-
-def _diverged(epoch: int | None, run: Run, X_train: np.ndarray, cause: str | None, *, bayesian: bool = False) -> str:
-    """The one line for a run whose loss stopped being finite: where, the likely cause in the CLI's terms, what to do.
-
-    ``cause`` is the training layer's diagnosis (a Python parameter's name,
-    see :mod:`twolayer.training.diagnosis`), or None to make it here.
-    """
-    from twolayer.training.optim import likely_cause
-    from twolayer.training.solvers import MINIBATCH_SOLVERS
-
-    options = run.options
-    solver = "L-BFGS" if bayesian else options["solver"]
-    minibatch = solver in MINIBATCH_SOLVERS
-    value, column = _largest_input(run, X_train)
-    alpha, lr, dtype = options["alpha"], options["learning_rate"], X_train.dtype
-    lam = alpha / max(int(run.train_index.size), 1)
-    if cause is None:
-        cause = likely_cause(lam, dtype, value, lr if solver == "sgd" else None, minibatch)
-    stepper = "the MAP network's L-BFGS" if bayesian else f"--solver {solver}"
-    reasons = {
-        "alpha": (
-            f"the weight decay --alpha {alpha:g} is too strong ({lam:.3g} per training pattern): its penalty and "
-            f"steps overflow {dtype.name}",
-            "try a smaller --alpha",
-        ),
-        "X": (
-            f"the inputs reach {value:.3g} (column {column}), too large for the network's products in {dtype.name}",
-            "drop --no-scale" if not options["scale"] else "rescale that column",
-        ),
-        "learning_rate_init": (f"the steps of --learning-rate {lr:g} overshoot", "try a smaller --learning-rate"),
-        "solver": (
-            f"{stepper} stepped to non-finite weights",
-            "check the inputs' scale" if bayesian else "try another --solver",
-        ),
-    }
-    reason, advice = reasons.get(cause, reasons["solver"])
-    where = "training diverged" + (f" in {Plain.unit(options)} {epoch}" if epoch and not bayesian else "")
-    return f"{where}: the loss is no longer finite because {reason}. Nothing was written; {advice}"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A run that ended without learning: what the summary says instead of "converged", and the warning."""
-
-    label: str
-    warning: str
-
-
-def _verdict(outcome: Outcome, run: Run, X_train: np.ndarray, kind: Kind) -> Verdict | None:
-    """A diverged or useless run's verdict, or None for a run that learned something.
-
-    Its training loss ended above that of a network that ignores its inputs
-    and predicts the class frequencies (the start the output biases are
-    given): "diverged" when the loss rose on the way or ended far above, "did
-    not learn" otherwise. Or its held-out accuracy is no better than always
-    predicting the training split's most frequent class: "no better than
-    chance". The warning adds the likely option to change.
-    """
-    from twolayer.training.solvers import MINIBATCH_SOLVERS
-
-    data, options = run.data, run.options
-    assert data.y is not None
-    classes, counts = np.unique(data.y[run.train_index], return_counts=True)
-    majority = classes[int(np.argmax(counts))]
-    baseline = float(np.mean(data.y[run.test_index] == majority))
-    if options.get("class_weight") == "balanced":
-        constant = math.log(classes.size)  # weighted, every class counts alike
-    else:
-        p = counts / counts.sum()
-        constant = float(-np.sum(p * np.log(p)))
-    # A whole-batch solver that stopped before its first iteration has an empty curve but a final loss.
-    curve = [float(v) for v in outcome.model.loss_curve_] if isinstance(kind, Plain) else []
-    final = float(outcome.model.loss_) if isinstance(kind, Plain) and outcome.model.loss_ is not None else None
-    rose = len(curve) >= 2 and curve[-1] > curve[0]
-    if final is not None and final > constant + 1e-3 * max(constant, 1.0):
-        # Rising, or ten times the start the output biases were given: the steps blew the loss up.
-        verdict = "diverged" if rose or final > 10 * constant else "did not learn"
-        start = f"rose from {curve[0]:.4g} to" if rose else "ended at"
-        what = (
-            f"the training loss {start} {final:.4g}, above the {constant:.4g} of always predicting the class "
-            "frequencies"
-        )
-    elif outcome.test.accuracy <= baseline:
-        verdict = "no better than chance"
-        what = (
-            f"held-out accuracy {outcome.test.accuracy:.4f} is no better than always predicting the most frequent "
-            f"class ({label(majority)}), which scores {baseline:.4f}"
-        )
-    else:
-        return None
-    lr, alpha = options["learning_rate"], options["alpha"]
-    lam = alpha / max(int(run.train_index.size), 1)
-    value, column = _largest_input(run, X_train)
-    if lam >= 1.0:
-        advice = (
-            f"the weight decay --alpha {alpha:g} outweighs the data ({lam:.3g} per training pattern); "
-            "try a smaller --alpha"
-        )
-    elif not options["scale"] and value > _SATURATING:
-        advice = (
-            f"the inputs are unscaled and reach {value:.3g} (column {column}), saturating the hidden units; "
-            "drop --no-scale"
-        )
-    elif isinstance(kind, Plain) and options["solver"] in MINIBATCH_SOLVERS and (rose or lr >= 0.1):
-        advice = f"the steps of --learning-rate {lr:g} are too long; try a smaller --learning-rate"
-    else:
-        return Verdict(
-            verdict,
-            f"warning: {what}; try more --epochs or --hidden, or check that the features predict the target",
-        )
-    return Verdict(verdict, f"warning: {what}; likely cause: {advice}")
 
 
 def _provenance(seconds: float) -> dict[str, Any]:
@@ -772,7 +575,7 @@ def train(args: argparse.Namespace) -> int:
     model = kind.build(options) if model is None else model
 
     dtype = np.float32 if options["dtype"] == "float32" else np.float64
-    _check_range(run, dtype)  # before the cast below could turn a finite value into infinity
+    check_range(run, dtype)  # before the cast below could turn a finite value into infinity
     X_train = run.transform(data.X[run.train_index]).astype(dtype)
     y_train = data.y[run.train_index]
     run.started = time.perf_counter()
@@ -792,7 +595,7 @@ def train(args: argparse.Namespace) -> int:
         test_metrics = classification_metrics(test_proba, data.y[run.test_index], classes)
         outcome = Outcome(model, predictor, classes, train_metrics, test_metrics, test_proba, seconds)
         figures = kind.figures(outcome, run)
-    verdict = _verdict(outcome, run, X_train, kind)
+    verdict = judge(outcome, run, X_train, plain=isinstance(kind, Plain))
     if verdict is not None and "stopped" in figures:
         figures["stopped"] = verdict.label  # never "converged"
     summary = {
