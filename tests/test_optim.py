@@ -10,6 +10,7 @@ written here from their formulas.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -71,6 +72,20 @@ def fast_gradient(params: Params, X, y, w, scale: float, activation: str, rows: 
 # --------------------------------------------------------------------------
 # the fast minibatch gradient equals the reference
 # --------------------------------------------------------------------------
+
+
+def minibatch(**changes: object) -> optim.MinibatchSettings:
+    """The minibatch loop's settings of these tests: tanh, batches of 5 in order, 10 epochs, no early stop."""
+    settings: dict[str, Any] = {
+        "activation": "tanh",
+        "batch_size": 5,
+        "shuffle": False,
+        "max_iter": 10,
+        "tol": 0.0,
+        "n_iter_no_change": 100,
+        "early_stopping": False,
+    }
+    return optim.MinibatchSettings(**{**settings, **changes})
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -435,15 +450,7 @@ def test_fast_loop_equals_reference(solver, nesterov, shuffle, weighted, contain
     state.optimizer = optim.make_optimizer(solver, theta.size, theta.dtype, settings)
     Xin = sp.csr_matrix(X) if container == "csr" else X
     data = optim.TrainingData(X=Xin, k=y, w=w, lam=lam)
-    mb = optim.MinibatchSettings(
-        activation="tanh",
-        batch_size=B,
-        shuffle=shuffle,
-        max_iter=epochs,
-        tol=0.0,
-        n_iter_no_change=100,
-        early_stopping=False,
-    )
+    mb = minibatch(batch_size=B, shuffle=shuffle, max_iter=epochs)
     reason = optim.train_minibatch(state, data, mb, n_classes=3)
     assert reason == "max_iter" and state.n_iter == epochs and state.t == epochs * 29
 
@@ -474,9 +481,7 @@ def test_loop_loss_curve_is_data_term_plus_final_decay():
         },
     )
     data = optim.TrainingData(X=X, k=y, w=None, lam=lam)
-    mb = optim.MinibatchSettings(
-        activation="tanh", batch_size=12, shuffle=False, max_iter=1, tol=0.0, n_iter_no_change=10, early_stopping=False
-    )
+    mb = minibatch(batch_size=12, max_iter=1, n_iter_no_change=10)
     E0 = nw.error(params, X, T)  # one full batch: the data term is the error at the starting weights
     optim.train_minibatch(state, data, mb, n_classes=3)
     after = nw.unflatten(state.theta, 5, 4, 3)
@@ -501,9 +506,7 @@ def test_stopping_rule_counts_epochs_without_improvement():
         },
     )
     data = optim.TrainingData(X=X, k=y, w=None, lam=0.0)
-    mb = optim.MinibatchSettings(
-        activation="tanh", batch_size=12, shuffle=False, max_iter=50, tol=1e-3, n_iter_no_change=3, early_stopping=False
-    )
+    mb = minibatch(batch_size=12, max_iter=50, tol=0.001, n_iter_no_change=3)
     # a negligible learning rate: the first epoch sets best_loss, then every epoch fails to improve by tol,
     # and the count must exceed n_iter_no_change = 3: stop after 1 + 4 epochs
     assert optim.train_minibatch(state, data, mb, n_classes=3) == "converged"
@@ -524,9 +527,7 @@ def test_hook_stops_after_the_epoch_it_returns_true():
         return s.n_iter == 2
 
     data = optim.TrainingData(X=X, k=y, w=None, lam=0.0)
-    mb = optim.MinibatchSettings(
-        activation="tanh", batch_size=5, shuffle=True, max_iter=10, tol=0.0, n_iter_no_change=100, early_stopping=False
-    )
+    mb = minibatch(shuffle=True)
     assert optim.train_minibatch(state, data, mb, n_classes=3, on_epoch=hook) == "callback"
     assert seen == [(1, 1), (2, 2)]
 
@@ -549,15 +550,7 @@ def test_divergence_raises_naming_the_learning_rate_and_keeps_finite_weights():
         },
     )
     data = optim.TrainingData(X=X, k=y, w=None, lam=0.0)
-    mb = optim.MinibatchSettings(
-        activation="identity",
-        batch_size=5,
-        shuffle=False,
-        max_iter=50,
-        tol=0.0,
-        n_iter_no_change=100,
-        early_stopping=False,
-    )
+    mb = minibatch(activation="identity", max_iter=50)
     kept = []
     with pytest.raises(optim.TrainingDiverged, match=r"learning_rate_init=1e\+30"):
         optim.train_minibatch(state, data, mb, n_classes=3, on_epoch=lambda s: kept.append(s.theta.copy()) and False)
@@ -578,15 +571,7 @@ def test_divergence_in_the_first_epoch_leaves_a_fresh_adam_as_new():
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
     state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings(1e300))
     data = optim.TrainingData(X=X * 1e100, k=y, w=None, lam=0.0)  # steps of ~1e300 overflow the next batch
-    mb = optim.MinibatchSettings(
-        activation="identity",
-        batch_size=5,
-        shuffle=True,
-        max_iter=5,
-        tol=0.0,
-        n_iter_no_change=100,
-        early_stopping=False,
-    )
+    mb = minibatch(activation="identity", shuffle=True, max_iter=5)
     with pytest.raises(optim.TrainingDiverged):
         optim.train_minibatch(state, data, mb, n_classes=3)
     opt = state.optimizer
@@ -601,15 +586,7 @@ def test_divergence_after_some_epochs_restores_the_last_epochs_moments(backend):
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
     state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings())
     data = optim.TrainingData(X=X, k=y, w=None, lam=0.0)
-    mb = optim.MinibatchSettings(
-        activation="identity",
-        batch_size=5,
-        shuffle=True,
-        max_iter=10,
-        tol=0.0,
-        n_iter_no_change=100,
-        early_stopping=False,
-    )
+    mb = minibatch(activation="identity", shuffle=True)
     kept = {}
 
     def hook(s):
@@ -654,15 +631,7 @@ def test_unchecked_rows_are_checked_in_the_first_epoch(shuffle, value, kind, bac
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
     state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings())
     data = optim.TrainingData(X=X, k=y, w=None, lam=0.0, checked=False)
-    mb = optim.MinibatchSettings(
-        activation="tanh",
-        batch_size=4,
-        shuffle=shuffle,
-        max_iter=3,
-        tol=0.0,
-        n_iter_no_change=100,
-        early_stopping=False,
-    )
+    mb = minibatch(batch_size=4, shuffle=shuffle, max_iter=3)
     with pytest.raises(optim.NonFiniteInput, match=f"Input X contains {kind} at row 17, column 2"):
         optim.train_minibatch(state, data, mb, n_classes=3)
     assert isinstance(optim.NonFiniteInput("x"), ValueError)
@@ -691,9 +660,7 @@ def test_a_bad_row_after_a_divergence_is_named_not_the_divergence(backend):
         },
     )
     data = optim.TrainingData(X=X, k=y, w=None, lam=0.0, rows=np.arange(40), checked=False)
-    mb = optim.MinibatchSettings(
-        activation="relu", batch_size=5, shuffle=False, max_iter=3, tol=0.0, n_iter_no_change=100, early_stopping=False
-    )
+    mb = minibatch(activation="relu", max_iter=3)
     with pytest.raises(optim.NonFiniteInput, match="NaN at row 39, column 3"):
         optim.train_minibatch(state, data, mb, n_classes=3)
     np.testing.assert_array_equal(state.theta, nw.flatten(params))
@@ -723,15 +690,7 @@ def test_checking_rows_as_they_are_gathered_changes_no_number(rows, backend):
         state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
         state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings())
         data = optim.TrainingData(X=X, k=y, w=None, lam=1e-3, rows=subset, checked=checked)
-        mb = optim.MinibatchSettings(
-            activation="tanh",
-            batch_size=4,
-            shuffle=True,
-            max_iter=3,
-            tol=0.0,
-            n_iter_no_change=100,
-            early_stopping=False,
-        )
+        mb = minibatch(batch_size=4, shuffle=True, max_iter=3)
         optim.train_minibatch(state, data, mb, n_classes=3)
         assert data.checked  # every row was seen
         runs.append((state.theta, state.loss_curve))
@@ -886,15 +845,7 @@ def test_huge_inputs_are_named_as_the_cause_not_as_bad_input():
     state = optim.TrainingState(theta=theta, rng=np.random.default_rng(0))
     state.optimizer = optim.make_optimizer("adam", theta.size, theta.dtype, adam_settings(1e300))
     data = optim.TrainingData(X=X * 1e100, k=y, w=None, lam=0.0, checked=False)
-    mb = optim.MinibatchSettings(
-        activation="identity",
-        batch_size=5,
-        shuffle=True,
-        max_iter=5,
-        tol=0.0,
-        n_iter_no_change=100,
-        early_stopping=False,
-    )
+    mb = minibatch(activation="identity", shuffle=True, max_iter=5)
     with pytest.raises(optim.TrainingDiverged) as raised:
         optim.train_minibatch(state, data, mb, n_classes=3)
     assert not isinstance(raised.value, optim.NonFiniteInput)
