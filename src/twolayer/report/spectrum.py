@@ -603,48 +603,33 @@ def curvature_spectra(
     if full is None:
         full = W <= FULL_SPECTRUM_MAX_PARAMS
     _check_memory(X.shape[0], D, M, K, k, full)
-    with covered():  # checked as a whole just above
-        return _curvature_spectra(params, X, T, sample_weight, activation, prior_precision, k, max_products, full)
-
-
-def _curvature_spectra(
-    params: Params,
-    X: np.ndarray,
-    T: np.ndarray,
-    sample_weight: np.ndarray | None,
-    activation: str,
-    prior_precision: Sequence[float],
-    k: int,
-    max_products: int,
-    full: bool,
-) -> CurvatureSpectra:
     from twolayer import curvature
 
-    D, M = params.W1.shape
-    K = params.W2.shape[1]
-    W = n_params(D, M, K)
-    alpha = [float(a) for a in prior_precision]
-    decay = np.asarray(flatten(Params(*(np.full(np.shape(p), a) for p, a in zip(params, alpha)))))
-    known = known_eigenvectors(D, M, K, alpha[2], alpha[3])
-    g = flatten(gradient(params, X, T, sample_weight, activation=activation)) + decay * flatten(params)
-    hessian = spectrum(
-        "Hessian",
-        decayed_operator(curvature.hessian_operator(params, X, T, sample_weight, activation=activation), decay),
-        (lambda: decayed_matrix(curvature.hessian(params, X, T, sample_weight, activation=activation), decay))
-        if full
-        else None,
-        known,
-        k,
-        max_products,
-    )
-    gauss_newton = spectrum(
-        "Gauss-Newton",
-        decayed_operator(curvature.gauss_newton_operator(params, X, T, sample_weight, activation=activation), decay),
-        (lambda: decayed_matrix(curvature.gauss_newton(params, X, T, sample_weight, activation=activation), decay))
-        if full
-        else None,
-        known,
-        k,
-        max_products,
-    )
-    return CurvatureSpectra(W, known, np.asarray(g), hessian, gauss_newton, full)
+    with covered():  # checked as a whole just above
+        alpha = [float(a) for a in prior_precision]
+        decay = np.asarray(flatten(Params(*(np.full(np.shape(p), a) for p, a in zip(params, alpha)))))
+        known = known_eigenvectors(D, M, K, alpha[2], alpha[3])
+        g = flatten(gradient(params, X, T, sample_weight, activation=activation)) + decay * flatten(params)
+        hessian = spectrum(
+            "Hessian",
+            decayed_operator(curvature.hessian_operator(params, X, T, sample_weight, activation=activation), decay),
+            (lambda: decayed_matrix(curvature.hessian(params, X, T, sample_weight, activation=activation), decay))
+            if full
+            else None,
+            known,
+            k,
+            max_products,
+        )
+        gauss_newton = spectrum(
+            "Gauss-Newton",
+            decayed_operator(
+                curvature.gauss_newton_operator(params, X, T, sample_weight, activation=activation), decay
+            ),
+            (lambda: decayed_matrix(curvature.gauss_newton(params, X, T, sample_weight, activation=activation), decay))
+            if full
+            else None,
+            known,
+            k,
+            max_products,
+        )
+        return CurvatureSpectra(W, known, np.asarray(g), hessian, gauss_newton, full)
