@@ -6,10 +6,10 @@ The parsing and conversion are pyarrow's (multi-threaded, in C++); this module
 decides what the file is, which columns play which role, and says in one line
 where and why a file cannot be used.
 
-It is one long module because every part (recognising the source, sniffing the
-dialect, reading delimited text, reading Arrow files, labels, messages) works on
-the same private input and options objects and exists only for
-:func:`read_table`; the parts are the sections below, in that order.
+It is one long module because every section below (what it returns, messages,
+choosing the columns, opening a source, the entry point, delimited text,
+Parquet and Feather/Arrow, NPZ) works on the same private input and options
+objects and exists only for :func:`read_table`.
 
 What a source is
     The content decides where it can: a compressed file is recognised by its
