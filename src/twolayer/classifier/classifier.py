@@ -56,6 +56,49 @@ __all__ = [
 ]
 
 
+#: The dtypes the estimator works in: float64 unless the input is float32.
+_DTYPES = (np.float64, np.float32)
+
+
+def _column_dtypes(X: Any) -> list[np.dtype[Any]] | None:
+    # The NumPy dtype of each column of a pandas DataFrame (NumPy, Arrow-backed or nullable
+    # dtypes) or a pyarrow Table, or None for anything else or a column without one. Duck-typed,
+    # so that neither pandas nor pyarrow is imported for an array.
+    if isinstance(X, np.ndarray) or sp.issparse(X):
+        return None
+    frame: Any = X
+    if hasattr(frame, "columns") and hasattr(frame, "dtypes") and hasattr(frame.dtypes, "tolist"):  # pandas
+        dtypes: list[np.dtype[Any]] = []
+        for dtype in frame.dtypes.tolist():
+            numpy_dtype = dtype if isinstance(dtype, np.dtype) else getattr(dtype, "numpy_dtype", None)
+            if not isinstance(numpy_dtype, np.dtype):  # categorical, sparse, pandas' own strings
+                return None
+            dtypes.append(numpy_dtype)
+        return dtypes
+    if type(frame).__module__.startswith("pyarrow") and hasattr(getattr(frame, "schema", None), "types"):
+        try:
+            return [np.dtype(t.to_pandas_dtype()) for t in frame.schema.types]
+        except (NotImplementedError, TypeError):  # dictionary-encoded and other types NumPy lacks
+            return None
+    return None
+
+
+def _input_dtypes(X: Any) -> Any:
+    """The ``dtype`` argument for validating ``X``: float32 for float32 columns of any kind.
+
+    scikit-learn keeps a float32 array or NumPy-typed float32 frame in float32, but converts
+    Arrow-backed and nullable pandas columns, and a pyarrow Table, to the first dtype accepted,
+    float64, whatever their own; so the same numbers would train in another precision by the
+    container they came in. Columns whose NumPy types promote to float32 (float32 beside
+    float16, bool or 8- and 16-bit integers, as in a NumPy-typed frame) are float32 here too;
+    anything else is left to scikit-learn.
+    """
+    dtypes = _column_dtypes(X)
+    if dtypes and np.result_type(*dtypes) == np.float32:
+        return np.float32
+    return _DTYPES
+
+
 def _is_minibatch(estimator: TwoLayerClassifier) -> bool:
     if estimator.solver not in MINIBATCH_SOLVERS:
         raise AttributeError(
@@ -210,7 +253,9 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     solver: SciPy's L-BFGS-B works in float64, so its points are rounded to
     float32 before each error and gradient, computed in float32, and the
     gradient is widened for SciPy. float64 stays float64; any other input is
-    converted to float64. A warm start keeps the dtype of the first fit.
+    converted to float64. A data frame is float32 when its columns are, NumPy,
+    Arrow-backed or nullable alike, and so is a pyarrow Table. A warm start
+    keeps the dtype of the first fit.
 
     **Divergence.** A non-finite error stops training with
     :class:`twolayer.training.optim.TrainingDiverged` (a ``ValueError``) naming the
@@ -356,7 +401,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             X,
             y,
             accept_sparse=("csr", "csc"),
-            dtype=dtype if dtype is not None else (np.float64, np.float32),
+            dtype=dtype if dtype is not None else _input_dtypes(X),
             order="C",
             reset=not continuing,
             **(NO_FINITE_CHECK if deferred else {}),
@@ -560,7 +605,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
 
     def _check_X(self, X: Any) -> Any:
         check_is_fitted(self)
-        return validate_data(self, X, accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32), reset=False)
+        return validate_data(self, X, accept_sparse=("csr", "csc"), dtype=_input_dtypes(X), reset=False)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The output activations :math:`a_k` (logits); for two classes :math:`a_1 - a_0`.
