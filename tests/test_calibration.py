@@ -133,6 +133,7 @@ def test_inputs_are_not_modified():
         ([2], [[0.5, 0.5]], {}, "outside 0..1"),
         (["z"], [[0.5, 0.5]], {"classes": ["a", "b"]}, "not in classes"),
         ([0], [[0.5, 0.5]], {"classes": ["a"]}, "classes must list the 2"),
+        (["a"], [[0.5, 0.5]], {"classes": ["a", "a"]}, "classes must be distinct"),
         ([0], [[0.5, 0.5]], {"n_bins": 0}, "n_bins"),
     ],
 )

@@ -51,6 +51,39 @@ def test_per_class_scores_by_counting() -> None:
         assert scores.support[k] == np.sum(y == c)
 
 
+def test_classification_metrics_follow_the_columns_of_unsorted_classes() -> None:
+    # Columns labelled "b" then "a": the true class's probability is read from its own column
+    # (scikit-learn's log_loss would read the columns as sorted labels, and warn).
+    proba = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
+    got = classification_metrics(proba, np.array(["b", "a", "a"]), np.array(["b", "a"]))
+    assert got.log_loss == pytest.approx(-(math.log(0.9) + math.log(0.7) + math.log(0.4)) / 3, rel=1e-15)
+    assert got.accuracy == 2 / 3
+    assert got.confusion_matrix == [[1, 0], [1, 1]]
+    assert list(got.predicted) == ["b", "a", "b"]
+
+
+def test_classification_metrics_clip_as_scikit_learn_for_the_dtype() -> None:
+    proba = np.array([[1.0, 0.0], [0.0, 1.0]])
+    for dtype in (np.float64, np.float32):
+        eps = float(np.finfo(dtype).eps)
+        got = classification_metrics(proba.astype(dtype), np.array([0, 0]), np.array([0, 1]))
+        assert got.log_loss == pytest.approx(-(math.log(1 - eps) + math.log(eps)) / 2, rel=1e-15)
+
+
+def test_labels_outside_the_classes_are_named() -> None:
+    proba, y, classes = random_predictions(4, n=5)
+    y[2] = "z"
+    with pytest.raises(ValueError, match=r"y holds labels that are not in classes: \['z'\]"):
+        classification_metrics(proba, y, classes)
+    # scikit-learn's scores left such rows out of the counts, silently.
+    with pytest.raises(ValueError, match=r"predicted holds labels that are not in classes: \['z'\]"):
+        per_class_scores(classes[:1].repeat(5), y, classes)
+    with pytest.raises(ValueError, match=r"y holds labels that are not in classes: \['z'\]"):
+        per_class_scores(y, classes[:1].repeat(5), classes)
+    with pytest.raises(ValueError, match="one shape"):
+        per_class_scores(y, y[:4], classes)
+
+
 def test_accuracy() -> None:
     assert accuracy(np.array([1, 2, 3, 4]), np.array([1, 0, 3, 0])) == 0.5
 

@@ -24,16 +24,19 @@ the mean confidence in bin ``b``. The pairs
 diagram; :func:`reliability_curve` returns them with the bin counts, and
 nothing here draws (plots belong to the edges of the package).
 
-Everything is a pure function of arrays; inputs are never modified.
+Everything is a pure function of arrays; inputs are never modified. For
+patterns that come in batches, :class:`~twolayer.report.evaluation.Evaluation`
+accumulates the same figures; the functions here are one batch of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from twolayer.report.evaluation import Evaluation, ReliabilityCurve, _check_n_bins, _checked_proba, _ClassIndex
 
 __all__ = [
     "ReliabilityCurve",
@@ -43,48 +46,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class ReliabilityCurve:
-    """The data of a reliability diagram.
-
-    Attributes
-    ----------
-    bin_edges : ndarray of shape (n_bins + 1,)
-        ``numpy.linspace(0, 1, n_bins + 1)``.
-    confidence : ndarray of shape (n_bins,)
-        Mean top-label confidence of the patterns in each bin; NaN where the
-        bin is empty.
-    accuracy : ndarray of shape (n_bins,)
-        Fraction of the patterns in each bin that are classified correctly;
-        NaN where the bin is empty.
-    count : ndarray of shape (n_bins,), int
-        Number of patterns in each bin.
-    """
-
-    bin_edges: np.ndarray
-    confidence: np.ndarray
-    accuracy: np.ndarray
-    count: np.ndarray
-
-    @property
-    def gap(self) -> np.ndarray:
-        """``accuracy - confidence`` per bin (negative: over-confident); NaN where empty."""
-        return self.accuracy - self.confidence
-
-
 def _labels_and_proba(
     y_true: Any, proba: Any, classes: Sequence[Any] | np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Check the inputs; return column indices of the true classes and the probabilities."""
-    P = np.asarray(proba, dtype=np.float64)
-    if P.ndim != 2 or P.shape[1] < 2:
-        raise ValueError(f"proba must have shape (N, K) with K >= 2 columns, got shape {P.shape}")
-    if P.shape[0] == 0:
-        raise ValueError("proba holds no patterns (N = 0)")
-    if not np.all(np.isfinite(P)) or np.any(P < 0):
-        raise ValueError("proba must hold finite, non-negative probabilities")
-    if not np.allclose(P.sum(axis=1), 1.0, rtol=0, atol=1e-6):
-        raise ValueError("each row of proba must sum to one (within 1e-6)")
+    P, _ = _checked_proba(proba)
     y = np.asarray(y_true)
     if y.ndim != 1 or y.shape[0] != P.shape[0]:
         raise ValueError(f"y_true must have shape ({P.shape[0]},) to match proba, got shape {y.shape}")
@@ -103,32 +69,16 @@ def _labels_and_proba(
     cls = np.asarray(classes)
     if cls.ndim != 1 or cls.shape[0] != K:
         raise ValueError(f"classes must list the {K} classes of proba's columns, got shape {cls.shape}")
-    order = np.argsort(cls, kind="stable")
-    pos = np.searchsorted(cls[order], y)
-    pos = np.clip(pos, 0, K - 1)
-    found = cls[order][pos] == y
-    if not np.all(found):
-        missing = np.unique(y[~found])
-        raise ValueError(f"y_true holds labels that are not in classes: {missing[:5].tolist()}")
-    return order[pos], P
+    return _ClassIndex(cls)(y, "y_true"), P
 
 
-def _confidence_and_correct(index: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    predicted = np.argmax(P, axis=1)  # ties go to the first class, as in predict()
-    confidence = P[np.arange(P.shape[0]), predicted]
-    return confidence, (predicted == index).astype(np.float64)
-
-
-def _check_n_bins(n_bins: int) -> int:
-    if isinstance(n_bins, bool) or int(n_bins) != n_bins or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
-    return int(n_bins)
-
-
-def _filled_bins(curve: ReliabilityCurve) -> tuple[np.ndarray, np.ndarray]:
-    """The non-empty bins' weights :math:`n_b / N` and gaps :math:`|\\mathrm{acc}_b - \\mathrm{conf}_b|`."""
-    filled = curve.count > 0
-    return curve.count[filled] / curve.count.sum(), np.abs(curve.gap[filled])
+def _evaluation(y_true: Any, proba: Any, classes: Sequence[Any] | np.ndarray | None, n_bins: int) -> Evaluation:
+    """An :class:`Evaluation` of all the patterns, its columns labelled by their indices."""
+    n_bins = _check_n_bins(n_bins)
+    index, P = _labels_and_proba(y_true, proba, classes)
+    evaluation = Evaluation(np.arange(P.shape[1]), n_bins)
+    evaluation.update(P, index)
+    return evaluation
 
 
 def reliability_curve(
@@ -162,17 +112,7 @@ def reliability_curve(
     forecasters", *The Statistician* 32 (1983). C. Guo, G. Pleiss, Y. Sun and
     K. Q. Weinberger, "On calibration of modern neural networks", ICML 2017, §2.
     """
-    n_bins = _check_n_bins(n_bins)
-    index, P = _labels_and_proba(y_true, proba, classes)
-    confidence, correct = _confidence_and_correct(index, P)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    # Bin b holds (edges[b], edges[b+1]]: the number of inner edges strictly below c.
-    bins = np.searchsorted(edges[1:-1], confidence, side="left")
-    count = np.bincount(bins, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = np.bincount(bins, weights=confidence, minlength=n_bins) / count
-        accuracy = np.bincount(bins, weights=correct, minlength=n_bins) / count
-    return ReliabilityCurve(edges, mean_conf, accuracy, count)
+    return _evaluation(y_true, proba, classes, n_bins).reliability_curve()
 
 
 def expected_calibration_error(
@@ -208,8 +148,7 @@ def expected_calibration_error(
     M. P. Naeini, G. F. Cooper and M. Hauskrecht, "Obtaining well calibrated
     probabilities using Bayesian binning", AAAI 2015. Guo et al. 2017, eq. 3.
     """
-    weight, gap = _filled_bins(reliability_curve(y_true, proba, classes=classes, n_bins=n_bins))
-    return float(np.sum(weight * gap))
+    return _evaluation(y_true, proba, classes, n_bins).calibration_summary()["ece"]
 
 
 def calibration_summary(
@@ -235,18 +174,4 @@ def calibration_summary(
         :math:`\\frac1N \\sum_n \\sum_k (p_{nk} - t_{nk})^2`; ``ece`` and
         ``mce`` (the largest bin gap); ``n`` the number of patterns.
     """
-    n_bins = _check_n_bins(n_bins)
-    index, P = _labels_and_proba(y_true, proba, classes)
-    N, K = P.shape
-    _, correct = _confidence_and_correct(index, P)
-    p_true = np.maximum(P[np.arange(N), index], np.finfo(np.float64).tiny)
-    T = np.eye(K)[index]
-    weight, gap = _filled_bins(reliability_curve(index, P, n_bins=n_bins))
-    return {
-        "n": float(N),
-        "accuracy": float(correct.mean()),
-        "log_loss": float(-np.mean(np.log(p_true))),
-        "brier": float(np.mean(np.sum((P - T) ** 2, axis=1))),
-        "ece": float(np.sum(weight * gap)),
-        "mce": float(gap.max()),
-    }
+    return _evaluation(y_true, proba, classes, n_bins).calibration_summary()

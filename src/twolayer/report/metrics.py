@@ -2,7 +2,8 @@
 
 And the stratified train/test split that a training run holds out its test
 patterns by. Calibration (ECE, Brier, reliability) is in
-:mod:`twolayer.report.calibration`.
+:mod:`twolayer.report.calibration`; :class:`~twolayer.report.evaluation.Evaluation`
+accumulates all of these figures over batches of patterns.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twolayer.errors import DataError
+from twolayer.report.evaluation import Evaluation, PerClassScores, _ClassIndex
 
 __all__ = [
     "ClassificationMetrics",
@@ -61,43 +63,67 @@ def classification_metrics(proba: np.ndarray, y: np.ndarray, classes: np.ndarray
     Parameters
     ----------
     proba : ndarray of shape (N, K)
-        :math:`p(C_k \\mid x_n)`, columns in the order of ``classes``.
+        :math:`p(C_k \\mid x_n)`, columns in the order of ``classes``, rows
+        summing to one within 1e-6.
     y : ndarray of shape (N,)
         The true labels, each one of ``classes``.
     classes : ndarray of shape (K,)
+        Distinct labels, in any order.
 
     Returns
     -------
     ClassificationMetrics
-    """
-    from sklearn.metrics import confusion_matrix, log_loss
 
-    predicted = classes[np.argmax(proba, axis=1)]
+    Raises
+    ------
+    ValueError
+        When ``proba`` does not hold probabilities, one column per class, or
+        ``y`` does not match it or holds a label not in ``classes``.
+
+    See Also
+    --------
+    twolayer.report.evaluation.Evaluation : the same figures, batch by batch.
+    """
+    evaluation = Evaluation(classes, n_bins=1)
+    evaluation.update(proba, y)
     return ClassificationMetrics(
-        n_samples=int(y.size),
-        accuracy=accuracy(y, predicted),
-        log_loss=float(log_loss(y, proba, labels=classes)),
-        confusion_matrix=confusion_matrix(y, predicted, labels=classes).tolist(),
-        predicted=predicted,
+        n_samples=evaluation.n_samples,
+        accuracy=evaluation.accuracy,
+        log_loss=evaluation.log_loss,
+        confusion_matrix=evaluation.confusion_matrix.tolist(),
+        predicted=evaluation.classes[np.argmax(np.asarray(proba), axis=1)],
     )
 
 
-@dataclass(frozen=True)
-class PerClassScores:
-    """Precision, recall, F1 and support of each class (0 where undefined), in the order of the classes."""
-
-    precision: np.ndarray
-    recall: np.ndarray
-    f1: np.ndarray
-    support: np.ndarray
-
-
 def per_class_scores(y: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> PerClassScores:
-    """Precision, recall and F1 of each class, from the true and the predicted labels."""
-    from sklearn.metrics import precision_recall_fscore_support
+    """Precision, recall and F1 of each class, from the true and the predicted labels.
 
-    precision, recall, f1, support = precision_recall_fscore_support(y, predicted, labels=classes, zero_division=0)
-    return PerClassScores(np.asarray(precision), np.asarray(recall), np.asarray(f1), np.asarray(support))
+    Parameters
+    ----------
+    y : ndarray of shape (N,)
+        The true labels, each one of ``classes``.
+    predicted : ndarray of shape (N,)
+        The predicted labels, each one of ``classes``.
+    classes : ndarray of shape (K,)
+        Distinct labels, in any order: the order of the scores.
+
+    Returns
+    -------
+    PerClassScores
+        See :meth:`PerClassScores.from_confusion`.
+
+    Raises
+    ------
+    ValueError
+        When ``y`` and ``predicted`` differ in shape or hold a label not in ``classes``.
+    """
+    index = _ClassIndex(classes)
+    true, guessed = np.asarray(y), np.asarray(predicted)
+    if true.ndim != 1 or guessed.shape != true.shape:
+        raise ValueError(f"y and predicted must have one shape (N,), got shapes {true.shape} and {guessed.shape}")
+    K = index.classes.shape[0]
+    cells = index(true, "y") * K + index(guessed, "predicted")
+    return PerClassScores.from_confusion(np.bincount(cells, minlength=K * K).reshape(K, K))
 
 
 def stratified_split(
