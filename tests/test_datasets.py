@@ -283,7 +283,10 @@ def test_npz_label_types(tmp_path: Path) -> None:
         ({"X": np.zeros((3, 2))}, "has no array 'y'"),
         ({"X": np.zeros(3), "y": np.zeros(3)}, "X has shape (3,); expected a matrix"),
         ({"X": np.zeros((3, 2)), "y": np.zeros(4)}, "y has shape (4,); expected (3,)"),
-        ({"X": np.array([[1.0, 2.0], [3.0, np.nan]]), "y": np.zeros(2)}, "X[1, 1] is NaN"),
+        (
+            {"X": np.array([[1.0, 2.0], [3.0, np.nan]]), "y": np.zeros(2)},
+            "X[1, 1]: expected a number, got 'NaN' (the first missing cell); to train anyway, choose --missing",
+        ),
         ({"X": np.array([[1.0, np.inf]]), "y": np.zeros(1)}, "X[0, 1] is infinity"),
         ({"X": np.array([["a", "b"]]), "y": np.zeros(1)}, "X has dtype <U1; expected numbers"),
         ({"X": np.zeros((2, 2)), "y": np.zeros(2), "feature_names": np.array(["a"])}, "feature_names must be 2"),

@@ -178,8 +178,10 @@ def test_a_tie_between_tab_and_comma_goes_by_the_extension(tmp_path: Path) -> No
     table = read_table(write(tmp_path / "d.tsv", text))
     assert table.delimiter == "\t" and table.feature_names == ("x",)
     assert table.y is not None and table.y.tolist() == ["2,3", "5,6"]
-    # As a .csv the first column is 'x<tab>y', which holds text.
-    refused(write(tmp_path / "d.csv", text), r"column 'x\ty' holds text")
+    # As a .csv the first column is 'x<tab>y', which holds text: one input per value.
+    as_csv = read_table(write(tmp_path / "d.csv", text))
+    assert as_csv.delimiter == "," and as_csv.columns[0] == Column("x\ty", "feature", "text")
+    assert as_csv.feature_names == ("x\ty=1\t2", "x\ty=4\t5")
 
 
 def test_given_separator(tmp_path: Path) -> None:
@@ -357,30 +359,57 @@ def test_missing_cells_in_parquet(tmp_path: Path) -> None:
     refused(path, "row 2, column 't': the label is missing")
 
 
-def test_a_text_column_is_refused_with_a_way_through(tmp_path: Path) -> None:
-    path = write(tmp_path / "d.csv", "colour,a,t\nred,1,x\nred,2,y\nblue,3,x\n")
-    message = refused(path, "column 'colour' holds text ('red', 'blue')", "--drop colour")
-    assert "--id" not in message  # not all different: not an identifier
+def one_hot(values: list[str | None]) -> tuple[np.ndarray, list[str]]:
+    """scikit-learn's own one-hot encoding of one column (missing cells all zero), and its categories."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    column = np.array(values, dtype=object).reshape(-1, 1)
+    present = column[[v is not None for v in values]]
+    encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(present)
+    filled = np.where(column == None, "\0", column)  # noqa: E711 - an elementwise comparison
+    return encoder.transform(filled), [str(c) for c in encoder.categories_[0]]
+
+
+def test_a_text_column_becomes_one_input_per_category(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.csv", "colour,a,t\nred,1,x\n red ,2,y\nblue,3,x\n")
+    table = read_table(path)
+    encoded, categories = one_hot(["red", "red", "blue"])
+    np.testing.assert_array_equal(table.X, np.column_stack([encoded, [1, 2, 3]]))
+    assert table.feature_names == (*(f"colour={c}" for c in categories), "a")
+    assert table.columns[0] == Column("colour", "feature", "text")
+    assert table.encoding is not None and table.encoding.kinds == ("text", "numeric")
+    assert table.warnings == ()  # repeated values: not an identifier
     np.testing.assert_array_equal(read_table(path, drop=["colour"]).X, [[1], [2], [3]])
 
 
-def test_an_identifier_in_disguise_gets_the_id_suggestion(tmp_path: Path) -> None:
-    path = write(tmp_path / "d.csv", "name,a,t\nalice,1,x\nbob,2,y\ncarol,3,x\n")
-    refused(path, "column 'name' holds text", "--drop name", "all different", "--id name")
+def test_an_identifier_in_disguise_gets_a_warning(tmp_path: Path) -> None:
+    rows = "".join(f"person{i},{i},{i % 2}\n" for i in range(30))
+    path = write(tmp_path / "d.csv", "name,a,t\n" + rows)
+    table = read_table(path)
+    assert table.n_features == 31  # 30 names and a
+    (warning,) = table.warnings
+    assert "column 'name' holds text whose values are all different" in warning
+    assert "--id name" in warning and "--drop name" in warning
     table = read_table(path, id_column="name")
-    assert table.ids is not None and table.ids.tolist() == ["alice", "bob", "carol"]
-    assert table.feature_names == ("a",) and table.id_name == "name"
+    assert table.ids is not None and table.ids.tolist()[:2] == ["person0", "person1"]
+    assert table.feature_names == ("a",) and table.id_name == "name" and table.warnings == ()
+
+
+def test_text_in_parquet_and_its_categories(tmp_path: Path) -> None:
+    path = tmp_path / "d.parquet"
+    colour = pa.array(["u", "v", "u", None]).dictionary_encode()  # a category column as pandas writes it
+    pq.write_table(pa.table({"name": ["a", "b", "c", "d"], "colour": colour, "x": [1.0, 2.0, 3.0, 4.0]}), path)
+    table = read_table(path, target="x", missing="most-frequent")
+    names, _ = one_hot(["a", "b", "c", "d"])
+    colours, _ = one_hot(["u", "v", "u", "u"])  # the missing cell takes the most frequent category
+    np.testing.assert_array_equal(table.X, np.column_stack([names, colours]))
+    assert table.feature_names == ("name=a", "name=b", "name=c", "name=d", "colour=u", "colour=v")
+    refused(path, "d.parquet, row 4, column 'colour': expected a value, got a missing value", target="x")
 
 
 def test_a_mistyped_number_is_named_not_the_column(tmp_path: Path) -> None:
     path = write(tmp_path / "d.csv", "a,b,t\n1,2,x\n3,4,y\n5,6O,x\n")
     refused(path, "line 4, column 'b': expected a number, got '6O' (data row 3 below the header)")
-
-
-def test_a_text_column_in_parquet(tmp_path: Path) -> None:
-    path = tmp_path / "d.parquet"
-    pq.write_table(pa.table({"name": ["a", "b"], "x": [1.0, 2.0], "t": [0, 1]}), path)
-    refused(path, "column 'name' holds text", "--id name")
 
 
 def test_parquet_columns_by_type(tmp_path: Path) -> None:
@@ -392,7 +421,7 @@ def test_parquet_columns_by_type(tmp_path: Path) -> None:
     # A category column as pandas writes it (dictionary-encoded) is text; so are its labels.
     category = pa.array(["u", "v"]).dictionary_encode()
     pq.write_table(pa.table({"x": [1.0, 2.0], "colour": category, "label": category}), path)
-    refused(path, "column 'colour' holds text")
+    assert read_table(path).columns[1] == Column("colour", "feature", "text")
     assert read_table(path, drop=["colour"]).y.tolist() == ["u", "v"]  # type: ignore[union-attr]
 
 
@@ -541,3 +570,185 @@ def test_any_text_is_a_table_or_one_line(tmp_path: Path, text: str, compress: bo
         else:
             assert table.X.dtype == np.float64 and np.isfinite(table.X).all()
             assert table.y is None or table.y.shape == (table.n_samples,)
+
+
+# --------------------------------------------------------------------------
+# Missing cells under each policy, and a model's encoding on new rows
+# --------------------------------------------------------------------------
+
+GAPPY = "id,age,colour,smoker,t\na,30,red,true,x\nb,,blue,false,y\nc,50,,true,x\nd,41,red,,y\ne,NA,red,false,x\n"
+
+
+@pytest.mark.parametrize("policy", ["mean", "median", "most-frequent"])
+def test_filling_agrees_with_simple_imputer(tmp_path: Path, policy: str) -> None:
+    from sklearn.impute import SimpleImputer
+
+    table = read_table(write(tmp_path / "d.csv", GAPPY), id_column="id", missing=policy)
+    strategy = policy.replace("-", "_")
+    nan = np.nan
+    numbers = np.array([[30, 1], [nan, 0], [50, 1], [41, nan], [nan, 0]], dtype=float)
+    filled = SimpleImputer(strategy=strategy).fit_transform(numbers)
+    text = np.array([["red"], ["blue"], [None], ["red"], ["red"]], dtype=object)
+    colours = SimpleImputer(strategy="most_frequent", missing_values=None).fit_transform(text)[:, 0]
+    encoded, categories = one_hot(list(colours))
+    np.testing.assert_allclose(table.X, np.column_stack([filled[:, 0], encoded, filled[:, 1]]))
+    assert table.feature_names == ("age", *(f"colour={c}" for c in categories), "smoker")
+    assert table.n_dropped == 0 and table.ids is not None and table.ids.tolist() == list("abcde")
+
+
+def test_dropping_rows_keeps_labels_and_identifiers_aligned(tmp_path: Path) -> None:
+    table = read_table(write(tmp_path / "d.csv", GAPPY), id_column="id", missing="drop")
+    assert table.n_dropped == 4 and table.ids is not None and table.ids.tolist() == ["a"]
+    assert table.y is not None and table.y.tolist() == ["x"]
+    np.testing.assert_array_equal(table.X, [[30, 1, 1]])  # colour=red (the only category left), smoker
+    everything_missing = write(tmp_path / "e.csv", "a,b,t\n1,,x\n,2,y\n")
+    refused(everything_missing, "every row has a missing feature cell", missing="drop")
+
+
+def test_the_error_policy_names_the_cell_and_the_way_through(tmp_path: Path) -> None:
+    message = refused(write(tmp_path / "d.csv", GAPPY), "line 3, column 'age': expected a number, got an empty cell")
+    assert "--missing drop, mean, median or most-frequent" in message
+
+
+def test_a_model_encodes_new_rows_as_it_encoded_its_own(tmp_path: Path) -> None:
+    trained = read_table(write(tmp_path / "d.csv", GAPPY), id_column="id", missing="mean")
+    assert trained.encoding is not None
+    # Columns in another order, one extra, a colour never seen, missing cells filled from training.
+    new = "smoker,extra,colour,age\nfalse,9,green,\ntrue,9,blue,20\n"
+    table = read_table(write(tmp_path / "n.csv", new), encoding=trained.encoding, require_target=False)
+    mean_age, mean_smoker = np.mean([30, 50, 41]), np.mean([1, 0, 1, 0])
+    blue_red = [[0, 0], [1, 0]]  # green is unseen: both colour inputs zero
+    np.testing.assert_allclose(table.X, np.column_stack([[mean_age, 20], blue_red, [0, 1]]))
+    assert table.unseen == {"colour": 1} and table.feature_names == trained.feature_names
+    assert np.isclose(mean_smoker, 0.5)
+
+
+def test_a_models_columns_must_be_what_they_were(tmp_path: Path) -> None:
+    trained = read_table(write(tmp_path / "d.csv", "a,b,t\n1,2,x\n3,4,y\n"), missing="drop")
+    assert trained.encoding is not None and trained.encoding.missing == "drop"
+    text_where_numbers = write(tmp_path / "n.csv", "a,b\nlow,2\nhigh,3\n")
+    refused(
+        text_where_numbers,
+        "column 'a' holds text ('low', 'high'), but the model reads numbers from it",
+        encoding=trained.encoding,
+        require_target=False,
+    )
+    gap = write(tmp_path / "g.csv", "b,a\n2,\n")
+    message = refused(gap, "line 2, column 'a': expected a number", encoding=trained.encoding, require_target=False)
+    assert "trained with --missing drop, which fills no cells" in message
+    refused(write(tmp_path / "m.csv", "a\n1\n"), "missing column 'b'", encoding=trained.encoding, require_target=False)
+
+
+def test_the_same_table_encodes_the_same_from_every_format(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "age": [30.0, None, 50.0, 41.0],
+            "colour": ["red", "blue", None, "red"],
+            "t": ["x", "y", "x", "y"],
+        }
+    )
+    pa_csv.write_csv(table, tmp_path / "d.csv")
+    pq.write_table(table, tmp_path / "d.parquet")
+    feather.write_feather(table, tmp_path / "d.feather")
+    read = [read_table(tmp_path / name, missing="median") for name in ("d.csv", "d.parquet", "d.feather")]
+    for other in read[1:]:
+        np.testing.assert_array_equal(other.X, read[0].X)
+        assert other.encoding == read[0].encoding
+    np.savez(tmp_path / "d.npz", X=np.array([[30.0], [np.nan], [50.0], [41.0]]), y=np.arange(4) % 2)
+    npz = read_table(tmp_path / "d.npz", missing="median")
+    np.testing.assert_array_equal(npz.X[:, 0], read[0].X[:, 0])
+
+
+def test_a_boolean_column_with_a_gap_is_filled_as_a_number(tmp_path: Path) -> None:
+    table = read_table(write(tmp_path / "d.csv", "flag,t\ntrue,x\nfalse,y\n,x\ntrue,y\n"), missing="mean")
+    np.testing.assert_allclose(table.X[:, 0], [1, 0, 2 / 3, 1])
+    assert table.columns[0].kind == "boolean"
+
+
+def test_kept_columns_are_the_cells_as_read(tmp_path: Path) -> None:
+    table = read_table(write(tmp_path / "d.csv", GAPPY), id_column="id", missing="mean", keep_raw=True)
+    assert table.raw is not None and list(table.raw) == ["age", "colour", "smoker"]
+    assert table.raw["colour"].tolist() == ["red", "blue", None, "red", "red"]
+    assert np.isnan(table.raw["age"][1])
+
+
+# --------------------------------------------------------------------------
+# Reading for a model in batches
+# --------------------------------------------------------------------------
+
+
+def concatenated(batches: list[Table]) -> tuple[np.ndarray, list[str], list[str]]:
+    X = np.vstack([b.X for b in batches])
+    y = [str(v) for b in batches for v in (b.y.tolist() if b.y is not None else [])]
+    ids = [str(v) for b in batches for v in (b.ids.tolist() if b.ids is not None else [])]
+    return X, y, ids
+
+
+def long_table(rows: int = 400) -> pa.Table:
+    rng = np.random.default_rng(0)
+    return pa.table(
+        {
+            "key": [f"k{i}" for i in range(rows)],
+            "a": rng.normal(size=rows),
+            "colour": [["red", "blue", None][i % 3] for i in range(rows)],
+            "b": [None if i % 7 == 3 else float(i) for i in range(rows)],
+            "label": [["007", "7"][i % 2] for i in range(rows)],
+        }
+    )
+
+
+@pytest.mark.parametrize("name", ["d.csv", "d.csv.gz", "d.parquet", "d.feather", "d.arrows"])
+def test_batches_read_what_the_whole_read_reads(tmp_path: Path, name: str) -> None:
+    from twolayer.io.tables import iter_table
+
+    table = long_table()
+    path = tmp_path / name
+    if name.startswith("d.csv"):
+        sink = io.BytesIO()
+        pa_csv.write_csv(table, sink)
+        path.write_bytes(gzip.compress(sink.getvalue()) if name.endswith(".gz") else sink.getvalue())
+    elif name.endswith(".parquet"):
+        pq.write_table(table, path, row_group_size=50)
+    elif name.endswith(".feather"):
+        feather.write_feather(table, path, chunksize=64)
+    else:
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=64)
+    trained = read_table(path, id_column="key", missing="mean")
+    batches = list(iter_table(path, encoding=trained.encoding, id_column="key", batch_bytes=512))
+    assert len(batches) > 3
+    X, y, ids = concatenated(batches)
+    np.testing.assert_array_equal(X, trained.X)
+    assert y == [str(v) for v in trained.y.tolist()]  # type: ignore[union-attr]
+    assert ids == [f"k{i}" for i in range(400)]
+
+
+def test_a_problem_in_a_later_batch_is_named_by_its_place_in_the_file(tmp_path: Path) -> None:
+    from twolayer.io.tables import iter_table
+
+    rows = "".join(f"{i},{i % 2}\n" for i in range(300))
+    path = write(tmp_path / "d.csv", "a,t\n" + rows + "x,1\n" + rows)
+    batches = iter_table(path, model_features=["a"], batch_bytes=256)
+    with pytest.raises(DataError, match=r"line 302, column 'a': expected a number, got 'x' \(data row 301 below"):
+        list(batches)
+    gap = write(tmp_path / "g.csv", "a,t\n" + rows + ",1\n")
+    with pytest.raises(DataError, match=r"line 302, column 'a': expected a number, got an empty cell"):
+        list(iter_table(gap, model_features=["a"], batch_bytes=256))
+
+
+def test_a_quoted_line_break_beyond_the_sample_restarts_without_repeating_rows(tmp_path: Path) -> None:
+    from twolayer.io.tables import iter_table
+
+    rows = "".join(f"{i},t{i % 2}\n" for i in range(3000))  # more than the sniffed rows
+    path = write(tmp_path / "d.csv", "a,t\n" + rows + '5,"two\nlines"\n' + rows)
+    batches = list(iter_table(path, model_features=["a"], batch_bytes=1024))
+    X, y, _ = concatenated(batches)
+    assert X[:, 0].tolist() == [*range(3000), 5, *range(3000)]
+    assert y[3000] == "two\nlines" and len(y) == 6001
+
+
+def test_iter_table_is_for_a_model(tmp_path: Path) -> None:
+    from twolayer.io.tables import iter_table
+
+    with pytest.raises(ValueError, match="give model_features or encoding"):
+        next(iter_table(write(tmp_path / "d.csv", "a,t\n1,x\n")))

@@ -27,22 +27,36 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from twolayer.errors import DataError
 from twolayer.io.builtin_datasets import BUILTINS, Builtin
-from twolayer.io.tables import STDIN, Column, Table, _plan_columns, _suggest, _target_note, read_table
+from twolayer.io.encoding import FeatureEncoding
+from twolayer.io.tables import (
+    BATCH_BYTES,
+    STDIN,
+    Column,
+    Table,
+    _plan_columns,
+    _suggest,
+    _target_note,
+    iter_table,
+    read_table,
+)
 
 __all__ = [
     "BUILTINS",
     "Builtin",
+    "ColumnDescription",
     "DataError",
     "Dataset",
     "check_classes",
+    "describe_columns",
+    "load_batches",
     "load_builtin",
     "load_dataset",
     "read_csv",
@@ -57,7 +71,8 @@ class Dataset:
     Attributes
     ----------
     X : ndarray of shape (N, D), float64
-        The features, all finite.
+        The network's inputs, all finite (a text column one-hot encoded,
+        missing cells filled, as :attr:`encoding` says).
     y : ndarray of shape (N,) or None
         The labels: int64, or str when any label is not an integer written
         the canonical way (``"007"`` stays ``"007"``). ``None`` when the
@@ -78,6 +93,11 @@ class Dataset:
         Every column of a file, with its role and kind; empty for a built-in.
     target_choice : str or None
         How the target column was chosen (see :attr:`twolayer.io.tables.Table.target_choice`).
+    encoding, n_dropped, warnings, unseen, raw
+        As :class:`twolayer.io.tables.Table` has them: how the feature columns
+        became ``X`` (``None``: as read), the rows dropped for a missing cell,
+        warnings for the user, unseen categories per column, and the feature
+        columns as read (when asked for).
     """
 
     X: np.ndarray
@@ -89,6 +109,11 @@ class Dataset:
     id_name: str | None = None
     columns: tuple[Column, ...] = ()
     target_choice: str | None = None
+    encoding: FeatureEncoding | None = None
+    n_dropped: int = 0
+    warnings: tuple[str, ...] = ()
+    unseen: dict[str, int] = field(default_factory=dict)
+    raw: dict[str, np.ndarray] | None = None
 
     @property
     def n_samples(self) -> int:
@@ -127,6 +152,11 @@ class Dataset:
             id_name=table.id_name,
             columns=table.columns,
             target_choice=table.target_choice,
+            encoding=table.encoding,
+            n_dropped=table.n_dropped,
+            warnings=table.warnings,
+            unseen=table.unseen,
+            raw=table.raw,
         )
 
 
@@ -261,6 +291,9 @@ def load_dataset(
     drop: Sequence[str] | None = None,
     id_column: str | None = None,
     sep: str | None = None,
+    missing: str | None = None,
+    encoding: FeatureEncoding | None = None,
+    keep_raw: bool = False,
 ) -> Dataset:
     """Load a built-in by name, or a table from a file or standard input (``"-"``).
 
@@ -289,6 +322,14 @@ def load_dataset(
         A column that identifies the rows, never a feature (``--id``).
     sep : str, optional
         The delimiter of delimited text, one character (``--sep``); default sniffed.
+    missing : str, optional
+        For a new model: what becomes of a missing feature cell (``--missing``;
+        default ``"error"``).
+    encoding : FeatureEncoding, optional
+        A model's encoding of its feature columns; ``features`` must then be
+        its column names.
+    keep_raw : bool, default False
+        Keep the feature columns as read (:attr:`Dataset.raw`).
 
     Returns
     -------
@@ -301,25 +342,101 @@ def load_dataset(
     ValueError
         ``select`` or ``drop`` together with ``features``; ``sep`` not one character.
     """
+    if _is_builtin(source):
+        return _builtin(source, features, select, drop, target, id_column, sep, encoding, keep_raw)
+    _check_file(source)
+    table = read_table(
+        source,
+        target=target,
+        features=select,
+        drop=drop,
+        id_column=id_column,
+        sep=sep,
+        require_target=require_target,
+        model_features=features,
+        default_target=default_target,
+        missing=missing,
+        encoding=encoding,
+        keep_raw=keep_raw,
+    )
+    return Dataset.from_table(table)
+
+
+def load_batches(
+    source: str,
+    *,
+    features: Sequence[str] | int,
+    encoding: FeatureEncoding | None = None,
+    target: str | None = None,
+    require_target: bool = True,
+    default_target: str | None = None,
+    id_column: str | None = None,
+    sep: str | None = None,
+    keep_raw: bool = False,
+    batch_bytes: int = BATCH_BYTES,
+) -> Iterator[Dataset]:
+    """:func:`load_dataset` for a trained model, a batch of rows at a time (a built-in in one).
+
+    The parameters are :func:`load_dataset`'s; ``batch_bytes`` is
+    :func:`twolayer.io.tables.iter_table`'s. A problem is raised when the
+    batch that holds it is reached, so a caller writes nothing for good
+    until the last batch is through.
+
+    Yields
+    ------
+    Dataset
+        The next rows.
+    """
+    if _is_builtin(source):
+        yield _builtin(source, features, None, None, target, id_column, sep, encoding, keep_raw)
+        return
+    _check_file(source)
+    for table in iter_table(
+        source,
+        model_features=features,
+        encoding=encoding,
+        target=target,
+        id_column=id_column,
+        sep=sep,
+        require_target=require_target,
+        default_target=default_target,
+        keep_raw=keep_raw,
+        batch_bytes=batch_bytes,
+    ):
+        yield Dataset.from_table(table)
+
+
+def _is_builtin(source: str) -> bool:
+    return source != STDIN and source in BUILTINS and not Path(source).exists()
+
+
+def _builtin(
+    source: str,
+    features: Sequence[str] | int | None,
+    select: Sequence[str] | None,
+    drop: Sequence[str] | None,
+    target: str | None,
+    id_column: str | None,
+    sep: str | None,
+    encoding: FeatureEncoding | None,
+    keep_raw: bool,
+) -> Dataset:
+    for option, value in (("--target", target), ("--id", id_column), ("--sep", sep)):
+        if value is not None:
+            raise DataError(f"{option} applies to files; {source!r} is a built-in dataset")
+    if encoding is not None and encoding.kinds.count("numeric") != len(encoding.kinds):
+        raise DataError(f"the model reads text columns, which the built-in dataset {source!r} does not have")
+    data = _builtin_columns(load_builtin(source), features, select, drop)
+    if keep_raw and data.feature_names is not None:
+        data = replace(data, raw={name: data.X[:, j] for j, name in enumerate(data.feature_names)})
+    return data
+
+
+def _check_file(source: str) -> None:
+    """Refuse a source that is neither standard input nor an existing path, saying what it might have meant."""
     path = Path(source)
-    if source != STDIN and source in BUILTINS and not path.exists():
-        for option, value in (("--target", target), ("--id", id_column), ("--sep", sep)):
-            if value is not None:
-                raise DataError(f"{option} applies to files; {source!r} is a built-in dataset")
-        return _builtin_columns(load_builtin(source), features, select, drop)
     if source == STDIN or path.exists():
-        table = read_table(
-            source,
-            target=target,
-            features=select,
-            drop=drop,
-            id_column=id_column,
-            sep=sep,
-            require_target=require_target,
-            model_features=features,
-            default_target=default_target,
-        )
-        return Dataset.from_table(table)
+        return
     if path.suffix or os.sep in source or (os.altsep and os.altsep in source):
         raise DataError(f"no such file: {source}")
     raise DataError(
@@ -344,3 +461,37 @@ def check_classes(data: Dataset) -> None:
         raise DataError(
             f"{data.source}: {column} holds a single class ({classes[0].item()!r}); a classifier needs at least two"
         )
+
+
+@dataclass(frozen=True)
+class ColumnDescription:
+    """One row of ``train --describe``: a column, its kind and role, its missing cells and its inputs."""
+
+    name: str
+    kind: str
+    role: str
+    missing: str
+    inputs: str
+
+
+def describe_columns(data: Dataset) -> list[ColumnDescription]:
+    """What each column of a table is and what it becomes, for ``train --describe``.
+
+    ``data`` must have been read with ``keep_raw=True`` (and a filling
+    policy, so that missing cells are counted rather than refused).
+    """
+    from twolayer.io.encoding import missing_mask
+
+    raw = data.raw or {}
+    encoding = data.encoding
+    categories = dict(zip(encoding.names, encoding.categories)) if encoding is not None else {}
+    rows = []
+    for column in data.columns:
+        role = {"id": "identifier"}.get(column.role, column.role)
+        missing, inputs = "", ""
+        if column.name in raw:
+            missing = str(int(np.count_nonzero(missing_mask(raw[column.name]))))
+            cats = categories.get(column.name)
+            inputs = f"{len(cats)} (one per category)" if cats else "1"
+        rows.append(ColumnDescription(column.name, column.kind or "", role, missing, inputs))
+    return rows

@@ -172,7 +172,8 @@ class FeatureEncoding:
             if cats is None:
                 continue
             values = _as_column(np.asarray(columns[name]), "text")
-            unseen = sum(1 for v in values if v is not None and v not in set(cats))
+            known = set(cats)
+            unseen = sum(1 for v in values if v is not None and v not in known)
             if unseen:
                 counts[name] = unseen
         return counts
@@ -249,6 +250,7 @@ class FeatureEncoding:
                 kinds.append(column["kind"])
                 value = column["fill"]
                 assert value is None or (isinstance(value, (int, float, str)) and not isinstance(value, bool))
+                assert not isinstance(value, float) or np.isfinite(value)
                 fill.append(value)
                 cats = column["categories"]
                 assert cats is None or (isinstance(cats, list) and all(isinstance(c, str) for c in cats))

@@ -13,6 +13,12 @@ holds JSON:
 ``kind``            ``"bayesian"`` in version 2 files; absent in version 1
 ``classes``         the class labels, their type kept (integers or strings)
 ``feature_names``   the names of the D features, or ``null``
+``encoding``        absent when the features are the data's numeric columns as
+                    they are; else how the data's columns become the D
+                    features (:class:`~twolayer.io.encoding.FeatureEncoding`:
+                    each column's name and kind, its fill value, a text
+                    column's categories, the missing-value policy), and
+                    ``feature_names`` are its input names (``colour=red``)
 ``target_name``     the name of the target column, or ``null``
 ``dtype``           ``"float32"`` or ``"float64"``, the weights' dtype
 ``hyperparameters`` ``get_params()`` of the estimator, less the callback
@@ -73,6 +79,7 @@ from twolayer.io.container import (
     _unpack,
     package_version,
 )
+from twolayer.io.encoding import FeatureEncoding
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -121,6 +128,10 @@ class ModelFile:
         Free JSON stored by the caller (``twolayer train``'s summary).
     format_version : int
         The file's format version.
+    encoding : FeatureEncoding or None
+        How a table's columns become the D features, when they are not its
+        numeric columns as they are: ``predict`` reads ``encoding.names``
+        and encodes them so.
     """
 
     model: Any
@@ -134,6 +145,7 @@ class ModelFile:
     validation_curve: list[float] | None
     info: dict[str, Any] | None
     format_version: int = FORMAT_VERSION
+    encoding: FeatureEncoding | None = None
 
     @property
     def n_features(self) -> int:
@@ -254,6 +266,7 @@ def save(
     target_name: str | None = None,
     validation_curve: Sequence[float] | None = None,
     info: Mapping[str, Any] | None = None,
+    encoding: FeatureEncoding | None = None,
 ) -> None:
     """Save a fitted model to one safetensors file, atomically.
 
@@ -263,7 +276,12 @@ def save(
     replaced only once the new one is complete.
     """
     data = model_bytes(
-        model, feature_names=feature_names, target_name=target_name, validation_curve=validation_curve, info=info
+        model,
+        feature_names=feature_names,
+        target_name=target_name,
+        validation_curve=validation_curve,
+        info=info,
+        encoding=encoding,
     )
     atomic_write(path, data)
 
@@ -275,6 +293,7 @@ def model_bytes(
     target_name: str | None = None,
     validation_curve: Sequence[float] | None = None,
     info: Mapping[str, Any] | None = None,
+    encoding: FeatureEncoding | None = None,
 ) -> bytes:
     """The contents of a model file for a fitted model (what :func:`save` writes).
 
@@ -293,6 +312,9 @@ def model_bytes(
         Held-out accuracy after each epoch, as the command line records it.
     info : mapping, optional
         Free JSON to store alongside (the command line's training summary).
+    encoding : FeatureEncoding, optional
+        How a table's columns became the D features (text columns one-hot,
+        missing cells filled); its input names are the feature names.
 
     Raises
     ------
@@ -319,6 +341,12 @@ def model_bytes(
         feature_names = [str(f) for f in classifier.feature_names_in_]
     if feature_names is None and scaler is not None and hasattr(scaler, "feature_names_in_"):
         feature_names = [str(f) for f in scaler.feature_names_in_]
+    if encoding is not None:
+        if encoding.n_inputs != D:
+            raise ValueError(f"the encoding makes {encoding.n_inputs} features but the network reads {D}")
+        if feature_names is not None and list(feature_names) != encoding.input_names:
+            raise ValueError("feature_names must be the encoding's input names")
+        feature_names = encoding.input_names
     if feature_names is not None and len(feature_names) != D:
         raise ValueError(f"feature_names must be {D} names, got {len(feature_names)}")
     scaler_entry = None
@@ -346,6 +374,8 @@ def model_bytes(
         "info": None if info is None else dict(info),
         "twolayer_version": package_version(),
     }
+    if encoding is not None:
+        entries["encoding"] = encoding.to_json()
     version = NETWORK_VERSION
     if is_bayesian(classifier):
         tensors.update(posterior_tensors(classifier))
@@ -440,6 +470,11 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
     with_names_in = check.entry("feature_names_in", bool, optional=True)
     if with_names_in and feature_names is None:
         raise check.fail("feature_names_in is set but there are no feature names")
+    encoding = None
+    if "encoding" in metadata:
+        encoding = FeatureEncoding.from_json(check.entry("encoding", dict), source=source)
+        if encoding.n_inputs != D or (feature_names is not None and list(feature_names) != encoding.input_names):
+            raise check.fail(f"W1 has shape {shape} but the encoding makes {encoding.n_inputs} other features")
 
     if bayesian:
         classifier: Network = bayesian_network(
@@ -477,6 +512,7 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
         validation_curve=held_out if held_out is not None else validation_scores,
         info=info,
         format_version=version,
+        encoding=encoding,
     )
 
 

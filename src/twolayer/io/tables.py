@@ -56,16 +56,29 @@ Roles of the columns
 Values
     A column is numeric, boolean or text as a whole, never per cell. Numbers
     become float64; ``true``/``false`` (also ``True``, ``TRUE``, ...) become
-    1 and 0. The labels of a delimited file are read as text exactly as
+    1 and 0. A feature column of a delimited file holding more words than
+    numbers is text; one holding mostly numbers and a word is a typo, refused
+    where it is. The labels of a delimited file are read as text exactly as
     written (surrounding spaces removed) and become integers only when every
     label is an integer written the canonical way (no sign ``+``, no leading
     zero, within int64): ``"007"`` and ``"7"`` are different classes and
-    ``"08"`` stays ``"08"``. For now, a missing cell in a feature (empty,
-    ``NA``, ``N/A``, ``n/a``, ``NULL``, ``null``, ``None``) and a text
-    feature are errors: the first names the first missing cell (file, line,
-    data row, column), the second suggests leaving the column out or, when
-    every value is different, naming it as the identifier. NaN and infinity
-    written as numbers are refused where they are.
+    ``"08"`` stays ``"08"``. NaN and infinity written as numbers are refused
+    where they are.
+
+Missing cells and text features
+    A missing cell is an empty one, or one that reads ``NA``, ``N/A``,
+    ``n/a``, ``NULL``, ``null`` or ``None`` (a null in Parquet and Feather,
+    NaN in a ``.npz``). What becomes of it is the policy ``missing`` (see
+    :data:`~twolayer.io.encoding.MISSING_POLICIES`): ``"error"`` refuses the
+    first one, naming its file, line, row and column; ``"drop"`` leaves its
+    row out; ``"mean"``, ``"median"`` and ``"most-frequent"`` fill it from
+    the training column. A text feature becomes one input per category. Both
+    are a :class:`~twolayer.io.encoding.FeatureEncoding`, fitted on the rows
+    read for a new model, or a model's own (``encoding``): then a category
+    the model never saw gives that column's inputs all zero, and is counted
+    in :attr:`Table.unseen`. A text feature whose every value differs is
+    encoded all the same, with a warning (:attr:`Table.warnings`) that it
+    looks like an identifier.
 
 Every refusal is a :class:`~twolayer.errors.DataError` with one line that
 names the file, the place and what was expected.
@@ -86,20 +99,24 @@ import stat
 import sys
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from twolayer.errors import DataError
+from twolayer.errors import DataError, format_bytes
+from twolayer.io.encoding import MISSING_POLICIES, ColumnKind, FeatureEncoding, fit_encoding, id_like_columns
+from twolayer.resources import available_memory
 
 __all__ = [
+    "BATCH_BYTES",
     "MISSING_VALUES",
     "STDIN",
     "TARGET_NAMES",
     "Column",
     "Table",
+    "iter_table",
     "read_table",
 ]
 
@@ -186,7 +203,8 @@ class Column:
         not selected, or not needed by a model).
     kind : {"numeric", "boolean", "text"} or None
         What the column holds as a whole; ``None`` for an unused column of a
-        delimited file, which is never converted.
+        delimited file, which is never converted. A text feature is one-hot
+        encoded (:attr:`Table.encoding`).
     """
 
     name: str
@@ -201,7 +219,9 @@ class Table:
     Attributes
     ----------
     X : ndarray of shape (N, D), float64
-        The features, all finite; booleans are 0 and 1.
+        The network's inputs, all finite: numeric columns as they are,
+        booleans 0 and 1, a text column one input per category; missing cells
+        filled (or their rows dropped) as :attr:`encoding` says.
     y : ndarray of shape (N,) or None
         The labels: int64, or str as written when any label is not a
         canonical integer. ``None`` when they were not asked for.
@@ -209,8 +229,10 @@ class Table:
         The identifier column's values (as text for a delimited file), or
         ``None`` without ``id_column``.
     feature_names : tuple of str or None
-        The names of the ``D`` columns of ``X``; ``None`` when the source
-        names none (no header, a ``.npz`` without ``feature_names``).
+        The names of the ``D`` columns of ``X``: the feature columns' names,
+        or with an encoding its input names (``colour=red``); ``None`` when
+        the source names none (no header, a ``.npz`` without
+        ``feature_names``) and there is no encoding.
     target_name : str or None
         The target column's name (``"y"`` for a ``.npz``), or ``None``.
     target_choice : {"given", "model", "named", "last"} or None
@@ -231,6 +253,21 @@ class Table:
         A delimited file's delimiter, given or sniffed.
     header : bool or None
         Whether a delimited file's first row named the columns.
+    encoding : FeatureEncoding or None
+        How the feature columns became ``X``: fitted here for a new model, or
+        the model's own. ``None`` when every feature is a number and no cell
+        is missing under the policy ``"error"``: ``X`` is the columns as read.
+    n_dropped : int
+        The rows left out for an empty feature cell (``missing="drop"``).
+    warnings : tuple of str
+        What the caller should tell the user: a text feature whose values
+        are all different, like an identifier's.
+    unseen : dict of str to int
+        With a model's encoding: per text column, the rows holding a category
+        the model never saw (their inputs for that column are all zero).
+    raw : dict of str to ndarray or None
+        With ``keep_raw``: the feature columns as read (float64 with NaN, or
+        objects with ``None`` for a missing cell), by name.
     """
 
     X: np.ndarray
@@ -246,6 +283,11 @@ class Table:
     compression: str | None = None
     delimiter: str | None = None
     header: bool | None = None
+    encoding: FeatureEncoding | None = None
+    n_dropped: int = 0
+    warnings: tuple[str, ...] = ()
+    unseen: dict[str, int] = field(default_factory=dict)
+    raw: dict[str, np.ndarray] | None = None
 
     @property
     def n_samples(self) -> int:
@@ -656,6 +698,9 @@ def read_table(
     model_features: Sequence[str] | int | None = None,
     default_target: str | None = None,
     file_format: str | None = None,
+    missing: str | None = None,
+    encoding: FeatureEncoding | None = None,
+    keep_raw: bool = False,
 ) -> Table:
     """Read a table of features (and labels) from a file or standard input.
 
@@ -703,6 +748,15 @@ def read_table(
         the source has a column of this name (the model remembers it).
     file_format : {"csv", "parquet", "feather", "npz"}, optional
         Read the content as this format whatever it looks like.
+    missing : {"error", "drop", "mean", "median", "most-frequent"}, optional
+        For a new model: what becomes of a missing feature cell. Default
+        ``"error"``.
+    encoding : FeatureEncoding, optional
+        A trained model's encoding: its columns are read (by name, or by
+        position when either side has no names) and encoded as in training.
+        Implies ``model_features=encoding.names``.
+    keep_raw : bool, default False
+        Keep the feature columns as read in :attr:`Table.raw`.
 
     Returns
     -------
@@ -717,14 +771,20 @@ def read_table(
         For parameters that contradict each other or are malformed (``sep``
         of more than one character, ``features`` with ``model_features``).
     """
-    if sep is not None and (len(sep) != 1 or sep in '"\r\n'):
-        raise ValueError(f"sep must be one character other than a quote or a line break, got {sep!r}")
-    if comment is not None and (len(comment) != 1 or comment in '"\r\n'):
-        raise ValueError(f"comment must be one character other than a quote or a line break, got {comment!r}")
+    _check_characters(sep, comment)
     if model_features is not None and (features is not None or drop is not None):
         raise ValueError("features and drop choose a new model's columns; with model_features they must be None")
     if file_format is not None and file_format not in _FORMATS:
         raise ValueError(f"file_format must be one of {', '.join(_FORMATS)}, got {file_format!r}")
+    if missing is not None and missing not in MISSING_POLICIES:
+        raise ValueError(f"missing must be one of {', '.join(MISSING_POLICIES)}, got {missing!r}")
+    if encoding is not None:
+        if missing is not None:
+            raise ValueError("missing chooses a new model's policy; with encoding (a model's) it must be None")
+        if model_features is None:
+            model_features = list(encoding.names)
+        elif isinstance(model_features, int) or list(model_features) != list(encoding.names):
+            raise ValueError("model_features must be encoding.names (or None)")
     for name, value in (("features", features), ("drop", drop)):
         if isinstance(value, str):
             raise ValueError(f"{name} must be a sequence of names or globs, not one string ({value!r})")
@@ -740,12 +800,106 @@ def read_table(
         require_target=require_target,
         model_features=model_features,
         default_target=default_target,
+        missing=missing or "error",
+        encoding=encoding,
+        keep_raw=keep_raw,
     )
     if fmt == "npz":
         return _read_npz(inp, options)
     if fmt in ("parquet", "feather", "arrow-stream"):
         return _read_arrow(inp, fmt, options)
     return _read_delimited(inp, options, sep=sep, header=header, comment=comment)
+
+
+def _check_characters(sep: str | None, comment: str | None) -> None:
+    for name, value in (("sep", sep), ("comment", comment)):
+        if value is not None and (len(value) != 1 or value in '"\r\n'):
+            raise ValueError(f"{name} must be one character other than a quote or a line break, got {value!r}")
+
+
+#: How much of a source :func:`iter_table` reads at a time by default.
+BATCH_BYTES = 1 << 20
+
+
+def iter_table(
+    source: str | os.PathLike[str],
+    *,
+    model_features: Sequence[str] | int | None = None,
+    encoding: FeatureEncoding | None = None,
+    target: str | None = None,
+    id_column: str | None = None,
+    sep: str | None = None,
+    header: bool | None = None,
+    comment: str | None = "#",
+    require_target: bool = True,
+    default_target: str | None = None,
+    file_format: str | None = None,
+    keep_raw: bool = False,
+    batch_bytes: int = BATCH_BYTES,
+) -> Iterator[Table]:
+    """Read a table for a trained model in batches of rows, holding one batch at a time.
+
+    What :func:`read_table` does with ``model_features`` or ``encoding``, a
+    batch at a time: memory stays flat however long the source. Every batch
+    has the same columns and roles; a message names a row by its place in
+    the whole source. Labels are decided batch by batch (integers where
+    every label of the batch is a canonical integer), so compare them as
+    text. A ``.npz``, an xz-compressed Parquet or Feather file and standard
+    input are read whole first, as they cannot be read in parts.
+
+    Parameters
+    ----------
+    source, model_features, encoding, target, id_column, sep, header, comment, require_target, default_target, \
+file_format, keep_raw
+        As for :func:`read_table`; one of ``model_features`` and ``encoding`` is required.
+    batch_bytes : int, default 16 MiB
+        About how much of the source a batch holds: bytes of text, or of
+        float64 features in a columnar file.
+
+    Yields
+    ------
+    Table
+        The next rows.
+
+    Raises
+    ------
+    DataError
+        As :func:`read_table`, once the batch holding the problem is reached
+        (some, such as a missing column, before the first).
+    """
+    if model_features is None and encoding is None:
+        raise ValueError("iter_table reads for a model: give model_features or encoding")
+    if batch_bytes < 1:
+        raise ValueError(f"batch_bytes must be positive, got {batch_bytes}")
+    _check_characters(sep, comment)
+    if encoding is not None and model_features is None:
+        model_features = list(encoding.names)
+    name = os.fspath(source)
+    inp = _open_input(name)
+    fmt = file_format or _format_of(inp)
+    options = _Options(
+        target=target,
+        features=None,
+        drop=None,
+        id_column=id_column,
+        require_target=require_target,
+        model_features=model_features,
+        default_target=default_target,
+        missing="error",
+        encoding=encoding,
+        keep_raw=keep_raw,
+    )
+    if fmt == "npz":
+        yield _read_npz(inp, options)
+    elif fmt in ("parquet", "feather", "arrow-stream"):
+        arrow = _ArrowRead(inp, fmt, options)
+        rows = max(1, batch_bytes // (8 * max(1, len(arrow.wanted))))
+        for offset, part in arrow.tables(rows):
+            yield arrow.result(part, offset)
+    else:
+        delimited = _DelimitedRead(inp, options, sep=sep, header=header, comment=comment)
+        for offset, part in delimited.tables(batch_bytes):
+            yield delimited.result(part, offset)
 
 
 @dataclass(frozen=True)
@@ -757,6 +911,9 @@ class _Options:
     require_target: bool
     model_features: Sequence[str] | int | None
     default_target: str | None
+    missing: str
+    encoding: FeatureEncoding | None
+    keep_raw: bool
 
     def plan(self, source: str, names: Sequence[str], *, named: bool = True, target_in_columns: bool = True) -> _Plan:
         return _plan_columns(
@@ -781,6 +938,224 @@ def _compute() -> Any:
 
 
 # --------------------------------------------------------------------------
+# From feature columns to X: the same for every format
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Place:
+    """How messages name a cell of one source.
+
+    ``at(row, column)`` gives ``'<file>, line L, column C'`` (or the format's
+    equivalent) for a 0-based data row; ``note(row)`` an afterthought such as
+    ``'data row 3 below the header'``; ``cell(row, column)`` the cell as
+    written, when the format has text to show.
+    """
+
+    source: str
+    at: Callable[[int, str], str]
+    note: Callable[[int], str] | None = None
+    cell: Callable[[int, str], str | None] | None = None
+
+    def tail(self, row: int, *more: str) -> str:
+        notes = [*more, *([self.note(row)] if self.note is not None else [])]
+        return f" ({'; '.join(notes)})" if notes else ""
+
+
+@dataclass(frozen=True, eq=False)
+class _Features:
+    """The feature columns as read, before encoding.
+
+    ``names`` are what the encoding calls them (a model's names when it
+    matched them by position), ``labels`` what the source calls them (for
+    messages); ``arrays`` are pyarrow arrays, float64 or string, with nulls
+    where a cell is missing; ``kinds`` are "numeric", "boolean" or "text".
+    """
+
+    names: list[str]
+    labels: list[str]
+    arrays: list[Any]
+    kinds: list[str]
+
+
+@dataclass(frozen=True, eq=False)
+class _Encoded:
+    X: np.ndarray
+    y: np.ndarray | None
+    ids: np.ndarray | None
+    encoding: FeatureEncoding | None
+    n_dropped: int
+    warnings: tuple[str, ...]
+    unseen: dict[str, int]
+    raw: dict[str, np.ndarray] | None
+
+    def feature_names(self, plain: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        """The names of X's columns: the encoding's inputs, else the plain feature names."""
+        return tuple(self.encoding.input_names) if self.encoding is not None else plain
+
+
+def _text_cells(column: Any, missing_words: Sequence[str]) -> Any:
+    """A string column trimmed, with its missing cells (and those reading one of ``missing_words``) null."""
+    pa = _pyarrow()
+    pc = _compute()
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = column.cast(pa.string())
+    trimmed = pc.utf8_trim_whitespace(column)
+    words = pc.is_in(trimmed, pa.array(["", *missing_words], type=trimmed.type))
+    return pc.if_else(words, pa.scalar(None, type=trimmed.type), trimmed)
+
+
+def _null_mask(column: Any) -> np.ndarray:
+    return np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _as_numpy(column: Any, kind: str) -> np.ndarray:
+    """float64 with NaN for a missing cell, or objects with ``None``: what :mod:`twolayer.io.encoding` takes."""
+    if kind == "text":
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _examples(column: Any, limit: int = 3) -> str:
+    values = column.drop_null().slice(0, 200).to_pylist()
+    return ", ".join(_show(str(v), 20) for v in list(dict.fromkeys(values))[:limit])
+
+
+def _finish(
+    place: _Place,
+    features: _Features,
+    y: np.ndarray | None,
+    ids: np.ndarray | None,
+    options: _Options,
+) -> _Encoded:
+    """Refuse non-finite numbers and (under the policy) missing cells, drop or fill, encode: ``X``."""
+    pa = _pyarrow()
+    pc = _compute()
+    source = place.source
+    arrays = list(features.arrays)
+    model = options.encoding
+    if model is not None:
+        for name, label, kind, array in zip(features.names, features.labels, features.kinds, list(arrays)):
+            wanted = dict(zip(model.names, model.kinds))[name]
+            if wanted == "numeric" and kind == "text":
+                raise DataError(
+                    f"{source}: column {label!r} holds text ({_examples(array)}), but the model reads numbers from it"
+                )
+            if wanted == "text" and kind != "text":
+                arrays[features.names.index(name)] = _text_cells(array, ())
+        kinds = ["text" if k == "text" else "numeric" for k in model.kinds]
+        policy = model.missing
+    else:
+        kinds = ["text" if k == "text" else "numeric" for k in features.kinds]
+        policy = options.missing
+
+    for label, kind, array in zip(features.labels, kinds, arrays):
+        if kind != "numeric":
+            continue
+        bad = pc.invert(pc.fill_null(pc.is_finite(array), True))
+        if pc.any(bad).as_py():
+            row = _first(bad)
+            what = "NaN" if np.isnan(array[row].as_py()) else "infinity"
+            others = int(pc.sum(bad).as_py()) - 1
+            more = [f"and {others} more non-finite cells in this column"] if others else []
+            raise DataError(f"{place.at(row, label)}: {what} is not allowed{place.tail(row, *more)}")
+
+    masks = [_null_mask(array) if array.null_count else None for array in arrays]
+    fills = policy in ("mean", "median", "most-frequent")
+    n_rows = len(arrays[0]) if arrays else 0
+    n_dropped = 0
+    if any(m is not None for m in masks) and not fills:
+        if policy == "drop" and model is None:
+            keep = ~np.logical_or.reduce([m for m in masks if m is not None])
+            if not keep.any():
+                raise DataError(f"{source}: every row has a missing feature cell, so --missing drop leaves none")
+            n_dropped = int(n_rows - keep.sum())
+            kept = pa.array(keep)
+            arrays = [array.filter(kept) for array in arrays]
+            y = y[keep] if y is not None else None
+            ids = ids[keep] if ids is not None else None
+            masks = [None] * len(arrays)
+        else:
+            row, k = min((int(np.flatnonzero(m)[0]), k) for k, m in enumerate(masks) if m is not None)
+            label = features.labels[k]
+            written = place.cell(row, label) if place.cell is not None else None
+            if place.cell is None:
+                got = "a missing value"
+            else:
+                got = "an empty cell" if not written or not written.strip() else _show(written.strip())
+            if model is None:
+                advice = "to train anyway, choose --missing drop, mean, median or most-frequent"
+            else:
+                advice = (
+                    f"the model was trained with --missing {policy}, which fills no cells: "
+                    "train it with --missing mean, median or most-frequent to predict such rows"
+                )
+            expected = "a value" if kinds[k] == "text" else "a number"
+            raise DataError(
+                f"{place.at(row, label)}: expected {expected}, got {got}{place.tail(row, 'the first missing cell')}; "
+                f"{advice}"
+            )
+
+    raw = {name: _as_numpy(array, kind) for name, array, kind in zip(features.names, arrays, kinds)}
+    warnings: list[str] = []
+    if model is None:
+        named_kinds: dict[str, ColumnKind] = {n: "text" if k == "text" else "numeric" for n, k in zip(raw, kinds)}
+        trivial = policy == "error" and all(k == "numeric" for k in kinds)
+        encoding = None if trivial else fit_encoding(raw, named_kinds, policy, source=source)
+        for name in id_like_columns(raw, named_kinds):
+            label = features.labels[features.names.index(name)]
+            flag = _flag(label)
+            warnings.append(
+                f"{source}: column {label!r} holds text whose values are all different, like an identifier's: "
+                f"name it with --id {flag} or leave it out with --drop {flag}"
+            )
+    else:
+        encoding = model
+
+    unseen = model.unseen_categories(raw) if model is not None else {}
+    n_kept = len(arrays[0]) if arrays else 0
+    if encoding is None or (all(k == "numeric" for k in kinds) and not any(m is not None for m in masks)):
+        X = _matrix(arrays)
+    else:
+        _check_room(source, encoding, n_kept)
+        X = encoding.transform(raw, source=source)
+    return _Encoded(
+        X=X,
+        y=y,
+        ids=ids,
+        encoding=encoding,
+        n_dropped=n_dropped,
+        warnings=tuple(warnings),
+        unseen=unseen,
+        raw=raw if options.keep_raw else None,
+    )
+
+
+def _check_room(source: str, encoding: FeatureEncoding, n_rows: int) -> None:
+    """Refuse an encoded matrix that cannot fit, naming the text column that makes it big."""
+    # The inputs, one column of each (the encoder's output before stacking) and the stacked copy.
+    needed = 2 * n_rows * encoding.n_inputs * 8
+    available = available_memory()
+    if available is None or needed <= available:
+        return
+    widest = max(
+        (k for k in range(len(encoding.names)) if encoding.categories[k] is not None),
+        key=lambda k: len(encoding.categories[k] or ()),
+        default=None,
+    )
+    hint = ""
+    if widest is not None:
+        name = encoding.names[widest]
+        hint = f"; column {name!r} alone has {len(encoding.categories[widest] or ())} categories: --drop {_flag(name)}"
+    raise DataError(
+        f"{source}: the encoded features ({n_rows} rows by {encoding.n_inputs} inputs) need about "
+        f"{format_bytes(needed)}, more than the {format_bytes(available)} available{hint}"
+    )
+
+
+# --------------------------------------------------------------------------
 # Delimited text
 # --------------------------------------------------------------------------
 
@@ -793,6 +1168,7 @@ class _Dialect:
     start: int  # bytes before the first data row (BOM, comments, blank lines and the header)
     header_line: int  # the physical line the header ends on; 0 without one
     multiline: bool  # whether a quoted field of the sample holds a line break (pyarrow then reads more slowly)
+    sample: tuple[tuple[str, ...], ...] = ()  # the first data rows, to guess each column's kind from
 
 
 def _chunks(stream: BinaryIO) -> Iterator[bytes]:
@@ -906,7 +1282,7 @@ def _sniff(inp: _Input, sep: str | None, header: bool | None, comment: str | Non
     has_header = header if header is not None else _looks_like_header(first, rows[1:])
     if not has_header:
         names = [f"column_{k + 1}" for k in range(len(first))]
-        return _Dialect(delimiter, False, names, 0, 0, multiline)
+        return _Dialect(delimiter, False, names, 0, 0, multiline, tuple(tuple(row) for row in rows))
     for j, name in enumerate(first):
         if name == "":
             raise DataError(f"{inp.source}, line {first_end[0]}: the header's column {j + 1} has no name")
@@ -915,7 +1291,8 @@ def _sniff(inp: _Input, sep: str | None, header: bool | None, comment: str | Non
         if name in seen:
             raise DataError(f"{inp.source}, line {first_end[0]}: column {name!r} appears twice in the header")
         seen.add(name)
-    return _Dialect(delimiter, True, first, first_end[1], first_end[0], multiline)
+    body = tuple(tuple(row) for row in rows[1:])
+    return _Dialect(delimiter, True, first, first_end[1], first_end[0], multiline, body)
 
 
 def _sniff_delimiter(inp: _Input, lines: list[str]) -> str:
@@ -1054,28 +1431,54 @@ class _DelimitedFile:
             head = bytes(stream.read(dialect.start))
             if len(head) < dialect.start:  # pragma: no cover - the content changed since it was sniffed
                 raise DataError(f"{self.inp.source} changed while it was read")
-            body = _Body(stream, self.comment)
             return pa_csv.read_csv(
-                body,
+                _Body(stream, self.comment),
                 read_options=pa_csv.ReadOptions(column_names=dialect.names, encoding="utf8"),
-                parse_options=pa_csv.ParseOptions(
-                    delimiter=dialect.delimiter,
-                    quote_char='"',
-                    double_quote=True,
-                    newlines_in_values=self.multiline,
-                    ignore_empty_lines=True,
-                ),
-                convert_options=pa_csv.ConvertOptions(
-                    column_types=dict(types),
-                    include_columns=[n for n in dialect.names if n in types],
-                    null_values=list(MISSING_VALUES),
-                    true_values=list(_TRUE),
-                    false_values=list(_FALSE),
-                    strings_can_be_null=strings_can_be_null,
-                    quoted_strings_can_be_null=False,
-                    check_utf8=True,
-                ),
+                parse_options=self._parse_options(),
+                convert_options=self._convert_options(types, strings_can_be_null=strings_can_be_null),
             )
+
+    def _parse_options(self) -> Any:
+        import pyarrow.csv as pa_csv
+
+        return pa_csv.ParseOptions(
+            delimiter=self.dialect.delimiter,
+            quote_char='"',
+            double_quote=True,
+            newlines_in_values=self.multiline,
+            ignore_empty_lines=True,
+        )
+
+    def _convert_options(self, types: dict[str, Any], *, strings_can_be_null: bool) -> Any:
+        import pyarrow.csv as pa_csv
+
+        return pa_csv.ConvertOptions(
+            column_types=dict(types),
+            include_columns=[n for n in self.dialect.names if n in types],
+            null_values=list(MISSING_VALUES),
+            true_values=list(_TRUE),
+            false_values=list(_FALSE),
+            strings_can_be_null=strings_can_be_null,
+            quoted_strings_can_be_null=False,
+            check_utf8=True,
+        )
+
+    def batches(self, types: dict[str, Any], batch_bytes: int) -> Iterator[Any]:
+        """The columns named in ``types`` as record batches of about ``batch_bytes`` of text each."""
+        import pyarrow.csv as pa_csv
+
+        dialect = self.dialect
+        with self.inp.open() as stream:
+            head = bytes(stream.read(dialect.start))
+            if len(head) < dialect.start:  # pragma: no cover - the content changed since it was sniffed
+                raise DataError(f"{self.inp.source} changed while it was read")
+            reader = pa_csv.open_csv(
+                _Body(stream, self.comment),
+                read_options=pa_csv.ReadOptions(column_names=dialect.names, encoding="utf8", block_size=batch_bytes),
+                parse_options=self._parse_options(),
+                convert_options=self._convert_options(types, strings_can_be_null=False),
+            )
+            yield from reader
 
     def data_rows(self) -> Iterator[tuple[int, list[str]]]:
         """Every data row (its end line and cells), parsed again by Python's csv module: for messages only."""
@@ -1110,103 +1513,169 @@ class _DelimitedFile:
         return found[1][j]
 
 
+class _DelimitedRead:
+    """A delimited file sniffed and its columns planned: its rows as pyarrow tables, whole or in
+    batches, and each as a :class:`Table`."""
+
+    def __init__(
+        self, inp: _Input, options: _Options, *, sep: str | None, header: bool | None, comment: str | None
+    ) -> None:
+        pa = _pyarrow()
+        dialect = _sniff(inp, sep, header, comment)
+        names = dialect.names
+        if len(names) < 2 and options.model_features is None:
+            why = (
+                f"split at {sep!r} it has one"
+                if sep is not None
+                else "no comma, tab, semicolon or | separates them (name the separator with --sep)"
+            )
+            raise DataError(
+                f"{inp.source} has a single column ({_show(names[0])}): expected feature columns and a target "
+                f"column; {why}"
+            )
+        self.inp, self.options, self.dialect, self.names = inp, options, dialect, names
+        self.plan = plan = options.plan(inp.source, names, named=dialect.header)
+        self.file = _DelimitedFile(inp, dialect, comment)
+        # The names the encoding knows the features by: a model's, when it matched them by position.
+        model = options.encoding
+        self.encoded_names = list(model.names) if model is not None else [names[j] for j in plan.features]
+        model_kinds = dict(zip(self.encoded_names, model.kinds)) if model is not None else {}
+
+        self.read_target = plan.target is not None and options.require_target
+        self.kinds: dict[str, str] = {}
+        for j, name in zip(plan.features, self.encoded_names):
+            self.kinds[names[j]] = "text" if model_kinds.get(name) == "text" else _guess_kind(dialect.sample, j)
+        self.types: dict[str, Any] = {name: _ARROW_TYPES[kind]() for name, kind in self.kinds.items()}
+        if self.read_target:
+            assert plan.target is not None
+            self.types[names[plan.target]] = pa.string()
+        if plan.id is not None:
+            self.types[names[plan.id]] = pa.string()
+
+    def tables(self, batch_bytes: int | None = None) -> Iterator[tuple[int, Any]]:
+        """The rows as (index of the first row, pyarrow table): the whole file at once, or in batches.
+
+        A column pyarrow cannot read as its sample suggested is looked at on its
+        own: booleans and text are read again as such, a typo among numbers is
+        refused. Reading starts again then, and rows already handed on are skipped.
+        """
+        pa = _pyarrow()
+        file, kinds, types = self.file, self.kinds, self.types
+        done = 0
+        while True:
+            try:
+                start = 0
+                parts = [file.read(types)] if batch_bytes is None else file.batches(types, batch_bytes)
+                for part in parts:
+                    stop = start + part.num_rows
+                    if stop > done:
+                        yield done, part.slice(done - start)
+                        done = stop
+                    start = stop
+                break
+            except pa.ArrowInvalid as exc:
+                column = _failed_column(exc, self.names)
+                if column is not None and kinds.get(column) in ("numeric", "boolean"):
+                    kind = _classify(file, column, exc)
+                    if kind != kinds[column]:
+                        kinds[column] = kind
+                        types[column] = _ARROW_TYPES[kind]()
+                        continue
+                error = _arrow_csv_error(file, exc, column)
+                if error is None and not file.multiline:
+                    # No row is too short or too long for Python's parser: a quoted field
+                    # beyond the sniffed lines holds a line break.
+                    file.multiline = True
+                    continue
+                raise (error or _unreadable(file, exc)) from None
+        if done == 0:
+            raise DataError(f"{self.inp.source} has a header but no data rows")
+
+    def result(self, table: Any, offset: int = 0) -> Table:
+        """The :class:`Table` of rows read (the first of them the file's data row ``offset``, from 0)."""
+        pa = _pyarrow()
+        names, plan, kinds, file = self.names, self.plan, self.kinds, self.file
+        arrays = []
+        for j in plan.features:
+            column = table.column(names[j])
+            if kinds[names[j]] == "text":
+                column = _text_cells(column, MISSING_VALUES)
+            elif kinds[names[j]] == "boolean":
+                column = column.cast(pa.float64())
+            arrays.append(column)
+        features = _Features(
+            self.encoded_names, [names[j] for j in plan.features], arrays, [kinds[names[j]] for j in plan.features]
+        )
+        place = _Place(
+            self.inp.source,
+            lambda row, column: file.at(row + offset, column),
+            lambda row: file.row_note(row + offset),
+            lambda row, column: file.cell(row + offset, column),
+        )
+        y = None
+        if self.read_target:
+            assert plan.target is not None
+            y = _text_labels(place, names[plan.target], table.column(names[plan.target]))
+        ids = _strings(table.column(names[plan.id])) if plan.id is not None else None
+        encoded = _finish(place, features, y, ids, self.options)
+
+        columns = []
+        for j, name in enumerate(names):
+            role = plan.role(j)
+            what = kinds.get(name)
+            if role == "target":
+                what = None if y is None else ("numeric" if y.dtype.kind == "i" else "text")
+            elif role == "id":
+                what = "text"
+            columns.append(Column(name, role, what))
+        return Table(
+            X=encoded.X,
+            y=encoded.y,
+            ids=encoded.ids,
+            feature_names=encoded.feature_names(plan.feature_names(names)),
+            target_name=names[plan.target] if plan.target is not None else None,
+            target_choice=plan.target_choice,
+            id_name=names[plan.id] if plan.id is not None else None,
+            columns=tuple(columns),
+            source=self.inp.source,
+            format="csv",
+            compression=self.inp.compression,
+            delimiter=self.dialect.delimiter,
+            header=self.dialect.header,
+            encoding=encoded.encoding,
+            n_dropped=encoded.n_dropped,
+            warnings=encoded.warnings,
+            unseen=encoded.unseen,
+            raw=encoded.raw,
+        )
+
+
 def _read_delimited(
     inp: _Input, options: _Options, *, sep: str | None, header: bool | None, comment: str | None
 ) -> Table:
-    pa = _pyarrow()
-    dialect = _sniff(inp, sep, header, comment)
-    names = dialect.names
-    if len(names) < 2 and options.model_features is None:
-        why = (
-            f"split at {sep!r} it has one"
-            if sep is not None
-            else "no comma, tab, semicolon or | separates them (name the separator with --sep)"
-        )
-        raise DataError(
-            f"{inp.source} has a single column ({_show(names[0])}): expected feature columns and a target column; {why}"
-        )
-    plan = options.plan(inp.source, names, named=dialect.header)
-    file = _DelimitedFile(inp, dialect, comment)
+    read = _DelimitedRead(inp, options, sep=sep, header=header, comment=comment)
+    ((_, table),) = read.tables()
+    return read.result(table)
 
-    read_target = plan.target is not None and options.require_target
-    types: dict[str, Any] = {names[j]: pa.float64() for j in plan.features}
-    if read_target:
-        assert plan.target is not None
-        types[names[plan.target]] = pa.string()
-    if plan.id is not None:
-        types[names[plan.id]] = pa.string()
-    kinds = {names[j]: "numeric" for j in plan.features}
 
-    # A feature column is read as float64 first; a column pyarrow cannot read so
-    # is looked at on its own: booleans are read again as such, anything else is refused.
-    while True:
-        try:
-            table = file.read(types)
-            break
-        except pa.ArrowInvalid as exc:
-            column = _failed_column(exc, names)
-            if column is not None and column in kinds and kinds[column] == "numeric":
-                kinds[column] = _classify(file, column, exc)
-                types[column] = pa.bool_()
-                continue
-            error = _arrow_csv_error(file, exc, column)
-            if error is None and not file.multiline:
-                # No row is too short or too long for Python's parser: a quoted field
-                # beyond the sniffed lines holds a line break.
-                file.multiline = True
-                continue
-            raise (error or _unreadable(file, exc)) from None
+def _guess_kind(sample: Sequence[Sequence[str]], j: int) -> str:
+    """What the sniffed rows say column ``j`` holds: "text" when most of its cells are words, "boolean"
+    when they are all true or false, else "numeric" (pyarrow's reading then decides)."""
+    cells = [row[j].strip() for row in sample if len(row) > j]
+    present = [c for c in cells if c not in MISSING_VALUES]
+    if not present:
+        return "numeric"
+    if all(c in _TRUE or c in _FALSE for c in present):
+        return "boolean"
+    numbers = sum(1 for c in present if _is_number(c))
+    return "text" if numbers < len(present) - numbers else "numeric"
 
-    n = table.num_rows
-    if n == 0:
-        raise DataError(f"{inp.source} has a header but no data rows")
-    first_missing: tuple[int, int] | None = None
-    for j in plan.features:
-        column = table.column(names[j])
-        if column.null_count:
-            row = _first(column.is_null())
-            if first_missing is None or row < first_missing[0]:
-                first_missing = (row, j)
-    if first_missing is not None:
-        row, j = first_missing
-        cell = file.cell(row, names[j])
-        got = "an empty cell" if not cell or not cell.strip() else _show(cell.strip())
-        raise DataError(
-            f"{file.at(row, names[j])}: expected a number, got {got} (the first missing cell; {file.row_note(row)})"
-        )
-    X = _matrix([table.column(names[j]) for j in plan.features])
-    _check_finite(X, lambda row, k: file.at(row, names[plan.features[k]]), file.row_note)
 
-    y = None
-    if read_target:
-        assert plan.target is not None
-        y = _text_labels(file, names[plan.target], table.column(names[plan.target]))
-    ids = _strings(table.column(names[plan.id])) if plan.id is not None else None
+def _arrow_type(name: str) -> Callable[[], Any]:
+    return lambda: getattr(_pyarrow(), name)()
 
-    columns = []
-    for j, name in enumerate(names):
-        role = plan.role(j)
-        kind = kinds.get(name)
-        if role == "target":
-            kind = None if y is None else ("numeric" if y.dtype.kind == "i" else "text")
-        elif role == "id":
-            kind = "text"
-        columns.append(Column(name, role, kind))
-    return Table(
-        X=X,
-        y=y,
-        ids=ids,
-        feature_names=plan.feature_names(names),
-        target_name=names[plan.target] if plan.target is not None else None,
-        target_choice=plan.target_choice,
-        id_name=names[plan.id] if plan.id is not None else None,
-        columns=tuple(columns),
-        source=inp.source,
-        format="csv",
-        compression=inp.compression,
-        delimiter=dialect.delimiter,
-        header=dialect.header,
-    )
+
+_ARROW_TYPES = {"numeric": _arrow_type("float64"), "boolean": _arrow_type("bool_"), "text": _arrow_type("string")}
 
 
 def _matrix(columns: Sequence[Any]) -> np.ndarray:
@@ -1234,7 +1703,7 @@ def _first(mask: Any) -> int:
     return int(_compute().index(mask, pa.scalar(True)).as_py())
 
 
-def _text_labels(file: _DelimitedFile, name: str, column: Any) -> np.ndarray:
+def _text_labels(place: _Place, name: str, column: Any) -> np.ndarray:
     """Labels as written; integers only when every one is written as int() writes it back."""
     pa = _pyarrow()
     pc = _compute()
@@ -1242,7 +1711,7 @@ def _text_labels(file: _DelimitedFile, name: str, column: Any) -> np.ndarray:
     empty = pc.equal(trimmed, "")
     if pc.any(empty).as_py():
         row = _first(empty)
-        raise DataError(f"{file.at(row, name)}: the label is empty ({file.row_note(row)})")
+        raise DataError(f"{place.at(row, name)}: the label is empty{place.tail(row)}")
     if pc.all(pc.match_substring_regex(trimmed, _CANONICAL_INTEGER)).as_py():
         try:
             return np.asarray(pc.cast(trimmed, pa.int64()).to_numpy(), dtype=np.int64)
@@ -1268,7 +1737,11 @@ def _failed_column(exc: Exception, names: Sequence[str]) -> str | None:
 
 
 def _classify(file: _DelimitedFile, column: str, failure: Exception) -> str:
-    """A feature column that is not all numbers: "boolean", or a DataError that says what it holds."""
+    """What a feature column that pyarrow could not read as it was asked holds: "boolean" or "text".
+
+    A column of mostly numbers with a word among them is a typo, not text: a
+    DataError names the first word.
+    """
     pa = _pyarrow()
     pc = _compute()
     values = file.read({column: pa.string()}, strings_can_be_null=True).column(column)
@@ -1279,27 +1752,15 @@ def _classify(file: _DelimitedFile, column: str, failure: Exception) -> str:
         return "boolean"
     is_number = pc.fill_null(pc.match_substring_regex(trimmed, _NUMBER, ignore_case=True), True)
     n_numbers = pc.sum(pc.and_(is_number, present)).as_py() or 0
-    cells = np.asarray(trimmed.to_numpy(zero_copy_only=False), dtype=object)
-    bad = np.flatnonzero(~np.asarray(is_number.to_numpy(zero_copy_only=False), dtype=bool))
-    if n_numbers and n_numbers >= n_present - n_numbers and bad.size:
-        row = int(bad[0])
+    if n_numbers and n_numbers >= n_present - n_numbers and n_numbers < n_present:
+        row = _first(pc.invert(is_number))
         raise DataError(
-            f"{file.at(row, column)}: expected a number, got {_show(str(cells[row]))} ({file.row_note(row)})"
+            f"{file.at(row, column)}: expected a number, got {_show(str(trimmed[row].as_py()))} ({file.row_note(row)})"
         )
     if n_numbers == n_present:
         # Every cell looks like a number, yet pyarrow read one as none: its word stands.
         raise DataError(f"{file.inp.source}, column {column!r}: not readable as numbers ({_first_line(failure)})")
-    texts = [str(c) for c in cells if c is not None]
-    examples = ", ".join(_show(v, 20) for v in dict.fromkeys(texts[:50]).keys() if v)
-    distinct = len(set(texts))
-    flag = _flag(column)
-    advice = f"leave it out with --drop {flag}"
-    if len(cells) > 1 and distinct == len(cells):
-        advice += f"; its {distinct} values are all different, like an identifier's: name it with --id {flag}"
-    raise DataError(
-        f"{file.inp.source}: column {column!r} holds text ({examples}), and text features are not supported yet: "
-        f"{advice}"
-    )
+    return "text"
 
 
 def _first_line(exc: Exception) -> str:
@@ -1364,72 +1825,106 @@ def _arrow_kind(dtype: Any) -> str:
     return str(dtype)
 
 
+class _ArrowRead:
+    """A Parquet, Feather or Arrow IPC source with its columns planned: its rows, whole or in
+    batches, and each as a :class:`Table`."""
+
+    def __init__(self, inp: _Input, fmt: str, options: _Options) -> None:
+        self.inp, self.fmt, self.options = inp, fmt, options
+        self.source = _ArrowSource(inp, fmt)
+        schema = self.source.schema()
+        names = [n for n in schema.names if not _PANDAS_INDEX.fullmatch(n)]
+        if len(set(names)) != len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            raise DataError(f"{inp.source}: column {twice!r} appears twice")
+        self.names = names
+        self.plan = plan = options.plan(inp.source, names)
+        self.kinds = kinds = {name: _arrow_kind(schema.field(name).type) for name in names}
+        for j in plan.features:
+            if kinds[names[j]] not in ("numeric", "boolean", "text"):
+                flag = _flag(names[j])
+                raise DataError(
+                    f"{inp.source}: column {names[j]!r} holds {kinds[names[j]]} values, which are not features; "
+                    f"leave it out with --drop {flag}"
+                )
+        self.read_target = plan.target is not None and options.require_target
+        wanted = [names[j] for j in plan.features]
+        wanted += [names[j] for j in (plan.target if self.read_target else None, plan.id) if j is not None]
+        self.wanted = list(dict.fromkeys(wanted))
+
+    def tables(self, batch_rows: int | None = None) -> Iterator[tuple[int, Any]]:
+        """The rows as (index of the first row, pyarrow table or record batch)."""
+        start = 0
+        parts = [self.source.read(self.wanted)] if batch_rows is None else self.source.batches(self.wanted, batch_rows)
+        for part in parts:
+            if part.num_rows:
+                yield start, part
+                start += part.num_rows
+        if start == 0:
+            raise DataError(f"{self.inp.source} has no rows")
+
+    def result(self, table: Any, offset: int = 0) -> Table:
+        """The :class:`Table` of rows read (the first of them the source's row ``offset``, from 0)."""
+        pa = _pyarrow()
+        names, plan, kinds, source = self.names, self.plan, self.kinds, self.inp.source
+
+        def at(row: int, column: str) -> str:
+            return f"{source}, row {row + offset + 1}, column {column!r}"
+
+        arrays = []
+        for j in plan.features:
+            column = table.column(names[j])
+            if kinds[names[j]] == "text":
+                column = _text_cells(column, ())
+            else:
+                if pa.types.is_dictionary(column.type):
+                    column = column.cast(column.type.value_type)
+                # Integers past 2**53 round to the nearest float64, as NumPy's astype rounds them.
+                column = column.cast(pa.float64(), safe=False)
+            arrays.append(column)
+        model = self.options.encoding
+        encoded_names = list(model.names) if model is not None else [names[j] for j in plan.features]
+        features = _Features(
+            encoded_names, [names[j] for j in plan.features], arrays, [kinds[names[j]] for j in plan.features]
+        )
+        y = None
+        if self.read_target:
+            assert plan.target is not None
+            y = _arrow_labels(source, names[plan.target], table.column(names[plan.target]), offset)
+        ids = None
+        if plan.id is not None:
+            column = table.column(names[plan.id])
+            if pa.types.is_dictionary(column.type):
+                column = column.cast(column.type.value_type)
+            ids = np.asarray(column.to_numpy(zero_copy_only=False))
+            if ids.dtype == object:
+                ids = ids.astype(str)
+        encoded = _finish(_Place(source, at), features, y, ids, self.options)
+        columns = tuple(Column(name, plan.role(j), kinds[name]) for j, name in enumerate(names))
+        return Table(
+            X=encoded.X,
+            y=encoded.y,
+            ids=encoded.ids,
+            feature_names=encoded.feature_names(plan.feature_names(names)),
+            target_name=names[plan.target] if plan.target is not None else None,
+            target_choice=plan.target_choice,
+            id_name=names[plan.id] if plan.id is not None else None,
+            columns=columns,
+            source=source,
+            format="parquet" if self.fmt == "parquet" else "feather",
+            compression=self.inp.compression,
+            encoding=encoded.encoding,
+            n_dropped=encoded.n_dropped,
+            warnings=encoded.warnings,
+            unseen=encoded.unseen,
+            raw=encoded.raw,
+        )
+
+
 def _read_arrow(inp: _Input, fmt: str, options: _Options) -> Table:
-    pa = _pyarrow()
-    source = _ArrowSource(inp, fmt)
-    schema = source.schema()
-    names = [n for n in schema.names if not _PANDAS_INDEX.fullmatch(n)]
-    if len(set(names)) != len(names):
-        twice = next(n for n in names if names.count(n) > 1)
-        raise DataError(f"{inp.source}: column {twice!r} appears twice")
-    plan = options.plan(inp.source, names)
-    kinds = {name: _arrow_kind(schema.field(name).type) for name in names}
-    for j in plan.features:
-        if kinds[names[j]] not in ("numeric", "boolean"):
-            # Read only the column to refuse: its values make the message.
-            _refuse_arrow_column(inp.source, names[j], kinds[names[j]], source.read([names[j]]).column(0))
-    read_target = plan.target is not None and options.require_target
-    wanted = [names[j] for j in plan.features]
-    wanted += [names[j] for j in (plan.target if read_target else None, plan.id) if j is not None]
-    table = source.read(list(dict.fromkeys(wanted)))
-    if table.num_rows == 0:
-        raise DataError(f"{inp.source} has no rows")
-
-    def at(row: int, column: str) -> str:
-        return f"{inp.source}, row {row + 1}, column {column!r}"
-
-    missing = [
-        (_first(table.column(names[j]).is_null()), j) for j in plan.features if table.column(names[j]).null_count
-    ]
-    if missing:
-        row, j = min(missing)
-        raise DataError(f"{at(row, names[j])}: expected a number, got a missing value (the first missing cell)")
-    features = []
-    for j in plan.features:
-        column = table.column(names[j])
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        # Integers past 2**53 round to the nearest float64, as NumPy's astype rounds them.
-        features.append(column.cast(pa.float64(), safe=False) if kinds[names[j]] == "numeric" else column)
-    X = _matrix(features)
-    _check_finite(X, lambda row, k: at(row, names[plan.features[k]]))
-
-    y = None
-    if read_target:
-        assert plan.target is not None
-        y = _arrow_labels(inp.source, names[plan.target], table.column(names[plan.target]))
-    ids = None
-    if plan.id is not None:
-        column = table.column(names[plan.id])
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        ids = np.asarray(column.to_numpy(zero_copy_only=False))
-        if ids.dtype == object:
-            ids = ids.astype(str)
-    columns = tuple(Column(name, plan.role(j), kinds[name]) for j, name in enumerate(names))
-    return Table(
-        X=X,
-        y=y,
-        ids=ids,
-        feature_names=plan.feature_names(names),
-        target_name=names[plan.target] if plan.target is not None else None,
-        target_choice=plan.target_choice,
-        id_name=names[plan.id] if plan.id is not None else None,
-        columns=columns,
-        source=inp.source,
-        format="parquet" if fmt == "parquet" else "feather",
-        compression=inp.compression,
-    )
+    read = _ArrowRead(inp, fmt, options)
+    ((_, table),) = read.tables()
+    return read.result(table)
 
 
 class _ArrowSource:
@@ -1487,28 +1982,39 @@ class _ArrowSource:
 
             return pyarrow.feather.read_table(self._source(), columns=columns)
 
+    def batches(self, columns: list[str], batch_rows: int) -> Iterator[Any]:
+        """The columns, ``batch_rows`` rows at a time, reading no more of the source than each needs."""
+        pa = _pyarrow()
+        with self._refusals():
+            if self.fmt == "parquet":
+                import pyarrow.parquet as pq
 
-def _refuse_arrow_column(source: str, name: str, kind: str, column: Any) -> None:
-    flag = _flag(name)
-    if kind != "text":
-        raise DataError(
-            f"{source}: column {name!r} holds {kind} values, which are not features; leave it out with --drop {flag}"
-        )
-    values = [v for v in column.to_pylist() if v is not None]
-    examples = ", ".join(_show(str(v), 20) for v in list(dict.fromkeys(values))[:3])
-    advice = f"leave it out with --drop {flag}"
-    if len(column) > 1 and len(set(values)) == len(column):
-        advice += f"; its {len(values)} values are all different, like an identifier's: name it with --id {flag}"
-    raise DataError(
-        f"{source}: column {name!r} holds text ({examples}), and text features are not supported yet: {advice}"
-    )
+                yield from pq.ParquetFile(self._source()).iter_batches(batch_size=batch_rows, columns=columns)
+                return
+            if self.fmt == "arrow-stream":
+                with pa.ipc.open_stream(self._source()) as reader:
+                    for batch in reader:
+                        part = pa.Table.from_batches([batch.select(columns)])
+                        yield from part.to_batches(max_chunksize=batch_rows)
+                return
+            # A Feather file by path is mapped, not read: a batch costs only the pages it touches.
+            data = pa.memory_map(self.data) if isinstance(self.data, str) else self._source()
+            try:
+                reader = pa.ipc.open_file(data)
+            except pa.ArrowInvalid:  # Feather's first version is no IPC file: read it whole
+                yield from self.read(columns).to_batches(max_chunksize=batch_rows)
+                return
+            for i in range(reader.num_record_batches):
+                yield from pa.Table.from_batches([reader.get_batch(i).select(columns)]).to_batches(
+                    max_chunksize=batch_rows
+                )
 
 
-def _arrow_labels(source: str, name: str, column: Any) -> np.ndarray:
+def _arrow_labels(source: str, name: str, column: Any, offset: int = 0) -> np.ndarray:
     pa = _pyarrow()
     if column.null_count:
         row = _first(column.is_null())
-        raise DataError(f"{source}, row {row + 1}, column {name!r}: the label is missing")
+        raise DataError(f"{source}, row {row + offset + 1}, column {name!r}: the label is missing")
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     kind = _arrow_kind(column.type)
@@ -1520,11 +2026,12 @@ def _arrow_labels(source: str, name: str, column: Any) -> np.ndarray:
         except pa.ArrowInvalid:  # uint64 beyond int64: the numbers as text
             return np.asarray([str(v) for v in column.to_pylist()])
     if kind in ("numeric", "boolean"):
-        return _whole_labels(source, np.asarray(column.to_numpy(zero_copy_only=False)), f"column {name!r}, row ")
+        values = np.asarray(column.to_numpy(zero_copy_only=False))
+        return _whole_labels(source, values, f"column {name!r}, row ", offset)
     raise DataError(f"{source}: column {name!r} holds {kind} values; class labels must be integers or text")
 
 
-def _whole_labels(source: str, y: np.ndarray, where: str) -> np.ndarray:
+def _whole_labels(source: str, y: np.ndarray, where: str, offset: int = 0) -> np.ndarray:
     """Integer labels from booleans and whole floats; anything else refused, naming the first bad one."""
     if y.dtype.kind == "b":
         return y.astype(np.int64)
@@ -1532,7 +2039,7 @@ def _whole_labels(source: str, y: np.ndarray, where: str) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
     if bad.size:
         i = int(bad[0])
-        place = f"{where}{i + 1}" if where.endswith("row ") else f"{where}[{i}]"
+        place = f"{where}{i + offset + 1}" if where.endswith("row ") else f"{where}[{i}]"
         finite = np.isfinite(y[i])
         what = f"= {y[i].item()!r} is not a whole number" if finite else f"is {y[i].item()}"
         raise DataError(f"{source}: {place} {what}; class labels must be integers or strings")
@@ -1615,11 +2122,11 @@ def _read_npz(inp: _Input, options: _Options) -> Table:
     if X.dtype.kind not in "biuf":
         raise DataError(f"{source}: X has dtype {X.dtype}; expected numbers")
     X = X.astype(np.float64)
-    bad = np.argwhere(~np.isfinite(X))
+    # NaN is how numpy marks a missing value: it is one, for the policy to decide on.
+    bad = np.argwhere(np.isinf(X))
     if bad.size:
         i, j = (int(v) for v in bad[0])
-        what = "NaN" if np.isnan(X[i, j]) else "infinity"
-        raise DataError(f"{source}: X[{i}, {j}] is {what}; every feature must be a finite number")
+        raise DataError(f"{source}: X[{i}, {j}] is infinity; every feature must be a finite number")
 
     feature_names = None
     if names is not None:
@@ -1638,8 +2145,28 @@ def _read_npz(inp: _Input, options: _Options) -> Table:
     all_names = list(feature_names) if feature_names is not None else [f"column_{k + 1}" for k in range(X.shape[1])]
     plan = options.plan(source, all_names, named=named, target_in_columns=False)
     ids = X[:, plan.id] if plan.id is not None else None
+    if ids is not None and np.isnan(ids).any():
+        raise DataError(
+            f"{source}: X[{int(np.flatnonzero(np.isnan(ids))[0])}, {plan.id}] is NaN; an identifier is needed"
+        )
     if plan.features != list(range(X.shape[1])):
         X = X[:, plan.features]
+    encoded = None
+    missing = np.isnan(X)
+    if options.encoding is not None or options.missing != "error" or missing.any():
+        pa = _pyarrow()
+        labels = [all_names[j] for j in plan.features]
+        position = {all_names[j]: j for j in plan.features}
+        model = options.encoding
+        features = _Features(
+            list(model.names) if model is not None else labels,
+            labels,
+            [pa.array(X[:, k], mask=missing[:, k]) for k in range(X.shape[1])],
+            ["numeric"] * X.shape[1],
+        )
+        place = _Place(source, lambda row, label: f"{source}: X[{row}, {position[label]}]", cell=lambda r, c: "NaN")
+        encoded = _finish(place, features, y, ids, options)
+        X, y, ids = encoded.X, encoded.y, encoded.ids
     columns = tuple(Column(name, plan.role(j), "numeric") for j, name in enumerate(all_names))
     if y is not None:
         columns += (Column("y", "target", "numeric" if y.dtype.kind == "i" else "text"),)
@@ -1647,7 +2174,9 @@ def _read_npz(inp: _Input, options: _Options) -> Table:
         X=X,
         y=y,
         ids=ids,
-        feature_names=plan.feature_names(all_names),
+        feature_names=encoded.feature_names(plan.feature_names(all_names))
+        if encoded is not None
+        else plan.feature_names(all_names),
         target_name="y" if y is not None else None,
         target_choice=None,
         id_name=all_names[plan.id] if plan.id is not None else None,
@@ -1655,4 +2184,15 @@ def _read_npz(inp: _Input, options: _Options) -> Table:
         source=source,
         format="npz",
         compression=inp.compression,
+        encoding=encoded.encoding if encoded is not None else None,
+        n_dropped=encoded.n_dropped if encoded is not None else 0,
+        raw=encoded.raw if encoded is not None else _plain_raw(X, plan.feature_names(all_names), options),
     )
+
+
+def _plain_raw(X: np.ndarray, names: tuple[str, ...] | None, options: _Options) -> dict[str, np.ndarray] | None:
+    """The columns of an unencoded ``X`` as :attr:`Table.raw` holds them, when asked for."""
+    if not options.keep_raw:
+        return None
+    labels = names or tuple(f"column_{k + 1}" for k in range(X.shape[1]))
+    return {name: X[:, k] for k, name in enumerate(labels)}
