@@ -145,3 +145,137 @@ def test_format_overrides_the_name(model: Path, capsys: pytest.CaptureFixture[st
     code, out, err = run(capsys, "predict", "m.st", "new.csv", "--format", "tsv", "--id", "id")
     assert code == 0, err
     assert out.startswith("id\tprediction\nrow0\t")
+
+
+# --------------------------------------------------------------------------
+# An export as people have one: an identifier, missing cells, a text column
+# --------------------------------------------------------------------------
+
+EXPORT = [("c1", "30", "red", "1.5", "yes"), ("c2", "", "blue", "2.5", "yes"), ("c3", "50", "", "NA", "no")]
+
+
+def write_export(path: Path, rows: int = 30) -> None:
+    lines = ["customer;age;colour;spend;bought"]
+    for i in range(rows):
+        key, age, colour, spend, bought = EXPORT[i % 3]
+        lines.append(f"{key}-{i};{age};{colour};{spend};{bought}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_an_export_with_gaps_and_text_trains_and_predicts_by_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from twolayer.io.modelfile import read
+
+    monkeypatch.chdir(tmp_path)
+    write_export(Path("export.csv"))
+    argv = ["train", "export.csv", "--id", "customer", "--epochs", "3", "--hidden", "3", "--out", "m.st"]
+    code, _, err = run(capsys, *argv)
+    assert_one_line_error(code, err, "export.csv, line 3, column 'age'", "--missing")
+    assert not Path("m.st").exists()
+    code, out, err = run(capsys, *argv, "--missing", "median")
+    assert code == 0, err
+    summary = " ".join(out.replace("│", " ").split())
+    assert "4 inputs from 3 columns; text: colour (2 categories); missing cells: median" in summary
+    model = read("m.st")
+    assert model.encoding is not None and model.feature_names == ("age", "colour=blue", "colour=red", "spend")
+    assert model.encoding.fill == (40.0, "blue", 2.0)  # the medians; blue ties red, and the first wins
+
+    Path("new.csv").write_text("spend,colour,customer,age\n2.0,green,k1,\n1.0,red,k2,35\n")
+    code, out, err = run(capsys, "predict", "m.st", "new.csv", "--id", "customer", "--keep-columns")
+    assert code == 0, err
+    assert "1 row holds a value of 'colour' that the model never saw" in err
+    lines = out.splitlines()
+    assert lines[0] == "customer,age,colour,spend,prediction"
+    assert lines[1].startswith("k1,,green,2,") and lines[2].startswith("k2,35,red,1,")
+
+
+def test_dropping_incomplete_rows_and_what_the_model_then_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_export(Path("export.csv"), rows=60)
+    argv = ["export.csv", "--id", "customer", "--missing", "drop", "--drop", "colour", "spend", "--out", "m.st"]
+    code, _, err = run(capsys, "train", *argv, "--epochs", "2", "--hidden", "2")
+    assert code == 0, err
+    assert "left out 20 rows with a missing feature cell" in err
+    code, _, err = run(capsys, "predict", "m.st", "export.csv", "--id", "customer")
+    assert_one_line_error(code, err, "line 3, column 'age'", "trained with --missing drop, which fills no cells")
+
+
+def test_describe_lists_every_column_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_export(Path("export.csv"))
+    code, out, err = run(capsys, "train", "export.csv", "--describe", "--out", "m.st")
+    assert code == 0, err
+    rows = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+        for line in out.splitlines()
+        if line.startswith("│")
+    }
+    assert rows["customer"] == ["text", "feature", "0", "30 (one per category)"]
+    assert rows["age"] == ["numeric", "feature", "10", "1"]
+    assert rows["colour"] == ["text", "feature", "10", "2 (one per category)"]
+    assert rows["bought"] == ["text", "target", "", ""]
+    assert "column 'customer' holds text whose values are all different" in err and "--id customer" in err
+    assert not Path("m.st").exists()
+
+
+def test_resume_keeps_the_missing_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_export(Path("export.csv"))
+    base = ["--epochs", "2", "--hidden", "2", "--quiet"]
+    code, _, err = run(
+        capsys, "train", "export.csv", "--id", "customer", "--missing", "mean", *base, "--checkpoint", "c.ck"
+    )
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--resume", "c.ck", "--epochs", "3", "--quiet", "--out", "m.st")
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--resume", "c.ck", "--epochs", "4", "--quiet", "--missing", "median")
+    assert_one_line_error(code, err, "--missing median", "differs from the checkpoint")
+
+
+def test_a_tampered_encoding_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    monkeypatch.chdir(tmp_path)
+    write_export(Path("export.csv"))
+    code, _, err = run(
+        capsys,
+        "train",
+        "export.csv",
+        "--id",
+        "customer",
+        "--missing",
+        "mean",
+        "--epochs",
+        "1",
+        "--hidden",
+        "2",
+        "--quiet",
+        "--out",
+        "m.st",
+    )
+    assert code == 0, err
+    from twolayer.io.modelfile import read
+
+    assert read("m.st").encoding is not None
+    tensors = load_file("m.st")
+    from safetensors import safe_open
+
+    with safe_open("m.st", "np") as handle:
+        metadata = dict(handle.metadata())
+    encoding = json.loads(metadata["encoding"])
+    encoding["columns"][0]["fill"] = "NaN-ish"  # a text fill for a numeric column
+    metadata["encoding"] = json.dumps(encoding)
+    save_file(tensors, "bad.st", metadata=metadata)
+    code, _, err = run(capsys, "predict", "bad.st", "export.csv", "--id", "customer")
+    assert_one_line_error(code, err, "bad.st")

@@ -7,7 +7,8 @@ import contextlib
 import importlib.util
 import math
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -252,23 +253,71 @@ def rows_description(source: str, rows: str, n: int) -> str:
 # --------------------------------------------------------------------------
 
 
-def model_data(model_file: ModelFile, args: argparse.Namespace, *, require_target: bool) -> Dataset:
+def _model_columns(model_file: ModelFile) -> Sequence[str] | int:
+    """The columns a model reads: its encoding's, its feature names, or (unnamed) how many."""
+    if model_file.encoding is not None:
+        return list(model_file.encoding.names)
+    if model_file.feature_names is not None:
+        return list(model_file.feature_names)
+    return model_file.n_features
+
+
+def _note_unseen(source: str, unseen: Mapping[str, int]) -> None:
+    for column, rows in unseen.items():
+        held = "1 row holds" if rows == 1 else f"{rows} rows hold"
+        note(
+            f"note: {source}: {held} a value of {column!r} that the model never saw in training "
+            "(that column's inputs are all zero there)"
+        )
+
+
+def model_data(
+    model_file: ModelFile, args: argparse.Namespace, *, require_target: bool, keep_raw: bool = False
+) -> Dataset:
     """Load DATA (``args.data``, with ``--target``, ``--id`` and ``--sep``) with the columns the model
-    needs, matched by name when it has names."""
+    needs, matched by name when it has names, and encoded as the model's were; say which rows hold a
+    category the model never saw."""
     from twolayer.io.datasets import load_dataset
 
-    features: Sequence[str] | int = (
-        list(model_file.feature_names) if model_file.feature_names is not None else model_file.n_features
-    )
-    return load_dataset(
+    data = load_dataset(
         args.data,
         target=args.target,
-        features=features,
+        features=_model_columns(model_file),
         require_target=require_target,
         default_target=model_file.target_name,
         id_column=args.id,
         sep=args.sep,
+        encoding=model_file.encoding,
+        keep_raw=keep_raw,
     )
+    _note_unseen(data.source, data.unseen)
+    return data
+
+
+def model_batches(
+    model_file: ModelFile, args: argparse.Namespace, *, require_target: bool, keep_raw: bool = False
+) -> Iterator[Dataset]:
+    """:func:`model_data` a batch of rows at a time, so that memory stays flat on a long file; the
+    note on unseen categories comes once the last batch is through."""
+    from twolayer.io.datasets import load_batches
+
+    unseen: Counter[str] = Counter()
+    source = args.data
+    for data in load_batches(
+        args.data,
+        target=args.target,
+        features=_model_columns(model_file),
+        require_target=require_target,
+        default_target=model_file.target_name,
+        id_column=args.id,
+        sep=args.sep,
+        encoding=model_file.encoding,
+        keep_raw=keep_raw,
+    ):
+        unseen.update(data.unseen)
+        source = data.source
+        yield data
+    _note_unseen(source, unseen)
 
 
 def labels_as_classes(data: Dataset, classes: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any
 
@@ -20,6 +21,7 @@ from twolayer.cli.common import (
     labelled_rows,
     labels_as_classes,
     map_proba,
+    model_batches,
     model_data,
     need_matplotlib,
     positive_int,
@@ -144,9 +146,9 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from twolayer.io.modelfile import atomic_write, read
+    from twolayer.io.modelfile import read
     from twolayer.io.paths import check_outputs
-    from twolayer.io.predictions import prediction_bytes, prediction_format
+    from twolayer.io.predictions import PredictionWriter, prediction_format
 
     out = None if args.out == "-" else args.out  # "-" is standard output, as with no --out
     check_outputs({"MODEL": args.model, "DATA": args.data}, {"--out": out})
@@ -154,29 +156,27 @@ def predict(args: argparse.Namespace) -> int:
     if out is None and fmt not in ("csv", "tsv") and sys.stdout.isatty():
         raise DataError(f"--format {fmt} is binary: give --out FILE, or redirect standard output")
     model_file = read(args.model)
-    data = model_data(model_file, args, require_target=False)
-    with busy(f"predicting {data.n_samples} rows"):
-        proba = np.asarray(model_file.model.predict_proba(data.X))
-    # The identifier column first, so that predictions are joined to their rows by key, not by order.
-    columns: dict[str, Any] = {}
-    if data.ids is not None:
-        columns[data.id_name or "id"] = data.ids
-    if args.keep_columns:
-        names = data.feature_names or tuple(f"x{j}" for j in range(data.n_features))
-        columns.update({name: data.X[:, j] for j, name in enumerate(names) if name not in columns})
-    columns["prediction"] = model_file.classes[np.argmax(proba, axis=1)]
-    if args.proba:
-        columns.update({f"proba_{label(c)}": proba[:, k] for k, c in enumerate(model_file.classes)})
-    written = prediction_bytes(columns, fmt)
-    if out is None:
-        if fmt in ("csv", "tsv"):
-            sys.stdout.write(written.decode("utf-8"))  # through the text layer, wherever stdout points
-        else:
-            sys.stdout.buffer.write(written)
-        sys.stdout.flush()
-    else:
-        atomic_write(out, written)
-        print(f"wrote {data.n_samples} predictions to {out} ({fmt})")
+    classes = model_file.classes
+    # A batch at a time, so that memory stays flat however long DATA is. A file appears only once
+    # every batch is through (a refusal in the last leaves no file); standard output gets each as it comes.
+    spinner = busy("predicting") if out is not None else contextlib.nullcontext()
+    with spinner, PredictionWriter(out, fmt) as writer:
+        for data in model_batches(model_file, args, require_target=False, keep_raw=args.keep_columns):
+            proba = np.asarray(model_file.model.predict_proba(data.X))
+            # The identifier column first, so that predictions are joined to their rows by key, not by order.
+            columns: dict[str, Any] = {}
+            if data.ids is not None:
+                columns[data.id_name or "id"] = data.ids
+            if args.keep_columns:
+                # The feature columns as read (a text column's words, an empty cell empty), not the network's inputs.
+                assert data.raw is not None
+                columns.update({name: values for name, values in data.raw.items() if name not in columns})
+            columns["prediction"] = classes[np.argmax(proba, axis=1)]
+            if args.proba:
+                columns.update({f"proba_{label(c)}": proba[:, k] for k, c in enumerate(classes)})
+            writer.write(columns)
+    if out is not None:
+        print(f"wrote {writer.rows} predictions to {out} ({fmt})")
     return EXIT_OK
 
 

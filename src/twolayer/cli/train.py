@@ -555,6 +555,9 @@ def train(args: argparse.Namespace) -> int:
         source = checkpoint_in.run["source"] if checkpoint_in is not None else "digits"
     _check_files(args, options, kind.files, source)
 
+    quiet = bool(args.quiet)
+    if args.describe:
+        return _describe(source, options)
     data = load_dataset(
         source,
         target=options["target"],
@@ -562,10 +565,14 @@ def train(args: argparse.Namespace) -> int:
         drop=options["drop"],
         id_column=options["id"],
         sep=options["sep"],
+        missing=options["missing"],
     )
+    for warning in data.warnings:
+        note(f"warning: {warning}")
+    if data.n_dropped:
+        note(f"left out {data.n_dropped} rows with a missing feature cell (--missing drop)", quiet=quiet)
     check_classes(data)
     assert data.y is not None
-    quiet = bool(args.quiet)
     if checkpoint_in is None:
         run, model = _new_run(options, data, source), None
     else:
@@ -639,6 +646,7 @@ def train(args: argparse.Namespace) -> int:
             target_name=data.target_name,
             validation_curve=held_out,
             info=summary,
+            encoding=data.encoding,
         )
         files.append((options["out"], written))
     if png is not None:
@@ -655,6 +663,8 @@ def train(args: argparse.Namespace) -> int:
             rows.append(("target", data.target_note.removeprefix("target column: ")))
         if data.id_name is not None:
             rows.append(("identifier", f"{data.id_name!r} (not a feature)"))
+        if data.encoding is not None:
+            rows.append(("encoding", _encoding_description(data)))
         rows += kind.rows(outcome, figures, run)
         out = console()
         out.print(key_value_table("Summary", rows))
@@ -666,6 +676,47 @@ def train(args: argparse.Namespace) -> int:
             if options[name] is not None:
                 print(f"wrote {what} {options[name]}{flagged if name == 'out' else ''}")
     return EXIT_OK
+
+
+def _describe(source: str, options: Mapping[str, Any]) -> int:
+    """``train --describe``: what each column of DATA is and what training would take it for."""
+    from rich.table import Table
+
+    from twolayer.io.datasets import describe_columns, load_dataset
+
+    # A missing cell is counted, not refused: a description is what one asks for before choosing --missing.
+    data = load_dataset(
+        source,
+        target=options["target"],
+        select=options["features"],
+        drop=options["drop"],
+        id_column=options["id"],
+        sep=options["sep"],
+        missing=options["missing"] or "most-frequent",
+        keep_raw=True,
+    )
+    table = Table(title=f"Columns of {data.source}", title_justify="left")
+    for heading in ("column", "kind", "role", "missing", "inputs"):
+        table.add_column(heading, justify="left" if heading in ("column", "kind", "role") else "right")
+    for row in describe_columns(data):
+        table.add_row(row.name, row.kind, row.role, row.missing, row.inputs)
+    out = console()
+    out.print(table)
+    if data.target_note is not None:
+        out.print(data.target_note)
+    for warning in data.warnings:
+        note(f"warning: {warning}")
+    return EXIT_OK
+
+
+def _encoding_description(data: Dataset) -> str:
+    """The summary's line on how the columns became the inputs: text columns and the missing-value policy."""
+    assert data.encoding is not None
+    encoding = data.encoding
+    text = [f"{name} ({len(cats)} categories)" for name, cats in zip(encoding.names, encoding.categories) if cats]
+    parts = [f"text: {', '.join(text)}" if text else "no text columns"]
+    parts.append(f"missing cells: {encoding.missing}" + (f", {data.n_dropped} rows left out" if data.n_dropped else ""))
+    return f"{encoding.n_inputs} inputs from {len(encoding.names)} columns; " + "; ".join(parts)
 
 
 TRAIN = Command(

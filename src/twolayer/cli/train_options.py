@@ -66,7 +66,7 @@ NOT_BAYESIAN = {
 
 # How the data's columns were chosen and read. A run records them; a checkpoint written before they
 # existed lacks them and is read as if none was given.
-TABLE_KEYS = ("features", "drop", "id", "sep")
+TABLE_KEYS = ("features", "drop", "id", "sep", "missing")
 
 # What a run records of its options (and a checkpoint must hold, TABLE_KEYS aside).
 OPTION_KEYS = (*TRAIN_DEFAULTS, "target", *TABLE_KEYS, "epochs", "out", "plot", "checkpoint", "checkpoint_every")
@@ -113,6 +113,7 @@ def _bayes_default(name: str) -> str:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     from twolayer.bayes.choices import ALPHA_SEARCHES, HESSIANS, METHODS, STRUCTURES
+    from twolayer.io.encoding import MISSING_POLICIES
     from twolayer.training.solvers import SOLVERS
 
     # Training options default to None so that --resume can tell what was
@@ -121,8 +122,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "data",
         nargs="?",
         metavar="DATA",
-        help="a built-in dataset (see 'twolayer datasets'), a .csv file with a header row or a .npz "
-        "file with arrays X and y (default: digits)",
+        help="a built-in dataset (see 'twolayer datasets'), a table (CSV/TSV, compressed or not, Parquet, "
+        "Feather, or a .npz with arrays X and y), or '-' for standard input (default: digits)",
     )
     p.add_argument(
         "--target",
@@ -135,6 +136,18 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     columns.add_argument("--drop", nargs="+", metavar="COLUMN", help="leave these columns out (names or globs)")
     add_table_arguments(columns)
+    columns.add_argument(
+        "--missing",
+        choices=MISSING_POLICIES,
+        help="what becomes of a missing feature cell: refuse it (error, the default), drop its row, or fill "
+        "it with the training column's mean, median or most frequent value (stored in the model, so that "
+        "predict fills the same way)",
+    )
+    columns.add_argument(
+        "--describe",
+        action="store_true",
+        help="list each column of DATA with its kind and role (feature, target, identifier, unused), then stop",
+    )
     model = p.add_argument_group("the network and its training")
     model.add_argument("--hidden", type=positive_int, metavar="M", help=f"hidden units {_default('hidden')}")
     model.add_argument("--activation", choices=activations(), help=f"hidden-unit activation {_default('activation')}")
