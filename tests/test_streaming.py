@@ -35,16 +35,21 @@ def write_csv(path: Path, repeats: int, body: bytes) -> int:
     return path.stat().st_size
 
 
-def peak_memory(model: Path, data: Path, out: Path) -> int:
-    argv = [sys.executable, "-c", MEASURE, "predict", str(model), str(data), "--out", str(out), "--proba"]
+def peak_memory(model: Path, data: Path, out: Path | None) -> int:
+    """The peak memory of ``predict`` (to ``out``), or without ``out`` of ``evaluate``."""
+    command = (
+        ["predict", str(model), str(data), "--out", str(out), "--proba"] if out else ["evaluate", str(model), str(data)]
+    )
+    argv = [sys.executable, "-c", MEASURE, *command]
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
     assert done.returncode == 0, done.stderr
     return int(done.stderr.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
-def test_predict_memory_stays_flat_as_the_file_grows(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_memory_stays_flat_as_the_file_grows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
     body = block(20_000, 0)  # about 1.4 MB of text
@@ -53,15 +58,35 @@ def test_predict_memory_stays_flat_as_the_file_grows(
     assert code == 0, err
     shorter = write_csv(tmp_path / "short.csv", 40, body)
     longer = write_csv(tmp_path / "long.csv", 160, body)  # four times as long: 3.2 million rows
-    grown = peak_memory(tmp_path / "m.st", tmp_path / "long.csv", tmp_path / "long.parquet") - peak_memory(
-        tmp_path / "m.st", tmp_path / "short.csv", tmp_path / "short.parquet"
-    )
+    predicting = command == "predict"
+    grown = peak_memory(
+        tmp_path / "m.st", tmp_path / "long.csv", tmp_path / "long.parquet" if predicting else None
+    ) - peak_memory(tmp_path / "m.st", tmp_path / "short.csv", tmp_path / "short.parquet" if predicting else None)
     # Read whole, the extra rows would cost at least their float64 features (3.2e6 * 0.75 * 8 * 8 bytes,
     # about 150 MB) and the parsed table as much again; in batches, nothing that grows with the file.
     extra_text = longer - shorter
     assert grown < extra_text / 10, f"peak memory grew by {grown / 2**20:.0f} MiB for {extra_text / 2**20:.0f} MiB more"
+    if not predicting:
+        return
     import pyarrow.parquet as pq
 
     predictions = pq.read_table(tmp_path / "long.parquet")
     assert predictions.num_rows == 160 * 20_000
     assert predictions.column_names == ["prediction", "proba_no", "proba_yes"]
+
+
+def test_evaluate_in_batches_says_what_it_says_reading_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import twolayer.io.datasets
+
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path / "data.csv", 3, block(500, 1))
+    code, _, err = run(capsys, "train", "data.csv", "--epochs", "2", "--hidden", "4", "--quiet", "--out", "m.st")
+    assert code == 0, err
+    code, whole, err = run(capsys, "evaluate", "m.st", "data.csv")
+    assert code == 0, err
+    monkeypatch.setitem(twolayer.io.datasets.load_batches.__kwdefaults__, "batch_bytes", 2048)  # about 30 rows
+    code, batched, err = run(capsys, "evaluate", "m.st", "data.csv")
+    assert code == 0, err
+    assert batched == whole and "1500 samples" in whole.replace("\n", " ")

@@ -359,17 +359,21 @@ def recorded_rows(model_file: ModelFile, data: Dataset, which: str, model: str) 
     return np.flatnonzero(~test if which == "train" else test)
 
 
-def labelled_rows(args: argparse.Namespace) -> tuple[ModelFile, Dataset, np.ndarray, np.ndarray]:
-    """What ``evaluate`` and ``curvature`` both start from: the model file, the data, and the
-    chosen rows' features and labels (after checking that ``--plot`` can be written and
-    destroys no input)."""
+def read_for_evaluation(args: argparse.Namespace) -> ModelFile:
+    """The model file ``evaluate`` and ``curvature`` read, once ``--plot`` is known to be writable
+    and to destroy no input."""
     from twolayer.io.modelfile import read
     from twolayer.io.paths import check_outputs
 
     check_outputs({"MODEL": args.model, "DATA": args.data}, {"--plot": args.plot}, figures=("--plot",))
     if args.plot is not None:
         need_matplotlib("--plot")
-    model_file = read(args.model)
+    return read(args.model)
+
+
+def labelled_rows(args: argparse.Namespace) -> tuple[ModelFile, Dataset, np.ndarray, np.ndarray]:
+    """What ``curvature`` starts from: the model file, the data, and the chosen rows' features and labels."""
+    model_file = read_for_evaluation(args)
     data = model_data(model_file, args, require_target=True)
     used = recorded_rows(model_file, data, args.rows, args.model)
     y = labels_as_classes(data, model_file.classes)[used]

@@ -18,13 +18,14 @@ from twolayer.cli.common import (
     console,
     key_value_table,
     label,
-    labelled_rows,
     labels_as_classes,
     map_proba,
     model_batches,
     model_data,
     need_matplotlib,
     positive_int,
+    read_for_evaluation,
+    recorded_rows,
     report_picture,
     rows_description,
 )
@@ -80,22 +81,36 @@ def evaluate(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from twolayer.io.modelfile import atomic_write
-    from twolayer.report.calibration import calibration_summary, reliability_curve
-    from twolayer.report.metrics import classification_metrics, per_class_scores
+    from twolayer.report.evaluation import Evaluation
 
-    model_file, data, X, y = labelled_rows(args)
+    model_file = read_for_evaluation(args)
     classes = model_file.classes
-    with busy(f"predicting {X.shape[0]} rows"):
-        proba = np.asarray(model_file.model.predict_proba(X))
-    metrics = classification_metrics(proba, y, classes)
-    scores = per_class_scores(y, metrics.predicted, classes)
-    # Calibration of the model's probabilities; a Bayesian network's MAP ones beside them.
-    probabilities = {"moderated" if model_file.bayesian else "model": proba}
-    if model_file.bayesian:
-        probabilities["MAP network"] = map_proba(model_file.model, X)
-    calibration = {
-        name: calibration_summary(y, p, classes=classes, n_bins=args.bins) for name, p in probabilities.items()
-    }
+    # The model's probabilities; a Bayesian network's MAP ones beside them, for calibration.
+    names = ["moderated", "MAP network"] if model_file.bayesian else ["model"]
+    evaluations = {name: Evaluation(classes, n_bins=args.bins) for name in names}
+
+    def add(X: np.ndarray, y: np.ndarray) -> None:
+        evaluations[names[0]].update(np.asarray(model_file.model.predict_proba(X)), y)
+        if model_file.bayesian:
+            evaluations["MAP network"].update(map_proba(model_file.model, X), y)
+
+    source = args.data
+    with busy("predicting"):
+        if args.rows == "all":
+            # A batch at a time: what is kept of each is a few sums, so memory stays flat on a long file.
+            for data in model_batches(model_file, args, require_target=True):
+                add(data.X, labels_as_classes(data, classes))
+                source = data.source
+        else:  # the training or held-out rows need the whole file, to be found again
+            data = model_data(model_file, args, require_target=True)
+            used = recorded_rows(model_file, data, args.rows, args.model)
+            add(data.X[used], labels_as_classes(data, classes)[used])
+            source = data.source
+    evaluation = evaluations[names[0]]
+    n = evaluation.n_samples
+    if n == 0:
+        raise DataError(f"--rows {args.rows}: {source} has none of them")
+    calibration = {name: e.calibration_summary() for name, e in evaluations.items()}
 
     png = None
     if args.plot is not None:
@@ -103,19 +118,18 @@ def evaluate(args: argparse.Namespace) -> int:
         from twolayer.report import plots
 
         curves = {
-            f"{name} (ECE {calibration[name]['ece']:.3f})": reliability_curve(y, p, classes=classes, n_bins=args.bins)
-            for name, p in probabilities.items()
+            f"{name} (ECE {calibration[name]['ece']:.3f})": e.reliability_curve() for name, e in evaluations.items()
         }
-        figure = plots.reliability_figure(curves, title=f"{args.model} on {data.source}, {args.rows} rows ({y.size})")
+        figure = plots.reliability_figure(curves, title=f"{args.model} on {source}, {args.rows} rows ({n})")
         png = plots.render(figure, figure_format(args.plot))
 
     out = console()
     model = str(args.model) + (" (Bayesian: moderated predictions)" if model_file.bayesian else "")
     rows = [
         ("model", model),
-        ("data", rows_description(data.source, args.rows, y.size)),
-        ("accuracy", f"{metrics.accuracy:.4f}"),
-        ("log-loss", f"{metrics.log_loss:.4f}"),
+        ("data", rows_description(source, args.rows, n)),
+        ("accuracy", f"{evaluation.accuracy:.4f}"),
+        ("log-loss", f"{evaluation.log_loss:.4f}"),
     ]
     out.print(key_value_table("Evaluation", rows))
     title = f"Calibration ({args.bins} bins of the top-label confidence)"
@@ -135,10 +149,11 @@ def evaluate(args: argparse.Namespace) -> int:
     table = Table(title="Per class", title_justify="left")
     for column in ("class", "precision", "recall", "F1", "support"):
         table.add_column(column, justify="right")
+    scores = evaluation.per_class_scores()
     for c, p, r, f, s in zip(classes, scores.precision, scores.recall, scores.f1, scores.support):
         table.add_row(label(c), f"{p:.4f}", f"{r:.4f}", f"{f:.4f}", str(int(s)))
     out.print(table)
-    out.print(confusion_table(np.asarray(metrics.confusion_matrix), classes, "Confusion matrix"))
+    out.print(confusion_table(evaluation.confusion_matrix, classes, "Confusion matrix"))
     if png is not None:
         atomic_write(args.plot, png)
         print(f"wrote plot {args.plot}")
