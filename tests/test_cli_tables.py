@@ -279,3 +279,22 @@ def test_a_tampered_encoding_is_refused(
     save_file(tensors, "bad.st", metadata=metadata)
     code, _, err = run(capsys, "predict", "bad.st", "export.csv", "--id", "customer")
     assert_one_line_error(code, err, "bad.st")
+
+
+def test_the_readme_export_trains_and_predicts_by_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "train", str(examples / "customers.csv"), "--id", "customer_id")
+    assert_one_line_error(code, err, "line 8, column 'monthly_usage': expected a number, got 'NA'")
+    argv = ["train", str(examples / "customers.csv"), "--id", "customer_id", "--missing", "median", "--seed", "0"]
+    code, _, err = run(capsys, *argv, "--quiet", "--out", "churn.st")
+    assert code == 0, err
+    code, out, err = run(capsys, "predict", "churn.st", str(examples / "new_customers.csv"), "--id", "customer_id")
+    assert code == 0, err
+    assert "1 row holds a value of 'region' that the model never saw" in err
+    lines = out.splitlines()
+    assert lines[0] == "customer_id,prediction"
+    assert [line.split(",")[0] for line in lines[1:]] == [f"N-00{i}" for i in range(1, 6)]
+    assert {line.split(",")[1] for line in lines[1:]} <= {"churns", "stays"}

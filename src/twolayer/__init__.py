@@ -25,6 +25,7 @@ _LAZY = {
     "load": "twolayer.io.modelfile",
     "BayesianTwoLayerClassifier": "twolayer.bayes",
     "read_table": "twolayer.io.tables",
+    "iter_table": "twolayer.io.tables",
 }
 
 # Modules that moved into the layered packages, by their old names. ``import
@@ -66,6 +67,7 @@ __all__ = [
     "TwoLayerClassifier",
     "__version__",
     "from_sklearn",
+    "iter_table",
     "load",
     "read_table",
     "save",
