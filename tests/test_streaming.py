@@ -90,3 +90,29 @@ def test_evaluate_in_batches_says_what_it_says_reading_whole(
     code, batched, err = run(capsys, "evaluate", "m.st", "data.csv")
     assert code == 0, err
     assert batched == whole and "1500 samples" in whole.replace("\n", " ")
+
+
+def test_a_refusal_in_a_later_batch_leaves_no_file_and_the_old_one_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import twolayer.io.datasets
+    from test_cli import assert_one_line_error
+
+    monkeypatch.chdir(tmp_path)
+    body = block(300, 2)
+    write_csv(tmp_path / "train.csv", 1, body)
+    code, _, err = run(capsys, "train", "train.csv", "--epochs", "1", "--hidden", "2", "--quiet", "--out", "m.st")
+    assert code == 0, err
+    data = tmp_path / "new.csv"
+    write_csv(data, 5, body)
+    with data.open("a") as handle:
+        handle.write("1,2,3,4,5,6,7,oops,no\n")  # the 1501st row, far past the first batch
+    monkeypatch.setitem(twolayer.io.datasets.load_batches.__kwdefaults__, "batch_bytes", 4096)
+    for name in ("p.csv", "p.parquet"):
+        code, _, err = run(capsys, "predict", "m.st", str(data), "--out", name)
+        assert_one_line_error(code, err, "line 1502, column 'x7': expected a number, got 'oops'")
+        assert not (tmp_path / name).exists()
+    (tmp_path / "p.csv").write_text("old predictions\n")
+    code, _, err = run(capsys, "predict", "m.st", str(data), "--out", "p.csv")
+    assert code == 2 and (tmp_path / "p.csv").read_text() == "old predictions\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.st", "new.csv", "p.csv", "train.csv"]
