@@ -1098,9 +1098,14 @@ def _finish(
                 f"{advice}"
             )
 
-    raw = {name: _as_numpy(array, kind) for name, array, kind in zip(features.names, arrays, kinds)}
+    plain = all(k == "numeric" for k in kinds) and not any(m is not None for m in masks)
+    # The columns as NumPy arrays only where the encoding needs them: a table of numbers with no
+    # gap under the "error" policy goes straight from pyarrow into X, without a second copy.
+    needed = options.keep_raw or not plain or (model is None and policy != "error")
+    raw = {name: _as_numpy(a, k) for name, a, k in zip(features.names, arrays, kinds)} if needed else {}
     warnings: list[str] = []
-    if model is None:
+    encoding: FeatureEncoding | None = model
+    if model is None and needed:
         named_kinds: dict[str, ColumnKind] = {n: "text" if k == "text" else "numeric" for n, k in zip(raw, kinds)}
         trivial = policy == "error" and all(k == "numeric" for k in kinds)
         encoding = None if trivial else fit_encoding(raw, named_kinds, policy, source=source)
@@ -1111,15 +1116,12 @@ def _finish(
                 f"{source}: column {label!r} holds text whose values are all different, like an identifier's: "
                 f"name it with --id {flag} or leave it out with --drop {flag}"
             )
-    else:
-        encoding = model
 
-    unseen = model.unseen_categories(raw) if model is not None else {}
-    n_kept = len(arrays[0]) if arrays else 0
-    if encoding is None or (all(k == "numeric" for k in kinds) and not any(m is not None for m in masks)):
+    unseen = model.unseen_categories(raw) if model is not None and raw else {}
+    if encoding is None or plain:
         X = _matrix(arrays)
     else:
-        _check_room(source, encoding, n_kept)
+        _check_room(source, encoding, len(arrays[0]) if arrays else 0)
         X = encoding.transform(raw, source=source)
     return _Encoded(
         X=X,
