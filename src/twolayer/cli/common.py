@@ -253,13 +253,24 @@ def rows_description(source: str, rows: str, n: int) -> str:
 # --------------------------------------------------------------------------
 
 
-def _model_columns(model_file: ModelFile) -> Sequence[str] | int:
-    """The columns a model reads: its encoding's, its feature names, or (unnamed) how many."""
+def _reading(model_file: ModelFile, args: argparse.Namespace, require_target: bool, keep_raw: bool) -> dict[str, Any]:
+    """How DATA is read for a model: the columns it reads (its encoding's, its feature names, or
+    unnamed how many), encoded its way, and the command's --target, --id and --sep."""
+    features: Sequence[str] | int = model_file.n_features
     if model_file.encoding is not None:
-        return list(model_file.encoding.names)
-    if model_file.feature_names is not None:
-        return list(model_file.feature_names)
-    return model_file.n_features
+        features = list(model_file.encoding.names)
+    elif model_file.feature_names is not None:
+        features = list(model_file.feature_names)
+    return {
+        "features": features,
+        "encoding": model_file.encoding,
+        "target": args.target,
+        "require_target": require_target,
+        "default_target": model_file.target_name,
+        "id_column": args.id,
+        "sep": args.sep,
+        "keep_raw": keep_raw,
+    }
 
 
 def _note_unseen(source: str, unseen: Mapping[str, int]) -> None:
@@ -279,17 +290,7 @@ def model_data(
     category the model never saw."""
     from twolayer.io.datasets import load_dataset
 
-    data = load_dataset(
-        args.data,
-        target=args.target,
-        features=_model_columns(model_file),
-        require_target=require_target,
-        default_target=model_file.target_name,
-        id_column=args.id,
-        sep=args.sep,
-        encoding=model_file.encoding,
-        keep_raw=keep_raw,
-    )
+    data = load_dataset(args.data, **_reading(model_file, args, require_target, keep_raw))
     _note_unseen(data.source, data.unseen)
     return data
 
@@ -303,17 +304,7 @@ def model_batches(
 
     unseen: Counter[str] = Counter()
     source = args.data
-    for data in load_batches(
-        args.data,
-        target=args.target,
-        features=_model_columns(model_file),
-        require_target=require_target,
-        default_target=model_file.target_name,
-        id_column=args.id,
-        sep=args.sep,
-        encoding=model_file.encoding,
-        keep_raw=keep_raw,
-    ):
+    for data in load_batches(args.data, **_reading(model_file, args, require_target, keep_raw)):
         unseen.update(data.unseen)
         source = data.source
         yield data

@@ -534,7 +534,7 @@ def _check_files(args: argparse.Namespace, options: Mapping[str, Any], names: tu
 
 def train(args: argparse.Namespace) -> int:
     """``twolayer train``: the one workflow, with the differences of ``--bayes`` in its :class:`Kind`."""
-    from twolayer.io.datasets import check_classes, load_dataset
+    from twolayer.io.datasets import check_classes
     from twolayer.io.modelfile import atomic_write_all, load_checkpoint, model_bytes
     from twolayer.report.metrics import classification_metrics
     from twolayer.training.solvers import MINIBATCH_SOLVERS
@@ -558,15 +558,7 @@ def train(args: argparse.Namespace) -> int:
     quiet = bool(args.quiet)
     if args.describe:
         return _describe(source, options)
-    data = load_dataset(
-        source,
-        target=options["target"],
-        select=options["features"],
-        drop=options["drop"],
-        id_column=options["id"],
-        sep=options["sep"],
-        missing=options["missing"],
-    )
+    data = _load(source, options, missing=options["missing"])
     for warning in data.warnings:
         note(f"warning: {warning}")
     if data.n_dropped:
@@ -678,23 +670,30 @@ def train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _describe(source: str, options: Mapping[str, Any]) -> int:
-    """``train --describe``: what each column of DATA is and what training would take it for."""
-    from rich.table import Table
+def _load(source: str, options: Mapping[str, Any], *, missing: str | None, keep_raw: bool = False) -> Dataset:
+    """DATA with the columns the run's options choose."""
+    from twolayer.io.datasets import load_dataset
 
-    from twolayer.io.datasets import describe_columns, load_dataset
-
-    # A missing cell is counted, not refused: a description is what one asks for before choosing --missing.
-    data = load_dataset(
+    return load_dataset(
         source,
         target=options["target"],
         select=options["features"],
         drop=options["drop"],
         id_column=options["id"],
         sep=options["sep"],
-        missing=options["missing"] or "most-frequent",
-        keep_raw=True,
+        missing=missing,
+        keep_raw=keep_raw,
     )
+
+
+def _describe(source: str, options: Mapping[str, Any]) -> int:
+    """``train --describe``: what each column of DATA is and what training would take it for."""
+    from rich.table import Table
+
+    from twolayer.io.datasets import describe_columns
+
+    # A missing cell is counted, not refused: a description is what one asks for before choosing --missing.
+    data = _load(source, options, missing=options["missing"] or "most-frequent", keep_raw=True)
     table = Table(title=f"Columns of {data.source}", title_justify="left")
     for heading in ("column", "kind", "role", "missing", "inputs"):
         table.add_column(heading, justify="left" if heading in ("column", "kind", "role") else "right")

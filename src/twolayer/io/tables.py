@@ -789,20 +789,19 @@ def read_table(
         if isinstance(value, str):
             raise ValueError(f"{name} must be a sequence of names or globs, not one string ({value!r})")
 
-    name = os.fspath(source)
-    inp = _open_input(name)
+    inp = _open_input(os.fspath(source))
     fmt = file_format or _format_of(inp)
     options = _Options(
-        target=target,
-        features=features,
-        drop=drop,
-        id_column=id_column,
-        require_target=require_target,
-        model_features=model_features,
-        default_target=default_target,
-        missing=missing or "error",
-        encoding=encoding,
-        keep_raw=keep_raw,
+        target,
+        features,
+        drop,
+        id_column,
+        require_target,
+        model_features,
+        default_target,
+        missing or "error",
+        encoding,
+        keep_raw,
     )
     if fmt == "npz":
         return _read_npz(inp, options)
@@ -874,20 +873,10 @@ file_format, keep_raw
     _check_characters(sep, comment)
     if encoding is not None and model_features is None:
         model_features = list(encoding.names)
-    name = os.fspath(source)
-    inp = _open_input(name)
+    inp = _open_input(os.fspath(source))
     fmt = file_format or _format_of(inp)
     options = _Options(
-        target=target,
-        features=None,
-        drop=None,
-        id_column=id_column,
-        require_target=require_target,
-        model_features=model_features,
-        default_target=default_target,
-        missing="error",
-        encoding=encoding,
-        keep_raw=keep_raw,
+        target, None, None, id_column, require_target, model_features, default_target, "error", encoding, keep_raw
     )
     if fmt == "npz":
         yield _read_npz(inp, options)
