@@ -982,6 +982,30 @@ class _Encoded:
         """The names of X's columns: the encoding's inputs, else the plain feature names."""
         return tuple(self.encoding.input_names) if self.encoding is not None else plain
 
+    def table(
+        self, plan: _Plan, names: Sequence[str], columns: Sequence[Column], inp: _Input, fmt: str, **layout: Any
+    ) -> Table:
+        """The :class:`Table` of these rows of ``inp``, its columns chosen by ``plan``."""
+        return Table(
+            X=self.X,
+            y=self.y,
+            ids=self.ids,
+            feature_names=self.feature_names(plan.feature_names(names)),
+            target_name=names[plan.target] if plan.target is not None else None,
+            target_choice=plan.target_choice,
+            id_name=names[plan.id] if plan.id is not None else None,
+            columns=tuple(columns),
+            source=inp.source,
+            format=fmt,
+            compression=inp.compression,
+            encoding=self.encoding,
+            n_dropped=self.n_dropped,
+            warnings=self.warnings,
+            unseen=self.unseen,
+            raw=self.raw,
+            **layout,
+        )
+
 
 def _text_cells(column: Any, missing_words: Sequence[str]) -> Any:
     """A string column trimmed, with its missing cells (and those reading one of ``missing_words``) null."""
@@ -1619,25 +1643,8 @@ class _DelimitedRead:
             elif role == "id":
                 what = "text"
             columns.append(Column(name, role, what))
-        return Table(
-            X=encoded.X,
-            y=encoded.y,
-            ids=encoded.ids,
-            feature_names=encoded.feature_names(plan.feature_names(names)),
-            target_name=names[plan.target] if plan.target is not None else None,
-            target_choice=plan.target_choice,
-            id_name=names[plan.id] if plan.id is not None else None,
-            columns=tuple(columns),
-            source=self.inp.source,
-            format="csv",
-            compression=self.inp.compression,
-            delimiter=self.dialect.delimiter,
-            header=self.dialect.header,
-            encoding=encoded.encoding,
-            n_dropped=encoded.n_dropped,
-            warnings=encoded.warnings,
-            unseen=encoded.unseen,
-            raw=encoded.raw,
+        return encoded.table(
+            plan, names, columns, self.inp, "csv", delimiter=self.dialect.delimiter, header=self.dialect.header
         )
 
 
@@ -1892,24 +1899,7 @@ class _ArrowRead:
                 ids = ids.astype(str)
         encoded = _finish(_Place(source, at), features, y, ids, self.options)
         columns = tuple(Column(name, plan.role(j), kinds[name]) for j, name in enumerate(names))
-        return Table(
-            X=encoded.X,
-            y=encoded.y,
-            ids=encoded.ids,
-            feature_names=encoded.feature_names(plan.feature_names(names)),
-            target_name=names[plan.target] if plan.target is not None else None,
-            target_choice=plan.target_choice,
-            id_name=names[plan.id] if plan.id is not None else None,
-            columns=columns,
-            source=source,
-            format="parquet" if self.fmt == "parquet" else "feather",
-            compression=self.inp.compression,
-            encoding=encoded.encoding,
-            n_dropped=encoded.n_dropped,
-            warnings=encoded.warnings,
-            unseen=encoded.unseen,
-            raw=encoded.raw,
-        )
+        return encoded.table(plan, names, columns, self.inp, "parquet" if self.fmt == "parquet" else "feather")
 
 
 def _read_arrow(inp: _Input, fmt: str, options: _Options) -> Table:
