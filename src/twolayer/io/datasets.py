@@ -36,17 +36,10 @@ import numpy as np
 from twolayer.errors import DataError
 from twolayer.io.builtin_datasets import BUILTINS, Builtin
 from twolayer.io.encoding import FeatureEncoding
-from twolayer.io.tables import (
-    BATCH_BYTES,
-    STDIN,
-    Column,
-    Table,
-    _plan_columns,
-    _suggest,
-    _target_note,
-    iter_table,
-    read_table,
-)
+from twolayer.io.tables import BATCH_BYTES, STDIN, Column, Table, iter_table, read_table
+from twolayer.io.tables._columns import _plan_columns
+from twolayer.io.tables._messages import _suggest
+from twolayer.io.tables._result import _target_note
 
 __all__ = [
     "BUILTINS",
