@@ -26,6 +26,7 @@ _LAZY = {
     "BayesianTwoLayerClassifier": "twolayer.bayes",
     "read_table": "twolayer.io.tables",
     "iter_table": "twolayer.io.tables",
+    "to_onnx": "twolayer.io.onnx",
 }
 
 # Modules that moved into the layered packages, by their old names. ``import
@@ -71,6 +72,7 @@ __all__ = [
     "load",
     "read_table",
     "save",
+    "to_onnx",
 ]
 
 

@@ -7,7 +7,7 @@ subcommand is one more entry there. One module per command group:
 :mod:`~twolayer.cli.train` (with :mod:`~twolayer.cli.train_options` and
 :mod:`~twolayer.cli.progress`), :mod:`~twolayer.cli.evaluate` (``evaluate``,
 ``predict``, ``plot``), :mod:`~twolayer.cli.curvature`,
-:mod:`~twolayer.cli.teaching` (``gradcheck``, ``derive``) and
+:mod:`~twolayer.cli.export` (``export``), :mod:`~twolayer.cli.teaching` (``gradcheck``, ``derive``) and
 :mod:`~twolayer.cli.datasets`; :mod:`~twolayer.cli.common` holds what they
 share and :mod:`~twolayer.cli.main` the parser.
 

@@ -16,13 +16,14 @@ from twolayer.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Command, 
 from twolayer.cli.curvature import CURVATURE
 from twolayer.cli.datasets import DATASETS
 from twolayer.cli.evaluate import EVALUATE, PLOT, PREDICT
+from twolayer.cli.export import EXPORT
 from twolayer.cli.teaching import DERIVE, GRADCHECK
 from twolayer.cli.train import TRAIN
 from twolayer.errors import DataError, HighMemoryWarning, InsufficientMemory, MemoryEstimate
 
 __all__ = ["COMMANDS", "MEMORY_OPTIONS", "build_parser", "main", "memory_sentence"]
 
-COMMANDS: tuple[Command, ...] = (TRAIN, EVALUATE, PREDICT, GRADCHECK, DERIVE, PLOT, CURVATURE, DATASETS)
+COMMANDS: tuple[Command, ...] = (TRAIN, EVALUATE, PREDICT, EXPORT, GRADCHECK, DERIVE, PLOT, CURVATURE, DATASETS)
 
 # How each command names the Python parameters of a memory estimate (twolayer.resources): its
 # options, or what the user can change instead. A parameter left out is not named at all.
