@@ -378,3 +378,17 @@ def test_a_forged_posterior_that_overflows_is_one_line(tmp_path: Path, originals
     check_commands(tmp_path, forged, data_text)
     code, err = run(["predict", str(tmp_path / "model.safetensors"), str(tmp_path / "data.csv")])
     assert code == 2, err
+
+
+@pytest.mark.parametrize("scale", [1e-308, 5e-324])
+def test_a_scale_that_overflows_the_inputs_is_one_line(tmp_path: Path, originals: Originals, scale: float) -> None:
+    # A positive scale passes the file's checks, but dividing by it overflows: one line, not a traceback.
+    original, data_text = originals["network"]
+    tensors = {name: np.array(array) for name, array in safetensors.numpy.load(original).items()}
+    header, _ = split(original)
+    metadata = dict(header["__metadata__"])
+    tensors["scaler.scale"][1] = scale
+    metadata["sha256"] = container._digest(tensors, metadata)
+    check_commands(tmp_path, safetensors.numpy.save(tensors, metadata=metadata), data_text)
+    code, err = run(["predict", str(tmp_path / "model.safetensors"), str(tmp_path / "data.csv")])
+    assert code == 2 and "overflow" in err, err

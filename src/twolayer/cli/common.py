@@ -392,6 +392,27 @@ def map_proba(model: Any, X: np.ndarray) -> np.ndarray:
     return np.asarray(network_of(model).predict_proba_map(X))
 
 
+def probabilities(model: Any, X: np.ndarray, source: str, *, map_network: bool = False) -> np.ndarray:
+    """A model file's probabilities for rows of DATA, refused in one line when they are not finite.
+
+    A model whose file passed every check can still overflow on some inputs (a scale near zero,
+    weights near the float limits): the arithmetic is let run, and its result judged.
+    """
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            P = map_proba(model, X) if map_network else np.asarray(model.predict_proba(X))
+    except ValueError as exc:  # the network's input check: the scaler turned a row into infinity
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"the model cannot predict {source}: its scaler overflows on these inputs ({reason})") from None
+    if not np.isfinite(P).all():
+        row = int(np.flatnonzero(~np.isfinite(P).all(axis=1))[0])
+        raise DataError(
+            f"the model's probabilities for {source} are not finite (the first at its row {row + 1} of this batch): "
+            "its scaler or weights overflow on these inputs"
+        )
+    return P
+
+
 def curve_unit(model: Any) -> str:
     """What one entry of a model's loss curve is."""
     from twolayer.io.modelfile import is_bayesian

@@ -19,11 +19,11 @@ from twolayer.cli.common import (
     key_value_table,
     label,
     labels_as_classes,
-    map_proba,
     model_batches,
     model_data,
     need_matplotlib,
     positive_int,
+    probabilities,
     read_for_evaluation,
     recorded_rows,
     report_picture,
@@ -90,9 +90,9 @@ def evaluate(args: argparse.Namespace) -> int:
     evaluations = {name: Evaluation(classes, n_bins=args.bins) for name in names}
 
     def add(X: np.ndarray, y: np.ndarray) -> None:
-        evaluations[names[0]].update(np.asarray(model_file.model.predict_proba(X)), y)
+        evaluations[names[0]].update(probabilities(model_file.model, X, args.data), y)
         if model_file.bayesian:
-            evaluations["MAP network"].update(map_proba(model_file.model, X), y)
+            evaluations["MAP network"].update(probabilities(model_file.model, X, args.data, map_network=True), y)
 
     source = args.data
     with busy("predicting"):
@@ -177,7 +177,7 @@ def predict(args: argparse.Namespace) -> int:
     spinner = busy("predicting") if out is not None else contextlib.nullcontext()
     with spinner, PredictionWriter(out, fmt) as writer:
         for data in model_batches(model_file, args, require_target=False, keep_raw=args.keep_columns):
-            proba = np.asarray(model_file.model.predict_proba(data.X))
+            proba = probabilities(model_file.model, data.X, data.source)
             # The identifier column first, so that predictions are joined to their rows by key, not by order.
             columns: dict[str, Any] = {}
             if data.ids is not None:
@@ -209,7 +209,8 @@ def plot(args: argparse.Namespace) -> int:
         data = model_data(model_file, args, require_target=True)
         y = labels_as_classes(data, model_file.classes)
         data = type(data)(data.X, y, data.feature_names, data.target_name, data.source)
-        matrix = classification_metrics(model_file.model.predict_proba(data.X), y, model_file.classes).confusion_matrix
+        proba = probabilities(model_file.model, data.X, data.source)
+        matrix = classification_metrics(proba, y, model_file.classes).confusion_matrix
     if not model_file.loss_curve and matrix is None and data is None:
         raise DataError(f"{args.model} holds no learning curves or results to plot; give DATA as well")
     try:
