@@ -600,8 +600,12 @@ def test_posterior_state_round_trip(trained, structure):
         ({"alpha_search": "random"}, "alpha_search must be one of"),
         ({"alpha_search": "grid", "per_group": True}, "per_group=True needs"),
         ({"alpha_grid": [1.0, -1.0], "alpha_search": "grid"}, "alpha_grid"),
-        ({"alpha": 0.0}, "alpha must be a positive"),
-        ({"n_hidden": 0}, "n_hidden must be a positive integer"),
+        # The hyperparameters shared with TwoLayerClassifier are declared to scikit-learn, in its words.
+        ({"alpha": 0.0}, r"'alpha' parameter of BayesianTwoLayerClassifier must be a float in the range \(0.0, inf\)"),
+        ({"n_hidden": 0}, r"'n_hidden' parameter of BayesianTwoLayerClassifier must be an int in the range \[1, inf\)"),
+        ({"tol": float("inf")}, "'tol' parameter"),
+        ({"n_hidden": True}, "'n_hidden' parameter .* not a bool"),
+        ({"n_samples": 0}, "n_samples must be a positive integer"),
     ],
 )
 def test_bad_hyperparameters_are_named(kwargs, match):

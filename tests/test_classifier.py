@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -24,8 +25,9 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 import twolayer
 from twolayer import network as nw
@@ -636,12 +638,43 @@ def test_stops_when_the_loss_stops_improving():
         ({"class_weight": "even"}, "class_weight"),
         ({"callback": 3}, "callback"),
         ({"random_state": "seed"}, "random_state"),
+        ({"random_state": True}, "random_state"),
+        ({"n_hidden": True}, "n_hidden"),
+        ({"shuffle": "yes"}, "shuffle"),
+        ({"n_iter_no_change": 2.5}, "n_iter_no_change"),
     ],
 )
 def test_bad_hyperparameters_are_named(params, message):
+    # scikit-learn's own error, in its words, for every hyperparameter (a bool is not a number here).
     X, y = small_problem(n=20)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidParameterError, match=f"The '{message}' parameter of TwoLayerClassifier must be"):
         TwoLayerClassifier(**params).fit(X, y)
+
+
+def test_hyperparameters_are_declared_to_scikit_learn():
+    # scikit-learn's check of _parameter_constraints: one constraint per parameter, and its
+    # InvalidParameterError for a value of a wrong type or outside the constraint, from fit and partial_fit.
+    check_param_validation("TwoLayerClassifier", TwoLayerClassifier(n_hidden=3, max_iter=2))
+    check_param_validation("TwoLayerClassifier", TwoLayerClassifier(n_hidden=3, max_iter=2, solver="sgd"))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_n_iter_no_change_inf_never_stops_early():
+    # As MLPClassifier: with a tolerance no epoch can meet, only max_iter ends the training.
+    X, y = small_problem(n=40)
+    model = TwoLayerClassifier(n_hidden=3, solver="sgd", tol=1e9, n_iter_no_change=np.inf, max_iter=25, random_state=0)
+    model.fit(X, y)
+    assert model.n_iter_ == 25 and model.get_training_state()["no_improvement_count"] == 24
+    stopped = TwoLayerClassifier(n_hidden=3, solver="sgd", tol=1e9, n_iter_no_change=3, max_iter=25, random_state=0)
+    assert stopped.fit(X, y).n_iter_ == 5  # the first epoch sets the best loss; 4 more without improving, 4 > 3
+
+
+@quiet_convergence
+def test_validation_fraction_zero_is_accepted_without_early_stopping():
+    X, y = small_problem(n=30)
+    TwoLayerClassifier(n_hidden=3, solver="lbfgs", max_iter=5, validation_fraction=0.0).fit(X, y)
+    with pytest.raises(ValueError, match="validation_fraction must be above 0 with early_stopping=True"):
+        TwoLayerClassifier(n_hidden=3, early_stopping=True, validation_fraction=0.0).fit(X, y)
 
 
 def test_one_class_is_refused():
@@ -793,3 +826,182 @@ def test_training_state_refuses_bad_hyperparameters_at_once(name, value):
     state = TwoLayerClassifier(n_hidden=3, max_iter=3, random_state=0).fit(X, y).get_training_state()
     with pytest.raises(ValueError, match=name):
         TwoLayerClassifier(n_hidden=3, **{name: value}).set_training_state(state)
+
+
+# --------------------------------------------------------------------------
+# coefs_ and intercepts_ are the weights
+# --------------------------------------------------------------------------
+
+
+def plain_sgd(**kwargs) -> TwoLayerClassifier:
+    """SGD whose step depends on the weights alone: no momentum, one batch of every pattern, no shuffling."""
+    params = {"n_hidden": 4, "solver": "sgd", "momentum": 0.0, "batch_size": 60, "shuffle": False}
+    return TwoLayerClassifier(**{**params, "learning_rate_init": 0.1, "random_state": 0, **kwargs})
+
+
+def hand_weights(seed: int, D: int = 5, M: int = 4, K: int = 3) -> nw.Params:
+    rng = np.random.default_rng(seed)
+    return nw.Params(rng.normal(size=(D, M)), rng.normal(size=M), rng.normal(size=(M, K)), rng.normal(size=K))
+
+
+def test_assigned_weights_are_what_predicts():
+    X, _ = small_problem()
+    model = fitted()
+    W1, b1, W2, b2 = hand_weights(1, M=6)
+    model.coefs_ = [W1, W2]  # a new list
+    model.intercepts_ = [b1, b2]
+    np.testing.assert_allclose(model.predict_proba(X), nw.forward(nw.Params(W1, b1, W2, b2), X), rtol=1e-12)
+    logits = nw.hidden_and_output(nw.Params(W1, b1, W2, b2), X)[1]
+    np.testing.assert_allclose(model.decision_function(X), logits, rtol=1e-12)
+    np.testing.assert_array_equal(model.predict(X), np.argmax(logits, axis=1))
+    assert model.params_.W1 is W1 and model.params_.b2 is b2  # params_ is a view of them, not a copy
+
+    model.coefs_[1] = -W2  # an array of the list replaced
+    np.testing.assert_allclose(model.predict_proba(X), nw.forward(nw.Params(W1, b1, -W2, b2), X), rtol=1e-12)
+    model.coefs_[0][:, 0] = 0.0  # an edit in place
+    np.testing.assert_allclose(model.predict_proba(X), nw.forward(nw.Params(W1, b1, -W2, b2), X), rtol=1e-12)
+    assert W1[0, 0] == 0.0
+
+
+@quiet_convergence
+@pytest.mark.parametrize("how", ["in place", "new arrays"])
+@pytest.mark.parametrize("call", ["warm start", "partial_fit"])
+def test_warm_start_and_partial_fit_continue_from_the_weights_as_set(how, call):
+    X, y = small_problem()
+    model = plain_sgd(max_iter=3).fit(X, y)
+    weights = hand_weights(2)
+    if how == "in place":
+        for public, new in zip(model.coefs_ + model.intercepts_, (weights.W1, weights.W2, weights.b1, weights.b2)):
+            public[...] = new
+    else:
+        model.coefs_ = [weights.W1.copy(), weights.W2.copy()]
+        model.intercepts_ = [weights.b1.copy(), weights.b2.copy()]
+    # The same step from the same weights by an estimator that never had others.
+    reference = TwoLayerClassifier.from_params(weights, model.classes_, hyperparameters=model.get_params())
+    if call == "warm start":
+        model.set_params(warm_start=True, max_iter=1).fit(X, y)
+        reference.set_params(warm_start=True, max_iter=1).fit(X, y)
+    else:
+        model.partial_fit(X, y)
+        reference.partial_fit(X, y)
+    np.testing.assert_array_equal(theta_of(model), theta_of(reference))
+    assert not np.array_equal(theta_of(model), nw.flatten(weights))  # it did take a step
+
+
+@quiet_convergence
+def test_weights_edited_after_early_stopping_replace_the_best_ones():
+    X, y = small_problem(n=80, seed=6)
+    settings = {"early_stopping": True, "batch_size": 72, "n_iter_no_change": 50, "max_iter": 6}
+    model = plain_sgd(**settings).fit(X, y)
+    weights = hand_weights(3)
+    for public, new in zip(model.coefs_ + model.intercepts_, (weights.W1, weights.W2, weights.b1, weights.b2)):
+        public[...] = new
+    reference = TwoLayerClassifier.from_params(
+        weights, model.classes_, hyperparameters=model.get_params(), validation_scores=[]
+    )
+    model.set_params(warm_start=True, max_iter=1).fit(X, y)
+    reference.set_params(warm_start=True, max_iter=1).fit(X, y)
+    # One epoch from the edited weights, and its weights are the best so far: the earlier best
+    # belonged to other weights, so it is not brought back.
+    np.testing.assert_array_equal(theta_of(model), theta_of(reference))
+    assert model.best_validation_score_ == model.validation_scores_[-1]
+
+
+@quiet_convergence
+def test_untouched_weights_after_early_stopping_continue_exactly():
+    X, y = small_problem(n=80, seed=0)
+    settings = {"early_stopping": True, "batch_size": 16, "n_iter_no_change": 50, "learning_rate_init": 1.0}
+    whole = plain_sgd(max_iter=8, **settings).fit(X, y)
+    split = plain_sgd(max_iter=4, **settings).fit(X, y)
+    assert not np.array_equal(split.get_training_state()["theta"], theta_of(split))  # best and running differ
+    split.set_params(warm_start=True).fit(X, y)
+    np.testing.assert_array_equal(theta_of(split), theta_of(whole))
+
+
+@quiet_convergence
+def test_pruned_weights_with_a_matching_n_hidden_continue_with_a_fresh_optimiser():
+    X, y = small_problem()
+    model = plain_sgd(max_iter=3).fit(X, y)
+    keep = [0, 2, 3]  # hidden unit 1 pruned
+    model.coefs_ = [model.coefs_[0][:, keep].copy(), model.coefs_[1][keep].copy()]
+    model.intercepts_[0] = model.intercepts_[0][keep].copy()
+    pruned = nw.flatten(model.params_).copy()
+    with pytest.raises(ValueError, match=r"coefs_\[0\] has shape \(5, 3\).*M = 4 \(n_hidden = 4\).*set n_hidden"):
+        model.set_params(warm_start=True, max_iter=1).fit(X, y)
+    model.set_params(n_hidden=3).fit(X, y)
+    reference = TwoLayerClassifier.from_params(
+        nw.unflatten(pruned, 5, 3, 3), model.classes_, hyperparameters=model.get_params()
+    ).fit(X, y)
+    np.testing.assert_array_equal(theta_of(model), theta_of(reference))
+    assert model.get_training_state()["n_hidden"] == 3
+    assert len(model.loss_curve_) == 4 and model.loss_curve_[-1] == reference.loss_curve_[-1]  # the record goes on
+
+
+@quiet_convergence
+def test_hand_set_weights_on_an_unfitted_estimator_start_partial_fit():
+    X, y = small_problem()
+    weights = hand_weights(4)
+    model = plain_sgd()
+    model.coefs_ = [weights.W1.copy(), weights.W2.copy()]
+    model.intercepts_ = [weights.b1.copy(), weights.b2.copy()]
+    model.partial_fit(X, y, classes=[0, 1, 2])
+    reference = TwoLayerClassifier.from_params(weights, [0, 1, 2], hyperparameters=plain_sgd().get_params())
+    reference.partial_fit(X, y)
+    np.testing.assert_array_equal(theta_of(model), theta_of(reference))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: setattr(m, "coefs_", [m.coefs_[0]]), r"coefs_ must be a list of two arrays.*got 1 items"),
+        (lambda m: setattr(m, "intercepts_", None), "intercepts_ must be a list of two arrays.*NoneType"),
+        (
+            lambda m: m.coefs_.__setitem__(1, np.zeros((6, 2))),
+            r"coefs_\[1\] has shape \(6, 2\).*K = len\(classes_\) = 3",
+        ),
+        (lambda m: m.intercepts_.__setitem__(0, np.zeros(5)), r"intercepts_\[0\] has shape \(5,\).*M = 6"),
+        (lambda m: m.coefs_.__setitem__(0, np.zeros((4, 6))), r"coefs_\[0\] has shape \(4, 6\).*n_features_in_ = 5"),
+        (lambda m: m.coefs_.__setitem__(0, np.zeros((5, 6), dtype=int)), r"coefs_\[0\] must be .* float64 .*int64"),
+    ],
+)
+def test_weights_of_the_wrong_shape_or_dtype_are_named_when_used(edit, message):
+    X, y = small_problem()
+    model = fitted()
+    edit(model)
+    for use in (model.predict, model.predict_proba, model.decision_function, lambda X: model.params_):
+        with pytest.raises(ValueError, match=message):
+            use(X)
+    with pytest.raises(ValueError, match=message):
+        model.partial_fit(X, y)
+
+
+@quiet_convergence
+def test_float32_weights_assigned_to_a_float64_model_train_in_float64():
+    X, y = small_problem()
+    model = plain_sgd(max_iter=2).fit(X, y)
+    model.coefs_ = [c.astype(np.float32) for c in model.coefs_]
+    model.partial_fit(X, y)  # a warm start keeps the dtype of the first fit
+    assert all(p.dtype == np.float64 for p in model.params_)
+
+
+# --------------------------------------------------------------------------
+# the classes of a warm start
+# --------------------------------------------------------------------------
+
+
+@quiet_convergence
+@pytest.mark.parametrize("labels", [[0, 1], [0, 1, 2, 3], [0, 1, 3]], ids=["fewer", "more", "other"])
+def test_a_warm_start_needs_the_classes_of_the_earlier_fit(labels):
+    # MLPClassifier raises the same error (scikit-learn's test_warm_start matches its words).
+    X, y = small_problem(n=60)
+    model = TwoLayerClassifier(n_hidden=3, max_iter=2, warm_start=True, random_state=0).fit(X, y)
+    before = theta_of(model).copy()
+    other = np.asarray(labels)[np.arange(60) % len(labels)]
+    expected = f"Previously got [0 1 2], `y` has {np.unique(other)}"
+    with pytest.raises(ValueError, match=re.escape("warm_start can only be used where `y` has the same classes")):
+        model.fit(X, other)
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        model.fit(X, other)
+    np.testing.assert_array_equal(theta_of(model), before)
+    model.fit(X, y[::-1])  # the same classes, in any order and proportion
+    model.partial_fit(X[y < 2], y[y < 2])  # a batch of partial_fit need not hold every class

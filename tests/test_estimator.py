@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
+from sklearn.utils._param_validation import InvalidParameterError
 
 from twolayer import network
 from twolayer.bayes import BayesianTwoLayerClassifier
@@ -14,7 +15,7 @@ from twolayer.estimator import check_activation, check_number, seed_sequence
 
 @pytest.mark.parametrize("estimator", [TwoLayerClassifier, BayesianTwoLayerClassifier])
 def test_an_activation_registered_at_run_time_is_accepted(monkeypatch: pytest.MonkeyPatch, estimator: type) -> None:
-    with pytest.raises(ValueError, match="activation must be one of"):
+    with pytest.raises(InvalidParameterError, match=r"'activation' parameter .* must be a str among .*'tanh'"):
         estimator(activation="late")._check_hyperparameters()
     monkeypatch.setitem(network.ACTIVATIONS, "late", network.ACTIVATIONS["tanh"])
     estimator(activation="late")._check_hyperparameters()  # the registry as it is now, not a list copied earlier

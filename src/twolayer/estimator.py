@@ -10,8 +10,15 @@ that an activation registered at run time is accepted), turning
 ``random_state`` into a :class:`numpy.random.SeedSequence`, encoding labels as
 class indices :math:`k_n \\in \\{0, \\dots, K - 1\\}`, and setting the fitted
 attributes that scikit-learn's ``MLPClassifier`` has (``classes_``,
-``coefs_``, ``intercepts_``, ``params_``, ``loss_curve_``, ...), with its
-names and meanings.
+``coefs_``, ``intercepts_``, ``loss_curve_``, ...), with its names and
+meanings.
+
+The hyperparameters are declared as scikit-learn declares its own
+(``_parameter_constraints``, checked by its machinery, so that a bad value
+raises its ``InvalidParameterError``, a ``ValueError``); what those
+declarations cannot say is checked here. ``coefs_`` and ``intercepts_`` are
+the network's weights themselves: :attr:`BaseTwoLayerClassifier.params_`
+reads them, and checks them, whenever it is read.
 """
 
 from __future__ import annotations
@@ -19,10 +26,12 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 
 from twolayer import network
@@ -39,7 +48,9 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 __all__ = [
     "NO_FINITE_CHECK",
+    "RANDOM_STATE_CONSTRAINT",
     "BaseTwoLayerClassifier",
+    "activation_constraint",
     "check_activation",
     "check_choice",
     "check_number",
@@ -60,6 +71,25 @@ def validate_data(estimator: BaseEstimator, *args: Any, **kwargs: Any) -> Any:
 # --------------------------------------------------------------------------
 # Hyperparameter checks
 # --------------------------------------------------------------------------
+
+#: The ``random_state`` both estimators take, as a ``_parameter_constraints`` entry: scikit-learn's
+#: (None, a RandomState, a non-negative int; here of any size) and NumPy's newer Generator and SeedSequence.
+RANDOM_STATE_CONSTRAINT: list[Any] = [
+    Interval(numbers.Integral, 0, None, closed="left"),
+    np.random.RandomState,
+    np.random.Generator,
+    np.random.SeedSequence,
+    None,
+]
+
+
+def activation_constraint() -> StrOptions:
+    """The ``activation`` constraint: the names in :data:`twolayer.network.ACTIVATIONS` when it is checked.
+
+    The options are the registry's live key view, not a copy, so that an
+    activation registered after the estimator class was defined is accepted.
+    """
+    return StrOptions(network.ACTIVATIONS.keys())
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -147,11 +177,15 @@ class BaseTwoLayerClassifier(ClassifierMixin, BaseEstimator):
     classes_ : ndarray of shape (K,)
         The class labels, sorted; class index ``k`` is ``classes_[k]``.
     coefs_ : list of two ndarrays
-        ``[W1, W2]`` of shapes ``(D, M)`` and ``(M, K)``, ``MLPClassifier``'s layout.
+        ``[W1, W2]`` of shapes ``(D, M)`` and ``(M, K)``, ``MLPClassifier``'s
+        layout, float32 or float64. These are the network's weights, not a
+        copy of them: what predicts reads them, so a new list, a new array in
+        the list or an edit in place all take effect (see :attr:`params_`).
     intercepts_ : list of two ndarrays
-        ``[b1, b2]``.
+        ``[b1, b2]`` of shapes ``(M,)`` and ``(K,)``; the same holds.
     params_ : twolayer.network.Params
-        The same arrays as :class:`~twolayer.network.Params`.
+        ``coefs_`` and ``intercepts_`` as :class:`~twolayer.network.Params`
+        (a read-only property: the same arrays, checked).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame with string column names.
@@ -167,6 +201,86 @@ class BaseTwoLayerClassifier(ClassifierMixin, BaseEstimator):
 
     n_hidden: int
     activation: str
+    #: scikit-learn's declaration of the hyperparameters (checked by ``_validate_params``).
+    _parameter_constraints: ClassVar[dict[str, list[Any]]]
+
+    def _check_constraints(self) -> None:
+        """Check the hyperparameters against ``_parameter_constraints``, as scikit-learn does.
+
+        scikit-learn's check is skipped where its configuration says so: inside
+        a ``fit`` wrapped by its ``_fit_context``, which has just run it, and
+        under ``sklearn.set_config(skip_parameter_validation=True)``. A bool
+        is refused where a number is meant, although Python counts it as an
+        int (scikit-learn's intervals accept it).
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            A ``ValueError`` naming the parameter, what it must be and what it is.
+        """
+        if not get_config()["skip_parameter_validation"]:
+            self._validate_params()
+        for name, constraints in self._parameter_constraints.items():
+            value = getattr(self, name)
+            intervals = [str(c) for c in constraints if isinstance(c, Interval)]
+            if isinstance(value, bool) and intervals:
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be {' or '.join(intervals)}, "
+                    f"not a bool. Got {value!r} instead."
+                )
+
+    @property
+    def params_(self) -> Params:
+        """``coefs_`` and ``intercepts_`` as :class:`~twolayer.network.Params`: the same arrays, checked.
+
+        Raises
+        ------
+        AttributeError
+            When the estimator is not fitted.
+        ValueError
+            When ``coefs_`` or ``intercepts_`` do not hold the weights of this
+            model (see :meth:`_network_weights`).
+        """
+        if not hasattr(self, "coefs_"):
+            raise AttributeError(f"{type(self).__name__} has no params_: it is not fitted")
+        return self._network_weights()
+
+    def _network_weights(self, n_hidden: int | None = None) -> Params:
+        """``coefs_`` and ``intercepts_`` as Params (the arrays themselves), checked against the model.
+
+        ``W1`` must have shape ``(D, M)``, ``b1`` ``(M,)``, ``W2`` ``(M, K)``
+        and ``b2`` ``(K,)`` with ``D = n_features_in_`` and ``K =
+        len(classes_)``, and ``M = n_hidden`` when given (a training that
+        continues from them), else that of ``W1``; each float32 or float64.
+        An array-like that is not a NumPy array is converted.
+        """
+        coefs, intercepts = self.coefs_, self.intercepts_
+        for name, value in (("coefs_", coefs), ("intercepts_", intercepts)):
+            if not isinstance(value, (list, tuple)) or len(value) != 2:
+                found = f"{len(value)} items" if isinstance(value, (list, tuple)) else f"a {type(value).__name__}"
+                raise ValueError(
+                    f"{name} must be a list of two arrays (one per layer: coefs_ = [W1, W2], "
+                    f"intercepts_ = [b1, b2]), got {found}"
+                )
+        names = ("coefs_[0]", "intercepts_[0]", "coefs_[1]", "intercepts_[1]")
+        arrays = [np.asarray(a) for a in (coefs[0], intercepts[0], coefs[1], intercepts[1])]
+        for name, a in zip(names, arrays):
+            if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
+                raise ValueError(f"{name} must be an array of float64 or float32, got dtype {a.dtype}")
+        D, K = int(self.n_features_in_), len(self.classes_)
+        if n_hidden is not None:
+            M, whence = int(n_hidden), f"n_hidden = {n_hidden}"
+        else:
+            M, whence = (int(arrays[0].shape[1]), "from coefs_[0]") if arrays[0].ndim == 2 else (-1, "")
+        expected = ((D, M), (M,), (M, K), (K,))
+        for name, a, shape in zip(names, arrays, expected):
+            if a.shape != shape:
+                layout = "W1 (D, M), b1 (M,), W2 (M, K), b2 (K,)"
+                sizes = f"D = n_features_in_ = {D}, K = len(classes_) = {K}" + (
+                    f", M = {M} ({whence})" if M >= 0 else ""
+                )
+                raise ValueError(f"{name} has shape {a.shape}, but the weights of this model are {layout} with {sizes}")
+        return Params(*arrays)
 
     def _class_indices(self, y: Any, *, classes: Any = None, reset: bool = True) -> np.ndarray:
         """Check the labels ``y`` and return the class index :math:`k_n` of each.
@@ -210,8 +324,10 @@ class BaseTwoLayerClassifier(ClassifierMixin, BaseEstimator):
         validation_scores: list[float] | None = None,
         best_validation_score: float | None = None,
     ) -> None:
-        """Set the fitted network and its training record (``loss_`` only when ``loss`` is not None)."""
-        self.params_ = params
+        """Set the fitted network and its training record (``loss_`` only when ``loss`` is not None).
+
+        ``coefs_`` and ``intercepts_`` become lists of the arrays of ``params`` themselves.
+        """
         self.coefs_ = [params.W1, params.W2]
         self.intercepts_ = [params.b1, params.b2]
         self.n_iter_ = n_iter

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numbers
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.base import _fit_context
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from twolayer import network as nw
@@ -28,8 +30,9 @@ from twolayer.bayes.posterior import (
 )
 from twolayer.errors import InsufficientMemory
 from twolayer.estimator import (
+    RANDOM_STATE_CONSTRAINT,
     BaseTwoLayerClassifier,
-    check_activation,
+    activation_constraint,
     check_choice,
     check_positive_int,
     check_positive_number,
@@ -204,6 +207,17 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
     networks", Neural Computation 4 (1992); PRML §5.7.
     """
 
+    # The hyperparameters it shares with TwoLayerClassifier, declared as scikit-learn declares them;
+    # the others are checked by _check_hyperparameters.
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_hidden": [Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [activation_constraint()],
+        "alpha": [Interval(numbers.Real, 0, None, closed="neither")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="neither")],
+        "random_state": RANDOM_STATE_CONSTRAINT,
+    }
+
     def __init__(
         self,
         n_hidden: int = 20,
@@ -239,12 +253,15 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         self.random_state = random_state
 
     def _check_hyperparameters(self) -> np.ndarray:
-        """Check the hyperparameters; return the grid of ``"grid"`` (largest first)."""
-        for name in ("n_hidden", "max_cycles", "max_iter", "n_samples"):
+        """Check the hyperparameters; return the grid of ``"grid"`` (largest first).
+
+        Those shared with TwoLayerClassifier by scikit-learn's constraints
+        (an ``InvalidParameterError``, a ``ValueError``), the others here.
+        """
+        self._check_constraints()
+        for name in ("max_cycles", "n_samples"):
             check_positive_int(name, getattr(self, name))
-        for name in ("alpha", "alpha_tol", "tol"):
-            check_positive_number(name, getattr(self, name))
-        check_activation(self.activation)
+        check_positive_number("alpha_tol", self.alpha_tol)
         check_choice("alpha_search", self.alpha_search, ALPHA_SEARCHES)
         check_choice("hessian", self.hessian, HESSIANS)
         check_choice("structure", self.structure, STRUCTURES)
@@ -258,6 +275,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
             raise ValueError(f"alpha_grid must be a list of positive finite numbers, got {self.alpha_grid!r}")
         return np.sort(grid)[::-1]
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BayesianTwoLayerClassifier:
         """Choose the prior precisions by the evidence and fit the final posterior.
 
@@ -285,8 +303,8 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
                 raise ValueError("the sample weights are all zero; at least one must be positive")
         try:
             self._check_memory(
-                X.shape[0], X.shape[1], self.classes_.shape[0], stacklevel=4
-            )  # check_memory, _check_memory, fit
+                X.shape[0], X.shape[1], self.classes_.shape[0], stacklevel=5
+            )  # check_memory, _check_memory, fit, scikit-learn's _fit_context, the caller of fit
         except InsufficientMemory:  # refused before training: as it was
             self.__dict__.clear()
             self.__dict__.update(before)
@@ -416,7 +434,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
                     f"the evidence is largest at the end of alpha_grid (alpha = {posterior.prior_precision[0]:g}); "
                     "widen the grid",
                     ConvergenceWarning,
-                    stacklevel=3,  # the caller of fit
+                    stacklevel=4,  # _fit_checked, fit, scikit-learn's _fit_context, the caller of fit
                 )
         else:
             alpha = np.full(4, float(self.alpha))
@@ -432,7 +450,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
                     f"the evidence re-estimation of alpha did not settle within max_cycles={self.max_cycles} "
                     f"(last alpha {alpha.tolist()}); increase max_cycles or alpha_tol",
                     ConvergenceWarning,
-                    stacklevel=3,  # the caller of fit
+                    stacklevel=4,  # _fit_checked, fit, scikit-learn's _fit_context, the caller of fit
                 )
         if np.any(posterior.prior_precision <= ALPHA_MIN) or np.any(posterior.prior_precision >= ALPHA_MAX):
             warnings.warn(
@@ -441,14 +459,14 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
                 "zero or without bound, as per-group precisions can along the rescaling between the "
                 "layers; use one alpha (per_group=False)",
                 ConvergenceWarning,
-                stacklevel=3,  # the caller of fit
+                stacklevel=4,  # _fit_checked, fit, scikit-learn's _fit_context, the caller of fit
             )
         if not fit.converged:
             warnings.warn(
                 f"L-BFGS did not converge within max_iter={self.max_iter} iterations for the chosen "
                 "alpha; increase max_iter",
                 ConvergenceWarning,
-                stacklevel=3,  # the caller of fit
+                stacklevel=4,  # _fit_checked, fit, scikit-learn's _fit_context, the caller of fit
             )
 
         S = float(N if s is None else np.sum(s))

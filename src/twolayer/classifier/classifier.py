@@ -13,15 +13,21 @@ attributes; the code itself is what an estimator keeps.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.base import _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from twolayer import network
@@ -33,11 +39,10 @@ from twolayer.classifier.state import STATE_FORMAT, STATE_VERSION, state_from_di
 from twolayer.errors import InsufficientMemory
 from twolayer.estimator import (
     NO_FINITE_CHECK,
+    RANDOM_STATE_CONSTRAINT,
     BaseTwoLayerClassifier,
+    activation_constraint,
     check_activation,
-    check_number,
-    check_positive_int,
-    seed_sequence,
     validate_data,
 )
 from twolayer.network import Params
@@ -55,6 +60,10 @@ __all__ = [
     "from_sklearn",
 ]
 
+
+#: The ``stacklevel`` of a warning from ``_fit_validated`` that points at the caller of ``fit`` or
+#: ``partial_fit``: past ``_fit``, the method, and scikit-learn's ``_fit_context`` around it.
+_CALLER_OF_FIT = 5
 
 #: The dtypes the estimator works in: float64 unless the input is float32.
 _DTYPES = (np.float64, np.float32)
@@ -97,6 +106,16 @@ def _input_dtypes(X: Any) -> Any:
     if dtypes and np.result_type(*dtypes) == np.float32:
         return np.float32
     return _DTYPES
+
+
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` is the array ``b`` itself (a view of the same memory, laid out alike), not only equal to it."""
+    return (
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    )
 
 
 def _is_minibatch(estimator: TwoLayerClassifier) -> bool:
@@ -165,25 +184,34 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         component of :math:`\\tilde E / S` at which they stop.
     verbose : bool, default False
     warm_start : bool, default False
-        Continue from the current weights. Unlike ``MLPClassifier``, the
-        optimiser's state (velocities, Adam's moments and step count, the
-        learning rate, the no-improvement counter, the shuffling generator and
-        the validation split) carries over too, so that training split over
-        several calls equals one long call bit for bit. If the optimiser's
-        hyperparameters were changed in between, a fresh optimiser starts
-        from the current weights. L-BFGS restarts its curvature memory at
-        every call (SciPy cannot hand it over), so its continuation is not
-        exact.
+        Continue from the current weights, ``coefs_`` and ``intercepts_``;
+        ``y`` must then have the classes of the earlier fit, all of them (as
+        in ``MLPClassifier``; a ``ValueError`` otherwise). Unlike
+        ``MLPClassifier``, the optimiser's state (velocities, Adam's moments
+        and step count, the learning rate, the no-improvement counter, the
+        shuffling generator and the validation split) carries over too, so
+        that training split over several calls equals one long call bit for
+        bit. If the optimiser's hyperparameters were changed in between, a
+        fresh optimiser starts from the current weights. L-BFGS restarts its
+        curvature memory at every call (SciPy cannot hand it over), so its
+        continuation is not exact. Weights set by hand (see ``coefs_``) are
+        where the next call starts; if they have another number of hidden
+        units, set ``n_hidden`` to it and a fresh optimiser starts from them.
     momentum : float, default 0.9
     nesterovs_momentum : bool, default True
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the data (stratified), stop when
         its accuracy stops improving, and end with the best weights seen
         (PRML §5.5.2). Only ``sgd`` and ``adam`` use it.
-    validation_fraction : float, default 0.1
+    validation_fraction : float in [0, 1), default 0.1
+        The held-out fraction of early stopping; it must be above 0 when
+        ``early_stopping`` is on, and is not read when it is off.
     beta_1, beta_2, epsilon : float, default 0.9, 0.999, 1e-8
         Adam's parameters.
-    n_iter_no_change : int, default 10
+    n_iter_no_change : int or numpy.inf, default 10
+        The epochs without an improvement of ``tol`` after which ``sgd``
+        and ``adam`` stop (or ``learning_rate="adaptive"`` divides its step
+        by 5); ``numpy.inf`` never stops early.
     max_fun : int, default 15000
         The most function evaluations of ``lbfgs`` (the other solvers ignore it).
     class_weight : dict, "balanced" or None, default None
@@ -203,11 +231,20 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     ----------
     classes_ : ndarray of shape (K,)
     coefs_ : list of two ndarrays
-        ``[W1, W2]`` of shapes ``(D, M)`` and ``(M, K)``, ``MLPClassifier``'s layout.
+        ``[W1, W2]`` of shapes ``(D, M)`` and ``(M, K)``, ``MLPClassifier``'s
+        layout. The weights themselves, not a copy: ``predict``,
+        ``predict_proba``, ``decision_function``, ``partial_fit`` and a
+        warm-start ``fit`` all read them, so assigning a new list or array or
+        editing one in place (pruning, transplanting) takes effect, and their
+        shapes and dtypes (float32 or float64) are checked when they are read.
+        With early stopping the training state also keeps the running weights
+        and the best ones, so that a warm start continues exactly; edited
+        weights replace both.
     intercepts_ : list of two ndarrays
-        ``[b1, b2]``.
+        ``[b1, b2]`` of shapes ``(M,)`` and ``(K,)``; the same holds.
     params_ : twolayer.network.Params
-        The same arrays as :class:`~twolayer.network.Params`.
+        ``coefs_`` and ``intercepts_`` as :class:`~twolayer.network.Params`:
+        the same arrays (a read-only property).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame with string column names.
@@ -281,6 +318,34 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
 
     _training: optim.TrainingState  # set by fit, set_training_state and from_params
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_hidden": [Interval(Integral, 1, None, closed="left")],
+        "activation": [activation_constraint()],
+        "solver": [StrOptions(set(SOLVERS))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions(set(optim.LEARNING_RATE_SCHEDULES))],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": RANDOM_STATE_CONSTRAINT,
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "callback": [callable, None],
+    }
+
     def __init__(
         self,
         n_hidden: int = 100,
@@ -304,7 +369,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
-        n_iter_no_change: int = 10,
+        n_iter_no_change: float = 10,
         max_fun: int = 15000,
         class_weight: dict[Any, float] | str | None = None,
         callback: Callable[[TwoLayerClassifier], bool | None] | None = None,
@@ -339,6 +404,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     # fitting
     # ------------------------------------------------------------------
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TwoLayerClassifier:
         """Fit the network to ``X`` and labels ``y``.
 
@@ -356,8 +422,13 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         return self._fit(X, y, sample_weight, incremental=False, classes=None)
 
     @available_if(_is_minibatch)
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None) -> TwoLayerClassifier:
         """One epoch of the minibatch solver over ``X``, continuing from the current state.
+
+        The epoch starts from ``coefs_`` and ``intercepts_``: those of the
+        last call, or weights set in between (on an estimator never fitted
+        too, as ``MLPClassifier`` does). ``y`` need not hold every class.
 
         Parameters
         ----------
@@ -383,6 +454,14 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
                 "with sklearn.utils.class_weight.compute_class_weight and pass them as a dict"
             )
         continuing = (incremental or self.warm_start) and hasattr(self, "_training")
+        # Weights set by hand on an estimator never fitted: a warm start or partial_fit starts from
+        # them, as MLPClassifier's does.
+        seeded = (
+            (incremental or self.warm_start)
+            and not continuing
+            and hasattr(self, "coefs_")
+            and hasattr(self, "intercepts_")
+        )
         dtype = self._training.theta.dtype if continuing else None
         # A fresh minibatch fit checks that X is finite in its first epoch, row by row as it
         # gathers the batches, instead of in a pass of its own over X (see optim.TrainingData);
@@ -416,6 +495,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
                 incremental=incremental,
                 classes=classes,
                 continuing=continuing,
+                seeded=seeded,
                 finite=not deferred,
             )
         except (optim.NonFiniteInput, InsufficientMemory):  # refused before training: as it was
@@ -432,6 +512,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         incremental: bool,
         classes: Any,
         continuing: bool,
+        seeded: bool,
         finite: bool,
     ) -> TwoLayerClassifier:
         if incremental and not continuing and classes is None:
@@ -440,20 +521,25 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             raise ValueError(
                 f"classes={np.unique(classes)!r} differs from classes_={self.classes_!r} of the earlier calls"
             )
+        if continuing and not incremental:
+            self._check_warm_start_classes(y)
         k = self._class_indices(y, classes=None if continuing else classes, reset=not continuing)
         # Checked before the weights are allocated (a warm start's exist already).
         existing = self._training.theta.nbytes if continuing else 0
-        # stacklevel: check_memory, _check_memory, _fit_validated, _fit, fit, the caller of fit
         self._check_memory(
-            X.shape[0], X.shape[1], len(self.classes_), X.dtype, sp.issparse(X), existing=existing, stacklevel=6
-        )
+            X.shape[0], X.shape[1], len(self.classes_), X.dtype, sp.issparse(X), existing=existing, stacklevel=7
+        )  # check_memory, _check_memory, _fit_validated, _fit, fit, scikit-learn's _fit_context, the caller
         s = fitting.pattern_weights(self, y, k, sample_weight, X)
 
-        if not continuing:
+        if continuing:
+            self._training = self._continue_from_weights(self._training, X.shape[1])
+        else:
             prior = None if incremental else np.bincount(k, weights=s, minlength=len(self.classes_))
             self._training = fitting.fresh_state(self, X.shape[1], X.dtype, prior)
+            if seeded:
+                weights = self._weights_to_continue_from(self.n_hidden)
+                np.copyto(self._training.theta, network.flatten(weights), casting="same_kind")
         state = self._training
-        self._check_state_fits(state, X.shape[1])
         self._publish(state, final=False)
         if self.solver in MINIBATCH_SOLVERS:
             run = fitting.minibatch_run(self, state, X, k, s, incremental=incremental, finite=finite)
@@ -469,10 +555,12 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
                 f"{self.solver}: the maximum of {self.max_iter} {'epochs' if self.solver in MINIBATCH_SOLVERS else 'iterations'} "
                 f"(max_iter) was reached before the optimisation converged ({message}); increase max_iter or tol",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=_CALLER_OF_FIT,
             )
         elif reason == "failed":
-            warnings.warn(f"{self.solver} stopped without converging: {message}", ConvergenceWarning, stacklevel=3)
+            warnings.warn(
+                f"{self.solver} stopped without converging: {message}", ConvergenceWarning, stacklevel=_CALLER_OF_FIT
+            )
         return self
 
     def _on_epoch(self, state: optim.TrainingState) -> bool:
@@ -484,14 +572,15 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     def _publish(self, state: optim.TrainingState, *, final: bool) -> None:
         """Set the fitted attributes from the training state.
 
-        During training ``params_`` are views of the running weights (a
-        callback sees each epoch's); at the end, copies, of the best weights
-        when early stopping found some.
+        ``coefs_`` and ``intercepts_`` are views of the running weights, the
+        one copy of them that training updates (a callback sees each epoch's);
+        at the end of an early-stopped training, a copy of the best weights,
+        so that the running ones can go on exactly in a warm start
+        (:meth:`_continue_from_weights` tells the copy from weights set since).
         """
         D, M, K = self.n_features_in_, self.n_hidden, len(self.classes_)
-        if final:
-            chosen = state.best_theta if (self.early_stopping and state.best_theta is not None) else state.theta
-            params = network.unflatten(chosen.copy(), D, M, K)
+        if final and self.early_stopping and state.best_theta is not None:
+            params = network.unflatten(state.best_theta.copy(), D, M, K)
         else:
             params = network.unflatten(state.theta, D, M, K)
         self._set_network(
@@ -508,36 +597,91 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     # --- pieces of fit --------------------------------------------------
 
     def _check_hyperparameters(self) -> None:
-        check_positive_int("n_hidden", self.n_hidden)
-        check_activation(self.activation)
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {self.solver!r}")
-        check_number("alpha", self.alpha, 0.0)
-        if self.batch_size != "auto":
-            try:
-                check_positive_int("batch_size", self.batch_size)
-            except ValueError:
-                raise ValueError(f"batch_size must be 'auto' or a positive integer, got {self.batch_size!r}") from None
-        if self.learning_rate not in optim.LEARNING_RATE_SCHEDULES:
+        """Check the hyperparameters: scikit-learn's constraints, then what they cannot say.
+
+        Raises
+        ------
+        sklearn.utils._param_validation.InvalidParameterError
+            A ``ValueError`` naming a hyperparameter outside its constraint.
+        ValueError
+            For ``validation_fraction=0`` with ``early_stopping``.
+        """
+        self._check_constraints()
+        if self.early_stopping and not self.validation_fraction > 0:
             raise ValueError(
-                f"learning_rate must be one of {optim.LEARNING_RATE_SCHEDULES}, got {self.learning_rate!r}"
+                f"validation_fraction must be above 0 with early_stopping=True (it is the share of the data held "
+                f"out to decide when to stop), got {self.validation_fraction!r}"
             )
-        check_number("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
-        check_number("power_t", self.power_t, 0.0)
-        check_positive_int("max_iter", self.max_iter)
-        check_number("tol", self.tol, 0.0)
-        check_number("momentum", self.momentum, 0.0, 1.0)
-        check_number("validation_fraction", self.validation_fraction, 0.0, 1.0, low_open=True, high_open=True)
-        check_number("beta_1", self.beta_1, 0.0, 1.0, high_open=True)
-        check_number("beta_2", self.beta_2, 0.0, 1.0, high_open=True)
-        check_number("epsilon", self.epsilon, 0.0, low_open=True)
-        check_positive_int("n_iter_no_change", self.n_iter_no_change)
-        check_positive_int("max_fun", self.max_fun)
-        if not (self.class_weight is None or self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
-            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {self.class_weight!r}")
-        if self.callback is not None and not callable(self.callback):
-            raise ValueError(f"callback must be None or callable, got {self.callback!r}")
-        seed_sequence(self.random_state, check_only=True)
+
+    def _check_warm_start_classes(self, y: Any) -> None:
+        """A warm-start ``fit`` needs the classes of the earlier fit, every one of them (as ``MLPClassifier``)."""
+        check_classification_targets(y)
+        labels = np.unique(y)
+        if set(labels.tolist()) != set(self.classes_.tolist()):
+            # The wording is MLPClassifier's, which callers may match on.
+            raise ValueError(
+                "warm_start can only be used where `y` has the same classes as in the previous call to fit. "
+                f"Previously got {self.classes_}, `y` has {labels}"
+            )
+
+    def _weights_to_continue_from(self, n_hidden: int) -> Params:
+        """``coefs_`` and ``intercepts_`` checked for a training that continues from them with ``n_hidden`` units."""
+        try:
+            return self._network_weights(n_hidden=n_hidden)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc}; a warm start or partial_fit continues from coefs_ and intercepts_ (set n_hidden to "
+                "their number of hidden units, or warm_start=False to start afresh)"
+            ) from None
+
+    def _continue_from_weights(self, state: optim.TrainingState, n_features: int) -> optim.TrainingState:
+        """The training state to go on from, holding ``coefs_`` and ``intercepts_`` as they are now.
+
+        Untouched since they were published, the public weights are the running
+        weights themselves (views of ``state.theta``) or, after early stopping,
+        a copy of the best ones; the state then goes on as it stands, so that a
+        continuation is exact. Weights set or edited since replace the running
+        weights, and the best weights and score of early stopping, which
+        belonged to other weights. Weights with another number of hidden units
+        (``n_hidden`` set to it) start a state of their own, with a fresh
+        optimiser and the training record so far.
+
+        Parameters
+        ----------
+        state : TrainingState
+            The estimator's training state; changed in place unless it is replaced.
+        n_features : int
+            ``D``.
+
+        Returns
+        -------
+        TrainingState
+        """
+        D, M, K = int(n_features), int(self.n_hidden), len(self.classes_)
+        params = self._weights_to_continue_from(M)
+        dtype = state.theta.dtype
+        unset_best = -math.inf if state.validation_scores is not None else None
+        if state.theta.shape[0] != network.n_params(D, M, K):
+            theta = np.ascontiguousarray(network.flatten(params), dtype=dtype)
+            return dataclasses.replace(
+                state,
+                theta=theta,
+                optimizer=None,
+                optimizer_settings={},
+                best_theta=None,
+                best_validation_score=unset_best,
+            )
+        running = network.unflatten(state.theta, D, M, K)
+        if all(_same_array(p, r) for p, r in zip(params, running)):
+            return state
+        flat = np.concatenate([np.asarray(p, dtype=dtype).ravel() for p in params])
+        shown = state.best_theta if (self.early_stopping and state.best_theta is not None) else state.theta
+        if np.array_equal(flat, shown):
+            return state
+        np.copyto(state.theta, flat)
+        if state.best_theta is not None:
+            state.best_theta, state.best_validation_score = None, unset_best
+        return state
 
     def check_fit_memory(
         self, n_samples: int, n_features: int, n_classes: int, *, dtype: Any = np.float64, sparse: bool = False
@@ -590,14 +734,6 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             sparse=sparse,
         )
         check_memory(nbytes - existing, "training", lower, parts=parts, switch=switch, stacklevel=stacklevel)
-
-    def _check_state_fits(self, state: optim.TrainingState, n_features: int) -> None:
-        expected = network.n_params(n_features, self.n_hidden, len(self.classes_))
-        if state.theta.shape[0] != expected:
-            raise ValueError(
-                f"the stored weights do not fit n_hidden={self.n_hidden}: a warm start needs the "
-                f"n_hidden of the earlier fit (set warm_start=False to start afresh)"
-            )
 
     # ------------------------------------------------------------------
     # prediction
@@ -660,7 +796,9 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         ``adam_m``/``adam_v``); everything else is a JSON-serialisable scalar,
         list, string or dict (counters, ``loss_curve``, the learning rate, the
         shuffling generator's ``bit_generator.state``, ``classes`` as a list).
-        Callable inside a ``callback``: the state after that epoch.
+        Callable inside a ``callback``: the state after that epoch. Weights
+        set or edited in ``coefs_`` and ``intercepts_`` since the last
+        training are taken into the state first, as a warm start takes them.
 
         ``set_training_state`` on a new estimator with the same
         hyperparameters, then ``fit`` with ``warm_start=True``, continues bit
@@ -673,6 +811,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         dict
         """
         check_is_fitted(self)
+        self._training = self._continue_from_weights(self._training, self.n_features_in_)
         return state_to_dict(
             self._training,
             solver=self.solver,

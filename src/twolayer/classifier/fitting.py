@@ -13,6 +13,7 @@ that the estimator can store the fitted attributes however the run ends.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -194,7 +195,8 @@ def minibatch_run(
             warnings.warn(
                 f"batch_size={model.batch_size} is larger than the {n} training patterns; using {n}",
                 UserWarning,
-                stacklevel=4,  # the caller of TwoLayerClassifier.fit
+                # minibatch_run, _fit_validated, _fit, fit, scikit-learn's _fit_context, the caller of fit
+                stacklevel=6,
             )
         batch_size = min(int(model.batch_size), n)
     minibatch = optim.MinibatchSettings(
@@ -203,7 +205,7 @@ def minibatch_run(
         shuffle=bool(model.shuffle),
         max_iter=int(model.max_iter),
         tol=float(model.tol),
-        n_iter_no_change=int(model.n_iter_no_change),
+        n_iter_no_change=_patience(model.n_iter_no_change),
         early_stopping=bool(model.early_stopping),
         incremental=incremental,
         verbose=bool(model.verbose),
@@ -262,6 +264,11 @@ def full_batch_run(
         return optim.train_second_order(state, data, settings, method=solver, n_classes=n_classes, on_epoch=on_epoch)
 
     return run
+
+
+def _patience(n_iter_no_change: float) -> int:
+    """``n_iter_no_change`` as the count the loop compares with; ``numpy.inf`` (never stop early) as one never reached."""
+    return sys.maxsize if math.isinf(n_iter_no_change) else int(n_iter_no_change)
 
 
 def training_data(
