@@ -401,6 +401,8 @@ def probabilities(model: Any, X: np.ndarray, source: str, *, map_network: bool =
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             P = map_proba(model, X) if map_network else np.asarray(model.predict_proba(X))
+    except DataError:
+        raise
     except ValueError as exc:  # the network's input check: the scaler turned a row into infinity
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"the model cannot predict {source}: its scaler overflows on these inputs ({reason})") from None
