@@ -283,7 +283,7 @@ def test_to_sklearn_keeps_predict_proba(activation, n_classes):
     mlp.set_params(warm_start=True, max_iter=2).fit(X, y)  # scikit-learn can go on training it
 
 
-def test_from_sklearn_rejects_what_it_cannot_represent():
+def test_from_sklearn_rejects_what_it_cannot_represent_and_converts_multilabel():
     X, y = small_problem()
     with pytest.raises(TypeError, match="MLPClassifier"):
         from_sklearn(TwoLayerClassifier())
@@ -293,8 +293,8 @@ def test_from_sklearn_rejects_what_it_cannot_represent():
         multilabel = MLPClassifier(hidden_layer_sizes=(3,), max_iter=2).fit(X, np.eye(3)[y].astype(int))
     with pytest.raises(ValueError, match="one hidden layer"):
         from_sklearn(deep)
-    with pytest.raises(ValueError, match="multilabel"):
-        from_sklearn(multilabel)
+    # a multilabel MLP converts (its K logistic outputs become K sigmoid outputs)
+    np.testing.assert_allclose(from_sklearn(multilabel).predict_proba(X), multilabel.predict_proba(X), rtol=1e-12)
     with pytest.raises(NotFittedError):
         from_sklearn(MLPClassifier())
 

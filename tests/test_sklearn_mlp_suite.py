@@ -13,8 +13,7 @@ two private names the tests read, ``_no_improvement_count`` and
 Every test of the module is listed below: run, out of scope (skipped, with
 the reason: the regressor, several hidden layers, ``MLPClassifier``'s private
 training internals), or run but knowingly different (a strict xfail, with the
-design choice that makes it fail; multilabel targets are not yet supported,
-issue 20). The summary line of ``pytest tests/test_sklearn_mlp_suite.py``
+design choice that makes it fail). The summary line of ``pytest tests/test_sklearn_mlp_suite.py``
 gives the count: passed of those in scope, skipped out of scope.
 """
 
@@ -59,7 +58,6 @@ CAPSYS = "<capsys>"  # stands for pytest's capsys fixture
 
 REGRESSOR = "MLPRegressor: twolayer has no regressor"
 DEEP = "hidden_layer_sizes=(5, 3): twolayer has one hidden layer"
-MULTILABEL = "multilabel: issue 20, not yet"
 
 
 def run(name: str, *kwargs: dict[str, Any], ids: list[str] | None = None) -> list[Any]:
@@ -109,7 +107,7 @@ CASES = [
     *run("test_lbfgs_classification_maxfun", *DATASETS, ids=DATASET_IDS),
     *out("test_lbfgs_regression_maxfun", REGRESSOR),
     *run("test_learning_rate_warmstart"),
-    *different("test_multilabel_classification", MULTILABEL),
+    *run("test_multilabel_classification"),
     *out("test_multioutput_regression", REGRESSOR),
     *run("test_partial_fit_classes_error"),
     *run("test_partial_fit_classification"),
@@ -119,7 +117,7 @@ CASES = [
     *out("test_nonfinite_params", REGRESSOR),
     *run("test_predict_proba_binary"),
     *run("test_predict_proba_multiclass"),
-    *different("test_predict_proba_multilabel", MULTILABEL),
+    *run("test_predict_proba_multilabel"),
     *out("test_shuffle", REGRESSOR),
     *run(
         "test_sparse_matrices",

@@ -34,6 +34,17 @@ softmax outputs, ``delta2`` :math:`\\delta_k = s_n (y_k - t_k)`, ``hp`` and
 which does not depend on the targets because each target row sums to one
 (the same assumption that makes :math:`\\delta_k = y_k - t_k`).
 
+Every function takes ``output="sigmoid"`` for K independent logistic outputs
+with the binary cross-entropy (multilabel targets, each entry 0 or 1): there
+:math:`\\delta_k = y_k - t_k` as well and the output curvature is diagonal,
+
+.. math::
+
+    \\Lambda = \\operatorname{diag}\\bigl(y_k (1 - y_k)\\bigr),
+
+again free of the targets, so every formula below holds with this
+:math:`\\Lambda` in place of the softmax's (``docs/derivation.md``, "Sigmoid outputs").
+
 A bias is a weight from a unit fixed at one. Appending a column of ones to
 ``X`` (written ``Xb``, :math:`x_0`) and to ``z`` (``zb``, :math:`z_0`) turns
 ``(W1, b1)`` into one ``(D+1, M)`` matrix and ``(W2, b2)`` into one
@@ -68,10 +79,11 @@ from scipy.sparse.linalg import LinearOperator
 from twolayer.network import (
     Activation,
     Params,
+    check_output,
     flatten,
     forward_pass,
     get_activation,
-    log_softmax,
+    log_outputs,
     n_params,
     param_shapes,
     unflatten,
@@ -247,7 +259,8 @@ class _State(NamedTuple):
     params: Params  # cast to the working dtype
     X: Array  # (N, D)
     z: Array  # (N, M)  z_j = h(a_j)
-    y: Array  # (N, K)  softmax outputs
+    y: Array  # (N, K)  the outputs
+    lam: Array | None  # (N, K)  sigmoid outputs: Lambda = diag(lam), lam = y (1 - y); None for softmax
     s: Array | None  # (N,)  sample weights, None for all ones
     delta2: Array | None  # (N, K)  s_n (y_k - t_k); None when no targets were given
     hp: Array  # (N, M)  h'(a_j)
@@ -261,21 +274,25 @@ def _state(
     sample_weight: Array | None,
     activation: str,
     need_targets: bool = False,
+    output: str = "softmax",
 ) -> _State:
     """Validate, cast to the working dtype and run the forward pass once."""
     act: Activation = get_activation(activation)
+    check_output(output)
     if T is None and need_targets:
         raise ValueError("T is required: the exact Hessian depends on the targets through delta = y - t")
     _check_data(params, X, T, sample_weight)
     xp, params, X, (T, s) = working_arrays(params, X, T, sample_weight)
     z, a2 = forward_pass(xp, params, X, act)
-    y = xp.exp(log_softmax(xp, a2))  # (N, K)  softmax, through log-softmax for stability
+    y = xp.exp(log_outputs(xp, a2, output))  # (N, K)  through the log for stability
+    # Sigmoid outputs are independent: Lambda_kk' = I_kk' y_k (1 - y_k) (docs/derivation.md).
+    lam = y * (1 - y) if output == "sigmoid" else None
     delta2 = None
     if T is not None:
-        delta2 = y - T  # (N, K)  delta_k = y_k - t_k (docs/derivation.md)
+        delta2 = y - T  # (N, K)  delta_k = y_k - t_k for either output (docs/derivation.md)
         if s is not None:
             delta2 = s[:, None] * delta2
-    return _State(xp, params, X, z, y, s, delta2, act.h_prime(xp, z), act.h_second(xp, z))
+    return _State(xp, params, X, z, y, lam, s, delta2, act.h_prime(xp, z), act.h_second(xp, z))
 
 
 def _weighted(st: _State, A: Array) -> Array:
@@ -286,7 +303,12 @@ def _weighted(st: _State, A: Array) -> Array:
 
 
 def _lambda_times(st: _State, U: Array) -> Array:
-    """``Lambda_n @ U[n]`` for each pattern, with ``Lambda = diag(y) - y y^T``; U (N, K)."""
+    """``Lambda_n @ U[n]`` for each pattern, with ``Lambda = diag(y) - y y^T``; U (N, K).
+
+    For sigmoid outputs ``Lambda = diag(y (1 - y))``.
+    """
+    if st.lam is not None:
+        return st.lam * U
     y = st.y
     return y * (U - st.xp.sum(y * U, axis=1, keepdims=True))
 
@@ -294,6 +316,8 @@ def _lambda_times(st: _State, U: Array) -> Array:
 def _W2_lambda(st: _State) -> Array:
     """``(W2 Lambda_n)[j, k] = sum_k' w_kj Lambda_k'k`` per pattern, shape (N, M, K)."""
     xp, y, W2 = st.xp, st.y, st.params.W2
+    if st.lam is not None:  # sigmoid outputs: (W2 Lambda)_jk = w_kj y_k (1 - y_k)
+        return st.lam[:, None, :] * W2[None, :, :]
     Wy = y @ xp.permute_dims(W2, (1, 0))  # (N, M)  sum_k w_kj y_k
     # (W2 Lambda)_jk = w_kj y_k - (sum_k' w_k'j y_k') y_k
     return y[:, None, :] * (W2[None, :, :] - Wy[:, :, None])
@@ -349,7 +373,7 @@ def _as_params(v: Params | Array, params: Params, xp: Any, dtype: Any) -> Params
 # --------------------------------------------------------------------------
 
 
-def jacobian(params: Params, X: Array, *, activation: str = "tanh") -> Array:
+def jacobian(params: Params, X: Array, *, activation: str = "tanh", output: str = "softmax") -> Array:
     """The Jacobian of the network outputs with respect to the inputs.
 
     .. math::
@@ -363,6 +387,8 @@ def jacobian(params: Params, X: Array, *, activation: str = "tanh") -> Array:
     params : Params
     X : array of shape (N, D)
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity (:data:`twolayer.network.OUTPUTS`); see the module notes.
 
     Returns
     -------
@@ -374,7 +400,7 @@ def jacobian(params: Params, X: Array, *, activation: str = "tanh") -> Array:
     PRML §5.3.4 (with softmax outputs,
     :math:`\\partial y_k / \\partial a_l = \\Lambda_{kl}`).
     """
-    st = _state(params, X, None, None, activation)
+    st = _state(params, X, None, None, activation, output=output)
     xp = st.xp
     # Lambda W2^T = (W2 Lambda)^T because Lambda is symmetric.
     dy_da1 = xp.permute_dims(_W2_lambda(st) * st.hp[:, :, None], (0, 2, 1))  # (N, K, M)  dy_k/da_j
@@ -399,6 +425,8 @@ def weight_jacobian(params: Params, X: Array, *, activation: str = "tanh") -> Ar
     params : Params
     X : array of shape (N, D)
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity (:data:`twolayer.network.OUTPUTS`); see the module notes.
 
     Returns
     -------
@@ -435,11 +463,18 @@ def _second_layer_terms(c: _State, zb: Array) -> tuple[Array, Array]:
     ``Lambda = diag(y) - y y^T`` splits it into a part diagonal in (k, k'),
     returned as ``s zb_j y_k zb_j'`` of shape ((M+1) K, M+1), and a rank-one part
     per pattern, ``s zb_j y_k zb_j' y_k'`` of shape ((M+1) K, (M+1) K).
+    Sigmoid outputs have only the diagonal part, ``s zb_j y_k (1 - y_k) zb_j'``,
+    and a zero rank-one part.
     """
     xp = c.xp
     n, K = c.y.shape
-    U = xp.reshape(zb[:, :, None] * c.y[:, None, :], (n, zb.shape[1] * K))  # zb_j y_k
+    diagonal = c.y if c.lam is None else c.lam
+    U = xp.reshape(zb[:, :, None] * diagonal[:, None, :], (n, zb.shape[1] * K))  # zb_j Lambda_kk
     Us = _weighted(c, U)
+    if c.lam is not None:
+        width = zb.shape[1] * K
+        outer = xp.zeros((width, width), dtype=U.dtype, device=array_api_compat.device(U))
+        return outer, xp.permute_dims(Us, (1, 0)) @ zb
     return xp.permute_dims(Us, (1, 0)) @ U, xp.permute_dims(Us, (1, 0)) @ zb
 
 
@@ -567,6 +602,7 @@ def _chunk(st: _State, start: int, stop: int) -> _State:
         X=rows(st.X),
         z=rows(st.z),
         y=rows(st.y),
+        lam=rows(st.lam),
         s=rows(st.s),
         delta2=rows(st.delta2),
         hp=rows(st.hp),
@@ -582,10 +618,11 @@ def _dense(
     activation: str,
     alpha: Decay,
     exact: bool,
+    output: str = "softmax",
 ) -> Array:
     alphas = _check_alpha(alpha)
     _check_memory("hessian" if exact else "gauss_newton", params, X)
-    st = _state(params, X, T, sample_weight, activation, need_targets=exact)
+    st = _state(params, X, T, sample_weight, activation, need_targets=exact, output=output)
     H = _curvature_blocks(st, exact)
     if any(alphas):
         D, M, K = param_shapes(st.params)
@@ -601,6 +638,7 @@ def hessian(
     *,
     activation: str = "tanh",
     alpha: Decay = 0.0,
+    output: str = "softmax",
 ) -> Array:
     """The exact Hessian :math:`\\nabla\\nabla E` of the cross-entropy error.
 
@@ -620,6 +658,8 @@ def hessian(
     sample_weight : array of shape (N,), optional
         The weights :math:`s_n` multiplying each pattern's error.
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity (:data:`twolayer.network.OUTPUTS`); see the module notes.
         For ReLU, :math:`h'' = 0` almost everywhere is used.
     alpha : float, 4 floats or mapping, default 0.0
         Weight decay: adds :math:`\\alpha` on the diagonal entries of the
@@ -641,7 +681,7 @@ def hessian(
     calculation of the Hessian matrix for the multilayer perceptron", Neural
     Computation 4 (1992).
     """
-    return _dense(params, X, T, sample_weight, activation, alpha, exact=True)
+    return _dense(params, X, T, sample_weight, activation, alpha, exact=True, output=output)
 
 
 def last_layer_hessian(
@@ -650,6 +690,7 @@ def last_layer_hessian(
     sample_weight: Array | None = None,
     *,
     activation: str = "tanh",
+    output: str = "softmax",
 ) -> Array:
     """The Hessian of :math:`E` with respect to the second layer ``[W2; b2]`` alone.
 
@@ -677,7 +718,7 @@ def last_layer_hessian(
     PRML eq. 5.93 (the second-layer block); ``docs/curvature.md``, "Exact Hessian".
     """
     _check_memory("last_layer", params, X)
-    st = _state(params, X, None, sample_weight, activation)
+    st = _state(params, X, None, sample_weight, activation, output=output)
     xp = st.xp
     N = st.X.shape[0]
     M, K = st.params.W2.shape
@@ -700,6 +741,7 @@ def gauss_newton(
     *,
     activation: str = "tanh",
     alpha: Decay = 0.0,
+    output: str = "softmax",
 ) -> Array:
     """The generalised Gauss–Newton matrix :math:`G = \\sum_n s_n J_n^\\top \\Lambda_n J_n`.
 
@@ -722,6 +764,8 @@ def gauss_newton(
         ``gauss_newton`` and :func:`hessian` can be called alike.
     sample_weight : array of shape (N,), optional
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity (:data:`twolayer.network.OUTPUTS`); see the module notes.
     alpha : float, 4 floats or mapping, default 0.0
         Weight decay on ``W1`` and ``W2``, or one per group, as in :func:`hessian`.
 
@@ -737,7 +781,7 @@ def gauss_newton(
     N. N. Schraudolph, "Fast curvature matrix-vector products for
     second-order gradient descent", Neural Computation 14 (2002).
     """
-    return _dense(params, X, T, sample_weight, activation, alpha, exact=False)
+    return _dense(params, X, T, sample_weight, activation, alpha, exact=False, output=output)
 
 
 # --------------------------------------------------------------------------
@@ -789,6 +833,7 @@ def hessian_vector_product(
     *,
     activation: str = "tanh",
     alpha: Decay = 0.0,
+    output: str = "softmax",
 ) -> Params:
     """The product :math:`H v` of the exact Hessian with a vector, by the R operator.
 
@@ -806,6 +851,8 @@ def hessian_vector_product(
         in :func:`twolayer.network.flatten` order.
     sample_weight : array of shape (N,), optional
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity (:data:`twolayer.network.OUTPUTS`); see the module notes.
     alpha : float, 4 floats or mapping, default 0.0
         Weight decay on ``W1`` and ``W2``, or one per group, as in :func:`hessian`.
 
@@ -822,7 +869,7 @@ def hessian_vector_product(
     """
     alphas = _check_alpha(alpha)
     _check_memory("products", params, X)
-    st = _state(params, X, T, sample_weight, activation, need_targets=True)
+    st = _state(params, X, T, sample_weight, activation, need_targets=True, output=output)
     v = _as_params(v, st.params, st.xp, st.X.dtype)
     return _decayed(_r_pass(st, v, exact=True), v, alphas)
 
@@ -836,6 +883,7 @@ def gauss_newton_vector_product(
     *,
     activation: str = "tanh",
     alpha: Decay = 0.0,
+    output: str = "softmax",
 ) -> Params:
     """The product :math:`G v` of the Gauss–Newton matrix with a vector.
 
@@ -853,6 +901,8 @@ def gauss_newton_vector_product(
         As for :func:`hessian_vector_product`.
     sample_weight : array of shape (N,), optional
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity (:data:`twolayer.network.OUTPUTS`); see the module notes.
     alpha : float, 4 floats or mapping, default 0.0
         Weight decay on ``W1`` and ``W2``, or one per group, as in :func:`hessian`.
 
@@ -867,7 +917,7 @@ def gauss_newton_vector_product(
     """
     alphas = _check_alpha(alpha)
     _check_memory("products", params, X)
-    st = _state(params, X, T, sample_weight, activation)
+    st = _state(params, X, T, sample_weight, activation, output=output)
     v = _as_params(v, st.params, st.xp, st.X.dtype)
     return _decayed(_r_pass(st, v, exact=False), v, alphas)
 
@@ -886,6 +936,7 @@ def hessian_diagonal(
     approximation: str | None = None,
     activation: str = "tanh",
     alpha: Decay = 0.0,
+    output: str = "softmax",
 ) -> Params:
     """The diagonal of the Hessian: exact, Becker and LeCun's, or the Gauss–Newton matrix's.
 
@@ -913,6 +964,8 @@ def hessian_diagonal(
     approximation : {None, "becker-lecun", "gauss-newton"}, default None
         ``None`` for the exact diagonal.
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity (:data:`twolayer.network.OUTPUTS`); see the module notes.
     alpha : float, 4 floats or mapping, default 0.0
         Weight decay: adds :math:`\\alpha` to the entries of ``W1`` and ``W2``,
         or :math:`\\alpha_g` to the entries of each group, as in :func:`hessian`.
@@ -934,12 +987,12 @@ def hessian_diagonal(
     alphas = _check_alpha(alpha)
     gauss_newton = approximation == "gauss-newton"
     _check_memory("diagonal", params, X)
-    st = _state(params, X, T, sample_weight, activation, need_targets=not gauss_newton)
+    st = _state(params, X, T, sample_weight, activation, need_targets=not gauss_newton, output=output)
     xp, X, z, y, W2 = st.xp, st.X, st.z, st.y, st.params.W2
     W2T = xp.permute_dims(W2, (1, 0))
     W2T_sq = W2T * W2T  # (K, M)  w_kj^2
-    lam_diag = y * (1 - y)  # (N, K)  Lambda_kk = y_k (1 - y_k)
-    if approximation == "becker-lecun":
+    lam_diag = y * (1 - y)  # (N, K)  Lambda_kk = y_k (1 - y_k), for either output
+    if approximation == "becker-lecun" or st.lam is not None:  # sigmoid: Lambda is diagonal, k = k' is exact
         quad = lam_diag @ W2T_sq  # (N, M)  only k = k'
     else:
         Wy = y @ W2T  # (N, M)
@@ -972,6 +1025,7 @@ def _operator(
     activation: str,
     alpha: Decay,
     exact: bool,
+    output: str = "softmax",
 ) -> LinearOperator:
     alphas = _check_alpha(alpha)
     params = Params(*(np.asarray(p) for p in params))
@@ -981,7 +1035,7 @@ def _operator(
     # The forward quantities do not depend on v: compute them once, so each
     # product costs only the R-forward and R-backward passes.
     _check_memory("products", params, X)
-    st = _state(params, X, T, sample_weight, activation, need_targets=exact)
+    st = _state(params, X, T, sample_weight, activation, need_targets=exact, output=output)
     D, M, K = param_shapes(st.params)
     W = n_params(D, M, K)
     dtype = st.X.dtype
@@ -1002,6 +1056,7 @@ def hessian_operator(
     *,
     activation: str = "tanh",
     alpha: Decay = 0.0,
+    output: str = "softmax",
 ) -> LinearOperator:
     """The exact Hessian as a SciPy ``LinearOperator`` over the flat parameters.
 
@@ -1013,7 +1068,7 @@ def hessian_operator(
 
     Parameters
     ----------
-    params, X, T, sample_weight, activation, alpha
+    params, X, T, sample_weight, activation, alpha, output
         As for :func:`hessian`; NumPy arrays (SciPy operators are NumPy only).
 
     Returns
@@ -1027,7 +1082,7 @@ def hessian_operator(
     ----------
     PRML §5.4.6; B. A. Pearlmutter, Neural Computation 6 (1994).
     """
-    return _operator(params, X, T, sample_weight, activation, alpha, exact=True)
+    return _operator(params, X, T, sample_weight, activation, alpha, exact=True, output=output)
 
 
 def gauss_newton_operator(
@@ -1038,6 +1093,7 @@ def gauss_newton_operator(
     *,
     activation: str = "tanh",
     alpha: Decay = 0.0,
+    output: str = "softmax",
 ) -> LinearOperator:
     """The Gauss–Newton matrix as a SciPy ``LinearOperator`` over the flat parameters.
 
@@ -1047,7 +1103,7 @@ def gauss_newton_operator(
 
     Parameters
     ----------
-    params, X, T, sample_weight, activation, alpha
+    params, X, T, sample_weight, activation, alpha, output
         As for :func:`gauss_newton`; NumPy arrays.
 
     Returns
@@ -1059,4 +1115,4 @@ def gauss_newton_operator(
     ----------
     PRML §5.4.2; N. N. Schraudolph, Neural Computation 14 (2002).
     """
-    return _operator(params, X, T, sample_weight, activation, alpha, exact=False)
+    return _operator(params, X, T, sample_weight, activation, alpha, exact=False, output=output)

@@ -194,9 +194,10 @@ class BaseTwoLayerClassifier(ClassifierMixin, BaseEstimator):
     n_layers_ : int
         3, as ``MLPClassifier`` counts layers.
     n_outputs_ : int
-        ``K``, the number of softmax outputs (2 for two classes).
+        ``K``, the number of outputs (2 for two classes).
     out_activation_ : str
-        "softmax".
+        "softmax"; "logistic" for a multilabel network (K independent sigmoid
+        outputs), as ``MLPClassifier`` names it.
     """
 
     n_hidden: int
@@ -323,10 +324,12 @@ class BaseTwoLayerClassifier(ClassifierMixin, BaseEstimator):
         best_loss: float | None,
         validation_scores: list[float] | None = None,
         best_validation_score: float | None = None,
+        output: str = "softmax",
     ) -> None:
         """Set the fitted network and its training record (``loss_`` only when ``loss`` is not None).
 
-        ``coefs_`` and ``intercepts_`` become lists of the arrays of ``params`` themselves.
+        ``coefs_`` and ``intercepts_`` become lists of the arrays of ``params`` themselves;
+        ``output`` is the network's output nonlinearity (:data:`twolayer.network.OUTPUTS`).
         """
         self.coefs_ = [params.W1, params.W2]
         self.intercepts_ = [params.b1, params.b2]
@@ -340,4 +343,9 @@ class BaseTwoLayerClassifier(ClassifierMixin, BaseEstimator):
         self.best_validation_score_ = best_validation_score
         self.n_layers_ = 3
         self.n_outputs_ = int(params.W2.shape[1])
-        self.out_activation_ = "softmax"
+        self.out_activation_ = "logistic" if network.check_output(output) == "sigmoid" else "softmax"
+
+    @property
+    def _output(self) -> str:
+        """The fitted network's output nonlinearity: "sigmoid" for a multilabel network, else "softmax"."""
+        return "sigmoid" if getattr(self, "out_activation_", "softmax") == "logistic" else "softmax"

@@ -39,8 +39,10 @@ from twolayer.activations import ACTIVATIONS, Activation, get_activation, regist
 
 __all__ = [
     "ACTIVATIONS",
+    "OUTPUTS",
     "Activation",
     "Params",
+    "check_output",
     "error",
     "error_and_gradient",
     "flatten",
@@ -51,6 +53,8 @@ __all__ = [
     "hidden_and_output",
     "init_params",
     "log_forward",
+    "log_outputs",
+    "log_sigmoid",
     "log_softmax",
     "n_params",
     "param_shapes",
@@ -65,6 +69,19 @@ Array = Any  # an array of any array-API namespace
 #: (chunk, M) temporary stays in a core's L2 cache for M of a few hundred, large enough that
 #: the products keep their speed (BENCHMARKS.md has the measurements).
 CHUNK_ROWS = 2048
+
+#: The output nonlinearities :math:`f`: ``"softmax"`` (1-of-K classes, the error of PRML eq.
+#: 5.24) and ``"sigmoid"`` (K independent labels, each a logistic unit, the binary
+#: cross-entropy of PRML eq. 5.21 summed over the outputs). Both are the canonical link of
+#: their error, so the output error is :math:`\\delta_k = y_k - t_k` for either.
+OUTPUTS = ("softmax", "sigmoid")
+
+
+def check_output(output: str) -> str:
+    """``output`` if it names an output nonlinearity of :data:`OUTPUTS`; else a ValueError naming it."""
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    return output
 
 
 class Params(NamedTuple):
@@ -331,6 +348,52 @@ def log_softmax(xp: Any, a2: Array) -> Array:
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
 
 
+def log_sigmoid(xp: Any, a2: Array) -> Array:
+    """The log-sigmoid of every entry, :math:`\\ln \\sigma(a) = -\\ln(1 + e^{-a})`.
+
+    Computed as ``-logaddexp(0, -a)``, finite for any finite ``a2`` (where
+    :math:`\\ln \\sigma(a)` computed directly gives :math:`-\\infty` once
+    :math:`\\sigma(a)` rounds to zero, near :math:`a = -745` in float64).
+    :math:`\\ln(1 - \\sigma(a)) = \\ln \\sigma(-a)`.
+
+    Parameters
+    ----------
+    xp : namespace
+    a2 : array of shape (N, K)
+        The output activations.
+
+    Returns
+    -------
+    array of shape (N, K)
+
+    References
+    ----------
+    PRML eq. 4.59 (the logistic sigmoid).
+    """
+    return -xp.logaddexp(xp.zeros_like(a2), -a2)
+
+
+def log_outputs(xp: Any, a2: Array, output: str = "softmax") -> Array:
+    """:math:`\\ln y_k` for the output nonlinearity ``output``: :func:`log_softmax` or :func:`log_sigmoid`."""
+    return log_sigmoid(xp, a2) if check_output(output) == "sigmoid" else log_softmax(xp, a2)
+
+
+def _pattern_errors(xp: Any, a2: Array, T: Array, output: str) -> tuple[Array, Array]:
+    """:math:`E_n` of each pattern and :math:`\\ln y` for either output nonlinearity.
+
+    Softmax: :math:`E_n = -\\sum_k t_k \\ln y_k` (PRML eq. 5.24). Sigmoid: the
+    binary cross-entropy of each output summed over outputs,
+    :math:`E_n = -\\sum_k [t_k \\ln y_k + (1 - t_k) \\ln(1 - y_k)]` (PRML eq. 5.21 per output),
+    with :math:`\\ln(1 - y_k) = \\ln y_k - a_k`, so that both logarithms come from one log-sigmoid.
+    """
+    if output == "sigmoid":
+        log_y = log_sigmoid(xp, a2)  # ln y_k
+        log_1my = log_y - a2  # ln(1 - y_k) = ln sigma(-a_k)
+        return -xp.sum(T * log_y + (1 - T) * log_1my, axis=1), log_y
+    log_y = log_softmax(xp, a2)
+    return -xp.sum(T * log_y, axis=1), log_y
+
+
 def hidden_and_output(params: Params, X: Array, *, activation: str = "tanh") -> tuple[Array, Array]:
     """The hidden-unit outputs and the output activations of each pattern.
 
@@ -349,23 +412,33 @@ def hidden_and_output(params: Params, X: Array, *, activation: str = "tanh") -> 
     return forward_pass(xp, params, X, get_activation(activation))
 
 
-def log_forward(params: Params, X: Array, *, activation: str = "tanh") -> Array:
+def log_forward(params: Params, X: Array, *, activation: str = "tanh", output: str = "softmax") -> Array:
     """The log-probabilities :math:`\\ln y_k(x_n, w)`, computed stably.
 
-    Computed as :math:`a_k - \\operatorname{logsumexp}(a)`, which stays finite
-    where :math:`\\ln(\\operatorname{softmax}(a))` would give :math:`-\\infty`.
+    Computed as :math:`a_k - \\operatorname{logsumexp}(a)` (softmax) or
+    :math:`-\\ln(1 + e^{-a_k})` (sigmoid), which stay finite where the logarithm
+    of the outputs would give :math:`-\\infty`.
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    activation : str, default "tanh"
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity (:data:`OUTPUTS`).
 
     Returns
     -------
     array of shape (N, K)
     """
+    check_output(output)
     xp, params, X, _ = working_arrays(params, X)
     _, a2 = forward_pass(xp, params, X, get_activation(activation))
-    return log_softmax(xp, a2)
+    return log_outputs(xp, a2, output)
 
 
-def forward(params: Params, X: Array, *, activation: str = "tanh") -> Array:
-    """The network outputs :math:`y_k(x_n, w)` (PRML eq. 5.9 with softmax outputs).
+def forward(params: Params, X: Array, *, activation: str = "tanh", output: str = "softmax") -> Array:
+    """The network outputs :math:`y_k(x_n, w)` (PRML eq. 5.9).
 
     Parameters
     ----------
@@ -373,14 +446,18 @@ def forward(params: Params, X: Array, *, activation: str = "tanh") -> Array:
     X : array of shape (N, D)
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
         The hidden-unit activation :math:`h`.
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity :math:`f`: a softmax over the K outputs, or a
+        logistic sigmoid on each (K independent labels).
 
     Returns
     -------
     array of shape (N, K)
-        Class probabilities; each row sums to one.
+        Class probabilities, each row summing to one (softmax); or the
+        probability of each label, independently (sigmoid).
     """
     xp = array_api_compat.array_namespace(X, *params)
-    return xp.exp(log_forward(params, X, activation=activation))
+    return xp.exp(log_forward(params, X, activation=activation, output=output))
 
 
 # --------------------------------------------------------------------------
@@ -395,8 +472,13 @@ def error(
     sample_weight: Array | None = None,
     *,
     activation: str = "tanh",
+    output: str = "softmax",
 ) -> float:
     """The cross-entropy error :math:`E(w) = -\\sum_n s_n \\sum_k t_{nk} \\ln y_{nk}`.
+
+    With ``output="sigmoid"``, the binary cross-entropy summed over the K
+    outputs, :math:`E(w) = -\\sum_n s_n \\sum_k [t_{nk} \\ln y_{nk} + (1 - t_{nk})
+    \\ln(1 - y_{nk})]` (PRML eq. 5.21 for each output).
 
     Parameters
     ----------
@@ -404,24 +486,28 @@ def error(
     X : array of shape (N, D)
     T : array of shape (N, K)
         Targets, one row per pattern: 1-of-K codes, or probability vectors
-        (each row summing to one).
+        (each row summing to one); for sigmoid outputs, K independent targets
+        in [0, 1] (an indicator row for multilabel data).
     sample_weight : array of shape (N,), optional
         The weights :math:`s_n`; one for every pattern when omitted. A weight
         of zero removes its pattern exactly.
     activation : {"tanh", "logistic", "relu", "identity"}, default "tanh"
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity (:data:`OUTPUTS`).
 
     Returns
     -------
     float
         The **sum** over patterns (PRML eq. 5.24), not the mean.
     """
+    check_output(output)
     xp, params, X, (T, s) = working_arrays(params, X, T, sample_weight)
     _, a2 = forward_pass(xp, params, X, get_activation(activation))
-    return _error_from_logits(xp, a2, T, s)
+    return _error_from_logits(xp, a2, T, s, output)
 
 
-def _error_from_logits(xp: Any, a2: Array, T: Array, s: Array | None) -> float:
-    E_n = -xp.sum(T * log_softmax(xp, a2), axis=1)  # (N,)  eq. 5.24, per pattern
+def _error_from_logits(xp: Any, a2: Array, T: Array, s: Array | None, output: str = "softmax") -> float:
+    E_n, _ = _pattern_errors(xp, a2, T, output)  # (N,)  eq. 5.24 (or 5.21 per output), per pattern
     if s is not None:
         E_n = s * E_n
     return float(xp.sum(E_n))
@@ -434,6 +520,7 @@ def error_and_gradient(
     sample_weight: Array | None = None,
     *,
     activation: str = "tanh",
+    output: str = "softmax",
 ) -> tuple[float, Params]:
     """The error and its exact gradient by backpropagation.
 
@@ -443,11 +530,13 @@ def error_and_gradient(
     of at most :data:`CHUNK_ROWS` patterns; the chunks' sums are added. The softmax
     Jacobian is never formed: the output errors are fused into
     :math:`\\delta_k = y_k - t_k`, which holds because each target row sums
-    to one.
+    to one. For sigmoid outputs with the binary cross-entropy the same
+    :math:`\\delta_k = y_k - t_k` holds for any targets in [0, 1]
+    (``docs/derivation.md``, "Sigmoid outputs").
 
     Parameters
     ----------
-    params, X, T, sample_weight, activation
+    params, X, T, sample_weight, activation, output
         As for :func:`error`.
 
     Returns
@@ -461,30 +550,32 @@ def error_and_gradient(
     ----------
     PRML §5.3.1–5.3.2; ``docs/derivation.md`` ("Derivatives").
     """
+    check_output(output)
     xp, params, X, (T, s) = working_arrays(params, X, T, sample_weight)
     act = get_activation(activation)
     N = X.shape[0]
     if N <= CHUNK_ROWS:
-        return _backprop(xp, act, params, X, T, s)
+        return _backprop(xp, act, params, X, T, s, output)
     # E and its gradient are sums over patterns, so a large batch is taken in chunks of
     # rows: the (chunk, M) temporaries stay in cache and the products keep their speed.
     E, grad = 0.0, None
     for start in range(0, N, CHUNK_ROWS):
         rows = slice(start, min(start + CHUNK_ROWS, N))
-        E_c, grad_c = _backprop(xp, act, params, X[rows, ...], T[rows, ...], None if s is None else s[rows])
+        E_c, grad_c = _backprop(xp, act, params, X[rows, ...], T[rows, ...], None if s is None else s[rows], output)
         E += E_c
         grad = grad_c if grad is None else Params(*(_add_bias(g, c) for g, c in zip(grad, grad_c)))
     assert grad is not None  # N > CHUNK_ROWS: at least two chunks
     return E, grad
 
 
-def _backprop(xp: Any, act: Activation, params: Params, X: Array, T: Array, s: Array | None) -> tuple[float, Params]:
+def _backprop(
+    xp: Any, act: Activation, params: Params, X: Array, T: Array, s: Array | None, output: str = "softmax"
+) -> tuple[float, Params]:
     """One forward and backward pass over a batch in the working dtype: five products."""
     W2 = params.W2
     z, a2 = forward_pass(xp, params, X, act)
-    log_y = log_softmax(xp, a2)  # (N, K)
-    E_n = -xp.sum(T * log_y, axis=1)  # (N,)  eq. 5.24
-    delta2 = xp.exp(log_y) - T  # (N, K)  delta_k = y_k - t_k
+    E_n, log_y = _pattern_errors(xp, a2, T, output)  # (N,)  eq. 5.24 (softmax) or 5.21 per output (sigmoid)
+    delta2 = xp.exp(log_y) - T  # (N, K)  delta_k = y_k - t_k, for either output (canonical link)
     if s is not None:
         E_n = s * E_n
         delta2 = s[:, None] * delta2  # dE/da_k for the weighted error
@@ -503,9 +594,10 @@ def gradient(
     sample_weight: Array | None = None,
     *,
     activation: str = "tanh",
+    output: str = "softmax",
 ) -> Params:
     """The exact gradient :math:`\\partial E / \\partial w` by backpropagation.
 
     See :func:`error_and_gradient`, which this returns the second half of.
     """
-    return error_and_gradient(params, X, T, sample_weight, activation=activation)[1]
+    return error_and_gradient(params, X, T, sample_weight, activation=activation, output=output)[1]

@@ -26,8 +26,9 @@ from sklearn.base import _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from twolayer import network
@@ -118,6 +119,22 @@ def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
     )
 
 
+def _label_log_proba(params: Params, X: np.ndarray, activation: str) -> np.ndarray:
+    """:math:`\\ln \\sigma(a_k)` of each label, finite, and consistent with the probabilities' rounding.
+
+    Where :math:`a \\le 0` the log-sigmoid :math:`a - \\ln(1 + e^{a})` (no underflow to
+    :math:`-\\infty`); where :math:`a > 0` the logarithm of :math:`\\sigma(a) \\ge 1/2`, finite
+    too, and exactly 0 where :math:`\\sigma(a)` rounds to 1, so that the log-probabilities
+    order the labels as the probabilities do (a saturated label ties in both).
+    """
+    a2 = network.hidden_and_output(params, X, activation=activation)[1]
+    negative = np.minimum(a2, 0.0)
+    positive = np.maximum(a2, 0.0)
+    upper = np.log(1.0 / (1.0 + np.exp(-positive)))  # ln sigma(a) for a > 0
+    lower = negative - np.log1p(np.exp(negative))  # ln sigma(a) for a <= 0
+    return np.where(a2 > 0, upper, lower)
+
+
 def _is_minibatch(estimator: TwoLayerClassifier) -> bool:
     if estimator.solver not in MINIBATCH_SOLVERS:
         raise AttributeError(
@@ -202,10 +219,12 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the data (stratified), stop when
         its accuracy stops improving, and end with the best weights seen
-        (PRML §5.5.2). Only ``sgd`` and ``adam`` use it.
+        (PRML §5.5.2). Only ``sgd`` and ``adam`` use it. ``fit(X, y,
+        X_val=..., y_val=...)`` watches a validation set of one's own instead.
     validation_fraction : float in [0, 1), default 0.1
         The held-out fraction of early stopping; it must be above 0 when
-        ``early_stopping`` is on, and is not read when it is off.
+        ``early_stopping`` is on and ``fit`` has no ``X_val``, and is not
+        read otherwise.
     beta_1, beta_2, epsilon : float, default 0.9, 0.999, 1e-8
         Adam's parameters.
     n_iter_no_change : int or numpy.inf, default 10
@@ -259,7 +278,9 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     loss_curve_ : list of float
         ``loss_`` after every epoch or iteration, for every solver.
     validation_scores_ : list of float or None
-        Held-out accuracy after every epoch, with early stopping.
+        Held-out accuracy after every epoch, with early stopping; with an
+        ``X_val`` given to ``fit``, the accuracy on it after every epoch (or
+        iteration), with early stopping or without, for every solver.
     best_validation_score_ : float or None
     n_iter_ : int
         Epochs (iterations) run by the last call to ``fit`` or ``partial_fit``.
@@ -405,21 +426,63 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     # ------------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TwoLayerClassifier:
+    def fit(
+        self, X: Any, y: Any, sample_weight: Any = None, *, X_val: Any = None, y_val: Any = None
+    ) -> TwoLayerClassifier:
         """Fit the network to ``X`` and labels ``y``.
 
         Parameters
         ----------
         X : array-like or scipy sparse matrix of shape (N, D)
-        y : array-like of shape (N,)
+        y : array-like of shape (N,), or (N, K)
+            Class labels; or an indicator matrix of 0/1 (K labels per pattern,
+            any number of them set), which trains K independent sigmoid outputs
+            with the binary cross-entropy (multilabel, as ``MLPClassifier``).
         sample_weight : array-like of shape (N,), optional
             Non-negative pattern weights (see Notes of the class).
+        X_val : array-like or scipy sparse matrix of shape (V, D), optional
+            A validation set of one's own, in place of a random
+            ``validation_fraction`` of ``X``: every row of ``X`` then trains.
+            It must have the features of ``X`` (the same number, and the same
+            names when ``X`` has them) and is taken as it is: a
+            :class:`~sklearn.pipeline.Pipeline` that routes it here does not
+            pass it through its earlier steps (scale it as they would).
+            Requires ``y_val``.
+        y_val : array-like of shape (V,), or (V, K)
+            The labels of ``X_val``, each among the classes of ``y`` (not
+            every class need occur); for a multilabel ``y``, an indicator
+            matrix with its K columns. Requires ``X_val``.
 
         Returns
         -------
         self
+
+        Notes
+        -----
+        **A validation set of one's own.** With ``early_stopping=True`` and
+        ``sgd`` or ``adam``, training stops when the accuracy on ``X_val``
+        (the subset accuracy for a multilabel model) has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs, and ends with the best
+        weights, exactly as with a random split (``validation_fraction`` is
+        then not read, and may be 0). Without early stopping, and for the
+        full-batch solvers, which never stop early, the accuracy on ``X_val``
+        is still recorded after every epoch (iteration) in
+        ``validation_scores_`` and its best in ``best_validation_score_``
+        (``MLPClassifier`` leaves both None without early stopping; a
+        validation set passed on purpose is there to be watched), while
+        training stops on the loss and ends with the last weights. The
+        accuracy is weighted by ``class_weight`` (as a split's is by the
+        pattern weights); there is no sample weight for ``X_val``.
+
+        ``fit`` requests ``X_val`` and ``y_val`` as metadata: with
+        ``sklearn.set_config(enable_metadata_routing=True)``, call
+        ``set_fit_request(X_val=True, y_val=True)`` and a
+        :class:`~sklearn.pipeline.Pipeline` (or another router) passes them
+        from its own ``fit`` to this one; without routing, pass them to a
+        pipeline as ``<step>__X_val`` and ``<step>__y_val``. Either way they
+        reach the network untransformed.
         """
-        return self._fit(X, y, sample_weight, incremental=False, classes=None)
+        return self._fit(X, y, sample_weight, incremental=False, classes=None, X_val=X_val, y_val=y_val)
 
     @available_if(_is_minibatch)
     @_fit_context(prefer_skip_nested_validation=True)
@@ -444,8 +507,23 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         """
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
-    def _fit(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool, classes: Any) -> TwoLayerClassifier:
-        self._check_hyperparameters()
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any,
+        *,
+        incremental: bool,
+        classes: Any,
+        X_val: Any = None,
+        y_val: Any = None,
+    ) -> TwoLayerClassifier:
+        if (X_val is None) != (y_val is None):
+            given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
+            raise ValueError(
+                f"{given} was given without {missing}: a validation set needs both its patterns and labels"
+            )
+        self._check_hyperparameters(own_validation=X_val is not None)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         if incremental and isinstance(self.class_weight, str):
@@ -475,6 +553,10 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             and optim.checks_rows_as_it_gathers()
         )
         before = dict(self.__dict__)
+        # A matrix of labels (several columns) is multilabel; a column vector stays one label.
+        # (Read from the shape alone: y may be an array-like that refuses NumPy's functions.)
+        shape = np.shape(y) if isinstance(y, (list, tuple)) else tuple(getattr(y, "shape", ()))
+        multi_output = len(shape) == 2 and shape[1] != 1
         X, y = validate_data(
             self,
             X,
@@ -483,6 +565,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             dtype=dtype if dtype is not None else _input_dtypes(X),
             order="C",
             reset=not continuing,
+            multi_output=multi_output,
             **(NO_FINITE_CHECK if deferred else {}),
         )
         if sp.issparse(X):
@@ -497,6 +580,8 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
                 continuing=continuing,
                 seeded=seeded,
                 finite=not deferred,
+                X_val=X_val,
+                y_val=y_val,
             )
         except (optim.NonFiniteInput, InsufficientMemory):  # refused before training: as it was
             self.__dict__.clear()
@@ -514,6 +599,8 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         continuing: bool,
         seeded: bool,
         finite: bool,
+        X_val: Any = None,
+        y_val: Any = None,
     ) -> TwoLayerClassifier:
         if incremental and not continuing and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit")
@@ -521,20 +608,40 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             raise ValueError(
                 f"classes={np.unique(classes)!r} differs from classes_={self.classes_!r} of the earlier calls"
             )
+        multilabel = y.ndim == 2
+        if continuing and multilabel != (self._output == "sigmoid"):
+            raise ValueError(
+                "y is a multilabel indicator matrix but the earlier fit was not, or the other way round; "
+                "fit without warm_start to change the kind of target"
+            )
         if continuing and not incremental:
             self._check_warm_start_classes(y)
-        k = self._class_indices(y, classes=None if continuing else classes, reset=not continuing)
+        if multilabel:
+            k = self._label_targets(y, X.dtype, reset=not continuing)
+        else:
+            k = self._class_indices(y, classes=None if continuing else classes, reset=not continuing)
+        if not continuing:
+            self.out_activation_ = "logistic" if multilabel else "softmax"
+        validation = None if X_val is None else self._validation_set(X, y, X_val, y_val)
         # Checked before the weights are allocated (a warm start's exist already).
         existing = self._training.theta.nbytes if continuing else 0
         self._check_memory(
-            X.shape[0], X.shape[1], len(self.classes_), X.dtype, sp.issparse(X), existing=existing, stacklevel=7
+            X.shape[0],
+            X.shape[1],
+            len(self.classes_),
+            X.dtype,
+            sp.issparse(X),
+            existing=existing,
+            stacklevel=7,
+            split=validation is None,
         )  # check_memory, _check_memory, _fit_validated, _fit, fit, scikit-learn's _fit_context, the caller
         s = fitting.pattern_weights(self, y, k, sample_weight, X)
 
         if continuing:
             self._training = self._continue_from_weights(self._training, X.shape[1])
         else:
-            prior = None if incremental else np.bincount(k, weights=s, minlength=len(self.classes_))
+            # The log-prior shift of the output biases is for a softmax; sigmoid outputs start unshifted.
+            prior = None if incremental or multilabel else np.bincount(k, weights=s, minlength=len(self.classes_))
             self._training = fitting.fresh_state(self, X.shape[1], X.dtype, prior)
             if seeded:
                 weights = self._weights_to_continue_from(self.n_hidden)
@@ -542,9 +649,11 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         state = self._training
         self._publish(state, final=False)
         if self.solver in MINIBATCH_SOLVERS:
-            run = fitting.minibatch_run(self, state, X, k, s, incremental=incremental, finite=finite)
+            run = fitting.minibatch_run(
+                self, state, X, k, s, incremental=incremental, finite=finite, validation=validation
+            )
         else:
-            run = fitting.full_batch_run(self, state, X, k, s)
+            run = fitting.full_batch_run(self, state, X, k, s, validation)
         try:
             with covered():  # checked as a whole above (the solvers' Hessian products included)
                 reason, message = run(self._on_epoch)
@@ -592,29 +701,128 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             best_loss=state.best_loss,
             validation_scores=state.validation_scores,
             best_validation_score=state.best_validation_score,
+            output=self._output,
         )
 
     # --- pieces of fit --------------------------------------------------
 
-    def _check_hyperparameters(self) -> None:
+    def _check_hyperparameters(self, *, own_validation: bool = False) -> None:
         """Check the hyperparameters: scikit-learn's constraints, then what they cannot say.
+
+        Parameters
+        ----------
+        own_validation : bool, default False
+            Whether ``fit`` was given a validation set (``X_val``), so that no
+            ``validation_fraction`` is held out.
 
         Raises
         ------
         sklearn.utils._param_validation.InvalidParameterError
             A ``ValueError`` naming a hyperparameter outside its constraint.
         ValueError
-            For ``validation_fraction=0`` with ``early_stopping``.
+            For ``validation_fraction=0`` with ``early_stopping`` and no ``X_val``.
         """
         self._check_constraints()
-        if self.early_stopping and not self.validation_fraction > 0:
+        if self.early_stopping and not own_validation and not self.validation_fraction > 0:
             raise ValueError(
                 f"validation_fraction must be above 0 with early_stopping=True (it is the share of the data held "
-                f"out to decide when to stop), got {self.validation_fraction!r}"
+                f"out to decide when to stop, unless fit is given X_val and y_val), got {self.validation_fraction!r}"
             )
+
+    def _label_targets(self, y: np.ndarray, dtype: Any, *, reset: bool) -> np.ndarray:
+        """Check a multilabel indicator ``y`` (N, K) and return it as 0/1 targets in ``dtype``.
+
+        With ``reset``, ``classes_`` becomes ``arange(K)`` (as ``MLPClassifier``'s); otherwise
+        ``y`` must have ``len(classes_)`` columns.
+
+        Raises
+        ------
+        ValueError
+            When ``y`` is not an indicator matrix of 0/1 (or booleans), or has the wrong
+            number of columns, or when ``class_weight`` is set (a weight per class has
+            no meaning where a pattern has several labels).
+        """
+        # scikit-learn calls any two-valued integer matrix an indicator; the targets t_nk are 0 and 1.
+        if type_of_target(y) != "multilabel-indicator" or not np.isin(np.unique(y), (0, 1)).all():
+            raise ValueError(
+                f"y of shape {y.shape} is not a multilabel indicator matrix: a 2-D y must hold only 0 and 1 "
+                f"(one column per label), got {type_of_target(y)!r} targets"
+            )
+        if self.class_weight is not None:
+            raise ValueError("class_weight is not supported for multilabel y (an indicator matrix); use sample_weight")
+        K = y.shape[1]
+        if reset:
+            self.classes_ = np.arange(K)
+        elif K != len(self.classes_):
+            raise ValueError(f"y has {K} labels (columns) but the earlier fit had {len(self.classes_)}")
+        return np.ascontiguousarray(y, dtype=dtype)
+
+    def _validation_set(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any) -> fitting.ValidationSet:
+        """``X_val`` and ``y_val`` checked against the training data, and encoded as it is.
+
+        ``X_val`` in the working dtype (CSR when sparse), its labels as class
+        indices (0/1 targets for a multilabel model), and the weight of each
+        of its patterns' class under ``class_weight`` (None without).
+
+        Raises
+        ------
+        ValueError
+            Naming ``X_val`` or ``y_val`` and what was expected of it.
+        """
+        n_features = X.shape[1]
+        shape = tuple(getattr(X_val, "shape", None) or np.shape(X_val))
+        if len(shape) != 2 or shape[1] != n_features:
+            raise ValueError(
+                f"X_val must have the {n_features} features (columns) of X, one row per pattern; got shape {shape}"
+            )
+        try:
+            X_val = validate_data(self, X_val, accept_sparse=("csr", "csc"), dtype=X.dtype, order="C", reset=False)
+        except ValueError as exc:
+            raise ValueError(f"X_val: {exc}") from None
+        if sp.issparse(X_val):
+            X_val = sp.csr_matrix(X_val)
+        t_val = np.asarray(y_val)
+        n_val = X_val.shape[0]
+        multilabel = self._output == "sigmoid"
+        if not multilabel and t_val.ndim == 2 and t_val.shape[1] == 1:  # a column of labels
+            t_val = t_val.ravel()
+        if t_val.shape[:1] != (n_val,):
+            raise ValueError(f"y_val must have one entry per row of X_val ({n_val}); got shape {t_val.shape}")
+        K = len(self.classes_)
+        if multilabel:
+            if t_val.ndim != 2 or t_val.shape[1] != K or not np.isin(t_val, (0, 1)).all():
+                raise ValueError(
+                    f"y_val must be an indicator matrix of 0 and 1 with the {K} label columns of y (y is "
+                    f"multilabel); got shape {t_val.shape}"
+                )
+            return X_val, np.ascontiguousarray(t_val, dtype=X.dtype), None
+        if t_val.ndim != 1:
+            raise ValueError(
+                f"y_val must hold one label per row, as y does (y is not a multilabel indicator matrix); "
+                f"got shape {t_val.shape}"
+            )
+        try:
+            unseen = np.setdiff1d(np.unique(t_val), self.classes_)
+        except TypeError:  # labels that do not compare with the classes (numbers beside strings)
+            unseen = np.unique(t_val.astype(str))
+        if unseen.size:
+            raise ValueError(
+                f"y_val holds labels {unseen.tolist()!r} that are not among the classes of y {self.classes_.tolist()!r}"
+            )
+        k_val = np.searchsorted(self.classes_, t_val).astype(np.intp, copy=False)
+        s_val = None
+        if self.class_weight is not None:
+            s_val = compute_class_weight(self.class_weight, classes=self.classes_, y=y)[k_val]
+            if not np.any(s_val > 0):
+                raise ValueError(
+                    "the class_weight of every label in y_val is zero; the validation set would weigh nothing"
+                )
+        return X_val, k_val, s_val
 
     def _check_warm_start_classes(self, y: Any) -> None:
         """A warm-start ``fit`` needs the classes of the earlier fit, every one of them (as ``MLPClassifier``)."""
+        if np.ndim(y) == 2:  # multilabel: the number of labels is checked by _label_targets
+            return
         check_classification_targets(y)
         labels = np.unique(y)
         if set(labels.tolist()) != set(self.classes_.tolist()):
@@ -719,7 +927,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         self._check_memory(n_samples, n_features, n_classes, dtype, sparse, existing=0, stacklevel=4)
 
     def _check_memory(
-        self, N: int, D: int, K: int, dtype: Any, sparse: bool, *, existing: int, stacklevel: int
+        self, N: int, D: int, K: int, dtype: Any, sparse: bool, *, existing: int, stacklevel: int, split: bool = True
     ) -> None:
         nbytes, parts, lower, switch = fit_estimate(
             n_samples=N,
@@ -730,7 +938,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             solver=self.solver,
             batch_size=self.batch_size,
             early_stopping=bool(self.early_stopping),
-            validation_fraction=float(self.validation_fraction),
+            validation_fraction=float(self.validation_fraction) if split else 0.0,
             sparse=sparse,
         )
         check_memory(nbytes - existing, "training", lower, parts=parts, switch=switch, stacklevel=stacklevel)
@@ -746,26 +954,33 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     def decision_function(self, X: Any) -> np.ndarray:
         """The output activations :math:`a_k` (logits); for two classes :math:`a_1 - a_0`.
 
+        A multilabel network gives every :math:`a_k`, two labels included.
+
         Returns
         -------
         ndarray of shape (N, K), or (N,) for two classes
         """
         X = self._check_X(X)
         a2 = logits(self.params_, X, self.activation)
-        return a2[:, 1] - a2[:, 0] if a2.shape[1] == 2 else a2
+        return a2[:, 1] - a2[:, 0] if a2.shape[1] == 2 and self._output == "softmax" else a2
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
-        """:math:`\\ln y_k`, from the log-softmax: finite for every finite input.
+        """:math:`\\ln y_k`, from the log-softmax (log-sigmoid for multilabel): finite for every finite input.
 
         Returns
         -------
         ndarray of shape (N, K)
         """
         X = self._check_X(X)
+        if self._output == "sigmoid":
+            return chunked(self.params_, X, lambda p, Xc: _label_log_proba(p, Xc, self.activation))
         return chunked(self.params_, X, lambda p, Xc: network.log_forward(p, Xc, activation=self.activation))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """The class probabilities :math:`y_k` (PRML eq. 5.9 with softmax outputs).
+
+        For a multilabel network, the probability of each label, independently
+        (rows need not sum to one).
 
         Returns
         -------
@@ -774,14 +989,17 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         return np.exp(self.predict_log_proba(X))
 
     def predict(self, X: Any) -> np.ndarray:
-        """The most probable class of each pattern.
+        """The most probable class of each pattern; for a multilabel network, its labels.
 
         Returns
         -------
-        ndarray of shape (N,)
+        ndarray of shape (N,), or (N, K) of 0/1 for a multilabel network
+            (label ``k`` set where :math:`y_k > 1/2`, as ``MLPClassifier``'s).
         """
         X = self._check_X(X)
         a2 = logits(self.params_, X, self.activation)
+        if self._output == "sigmoid":
+            return (a2 > 0).astype(np.int64)  # sigma(a) > 1/2 exactly where a > 0
         return self.classes_[np.argmax(a2, axis=1)]
 
     # ------------------------------------------------------------------
@@ -812,7 +1030,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         """
         check_is_fitted(self)
         self._training = self._continue_from_weights(self._training, self.n_features_in_)
-        return state_to_dict(
+        state = state_to_dict(
             self._training,
             solver=self.solver,
             n_hidden=self.n_hidden,
@@ -821,6 +1039,9 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             classes=self.classes_,
             feature_names_in=getattr(self, "feature_names_in_", None),
         )
+        if self._output != "softmax":  # absent: softmax, as in states saved before multilabel models
+            state["output"] = self._output
+        return state
 
     def set_training_state(self, state: dict[str, Any]) -> TwoLayerClassifier:
         """Restore a :meth:`get_training_state` dict; the estimator is then fitted.
@@ -838,6 +1059,9 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         expected = {key: getattr(self, key) for key in ("solver", "n_hidden", "activation")}
         training, classes, n_features, feature_names = state_from_dict(state, expected)
         self.classes_ = classes
+        self.out_activation_ = (
+            "logistic" if network.check_output(state.get("output", "softmax")) == "sigmoid" else "softmax"
+        )
         self._set_inputs(n_features, feature_names)
         self._training = training
         self._publish(training, final=True)
@@ -858,6 +1082,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         n_iter: int = 0,
         t: int = 0,
         feature_names_in: Sequence[str] | None = None,
+        output: str = "softmax",
     ) -> TwoLayerClassifier:
         """A fitted estimator with the given weights, without training (a model file's way back).
 
@@ -877,11 +1102,15 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             (with a trailing underscore) hold it.
         feature_names_in : sequence of str, optional
             The names of the D input columns.
+        output : {"softmax", "sigmoid"}, default "softmax"
+            The output nonlinearity: "sigmoid" makes a multilabel model (its
+            ``classes`` are then ``arange(K)`` as a multilabel fit sets them).
 
         Returns
         -------
         TwoLayerClassifier
         """
+        network.check_output(output)
         model = cls(**dict(hyperparameters or {}))
         check_activation(model.activation)
         W1, b1, W2, b2 = (np.asarray(p) for p in params)
@@ -907,6 +1136,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             t=t,
         )
         model.classes_ = labels
+        model.out_activation_ = "logistic" if output == "sigmoid" else "softmax"
         model._set_inputs(D, feature_names_in)
         model._training = training
         model._publish(training, final=True)

@@ -5,7 +5,7 @@ indices :math:`k_n` and the sample and class weights as pattern weights
 :math:`s_n`; this module turns those into what a trainer reads, the
 :class:`~twolayer.training.optim.TrainingData` (pattern weights rescaled to
 mean one, :math:`\\lambda = \\alpha / S`), the settings and, for early
-stopping, the validation split and its score. Each ``*_run`` function does
+stopping, the validation split (or the caller's own validation set) and its score. Each ``*_run`` function does
 all of that first and hands back the training itself as a :data:`Run`, so
 that the estimator can store the fitted attributes however the run ends.
 """
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = [
     "OPTIMIZER_KEYS",
     "Run",
+    "ValidationSet",
+    "accuracy",
     "fresh_state",
     "full_batch_run",
     "minibatch_run",
@@ -44,6 +46,10 @@ __all__ = [
 
 #: ``run(on_epoch) -> (reason, message)``: the training, ready to start (see :func:`minibatch_run`).
 Run = Callable[[optim.EpochHook], tuple[str, str]]
+
+#: ``(X_val, k_val, s_val)``: a validation set of the caller's own, checked and encoded as the
+#: training data are (class indices, or 0/1 targets for a multilabel model; weights or None).
+ValidationSet = tuple[Any, np.ndarray, np.ndarray | None]
 
 #: The hyperparameters that shape an optimiser: a warm start continues the
 #: stored optimiser exactly when these are unchanged, and starts a fresh one
@@ -142,6 +148,7 @@ def minibatch_run(
     *,
     incremental: bool,
     finite: bool = True,
+    validation: ValidationSet | None = None,
 ) -> Run:
     """Prepare an ``sgd`` or ``adam`` fit: the optimiser, the validation split, the data and settings.
 
@@ -154,8 +161,10 @@ def minibatch_run(
         hyperparameters are unchanged), a shuffling generator and, with early
         stopping, a validation record.
     X : ndarray or scipy CSR matrix of shape (N, D)
-    k : ndarray of shape (N,)
-        Class indices :math:`k_n \\in \\{0, \\dots, K - 1\\}`.
+    k : ndarray of shape (N,), or (N, K)
+        Class indices :math:`k_n \\in \\{0, \\dots, K - 1\\}`; for a
+        multilabel model (``model._output == "sigmoid"``) the 0/1 targets
+        :math:`t_{nk}` in the working dtype.
     s : ndarray of shape (N,) or None
         Pattern weights :math:`s_n`; None for all ones.
     incremental : bool
@@ -163,6 +172,10 @@ def minibatch_run(
     finite : bool
         Whether the rows of ``X`` are known to be finite (see
         :attr:`TrainingData.checked <twolayer.training.optim.TrainingData>`).
+    validation : ValidationSet, optional
+        The caller's validation set: every row of ``X`` then trains, early
+        stopping watches this set's accuracy instead of a split's, and
+        without early stopping its accuracy is still recorded each epoch.
 
     Returns
     -------
@@ -175,17 +188,21 @@ def minibatch_run(
         state.optimizer_settings = settings
     if state.rng is None:
         state.rng = np.random.default_rng(seed_sequence(model.random_state).spawn(3)[1])
-    validation_score: Callable[[Params], float] | None
-    if model.early_stopping:
+    rows: np.ndarray | None = None
+    validation_score: Callable[[Params], float] | None = None
+    if validation is not None:
+        validation_score = accuracy(model, *validation)
+    elif model.early_stopping:
         rows, validation_score = _validation_split(model, state, X, k, s, finite)
-        if state.validation_scores is None:
-            state.validation_scores, state.best_validation_score = [], -math.inf
+    if validation_score is not None and state.validation_scores is None:
+        state.validation_scores, state.best_validation_score = [], -math.inf
+    if model.early_stopping:
         state.best_loss = None
-    else:
-        rows, validation_score = None, None
-        if state.best_loss is None:
-            state.best_loss = math.inf
-    data = training_data(X, k, s, model.alpha, rows)
+    elif state.best_loss is None:
+        state.best_loss = math.inf
+    # Without early stopping the loop does not score; a validation set of one's own is scored after each epoch.
+    recorded = None if model.early_stopping else validation_score
+    data = training_data(X, k, s, model.alpha, rows, output=model._output)
     data.checked = finite
     n = data.n
     if model.batch_size == "auto":
@@ -213,8 +230,9 @@ def minibatch_run(
     n_classes = len(model.classes_)
 
     def run(on_epoch: optim.EpochHook) -> tuple[str, str]:
+        hook = on_epoch if recorded is None else _recording(model, recorded, on_epoch)
         reason = optim.train_minibatch(
-            state, data, minibatch, n_classes=n_classes, validation_score=validation_score, on_epoch=on_epoch
+            state, data, minibatch, n_classes=n_classes, validation_score=validation_score, on_epoch=hook
         )
         return reason, "the loss was still changing"
 
@@ -222,7 +240,12 @@ def minibatch_run(
 
 
 def full_batch_run(
-    model: TwoLayerClassifier, state: optim.TrainingState, X: Any, k: np.ndarray, s: np.ndarray | None
+    model: TwoLayerClassifier,
+    state: optim.TrainingState,
+    X: Any,
+    k: np.ndarray,
+    s: np.ndarray | None,
+    validation: ValidationSet | None = None,
 ) -> Run:
     """Prepare an ``lbfgs`` or second-order fit on every pattern.
 
@@ -234,10 +257,14 @@ def full_batch_run(
         The state to train; its optimiser is dropped (the full-batch solvers
         keep none between calls).
     X : ndarray or scipy CSR matrix of shape (N, D)
-    k : ndarray of shape (N,)
-        Class indices :math:`k_n \\in \\{0, \\dots, K - 1\\}`.
+    k : ndarray of shape (N,), or (N, K)
+        Class indices :math:`k_n \\in \\{0, \\dots, K - 1\\}`, or the 0/1
+        targets of a multilabel model, as for :func:`minibatch_run`.
     s : ndarray of shape (N,) or None
         Pattern weights :math:`s_n`; None for all ones.
+    validation : ValidationSet, optional
+        The caller's validation set, whose accuracy is recorded after every
+        iteration (the full-batch solvers do not stop early).
 
     Returns
     -------
@@ -247,7 +274,10 @@ def full_batch_run(
     """
     if state.best_loss is None:
         state.best_loss = math.inf
-    data = training_data(X, k, s, model.alpha, None)
+    recorded = None if validation is None else accuracy(model, *validation)
+    if recorded is not None and state.validation_scores is None:
+        state.validation_scores, state.best_validation_score = [], -math.inf
+    data = training_data(X, k, s, model.alpha, None, output=model._output)
     settings = optim.LbfgsSettings(
         activation=model.activation,
         max_iter=int(model.max_iter),
@@ -259,11 +289,67 @@ def full_batch_run(
 
     def run(on_epoch: optim.EpochHook) -> tuple[str, str]:
         state.optimizer, state.optimizer_settings = None, {}
+        hook = on_epoch if recorded is None else _recording(model, recorded, on_epoch)
         if solver == "lbfgs":
-            return optim.train_lbfgs(state, data, settings, n_classes=n_classes, on_epoch=on_epoch)
-        return optim.train_second_order(state, data, settings, method=solver, n_classes=n_classes, on_epoch=on_epoch)
+            return optim.train_lbfgs(state, data, settings, n_classes=n_classes, on_epoch=hook)
+        return optim.train_second_order(state, data, settings, method=solver, n_classes=n_classes, on_epoch=hook)
 
     return run
+
+
+def _recording(
+    model: TwoLayerClassifier, score: Callable[[Params], float], on_epoch: optim.EpochHook
+) -> optim.EpochHook:
+    """``on_epoch`` after the validation score of the epoch's weights joins the record (no early stopping)."""
+    D, M, K = int(model.n_features_in_), int(model.n_hidden), len(model.classes_)
+
+    def hook(state: optim.TrainingState) -> bool:
+        value = score(network.unflatten(state.theta, D, M, K))
+        if state.validation_scores is None:
+            state.validation_scores = []
+        state.validation_scores.append(value)
+        best = -math.inf if state.best_validation_score is None else state.best_validation_score
+        state.best_validation_score = max(best, value)
+        if model.verbose:
+            print(f"Validation score: {value:f}")
+        return on_epoch(state)
+
+    return hook
+
+
+def accuracy(
+    model: TwoLayerClassifier, X_val: Any, k_val: np.ndarray, s_val: np.ndarray | None
+) -> Callable[[Params], float]:
+    """The held-out accuracy of a network on ``X_val``: the score early stopping watches.
+
+    Parameters
+    ----------
+    model : TwoLayerClassifier
+        Its ``activation`` is read.
+    X_val : ndarray or scipy CSR matrix of shape (V, D)
+    k_val : ndarray of shape (V,), or (V, K)
+        Class indices, or the 0/1 targets of a multilabel model: then the
+        score is the subset accuracy (every label of a pattern right), as
+        ``MLPClassifier``'s.
+    s_val : ndarray of shape (V,) or None
+        Weights of the patterns in the average; None for all ones.
+
+    Returns
+    -------
+    callable
+        ``score(params) -> float``, higher is better.
+    """
+    multilabel = k_val.ndim == 2
+
+    def score(params: Params) -> float:
+        a2 = logits(params, X_val, model.activation)
+        if multilabel:  # y_k > 1/2 exactly where a_k > 0
+            right = np.all((a2 > 0) == (k_val > 0.5), axis=1)
+        else:
+            right = np.argmax(a2, axis=1) == k_val
+        return float(np.average(right, weights=s_val))
+
+    return score
 
 
 def _patience(n_iter_no_change: float) -> int:
@@ -272,21 +358,23 @@ def _patience(n_iter_no_change: float) -> int:
 
 
 def training_data(
-    X: Any, k: np.ndarray, s: np.ndarray | None, alpha: float, rows: np.ndarray | None
+    X: Any, k: np.ndarray, s: np.ndarray | None, alpha: float, rows: np.ndarray | None, *, output: str = "softmax"
 ) -> optim.TrainingData:
     """The training rows with their weights rescaled to mean one, and :math:`\\lambda = \\alpha / S`.
 
     Parameters
     ----------
     X : ndarray or scipy CSR matrix of shape (N, D)
-    k : ndarray of shape (N,)
-        Class indices :math:`k_n`.
+    k : ndarray of shape (N,), or (N, K) for sigmoid outputs
+        Class indices :math:`k_n`, or the 0/1 targets.
     s : ndarray of shape (N,) or None
         Pattern weights :math:`s_n`; None for all ones.
     alpha : float
         The weight decay :math:`\\alpha`.
     rows : ndarray or None
         The training rows; None for all.
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity the data train.
 
     Returns
     -------
@@ -297,15 +385,15 @@ def training_data(
     """
     n = X.shape[0] if rows is None else rows.shape[0]
     if s is None:
-        return optim.TrainingData(X=X, k=k, w=None, lam=float(alpha) / n, rows=rows)
+        return optim.TrainingData(X=X, k=k, w=None, lam=float(alpha) / n, rows=rows, output=output)
     s_train = s if rows is None else s[rows]
     S = float(np.sum(s_train))
     if not S > 0:
         raise ValueError("the training patterns' sample weights are all zero; at least one must be positive")
     if np.all(s_train == s_train[0]):  # equal weights: exactly the unweighted problem
-        return optim.TrainingData(X=X, k=k, w=None, lam=float(alpha) / S, rows=rows)
+        return optim.TrainingData(X=X, k=k, w=None, lam=float(alpha) / S, rows=rows, output=output)
     w = (s * (n / S)).astype(X.dtype)
-    return optim.TrainingData(X=X, k=k, w=w, lam=float(alpha) / S, rows=rows)
+    return optim.TrainingData(X=X, k=k, w=w, lam=float(alpha) / S, rows=rows, output=output)
 
 
 def _validation_split(
@@ -316,27 +404,26 @@ def _validation_split(
     s: np.ndarray | None,
     finite: bool = True,
 ) -> tuple[np.ndarray, Callable[[Params], float]]:
-    """The training rows (sorted) and the held-out accuracy, from a stratified split seeded once per state."""
+    """The training rows (sorted) and the held-out accuracy, from a stratified split seeded once per state.
+
+    For a multilabel model the split is not stratified (as ``MLPClassifier``'s) and the
+    accuracy is the subset accuracy: every label of a pattern right.
+    """
+    multilabel = k.ndim == 2
     if state.split_seed is None:
         state.split_seed = int(seed_sequence(model.random_state).spawn(3)[2].generate_state(1)[0])
     train, val = train_test_split(
         np.arange(X.shape[0]),
         test_size=model.validation_fraction,
         random_state=state.split_seed,
-        stratify=k,
+        stratify=None if multilabel else k,
     )
     if val.shape[0] < 2:
         raise ValueError("the validation set is too small: increase validation_fraction or the data")
     train = np.sort(train)
     if not finite:  # the training rows are checked as the epoch gathers them, these are not
         optim.check_finite(X, np.sort(val))
-    X_val, k_val = X[val], k[val]
     s_val = None if s is None else s[val]
     if s_val is not None and not np.any(s_val > 0):
         raise ValueError("the validation set's sample weights are all zero; change random_state or validation_fraction")
-
-    def score(params: Params) -> float:
-        predicted = np.argmax(logits(params, X_val, model.activation), axis=1)
-        return float(np.average(predicted == k_val, weights=s_val))
-
-    return train, score
+    return train, accuracy(model, X[val], k[val], s_val)

@@ -5,6 +5,8 @@
 ``K`` outputs. The two are the same model: the logits :math:`(0, a)` give the
 softmax :math:`(1 - \\sigma(a), \\sigma(a))`, and the logit difference
 :math:`a_1 - a_0` of a two-way softmax is the logistic unit's input.
+A multilabel ``MLPClassifier`` has K logistic outputs, and so has a multilabel
+network here (sigmoid outputs): those weights carry over unchanged.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def to_mlp(model: TwoLayerClassifier) -> MLPClassifier:
     """A fitted ``MLPClassifier`` with the network of ``model`` (see :meth:`TwoLayerClassifier.to_sklearn`)."""
     check_is_fitted(model)
     W1, b1, W2, b2 = (np.array(p, copy=True) for p in model.params_)
-    binary = W2.shape[1] == 2
+    binary = W2.shape[1] == 2 and model._output == "softmax"
     if binary:
         W2 = (W2[:, 1] - W2[:, 0])[:, None]
         b2 = np.array([b2[1] - b2[0]])
@@ -66,13 +68,17 @@ def to_mlp(model: TwoLayerClassifier) -> MLPClassifier:
     mlp.coefs_ = [W1, W2]
     mlp.intercepts_ = [b1, b2]
     mlp.classes_ = model.classes_.copy()
-    mlp._label_binarizer = LabelBinarizer().fit(model.classes_)
+    multilabel = model._output == "sigmoid"
+    # A multilabel binarizer is fitted on an indicator matrix: its y_type_ is what MLPClassifier reads.
+    mlp._label_binarizer = LabelBinarizer().fit(
+        np.eye(2, len(model.classes_), dtype=int) if multilabel else model.classes_
+    )
     mlp.n_features_in_ = model.n_features_in_
     if hasattr(model, "feature_names_in_"):
         mlp.feature_names_in_ = model.feature_names_in_.copy()
     mlp.n_layers_ = 3
     mlp.n_outputs_ = 1 if binary else W2.shape[1]
-    mlp.out_activation_ = "logistic" if binary else "softmax"
+    mlp.out_activation_ = "logistic" if binary or multilabel else "softmax"
     mlp.n_iter_ = model.n_iter_
     mlp.t_ = model.t_
     mlp.loss_ = getattr(model, "loss_", None)
@@ -98,7 +104,7 @@ def mlp_network(mlp: MLPClassifier) -> tuple[Params, dict[str, Any]]:
     record : dict
         ``classes``, ``feature_names_in``, ``loss``,
         ``loss_curve``, ``best_loss``, ``validation_scores``,
-        ``best_validation_score``, ``n_iter`` and ``t``, as
+        ``best_validation_score``, ``n_iter``, ``t`` and ``output`` (the output nonlinearity), as
         :meth:`TwoLayerClassifier.from_params` takes them.
     """
     if not isinstance(mlp, MLPClassifier):
@@ -108,17 +114,17 @@ def mlp_network(mlp: MLPClassifier) -> tuple[Params, dict[str, Any]]:
         raise ValueError(
             f"from_sklearn needs an MLPClassifier with one hidden layer; this one has {len(mlp.coefs_) - 1}"
         )
-    if mlp.out_activation_ not in ("softmax", "logistic") or (
-        mlp.out_activation_ == "logistic" and mlp.n_outputs_ != 1
-    ):
-        raise ValueError("from_sklearn supports binary and multiclass MLPClassifiers, not multilabel ones")
+    if mlp.out_activation_ not in ("softmax", "logistic"):
+        raise ValueError(f"from_sklearn supports softmax and logistic outputs, not {mlp.out_activation_!r}")
+    multilabel = getattr(getattr(mlp, "_label_binarizer", None), "y_type_", "") == "multilabel-indicator"
     W1, W2 = (np.array(c, copy=True) for c in mlp.coefs_)
     b1, b2 = (np.array(c, copy=True) for c in mlp.intercepts_)
-    if mlp.out_activation_ == "logistic":
+    if mlp.out_activation_ == "logistic" and not multilabel:
         W2 = np.hstack([np.zeros_like(W2), W2])  # logits (0, a): softmax gives (1 - sigma(a), sigma(a))
         b2 = np.concatenate([np.zeros_like(b2), b2])
     validation_scores = getattr(mlp, "validation_scores_", None)
     record = {
+        "output": "sigmoid" if multilabel else "softmax",
         "classes": np.array(mlp.classes_, copy=True),
         "feature_names_in": getattr(mlp, "feature_names_in_", None),
         "loss": float(mlp.loss_),
@@ -145,7 +151,8 @@ def from_sklearn(mlp: MLPClassifier) -> TwoLayerClassifier:
     Parameters
     ----------
     mlp : sklearn.neural_network.MLPClassifier
-        Fitted, with one hidden layer, on a binary or multiclass problem.
+        Fitted, with one hidden layer, on a binary, multiclass or multilabel
+        problem (a multilabel MLP's logistic outputs stay K sigmoid outputs).
 
     Returns
     -------

@@ -20,6 +20,8 @@ holds JSON:
                     column's categories, the missing-value policy), and
                     ``feature_names`` are its input names (``colour=red``)
 ``target_name``     the name of the target column, or ``null``
+``output``          ``"sigmoid"`` for a multilabel network (K independent
+                    logistic outputs); absent for softmax outputs
 ``dtype``           ``"float32"`` or ``"float64"``, the weights' dtype
 ``hyperparameters`` ``get_params()`` of the estimator, less the callback
 ``scaler``          ``null``, or the number of samples it was fitted on
@@ -66,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from twolayer.io.atomic import atomic_write
-from twolayer.io.bayesian import bayes_entry, bayesian_network, posterior_tensors
+from twolayer.io.bayesian import bayes_entry, bayesian_network, bayesian_tensor_names, posterior_tensors
 from twolayer.io.container import (
     BAYESIAN_VERSION,
     FORMAT_VERSION,
@@ -376,6 +378,8 @@ def model_bytes(
     }
     if encoding is not None:
         entries["encoding"] = encoding.to_json()
+    if getattr(classifier, "out_activation_", "softmax") == "logistic":
+        entries["output"] = "sigmoid"  # absent: softmax, as every file before multilabel networks
     version = NETWORK_VERSION
     if is_bayesian(classifier):
         tensors.update(posterior_tensors(classifier))
@@ -406,7 +410,7 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
         that does not match the feature names, classes or the other
         weights, a count out of range), naming the problem.
     """
-    from twolayer.network import ACTIVATIONS, Params
+    from twolayer.network import ACTIVATIONS, OUTPUTS, Params
 
     source = os.fspath(path)
     tensors, metadata, version = _unpack(source, MODEL_FORMAT, "twolayer model file")
@@ -440,6 +444,11 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
     W2 = check.tensor("W2", (M, K), floats, because=f"the file lists {K} classes")
     b2 = check.tensor("b2", (K,), floats, because=f"the file lists {K} classes")
     target_name = check.entry("target_name", str, optional=True)
+    output = check.entry("output", str, optional=True) or "softmax"
+    if output not in OUTPUTS or (bayesian and output != "softmax"):
+        raise check.fail(
+            f"output {output!r} is not one of {OUTPUTS}" + (" (a Bayesian network is softmax)" if bayesian else "")
+        )
     hyper = _hyperparameters_from_json(
         check, check.entry("hyperparameters", dict), _hyperparameter_names("bayesian" if bayesian else "network")
     )
@@ -450,7 +459,7 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
     scaler_entry = check.entry("scaler", dict, optional=True)
     expected = {"W1", "b1", "W2", "b2"}
     if bayesian:
-        expected |= {"posterior.factor", "posterior.variance"}
+        expected |= bayesian_tensor_names(hyper)
     if scaler_entry is not None:
         expected |= {"scaler.mean", "scaler.scale"}
         features = f"W1 has shape {shape}, {D} features"
@@ -496,6 +505,7 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
             (n_iter, t),
             list(feature_names or ()) if with_names_in else None,
             check,
+            output,
         )
     model: Any = classifier
     if scaler_entry is not None:
@@ -525,6 +535,7 @@ def _network(
     counts: tuple[int, int],
     feature_names_in: list[str] | None,
     check: _Checker,
+    output: str = "softmax",
 ) -> TwoLayerClassifier:
     """Rebuild a fitted TwoLayerClassifier: the stored weights, and no optimiser (a warm start starts a fresh one)."""
     from twolayer.classifier import TwoLayerClassifier
@@ -542,6 +553,7 @@ def _network(
             n_iter=n_iter,
             t=t,
             feature_names_in=feature_names_in,
+            output=output,
         )
     except (TypeError, ValueError) as exc:
         raise check.fail(f"the stored model does not fit together ({exc})") from None

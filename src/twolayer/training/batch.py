@@ -62,10 +62,20 @@ class _Workspace:
 
     ``A1`` holds :math:`a^{(1)}`, then :math:`z`, then :math:`h'(a^{(1)})`;
     ``A2`` holds :math:`a^{(2)}`, then :math:`y`, then :math:`\\delta^{(2)}`;
-    ``D1`` holds :math:`\\delta^{(1)}`; ``X`` receives gathered dense rows.
+    ``D1`` holds :math:`\\delta^{(1)}`; ``X`` receives gathered dense rows; ``T``
+    (sigmoid outputs only) the gathered target rows.
     """
 
-    def __init__(self, rows: int, n_features: int, n_hidden: int, n_classes: int, dtype: Any, gather: bool) -> None:
+    def __init__(
+        self,
+        rows: int,
+        n_features: int,
+        n_hidden: int,
+        n_classes: int,
+        dtype: Any,
+        gather: bool,
+        output: str = "softmax",
+    ) -> None:
         self.rows = rows
         self.X = np.empty((rows, n_features), dtype=dtype) if gather else None
         self.A1 = np.empty((rows, n_hidden), dtype=dtype)
@@ -76,6 +86,8 @@ class _Workspace:
         self.coef = np.empty(rows, dtype=dtype)
         self.k = np.empty(rows, dtype=np.intp)
         self.w = np.empty(rows, dtype=dtype)
+        self.T = np.empty((rows, n_classes), dtype=dtype) if output == "sigmoid" else None
+        self.E = np.empty((rows, n_classes), dtype=dtype) if output == "sigmoid" else None
         self.arange = np.arange(rows)
 
 
@@ -88,13 +100,17 @@ def _batch_error_and_gradient(
     activation: str,
     ws: _Workspace,
     grad: Params,
+    output: str = "softmax",
 ) -> float:
     """The error of a batch and, into ``grad``, ``scale`` times its gradient.
 
     The same five products as :func:`twolayer.network.error_and_gradient`
     (with ``T`` the 1-of-K code of the class indices ``k`` and sample weights
     ``w``), written into the workspace and into ``grad`` (arrays that are
-    overwritten, typically views of one flat vector).
+    overwritten, typically views of one flat vector). For
+    ``output="sigmoid"``, ``k`` is the target matrix ``T`` itself, shape
+    ``(B, K)`` in the working dtype, and the error is the binary
+    cross-entropy; the compiled kernels (softmax only) are not used.
 
     Returns
     -------
@@ -115,7 +131,7 @@ def _batch_error_and_gradient(
     act = network.get_activation(activation)
     act.h_inplace(A1)  # A1 = z
     np.matmul(A1, W2, out=A2)  # (B, K)  a_k = sum_j w_kj z_j
-    kernels = _kernels()
+    kernels = _kernels() if output == "softmax" else None
     if kernels is not None:
         # The same steps in two compiled passes: the ufunc chain below costs ~20 calls per batch.
         x = A2.dtype.type
@@ -135,17 +151,10 @@ def _batch_error_and_gradient(
         return float(E)
     A2 += b2
 
-    # softmax, error and output delta, fused: A2 becomes delta_k = y_k - t_k
-    row_max, row_sum, rows = ws.row_max[:b], ws.row_sum[:b], ws.arange[:b]
-    np.max(A2, axis=1, out=row_max)
-    A2 -= row_max[:, None]  # shifted logits: exp cannot overflow
-    picked = A2[rows, k]  # a_t - max, the shifted logit of each target class
-    np.exp(A2, out=A2)
-    np.sum(A2, axis=1, out=row_sum)
-    E_n = np.log(row_sum)
-    E_n -= picked  # E_n = logsumexp(a) - a_t = -ln y_t  (eq. 5.24)
-    A2 /= row_sum[:, None]  # y_k (eq. 4.104)
-    A2[rows, k] -= 1.0  # delta_k = y_k - t_k
+    if output == "sigmoid":
+        E_n = _sigmoid_delta(A2, k, ws)
+    else:
+        E_n = _softmax_delta(A2, k, ws)
     if w is None:
         E = float(np.sum(E_n))
         A2 *= scale
@@ -166,3 +175,38 @@ def _batch_error_and_gradient(
         grad.W1[...] = X.T @ D1
     np.sum(D1, axis=0, out=grad.b1)
     return E
+
+
+def _softmax_delta(A2: np.ndarray, k: np.ndarray, ws: _Workspace) -> np.ndarray:
+    """Softmax, error and output delta, fused: ``A2`` becomes delta_k = y_k - t_k; returns E_n."""
+    b = A2.shape[0]
+    row_max, row_sum, rows = ws.row_max[:b], ws.row_sum[:b], ws.arange[:b]
+    np.max(A2, axis=1, out=row_max)
+    A2 -= row_max[:, None]  # shifted logits: exp cannot overflow
+    picked = A2[rows, k]  # a_t - max, the shifted logit of each target class
+    np.exp(A2, out=A2)
+    np.sum(A2, axis=1, out=row_sum)
+    E_n = np.log(row_sum)
+    E_n -= picked  # E_n = logsumexp(a) - a_t = -ln y_t  (eq. 5.24)
+    A2 /= row_sum[:, None]  # y_k (eq. 4.104)
+    A2[rows, k] -= 1.0  # delta_k = y_k - t_k
+    return E_n
+
+
+def _sigmoid_delta(A2: np.ndarray, T: np.ndarray, ws: _Workspace) -> np.ndarray:
+    """Sigmoid, binary cross-entropy and output delta: ``A2`` becomes delta_k = y_k - t_k; returns E_n.
+
+    Per output, :math:`-[t \\ln y + (1 - t) \\ln(1 - y)] = \\ln(1 + e^{a}) - t a`
+    (``logaddexp(0, a)``: finite for every finite ``a``), and
+    :math:`y = \\sigma(a) = e^{\\ln \\sigma(a)}` with :math:`\\ln \\sigma(a) = a - \\ln(1 + e^a)`.
+    """
+    assert ws.E is not None  # the workspace of a sigmoid fit
+    b = A2.shape[0]
+    E = ws.E[:b]
+    np.logaddexp(0.0, A2, out=E)  # ln(1 + e^a) = -ln(1 - y)
+    E_n = np.sum(E, axis=1)
+    E_n -= np.einsum("nk,nk->n", T, A2)  # E_n = sum_k ln(1 + e^{a_k}) - t_k a_k  (eq. 5.21 per output)
+    np.subtract(A2, E, out=A2)  # ln y = a - ln(1 + e^a)
+    np.exp(A2, out=A2)  # y_k (eq. 4.59)
+    A2 -= T  # delta_k = y_k - t_k
+    return E_n

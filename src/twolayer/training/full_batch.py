@@ -42,7 +42,7 @@ class _FullBatch:
         self.N = data.X.shape[0]
         self.chunk = int(min(self.N, network.CHUNK_ROWS if chunk is None else chunk))
         dense = isinstance(data.X, np.ndarray)
-        self.ws = _Workspace(self.chunk, D, M, K, dtype, gather=False)
+        self.ws = _Workspace(self.chunk, D, M, K, dtype, gather=False, output=data.output)
         self.dense = dense
         self.grad = np.empty(network.n_params(D, M, K), dtype=dtype)
         self.part = np.empty_like(self.grad) if self.chunk < self.N else None
@@ -72,6 +72,7 @@ class _FullBatch:
                 self.activation,
                 self.ws,
                 network.unflatten(out, *self.dims),
+                data.output,
             )
             if start > 0:
                 self.grad += self.part
@@ -282,8 +283,11 @@ def train_second_order(
     full = _FullBatch(data, dims, dtype, settings.activation)
     N = full.N
     X_dense = data.X.toarray() if sp.issparse(data.X) else data.X
-    T = np.zeros((N, K), dtype=dtype)
-    T[np.arange(N), data.k] = 1.0  # 1-of-K targets for the curvature module
+    if data.output == "sigmoid":
+        T = np.asarray(data.k, dtype=dtype)  # the indicator targets themselves
+    else:
+        T = np.zeros((N, K), dtype=dtype)
+        T[np.arange(N), data.k] = 1.0  # 1-of-K targets for the curvature module
     # The decay of sum_n w_n E_n is lam_g N, so that the Hessian divided by N below has lam_g.
     decay = full.layout.decay
     alpha_sum: float | tuple[float, ...] = decay[0] * N if full.layout.weight_decay else tuple(a * N for a in decay)
@@ -298,7 +302,14 @@ def train_second_order(
     def hessp(x: np.ndarray, v: np.ndarray) -> np.ndarray:
         params = network.unflatten(np.asarray(x, dtype=dtype), D, M, K)
         Hv = curvature.hessian_vector_product(
-            params, X_dense, T, np.asarray(v, dtype=dtype), data.w, activation=settings.activation, alpha=alpha_sum
+            params,
+            X_dense,
+            T,
+            np.asarray(v, dtype=dtype),
+            data.w,
+            activation=settings.activation,
+            alpha=alpha_sum,
+            output=data.output,
         )
         out = network.flatten(Hv)
         out /= N

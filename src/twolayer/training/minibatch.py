@@ -168,7 +168,9 @@ class _Minibatch:
             and data.X.dtype == theta.dtype
             and data.X.flags.c_contiguous
         )
-        self.ws = _Workspace(self.B, D, M, K, theta.dtype, gather=self.dense and not self.contiguous)
+        self.ws = _Workspace(
+            self.B, D, M, K, theta.dtype, gather=self.dense and not self.contiguous, output=data.output
+        )
         self.order = np.empty(self.n, dtype=np.intp)
 
     def _shuffle(self) -> None:
@@ -219,9 +221,14 @@ class _Minibatch:
                         if rows_buffer is None
                         else np.take(data.X, idx, axis=0, out=rows_buffer[:b], mode="clip")
                     )
-                kb = np.take(data.k, idx, out=ws.k[:b], mode="clip")
+                if ws.T is not None:  # sigmoid outputs: the target rows themselves
+                    kb = np.take(data.k, idx, axis=0, out=ws.T[:b], mode="clip")
+                else:
+                    kb = np.take(data.k, idx, out=ws.k[:b], mode="clip")
                 wb = None if data.w is None else np.take(data.w, idx, out=ws.w[:b], mode="clip")
-            total += _batch_error_and_gradient(self.params, Xb, kb, wb, 1.0 / b, activation, ws, self.grad_params)
+            total += _batch_error_and_gradient(
+                self.params, Xb, kb, wb, 1.0 / b, activation, ws, self.grad_params, data.output
+            )
             if not math.isfinite(total):
                 return None
             optimizer.step(theta, grad, 1.0, layout.segments)  # along (1/B) sum w_n grad E_n + lam_g w_g

@@ -27,6 +27,7 @@ def objective(
     *,
     alpha: Decay = 0.0,
     activation: str = "tanh",
+    output: str = "softmax",
 ) -> float:
     """The regularised error per unit of pattern weight, :math:`\\tilde E / S`.
 
@@ -55,6 +56,9 @@ def objective(
         :math:`\\sum_g \\tfrac{\\alpha_g}{2} \\lVert w_g \\rVert^2`
         (see :func:`twolayer.prior.decay_per_group`).
     activation : str, default "tanh"
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity; ``T`` then holds K independent 0/1 targets
+        per row and the error is the binary cross-entropy.
 
     Returns
     -------
@@ -65,7 +69,7 @@ def objective(
     PRML eq. 5.24 (the error), eq. 5.112 (weight decay) and eqs. 5.122–5.123 (one
     precision per group).
     """
-    E = network.error(params, X, T, sample_weight, activation=activation)
+    E = network.error(params, X, T, sample_weight, activation=activation, output=output)
     S = float(X.shape[0]) if sample_weight is None else float(np.sum(sample_weight))
     decay = decay_per_group(alpha)
     blocks = [np.asarray(p, dtype=np.float64) for p in params]

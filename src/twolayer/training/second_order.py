@@ -418,6 +418,7 @@ def network_objective(
     activation: str = "tanh",
     alpha: Decay = 0.0,
     curvature_kind: str = "hessian",
+    output: str = "softmax",
 ) -> tuple[FunAndGrad, HessP]:
     """``fun_and_grad`` and ``hessp`` of the network's regularised error over a flat vector.
 
@@ -445,6 +446,9 @@ def network_objective(
     curvature_kind : {"hessian", "gauss-newton"}, default "hessian"
         Whether ``hessp`` multiplies by the exact Hessian or by the
         (positive semi-definite) Gauss–Newton matrix.
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity (:data:`twolayer.network.OUTPUTS`); sigmoid
+        outputs take K independent 0/1 targets and the binary cross-entropy.
 
     Returns
     -------
@@ -467,6 +471,7 @@ def network_objective(
     # One decay on the weights keeps its own sum, so that alpha and (alpha, 0, alpha, 0) give the same bits.
     weight_decay = decay[0] if is_weight_decay(decay) else None
     network.get_activation(activation)  # a clear error now rather than at the first call
+    network.check_output(output)
     X, T = np.asarray(X), np.asarray(T)
     if X.ndim != 2 or T.ndim != 2 or X.shape[0] != T.shape[0]:
         raise ValueError(f"X (N, D) and T (N, K) must have the same N; got {X.shape} and {T.shape}")
@@ -476,7 +481,7 @@ def network_objective(
 
     def fun_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         params = network.unflatten(theta, D, M, K)
-        E, grad = network.error_and_gradient(params, X, T, sample_weight, activation=activation)
+        E, grad = network.error_and_gradient(params, X, T, sample_weight, activation=activation, output=output)
         if weight_decay is not None:
             if weight_decay:
                 E += 0.5 * weight_decay * float(np.sum(params.W1**2) + np.sum(params.W2**2))
@@ -488,7 +493,7 @@ def network_objective(
 
     def hessp(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
         params = network.unflatten(theta, D, M, K)
-        Hv = product(params, X, T, v, sample_weight, activation=activation, alpha=decay)
+        Hv = product(params, X, T, v, sample_weight, activation=activation, alpha=decay, output=output)
         return network.flatten(Hv)
 
     return fun_and_grad, hessp

@@ -84,9 +84,11 @@ class TrainingData:
     ----------
     X : ndarray (C-contiguous) or scipy CSR matrix of shape (N_all, D)
         Every pattern, in the working dtype.
-    k : ndarray of shape (N_all,)
+    k : ndarray of shape (N_all,), or (N_all, K) for sigmoid outputs
         The class index :math:`k_n \\in \\{0, \\dots, K - 1\\}` of each
-        pattern (its target is the 1-of-K code :math:`t_{nk_n} = 1`).
+        pattern (its target is the 1-of-K code :math:`t_{nk_n} = 1`); for
+        sigmoid outputs, the targets :math:`t_{nk} \\in \\{0, 1\\}` themselves
+        (an indicator matrix, C-contiguous, in the working dtype).
     w : ndarray of shape (N_all,) or None
         Pattern weights rescaled to mean one over the training rows
         (:math:`\\bar w_n = s_n N / S`); None for unit weights.
@@ -105,6 +107,9 @@ class TrainingData:
         When False, the first epoch checks each row as it gathers it into
         its batch and raises :class:`NonFiniteInput` naming the first bad
         entry, which spares input validation a separate pass over all of ``X``.
+    output : {"softmax", "sigmoid"}
+        The output nonlinearity (:data:`twolayer.network.OUTPUTS`): 1-of-K
+        classes, or K independent labels with the binary cross-entropy.
     """
 
     X: Any
@@ -113,6 +118,7 @@ class TrainingData:
     lam: Decay
     rows: np.ndarray | None = None
     checked: bool = True
+    output: str = "softmax"
 
     @property
     def n(self) -> int:
