@@ -33,6 +33,10 @@ EXPECTED_NAMES = [
     "hidden error",
     "first-layer derivative",
     "agreement with network.gradient",
+    "logistic sigmoid derivative",
+    "binary cross-entropy through the sigmoid",
+    "sigmoid output curvature",
+    "agreement with network.gradient, sigmoid outputs",
 ]
 REFUTED = {"the homework's penultimate line", "output error without sum_l t_l = 1"}
 
@@ -61,6 +65,9 @@ def test_every_true_step_holds(steps):
     for family in ("K=2", "K=3", "K=4"):
         assert family in steps["output error"].detail
         assert family in steps["first-layer derivative"].detail
+        assert f"{family}, sigmoid" in steps["binary cross-entropy through the sigmoid"].detail
+    # every pair (k, l) for K = 2, 3, 4: the off-diagonal zeros are claims too
+    assert "all 29 cases" in steps["sigmoid output curvature"].detail
 
 
 @pytest.mark.slow  # the whole derivation proved for K = 2, 3 and 4
@@ -227,20 +234,71 @@ def test_what_cannot_be_proved_is_not_claimed():
     assert not step.holds and step.detail.startswith("not proved")
 
 
-def test_the_agreement_step_catches_a_wrong_gradient(monkeypatch):
+@pytest.mark.parametrize("broken", ["softmax", "sigmoid"])
+def test_the_agreement_steps_catch_a_wrong_gradient(monkeypatch, broken):
     right = nw.gradient
 
-    def wrong(params, X, T, sample_weight=None, *, activation="tanh"):
-        g = right(params, X, T, sample_weight, activation=activation)
-        return g._replace(b1=2 * g.b1)
+    def wrong(params, X, T, sample_weight=None, *, activation="tanh", output="softmax"):
+        g = right(params, X, T, sample_weight, activation=activation, output=output)
+        return g._replace(b1=2 * g.b1) if output == broken else g
 
     monkeypatch.setattr(nw, "gradient", wrong)
-    (step,) = [
-        s
-        for s in dv.verify_derivation(classes=(2,), n_features=1, n_hidden=1)
-        if s.name == "agreement with network.gradient"
-    ]
-    assert not step.holds and "above" in step.detail
+    steps = {s.name: s for s in dv.verify_derivation(classes=(2,), n_features=1, n_hidden=1)}
+    softmax_step = steps["agreement with network.gradient"]
+    sigmoid_step = steps["agreement with network.gradient, sigmoid outputs"]
+    assert (softmax_step.holds, sigmoid_step.holds) == (broken != "softmax", broken != "sigmoid")
+    assert "above" in (sigmoid_step if broken == "sigmoid" else softmax_step).detail
+
+
+@pytest.fixture(scope="module")
+def sigmoid_net() -> dv.SymbolicNetwork:
+    return dv.symbolic_network(1, 1, 3, output="sigmoid")
+
+
+def any_targets(net):
+    return lambda rng: net.sample(rng, one_hot=False)
+
+
+def test_the_sigmoid_output_error_needs_no_constraint_and_the_softmax_one_does(sigmoid_net):
+    k = 1
+    step = {s.name: s for s in dv.verify_derivation(classes=(3,), n_features=1, n_hidden=1)}
+    assert step["binary cross-entropy through the sigmoid"].holds
+    assert not step["output error without sum_l t_l = 1"].holds  # the same claim, softmax: refuted
+    # A counterexample with targets that do not sum to one, re-checked with NumPy.
+    wrong = dv.check_claim(
+        "sigmoid error with the softmax's collected terms",
+        "dE/da_k = y_k sum_l t_l - t_k",
+        [
+            dv.Identity(
+                sympy.diff(sigmoid_net.E_of_a2, sigmoid_net.a2[k]),
+                sigmoid_net.y_of_a2[k] * sum(sigmoid_net.t) - sigmoid_net.t[k],
+                "K=3: k=2",
+                sample=any_targets(sigmoid_net),
+            )
+        ],
+    )
+    assert not wrong.holds and wrong.detail.startswith("counterexample")
+    a = float(Fraction(re.search(r"a2_2=(-?\d+(?:/\d+)?)", wrong.detail).group(1)))
+    t = float(Fraction(re.search(r"t_2=(-?\d+(?:/\d+)?)", wrong.detail).group(1)))
+    lhs = float(re.search(r"lhs = (\S+),", wrong.detail).group(1))
+    assert lhs == pytest.approx(1 / (1 + np.exp(-a)) - t, rel=1e-9)
+
+
+def test_a_softmax_curvature_for_sigmoid_outputs_is_refuted(sigmoid_net):
+    # -y_k y_l off the diagonal is the softmax's Lambda; the sigmoid's is zero there.
+    y = sigmoid_net.y_of_a2
+    step = dv.check_claim(
+        "wrong curvature",
+        "d2E/da_1 da_2 = -y_1 y_2",
+        [dv.Identity(sympy.diff(sigmoid_net.E_of_a2, sigmoid_net.a2[0], sigmoid_net.a2[1]), -y[0] * y[1], "K=3: 1, 2")],
+    )
+    assert not step.holds and step.detail.startswith("counterexample")
+    wrong_derivative = dv.check_claim(
+        "wrong sigmoid derivative",
+        "dy/da = y (1 + y)",
+        [dv.Identity(sympy.diff(y[0], sigmoid_net.a2[0]), y[0] * (1 + y[0]))],
+    )
+    assert not wrong_derivative.holds
 
 
 # --- the symbolic network is the network of twolayer.network ---------------------------------
@@ -266,6 +324,29 @@ def test_symbolic_network_equals_the_numerical_one(shape):
     np.testing.assert_allclose(y, nw.forward(params, x[None, :])[0], rtol=1e-13)
     assert float(net.E.xreplace(values)) == pytest.approx(nw.error(params, x[None, :], t[None, :]), rel=1e-13)
     assert net.targets_sum_to_one == {net.t[-1]: 1 - sum(net.t[:-1])}
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+def test_symbolic_sigmoid_network_equals_the_numerical_one(output):
+    D, M, K = 2, 2, 3
+    net = dv.symbolic_network(D, M, K, output=output)
+    assert net.output == output
+    rng = np.random.default_rng(1)
+    params = nw.init_params(D, M, K, random_state=rng)
+    x = rng.normal(size=D)
+    t = np.array([1.0, 0.0, 1.0])  # two labels on: a multilabel row
+    values = {net.x[i]: x[i - 1] for i in range(1, D + 1)}
+    for j in range(1, M + 1):
+        values[net.w1[j - 1][0]] = params.b1[j - 1]
+        values.update({net.w1[j - 1][i]: params.W1[i - 1, j - 1] for i in range(1, D + 1)})
+    for k in range(1, K + 1):
+        values[net.w2[k - 1][0]] = params.b2[k - 1]
+        values.update({net.w2[k - 1][j]: params.W2[j - 1, k - 1] for j in range(1, M + 1)})
+    values.update(dict(zip(net.t, t)))
+    y = [float(yk.xreplace(values)) for yk in net.y]
+    np.testing.assert_allclose(y, nw.forward(params, x[None, :], output=output)[0], rtol=1e-13)
+    E = float(net.E.xreplace(values))
+    assert E == pytest.approx(nw.error(params, x[None, :], t[None, :], output=output), rel=1e-13)
 
 
 def test_samples_respect_the_targets():
@@ -296,6 +377,7 @@ def test_steps_are_frozen():
         (lambda: dv.verify_derivation(classes=(2.5,)), "classes"),
         (lambda: dv.symbolic_network(0, 1, 2), "n_features"),
         (lambda: dv.symbolic_network(1, 1, -2), "n_classes"),
+        (lambda: dv.symbolic_network(1, 1, 2, output="relu"), "output"),
         (lambda: dv.check_claim("empty", "nothing", []), "no identities"),
     ],
 )

@@ -10,10 +10,11 @@ gradients that are wrong in the ways backpropagation goes wrong.
 from __future__ import annotations
 
 import autograd
+import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from oracles import ACTIVATIONS, error, rel_err
+from oracles import ACTIVATIONS, error, logits, rel_err
 from test_cli import assert_one_line_error, run
 from twolayer import network as nw
 from twolayer.network import Params
@@ -334,3 +335,66 @@ def test_the_command_refuses_one_class_in_one_line(capsys):
     code, out, err = run(capsys, "gradcheck", "--classes", "1")
     assert_one_line_error(code, err, "--classes 1", "at least 2", "nothing to check")
     assert out == ""
+
+
+# --- sigmoid outputs (multilabel) --------------------------------------------------------------
+
+
+def sigmoid_error(theta, X, T, s, D, M, K, activation="tanh"):
+    """The binary cross-entropy summed over outputs and patterns, written again in autograd's NumPy."""
+    a = logits(theta, X, D, M, K, activation)
+    per_pattern = -anp.sum(T * -anp.logaddexp(0.0, -a) + (1 - T) * -anp.logaddexp(0.0, a), axis=1)
+    return anp.sum(s * per_pattern)
+
+
+def test_random_multilabel_problem_has_indicator_rows_of_any_count():
+    _, _, T = gc.random_problem(3, 4, 5, 40, random_state=0, output="sigmoid")
+    assert T.shape == (40, 5) and set(np.unique(T)) == {0.0, 1.0}
+    assert len(set(T.sum(axis=1))) > 2  # not 1-of-K: rows with 0, 1, 2, ... labels
+    _, _, T1 = gc.random_problem(3, 4, 1, 10, random_state=0, output="sigmoid")  # one label is fine
+    assert T1.shape == (10, 1)
+    with pytest.raises(ValueError, match="n_classes must be a positive integer"):
+        gc.random_problem(3, 4, 0, 10, output="sigmoid")
+    with pytest.raises(ValueError, match="output must be one of"):
+        gc.random_problem(3, 4, 2, 10, output="relu")
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_multilabel_numerical_gradient_matches_autograd(activation):
+    rng = np.random.default_rng(7)
+    params, X, T = gc.random_problem(3, 4, 3, 6, random_state=rng, output="sigmoid")
+    s = rng.uniform(0.5, 2.0, size=6)
+    theta = nw.flatten(params)
+    g_ag = autograd.grad(lambda th: sigmoid_error(th, X, T, s, 3, 4, 3, activation))(theta)
+    g = gc.numerical_gradient(params, X, T, s, activation=activation, output="sigmoid")
+    assert rel_err(nw.flatten(g), g_ag) < 1e-7
+
+
+@pytest.mark.parametrize("K", [1, 3])
+def test_multilabel_check_passes_on_the_sigmoid_gradient_and_fails_on_the_softmax_one(K):
+    report = gc.check_random_network(3, 4, K, 8, random_state=1, output="sigmoid")
+    assert report.passed and report.output == "sigmoid" and report.n_classes == K
+    assert "sigmoid outputs (binary cross-entropy)" in report.table()
+
+    def softmax_gradient(params, X, T, s, *, activation, output="softmax"):
+        return nw.gradient(params, X, T, s, activation=activation)  # ignores the output it is asked for
+
+    wrong = gc.check_random_network(3, 4, 3, 8, random_state=1, output="sigmoid", gradient_fn=softmax_gradient)
+    assert not wrong.passed and {m.block for m in wrong.mismatches} >= {"W2", "b2"}
+
+
+def test_multilabel_command_passes_and_catches_a_wrong_sigmoid_gradient(capsys, monkeypatch):
+    args = ("gradcheck", "--multilabel", "--features", "3", "--hidden", "4", "--classes", "1", "--samples", "5")
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and "PASSED" in out and "K=1" in out and "sigmoid outputs" in out
+    correct_gradient = nw.gradient
+
+    def wrong(*a, output="softmax", **kw):
+        g = correct_gradient(*a, output=output, **kw)
+        return g._replace(b2=g.b2 * 1.001) if output == "sigmoid" else g
+
+    monkeypatch.setattr(nw, "gradient", wrong)
+    code, out, _ = run(capsys, *args)
+    assert code == 1 and "FAILED" in out and "b2[" in out
+    code, out, _ = run(capsys, "gradcheck", "--features", "3", "--hidden", "4", "--samples", "5")
+    assert code == 0  # the softmax check is untouched by the sigmoid bug

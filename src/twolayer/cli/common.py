@@ -261,6 +261,19 @@ def _reading(model_file: ModelFile, args: argparse.Namespace, require_target: bo
         features = list(model_file.encoding.names)
     elif model_file.feature_names is not None:
         features = list(model_file.feature_names)
+    if is_multilabel(model_file):
+        # One 0/1 column per label, named as in training; a prediction reads none of them.
+        if args.target is not None:
+            raise DataError(f"--target: {args.model} is multilabel; it reads its label columns by their names")
+        return {
+            "features": features,
+            "encoding": model_file.encoding,
+            "targets": list(label_names(model_file)) if require_target else None,
+            "require_target": require_target,
+            "id_column": args.id,
+            "sep": args.sep,
+            "keep_raw": keep_raw,
+        }
     return {
         "features": features,
         "encoding": model_file.encoding,
@@ -309,6 +322,21 @@ def model_batches(
         source = data.source
         yield data
     _note_unseen(source, unseen)
+
+
+def is_multilabel(model_file: ModelFile) -> bool:
+    """Whether the model file holds a multilabel network (K sigmoid outputs, one 0/1 label each)."""
+    return getattr(network_of(model_file.model), "out_activation_", "softmax") == "logistic"
+
+
+def label_names(model_file: ModelFile) -> tuple[str, ...]:
+    """A multilabel model's label names: the target columns it was trained on (``twolayer train``
+    records them in the file's info), else ``label_0``, ``label_1``, ..."""
+    names = (model_file.info or {}).get("target_names")
+    K = len(model_file.classes)
+    if isinstance(names, list) and len(names) == K and all(isinstance(n, str) for n in names):
+        return tuple(names)
+    return tuple(f"label_{k}" for k in range(K))
 
 
 def labels_as_classes(data: Dataset, classes: np.ndarray) -> np.ndarray:

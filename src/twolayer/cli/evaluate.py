@@ -16,8 +16,10 @@ from twolayer.cli.common import (
     busy,
     confusion_table,
     console,
+    is_multilabel,
     key_value_table,
     label,
+    label_names,
     labels_as_classes,
     model_batches,
     model_data,
@@ -29,6 +31,7 @@ from twolayer.cli.common import (
     report_picture,
     rows_description,
 )
+from twolayer.cli.multilabel import evaluation_rows, label_table, prediction_columns
 from twolayer.errors import DataError
 
 __all__ = ["EVALUATE", "PLOT", "PREDICT", "evaluate", "plot", "predict"]
@@ -84,6 +87,8 @@ def evaluate(args: argparse.Namespace) -> int:
     from twolayer.report.evaluation import Evaluation
 
     model_file = read_for_evaluation(args)
+    if is_multilabel(model_file):
+        return _evaluate_multilabel(args, model_file)
     classes = model_file.classes
     # The model's probabilities; a Bayesian network's MAP ones beside them, for calibration.
     names = ["moderated", "MAP network"] if model_file.bayesian else ["model"]
@@ -160,6 +165,27 @@ def evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _evaluate_multilabel(args: argparse.Namespace, model_file: Any) -> int:
+    """``evaluate`` of a multilabel model: subset accuracy, Hamming loss and each label's scores."""
+    from twolayer.report.metrics import multilabel_metrics
+
+    if args.plot is not None:
+        raise DataError(f"--plot: {args.model} is multilabel; its reliability diagram is not drawn")
+    names = label_names(model_file)
+    with busy("predicting"):
+        data = model_data(model_file, args, require_target=True)
+        used = recorded_rows(model_file, data, args.rows, args.model)
+        assert data.y is not None
+        proba = probabilities(model_file.model, data.X[used], data.source)
+    if used.size == 0:
+        raise DataError(f"--rows {args.rows}: {data.source} has none of them")
+    metrics = multilabel_metrics(proba, data.y[used])
+    out = console()
+    out.print(evaluation_rows(str(args.model), rows_description(data.source, args.rows, int(used.size)), metrics))
+    out.print(label_table(metrics.scores, names, "Per label"))
+    return EXIT_OK
+
+
 def predict(args: argparse.Namespace) -> int:
     from twolayer.io.modelfile import read
     from twolayer.io.paths import check_outputs
@@ -172,6 +198,7 @@ def predict(args: argparse.Namespace) -> int:
         raise DataError(f"--format {fmt} is binary: give --out FILE, or redirect standard output")
     model_file = read(args.model)
     classes = model_file.classes
+    multilabel = label_names(model_file) if is_multilabel(model_file) else None
     # A batch at a time, so that memory stays flat however long DATA is. A file appears only once
     # every batch is through (a refusal in the last leaves no file); standard output gets each as it comes.
     spinner = busy("predicting") if out is not None else contextlib.nullcontext()
@@ -186,9 +213,12 @@ def predict(args: argparse.Namespace) -> int:
                 # The feature columns as read (a text column's words, an empty cell empty), not the network's inputs.
                 assert data.raw is not None
                 columns.update({name: values for name, values in data.raw.items() if name not in columns})
-            columns["prediction"] = classes[np.argmax(proba, axis=1)]
-            if args.proba:
-                columns.update({f"proba_{label(c)}": proba[:, k] for k, c in enumerate(classes)})
+            if multilabel is not None:  # one 0/1 column per label, named after its target column
+                columns.update(prediction_columns(proba, multilabel, args.proba))
+            else:
+                columns["prediction"] = classes[np.argmax(proba, axis=1)]
+                if args.proba:
+                    columns.update({f"proba_{label(c)}": proba[:, k] for k, c in enumerate(classes)})
             writer.write(columns)
     if out is not None:
         print(f"wrote {writer.rows} predictions to {out} ({fmt})")

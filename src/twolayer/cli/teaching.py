@@ -24,13 +24,25 @@ __all__ = ["DERIVE", "GRADCHECK", "derive", "gradcheck"]
 def _add_gradcheck_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", type=positive_int, default=4, metavar="D", help="input features (default: 4)")
     p.add_argument("--hidden", type=positive_int, default=5, metavar="M", help="hidden units (default: 5)")
-    p.add_argument("--classes", type=positive_int, default=3, metavar="K", help="classes, at least 2 (default: 3)")
+    p.add_argument(
+        "--classes",
+        type=positive_int,
+        default=3,
+        metavar="K",
+        help="classes, at least 2 (default: 3); with --multilabel, labels, at least 1",
+    )
     p.add_argument("--samples", type=positive_int, default=10, metavar="N", help="patterns (default: 10)")
     p.add_argument("--seed", type=seed, default=0, help="seeds the random network and data (default: 0)")
     p.add_argument("--activation", choices=activations(), default="tanh", help="(default: tanh)")
     p.add_argument("--eps", type=positive_float, default=1e-6, help="central-difference step (default: 1e-6)")
     p.add_argument(
         "--rtol", type=positive_float, default=1e-7, help="largest relative error that passes (default: 1e-7)"
+    )
+    p.add_argument(
+        "--multilabel",
+        action="store_true",
+        help="check K sigmoid outputs with the binary cross-entropy on random 0/1 label rows "
+        "(the multilabel network) instead of the softmax",
     )
     p.add_argument(
         "--max-params",
@@ -55,7 +67,7 @@ def _add_derive_arguments(p: argparse.ArgumentParser) -> None:
 def gradcheck(args: argparse.Namespace) -> int:
     from twolayer.teaching.gradcheck import check_random_network
 
-    if args.classes < 2:
+    if args.classes < 2 and not args.multilabel:
         raise DataError(
             f"--classes {args.classes}: at least 2 (the output of a single softmax class is the constant 1, "
             "so its gradient is zero: nothing to check)"
@@ -72,6 +84,7 @@ def gradcheck(args: argparse.Namespace) -> int:
         eps=args.eps,
         rtol=args.rtol,
         max_params=args.max_params,
+        output="sigmoid" if args.multilabel else "softmax",
     )
     print(report.table())
     return EXIT_OK if report.passed else EXIT_CHECK_FAILED

@@ -35,6 +35,15 @@ from twolayer.cli.common import (
     report_picture,
     split_record,
 )
+from twolayer.cli.multilabel import (
+    check_multilabel_options,
+    is_multilabel_run,
+    label_table,
+    labels_phrase,
+    measure,
+    multilabel_figures,
+    multilabel_rows,
+)
 from twolayer.cli.progress import Display, Monitor, epochs_done, signals_stop
 from twolayer.cli.train_options import (
     BAYES_DEFAULTS,
@@ -45,6 +54,7 @@ from twolayer.cli.train_options import (
     check_run_record,
     hyperparameters,
     resolve_options,
+    with_validation,
 )
 from twolayer.cli.verdicts import check_range, diverged_message, input_scale_hint, judge, standardisation
 from twolayer.errors import DataError
@@ -196,7 +206,7 @@ class Plain(Kind):
     def intro(self, run: Run) -> str:
         data = run.data
         assert data.y is not None
-        what = f"{data.source}: {data.n_samples} samples, {data.n_features} features, {np.unique(data.y).size} classes"
+        what = f"{data.source}: {data.n_samples} samples, {data.n_features} features, {labels_phrase(data.y)}"
         resumed = f", resuming at epoch {run.first_epoch}" if run.first_epoch else ""
         return f"training on {what}; {run.train_index.size} for training, {run.test_index.size} held out{resumed}"
 
@@ -234,7 +244,8 @@ class Plain(Kind):
                     # Reaching --epochs is the plan, not a problem to warn about;
                     # overflow on the way to divergence is reported below, once.
                     warnings.simplefilter("ignore", ConvergenceWarning)
-                    model.fit(X_train, y_train)
+                    held_out = {"X_val": X_test, "y_val": y_test} if "validation" in options else {}
+                    model.fit(X_train, y_train, **held_out)
             except TrainingDiverged as exc:
                 cause = getattr(exc, "cause", None)
                 epoch = epochs_done(model) + 1
@@ -425,7 +436,8 @@ def _extremes_quiet() -> Any:
 
 def _network_row(outcome: Outcome, run: Run) -> str:
     D, M, K = run.data.n_features, run.options["hidden"], outcome.classes.size
-    return f"{D}-{M}-{K}, {run.options['activation']} hidden units, softmax outputs, {run.options['dtype']}"
+    outputs = "sigmoid outputs" if getattr(outcome.model, "out_activation_", "") == "logistic" else "softmax outputs"
+    return f"{D}-{M}-{K}, {run.options['activation']} hidden units, {outputs}, {run.options['dtype']}"
 
 
 def _write_checkpoint(fitted: Any, run: Run) -> None:
@@ -459,10 +471,13 @@ def _write_checkpoint(fitted: Any, run: Run) -> None:
 def _new_run(options: dict[str, Any], data: Dataset, source: str) -> Run:
     from twolayer.report.metrics import stratified_split
 
-    assert data.y is not None
-    train_index, test_index = stratified_split(
-        data.y, options["test_size"], options["seed"], source=data.source, option="--test-size"
-    )
+    if options.get("validation") is not None:  # FILE's rows, after DATA's, are the held-out ones
+        data, train_index, test_index = with_validation(data, options["validation"])
+    else:
+        assert data.y is not None
+        train_index, test_index = stratified_split(
+            data.y, options["test_size"], options["seed"], source=data.source, option="--test-size"
+        )
     mean = scale = None
     if options["scale"]:
         mean, scale = standardisation(data.X[train_index])
@@ -521,7 +536,7 @@ def _check_files(args: argparse.Namespace, options: Mapping[str, Any], names: tu
 
     outputs = {"--" + name: options[name] for name in names}
     check_outputs(
-        {"DATA": source, "--resume": args.resume},
+        {"DATA": source, "--resume": args.resume, "--validation": options.get("validation")},
         outputs,
         figures=("--plot",),
         rewrites={"--checkpoint": "--resume"},  # a resumed run keeps its checkpoint up to date
@@ -536,9 +551,9 @@ def train(args: argparse.Namespace) -> int:
     """``twolayer train``: the one workflow, with the differences of ``--bayes`` in its :class:`Kind`."""
     from twolayer.io.datasets import check_classes
     from twolayer.io.modelfile import atomic_write_all, load_checkpoint, model_bytes
-    from twolayer.report.metrics import classification_metrics
     from twolayer.training.solvers import MINIBATCH_SOLVERS
 
+    check_multilabel_options(args)  # leaves args.target one name, or a list of them with --multilabel
     kind: Kind = Bayesian() if args.bayes else Plain()
     kind.refuse(args)
     checkpoint_in = None
@@ -571,6 +586,8 @@ def train(args: argparse.Namespace) -> int:
         run, model = _resumed_run(checkpoint_in, args.resume, options, data, source)
         if options["solver"] not in MINIBATCH_SOLVERS:
             note(_fresh_state_note(options["solver"]), quiet=quiet)
+    data = run.data  # with --validation, DATA's rows and then FILE's
+    assert data.y is not None
     model = kind.build(options) if model is None else model
 
     dtype = np.float32 if options["dtype"] == "float32" else np.float64
@@ -589,12 +606,14 @@ def train(args: argparse.Namespace) -> int:
     with _extremes_quiet():
         predictor = run.pipeline(model)
         classes = np.asarray(model.classes_)
-        train_metrics = classification_metrics(predictor.predict_proba(data.X[run.train_index]), y_train, classes)
+        train_metrics = measure(predictor.predict_proba(data.X[run.train_index]), y_train, classes)
         test_proba = np.asarray(predictor.predict_proba(data.X[run.test_index]))
-        test_metrics = classification_metrics(test_proba, data.y[run.test_index], classes)
+        test_metrics = measure(test_proba, data.y[run.test_index], classes)
         outcome = Outcome(model, predictor, classes, train_metrics, test_metrics, test_proba, seconds)
         figures = kind.figures(outcome, run)
-    verdict = judge(outcome, run, X_train, plain=isinstance(kind, Plain))
+    # The verdicts compare with the majority class, which a label matrix does not have.
+    multilabel = data.target_names is not None
+    verdict = None if multilabel else judge(outcome, run, X_train, plain=isinstance(kind, Plain))
     if verdict is not None and "stopped" in figures:
         figures["stopped"] = verdict.label  # never "converged"
     summary = {
@@ -607,6 +626,7 @@ def train(args: argparse.Namespace) -> int:
         "test_confusion_matrix": test_metrics.confusion_matrix,
         "split": split_record(data, run.test_index, run.fingerprint),
         **{key: value for key, value in figures.items() if key not in kind.shown_only},
+        **(multilabel_figures(test_metrics, data.target_names) if data.target_names is not None else {}),
     }
     if verdict is not None:
         summary["warning"] = verdict.warning.removeprefix("warning: ")
@@ -650,17 +670,21 @@ def train(args: argparse.Namespace) -> int:
     if not quiet:
         D, K = data.n_features, classes.size
         split = f"{run.train_index.size} train / {run.test_index.size} test"
-        rows = [("data", f"{source} ({split}, {D} features, {K} classes)")]
+        rows = [("data", f"{source} ({split}, {D} features, {K} {'labels' if multilabel else 'classes'})")]
         if data.target_note is not None:  # which column was taken for the labels, and why
-            rows.append(("target", data.target_note.removeprefix("target column: ")))
+            rows.append(("target", data.target_note.removeprefix("target column: ").removeprefix("target columns: ")))
         if data.id_name is not None:
             rows.append(("identifier", f"{data.id_name!r} (not a feature)"))
         if data.encoding is not None:
             rows.append(("encoding", _encoding_description(data)))
         rows += kind.rows(outcome, figures, run)
         out = console()
-        out.print(key_value_table("Summary", rows))
-        out.print(confusion_table(np.asarray(test_metrics.confusion_matrix), classes, kind.confusion_title))
+        if data.target_names is not None:
+            out.print(key_value_table("Summary", multilabel_rows(rows, train_metrics, test_metrics)))
+            out.print(label_table(test_metrics.scores, data.target_names, "Per label (held-out test set)"))
+        else:
+            out.print(key_value_table("Summary", rows))
+            out.print(confusion_table(np.asarray(test_metrics.confusion_matrix), classes, kind.confusion_title))
         if verdict is not None:
             note(verdict.warning)
         flagged = "" if verdict is None else f" ({verdict.label}: see the warning above)"
@@ -674,9 +698,11 @@ def _load(source: str, options: Mapping[str, Any], *, missing: str | None, keep_
     """DATA with the columns the run's options choose."""
     from twolayer.io.datasets import load_dataset
 
+    several = is_multilabel_run(options)
     return load_dataset(
         source,
-        target=options["target"],
+        target=None if several else options["target"],
+        targets=options["target"] if several else None,
         select=options["features"],
         drop=options["drop"],
         id_column=options["id"],

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from twolayer.cli.common import (
     activations,
     add_table_arguments,
     fraction,
     non_negative_float,
+    note,
     positive_float,
     positive_int,
     seed,
 )
 from twolayer.errors import DataError
+
+if TYPE_CHECKING:
+    from twolayer.io.datasets import Dataset
 
 # The defaults of `twolayer train`: Adam on a network small enough that the
 # bundled digits reach about 97% held-out accuracy.
@@ -127,8 +134,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--target",
+        nargs="+",
         metavar="NAME",
-        help="the column holding the labels (default: one named target, label, class or y, else the last)",
+        help="the column holding the labels (default: one named target, label, class or y, else the last); "
+        "with --multilabel, the columns holding the labels, each 0/1 or true/false",
+    )
+    p.add_argument(
+        "--multilabel",
+        action="store_true",
+        help="several labels per row: K sigmoid outputs with the binary cross-entropy, one per --target column",
     )
     columns = p.add_argument_group("the table's columns")
     columns.add_argument(
@@ -199,6 +213,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         type=fraction,
         metavar="F",
         help=f"fraction held out (stratified) for testing {_default('test_size')}",
+    )
+    model.add_argument(
+        "--validation",
+        metavar="FILE",
+        help="hold out FILE's rows instead of a --test-size split of DATA: every row of DATA trains, and FILE "
+        "(read with DATA's columns and their encoding) is the held-out set of the accuracy curve, the summary's "
+        "test figures and, for adam and sgd, early stopping (training stops when FILE's accuracy has not "
+        "improved by --tol for --n-iter-no-change epochs, and keeps the best weights)",
     )
     model.add_argument(
         "--scale",
@@ -298,8 +320,14 @@ def resolve_options(
 ) -> dict[str, Any]:
     """The run's options: those given, else the checkpoint's when resuming, else the defaults."""
     given = {key: getattr(args, key) for key in keys}
+    validation = getattr(args, "validation", None)
+    if validation is not None:
+        _check_validation(args, resume)
     if stored is None:
-        return {key: (defaults.get(key) if value is None else value) for key, value in given.items()}
+        options = {key: (defaults.get(key) if value is None else value) for key, value in given.items()}
+        if validation is not None:  # absent otherwise, so that runs without it record what they did before
+            options["validation"] = validation
+        return options
     options = dict.fromkeys(TABLE_KEYS) | dict(stored)
     for key in _RUN_DEFINING:
         if given[key] is not None and given[key] != stored.get(key):
@@ -339,7 +367,94 @@ def check_run_record(path: str, record: dict[str, Any]) -> None:
         raise DataError(f"{path}: not a checkpoint of 'twolayer train' (the option {missing[0]!r} is not recorded)")
 
 
+def _check_validation(args: argparse.Namespace, resume: str | None) -> None:
+    """``--validation`` replaces the --test-size split, and a checkpoint records only DATA's split."""
+    if getattr(args, "test_size", None) is not None:
+        raise DataError("--test-size does not apply with --validation (FILE's rows are the held-out set)")
+    for flag, value in (("--resume", resume), ("--checkpoint", getattr(args, "checkpoint", None))):
+        if value is not None:
+            raise DataError(f"--validation cannot be combined with {flag} (a checkpoint records a split of DATA alone)")
+
+
+def with_validation(data: Dataset, path: str) -> tuple[Dataset, np.ndarray, np.ndarray]:
+    """DATA's rows followed by those of ``--validation FILE``, and which are for training and which held out.
+
+    FILE is read as a trained model reads its data: the columns of DATA (by
+    name where they have names), encoded as DATA's were (the categories and
+    fill values of DATA's columns), and the target column of DATA.
+
+    Parameters
+    ----------
+    data : Dataset
+        DATA, as loaded for training.
+    path : str
+        FILE.
+
+    Returns
+    -------
+    Dataset
+        DATA with FILE's rows appended.
+    ndarray, ndarray
+        The training rows (all of DATA's) and the held-out rows (FILE's).
+
+    Raises
+    ------
+    DataError
+        FILE cannot be read with DATA's columns, or holds a label DATA has not.
+    """
+    from twolayer.io.datasets import load_dataset
+
+    assert data.y is not None
+    features: list[str] | int = data.n_features
+    if data.encoding is not None:
+        features = list(data.encoding.names)
+    elif data.feature_names is not None:
+        features = list(data.feature_names)
+    several = data.target_names is not None
+    held = load_dataset(
+        path,
+        features=features,
+        encoding=data.encoding,
+        default_target=None if several else data.target_name,
+        targets=list(data.target_names) if data.target_names is not None else None,
+        id_column=data.id_name,
+    )
+    for warning in held.warnings:
+        note(f"warning: --validation {warning}")
+    for column, rows in held.unseen.items():
+        note(f"note: --validation {path}: {rows} rows hold a value of {column!r} that DATA does not (inputs all zero)")
+    assert held.y is not None
+    y_held = held.y.astype(str) if data.y.dtype.kind in "UO" and held.y.dtype.kind not in "UO" else held.y
+    if not several:
+        labels = np.unique(y_held)
+        # Labels of another kind (text beside numbers) are none of DATA's classes.
+        unknown = np.setdiff1d(labels, np.unique(data.y)) if labels.dtype.kind == data.y.dtype.kind else labels
+        if unknown.size:
+            shown = ", ".join(repr(v.item()) for v in unknown[:5])
+            raise DataError(f"--validation {path}: the labels {shown} are not among the classes of {data.source}")
+    ids = None if data.ids is None or held.ids is None else np.concatenate([data.ids, held.ids])
+    both = dataclasses.replace(
+        data,
+        X=np.concatenate([data.X, held.X.astype(data.X.dtype, copy=False)]),
+        y=np.concatenate([data.y, y_held]),
+        ids=ids,
+        raw=None,
+        source=f"{data.source} with --validation {path}",
+    )
+    n, total = data.n_samples, both.n_samples
+    return both, np.arange(n), np.arange(n, total)
+
+
 def hyperparameters(options: dict[str, Any]) -> dict[str, Any]:
+    from twolayer.training.solvers import MINIBATCH_SOLVERS
+
+    if options.get("validation") is not None and options["solver"] in MINIBATCH_SOLVERS:
+        # --validation is the held-out set of early stopping (the whole-batch solvers have none).
+        return {**_hyperparameters(options), "early_stopping": True}
+    return _hyperparameters(options)
+
+
+def _hyperparameters(options: dict[str, Any]) -> dict[str, Any]:
     return {
         "n_hidden": options["hidden"],
         "activation": options["activation"],

@@ -39,7 +39,7 @@ from twolayer.io.encoding import FeatureEncoding
 from twolayer.io.tables import BATCH_BYTES, STDIN, Column, Table, iter_table, read_table
 from twolayer.io.tables._columns import _plan_columns
 from twolayer.io.tables._messages import _suggest
-from twolayer.io.tables._result import _target_note
+from twolayer.io.tables._result import _target_note, _targets_note
 
 __all__ = [
     "BUILTINS",
@@ -66,10 +66,12 @@ class Dataset:
     X : ndarray of shape (N, D), float64
         The network's inputs, all finite (a text column one-hot encoded,
         missing cells filled, as :attr:`encoding` says).
-    y : ndarray of shape (N,) or None
+    y : ndarray of shape (N,) or (N, K), or None
         The labels: int64, or str when any label is not an integer written
         the canonical way (``"007"`` stays ``"007"``). ``None`` when the
-        source holds no target (allowed only for prediction).
+        source holds no target (allowed only for prediction). For a
+        multilabel target (several target columns), an int64 indicator
+        matrix, one 0/1 column per target column.
     feature_names : tuple of str or None
         The names of the ``D`` feature columns, or ``None`` when the source
         has none (a ``.npz`` without ``feature_names``, a file without a
@@ -91,6 +93,9 @@ class Dataset:
         became ``X`` (``None``: as read), the rows dropped for a missing cell,
         warnings for the user, unseen categories per column, and the feature
         columns as read (when asked for).
+    target_names : tuple of str or None
+        The target columns of a multilabel target, in the order of ``y``'s
+        columns; ``None`` for one target column.
     """
 
     X: np.ndarray
@@ -107,6 +112,7 @@ class Dataset:
     warnings: tuple[str, ...] = ()
     unseen: dict[str, int] = field(default_factory=dict)
     raw: dict[str, np.ndarray] | None = None
+    target_names: tuple[str, ...] | None = None
 
     @property
     def n_samples(self) -> int:
@@ -121,7 +127,7 @@ class Dataset:
     @property
     def target_note(self) -> str | None:
         """One line that says which column is the target and why (``None`` for a built-in or a ``.npz``)."""
-        return _target_note(self.target_name, self.target_choice)
+        return _targets_note(self.target_names) or _target_note(self.target_name, self.target_choice)
 
     def fingerprint(self) -> str:
         """A SHA-256 digest of ``X`` and ``y``: a checkpoint resumes only on the same data."""
@@ -150,6 +156,7 @@ class Dataset:
             warnings=table.warnings,
             unseen=table.unseen,
             raw=table.raw,
+            target_names=table.target_names,
         )
 
 
@@ -287,6 +294,7 @@ def load_dataset(
     missing: str | None = None,
     encoding: FeatureEncoding | None = None,
     keep_raw: bool = False,
+    targets: Sequence[str] | None = None,
 ) -> Dataset:
     """Load a built-in by name, or a table from a file or standard input (``"-"``).
 
@@ -323,6 +331,10 @@ def load_dataset(
         its column names.
     keep_raw : bool, default False
         Keep the feature columns as read (:attr:`Dataset.raw`).
+    targets : sequence of str, optional
+        Several target columns of a file, in place of ``target``: a multilabel
+        target, ``y`` an (N, K) matrix of 0 and 1 (see
+        :func:`twolayer.io.tables.read_table`).
 
     Returns
     -------
@@ -336,6 +348,7 @@ def load_dataset(
         ``select`` or ``drop`` together with ``features``; ``sep`` not one character.
     """
     if _is_builtin(source):
+        _no_targets(source, targets)
         return _builtin(source, features, select, drop, target, id_column, sep, encoding, keep_raw)
     _check_file(source)
     table = read_table(
@@ -351,6 +364,7 @@ def load_dataset(
         missing=missing,
         encoding=encoding,
         keep_raw=keep_raw,
+        targets=targets,
     )
     return Dataset.from_table(table)
 
@@ -367,6 +381,7 @@ def load_batches(
     sep: str | None = None,
     keep_raw: bool = False,
     batch_bytes: int = BATCH_BYTES,
+    targets: Sequence[str] | None = None,
 ) -> Iterator[Dataset]:
     """:func:`load_dataset` for a trained model, a batch of rows at a time (a built-in in one).
 
@@ -381,6 +396,7 @@ def load_batches(
         The next rows.
     """
     if _is_builtin(source):
+        _no_targets(source, targets)
         yield _builtin(source, features, None, None, target, id_column, sep, encoding, keep_raw)
         return
     _check_file(source)
@@ -395,8 +411,14 @@ def load_batches(
         default_target=default_target,
         keep_raw=keep_raw,
         batch_bytes=batch_bytes,
+        targets=targets,
     ):
         yield Dataset.from_table(table)
+
+
+def _no_targets(source: str, targets: Sequence[str] | None) -> None:
+    if targets is not None:
+        raise DataError(f"--target applies to files; {source!r} is a built-in dataset with one target")
 
 
 def _is_builtin(source: str) -> bool:
@@ -439,7 +461,7 @@ def _check_file(source: str) -> None:
 
 
 def check_classes(data: Dataset) -> None:
-    """Require at least two classes, as training a classifier does.
+    """Require at least two classes, as training a classifier does (any labels of a multilabel target).
 
     Raises
     ------
@@ -448,6 +470,8 @@ def check_classes(data: Dataset) -> None:
     """
     if data.y is None:
         raise DataError(f"{data.source} has no labels to train on")
+    if data.y.ndim == 2:
+        return  # a multilabel target: each column is 0 or 1, and one label alone is a problem too
     classes = np.unique(data.y)
     if classes.size < 2:
         column = f"the target {data.target_name!r}" if data.target_name else "the labels"

@@ -20,6 +20,14 @@ so is :math:`\\partial E / \\partial a_k = y_k - t_k` without the constraint
 :math:`\\sum_l t_l = 1` that it needs. The last step substitutes numbers into
 the final formulas and compares them with :func:`twolayer.network.gradient`.
 
+Then the multilabel case (``docs/derivation.md``, "Sigmoid outputs"): K
+logistic sigmoid outputs with the binary cross-entropy. The sigmoid's
+derivative, the output error :math:`y_k - t_k` for *any* targets (no
+:math:`\\sum_l t_l = 1` needed this time), the diagonal output curvature
+:math:`\\partial^2 E / \\partial a_k \\partial a_l = \\delta_{kl}\\, y_k (1 - y_k)`,
+and the final formulas, unchanged after the output errors, against
+``network.gradient(..., output="sigmoid")``.
+
 The names of both helper modules are re-exported here, where they were first
 defined, so ``from twolayer.teaching.derivation import check_claim`` keeps working.
 """
@@ -42,7 +50,9 @@ except ImportError as exc:  # an optional dependency: say how to get it
 from twolayer.teaching.identities import Identity, Sample, Step, check_claim
 from twolayer.teaching.symbolic_network import (
     SymbolicNetwork,
+    binary_cross_entropy,
     cross_entropy,
+    logistic_sigmoid,
     softmax,
     symbolic_network,
     tanh_from_exp,
@@ -52,8 +62,10 @@ __all__ = [
     "Identity",
     "Step",
     "SymbolicNetwork",
+    "binary_cross_entropy",
     "check_claim",
     "cross_entropy",
+    "logistic_sigmoid",
     "softmax",
     "symbolic_network",
     "tanh_from_exp",
@@ -173,6 +185,54 @@ def _output_steps(nets: Sequence[SymbolicNetwork], rng: np.random.Generator) -> 
     ]
 
 
+def _sigmoid_steps(nets: Sequence[SymbolicNetwork], rng: np.random.Generator) -> list[Step]:
+    """Sigmoid outputs and the binary cross-entropy: the sigmoid, the output errors and curvature."""
+    a = sympy.Symbol("a", real=True)
+    (sigma,) = logistic_sigmoid([a])
+    pairs = [(net, k, l) for net in nets for k in range(net.n_classes) for l in range(net.n_classes)]
+    return [
+        check_claim(
+            "logistic sigmoid derivative",
+            "dy/da = y (1 - y) for y = 1 / (1 + e^-a)",
+            [Identity(sympy.diff(sigma, a), sigma * (1 - sigma), "y = 1 / (1 + e^-a)")],
+            latex=r"\frac{d\sigma}{da} = \sigma(a) (1 - \sigma(a)), \quad \sigma(a) = \frac{1}{1 + e^{-a}}",
+            random_state=rng,
+        ),
+        check_claim(
+            "binary cross-entropy through the sigmoid",
+            "dE/da_k = y_k - t_k  (any t: no sum_l t_l = 1 needed)",
+            [
+                Identity(
+                    sympy.diff(net.E_of_a2, net.a2[k]),
+                    net.y_of_a2[k] - net.t[k],
+                    f"K={net.n_classes}, sigmoid: k={k + 1}",
+                    sample=_any_targets(net),
+                )
+                for net in nets
+                for k in range(net.n_classes)
+            ],
+            latex=r"\frac{\partial E}{\partial a_k} = y_k - t_k, \quad "
+            r"E = -\sum_k [t_k \ln y_k + (1 - t_k) \ln(1 - y_k)]",
+            random_state=rng,
+        ),
+        check_claim(
+            "sigmoid output curvature",
+            "d2E/da_k da_l = y_k (1 - y_k) if k = l, else 0  (any t)",
+            [
+                Identity(
+                    sympy.diff(net.E_of_a2, net.a2[k], net.a2[l]),
+                    net.y_of_a2[k] * (1 - net.y_of_a2[k]) if k == l else 0,
+                    f"K={net.n_classes}, sigmoid: k={k + 1}, l={l + 1}",
+                    sample=_any_targets(net),
+                )
+                for net, k, l in pairs
+            ],
+            latex=r"\frac{\partial^2 E}{\partial a_k \partial a_l} = \delta_{kl}\, y_k (1 - y_k)",
+            random_state=rng,
+        ),
+    ]
+
+
 def _tanh_step(rng: np.random.Generator) -> Step:
     a = sympy.Symbol("a", real=True)
     h = tanh_from_exp(a)
@@ -247,10 +307,16 @@ def _weight_steps(nets: Sequence[SymbolicNetwork], rng: np.random.Generator) -> 
 
 
 def _numerical_step(net: SymbolicNetwork, n_samples: int, rng: np.random.Generator) -> Step:
-    """Substitute numbers into the final formulas and compare with network.gradient."""
+    """Substitute numbers into the final formulas and compare with network.gradient.
+
+    The formulas are the same for either output (they start from the output
+    error :math:`y_k - t_k`); ``net.output`` says which outputs ``y`` are, and
+    which targets to draw: 1-of-K codes, or any indicator rows for sigmoid outputs.
+    """
     from twolayer import network  # the one import of ours: the code this derivation justifies
 
     D, M, K = net.n_features, net.n_hidden, net.n_classes
+    sigmoid = net.output == "sigmoid"
     # The final answer of the derivation, in PRML's indexing.
     grad_w1 = [[_backprop(net, net.y, net.z, j) * net.x[i] for i in range(D + 1)] for j in range(1, M + 1)]
     grad_w2 = [[(net.y[k] - net.t[k]) * net.z[j] for j in range(M + 1)] for k in range(K)]
@@ -263,7 +329,7 @@ def _numerical_step(net: SymbolicNetwork, n_samples: int, rng: np.random.Generat
     W2 = rng.normal(size=(M, K))
     b2 = rng.normal(size=K)
     X = rng.normal(size=(n_samples, D))
-    T = np.eye(K)[rng.integers(K, size=n_samples)]
+    T = (rng.random((n_samples, K)) < 0.5).astype(float) if sigmoid else np.eye(K)[rng.integers(K, size=n_samples)]
     # PRML's w1[j][i] (i = 0 the bias) in scikit-learn's layout: W1[i-1, j-1], b1[j-1].
     w1_values = np.column_stack([b1, W1.T])  # (M, D+1)
     w2_values = np.column_stack([b2, W2.T])  # (K, M+1)
@@ -272,7 +338,8 @@ def _numerical_step(net: SymbolicNetwork, n_samples: int, rng: np.random.Generat
     symbolic = np.sum([formula(*theta, *X[n], *T[n]) for n in range(n_samples)], axis=0)
     sym_w1 = symbolic[: M * (D + 1)].reshape(M, D + 1)
     sym_w2 = symbolic[M * (D + 1) :].reshape(K, M + 1)
-    g = network.gradient(network.Params(W1, b1, W2, b2), X, T)
+    params = network.Params(W1, b1, W2, b2)
+    g = network.gradient(params, X, T, output="sigmoid") if sigmoid else network.gradient(params, X, T)
     from_code = np.concatenate([np.column_stack([g.b1, g.W1.T]).ravel(), np.column_stack([g.b2, g.W2.T]).ravel()])
     from_formula = np.concatenate([sym_w1.ravel(), sym_w2.ravel()])
     rel_error = float(np.max(np.abs(from_code - from_formula)) / max(np.max(np.abs(from_formula)), 1e-300))
@@ -282,8 +349,9 @@ def _numerical_step(net: SymbolicNetwork, n_samples: int, rng: np.random.Generat
         f"/ max |formula| = {rel_error:.1e} ({'within' if holds else 'above'} 1e-12)"
     )
     return Step(
-        "agreement with network.gradient",
-        "the final formulas, evaluated at a random point, equal twolayer.network.gradient",
+        "agreement with network.gradient" + (", sigmoid outputs" if sigmoid else ""),
+        "the final formulas, evaluated at a random point, equal twolayer.network.gradient"
+        + (' (output="sigmoid", indicator targets)' if sigmoid else ""),
         holds,
         detail,
         latex=r"\sum_n \frac{\partial E_n}{\partial w} \big|_{\text{formulas}} = \nabla E \big|_{\text{network.gradient}}",
@@ -317,23 +385,32 @@ def verify_derivation(
         homework's slip (expected False), the output error without and with
         :math:`\\sum_l t_l = 1` (the first expected False), tanh', the second
         layer, the hidden error, the first layer, and the numerical agreement
-        with :func:`twolayer.network.gradient` (for the largest ``K``).
+        with :func:`twolayer.network.gradient` (for the largest ``K``); then for
+        sigmoid outputs with the binary cross-entropy: the logistic sigmoid's
+        derivative, the output error without any constraint on the targets, the
+        output curvature, and the numerical agreement with
+        ``network.gradient(..., output="sigmoid")``.
         ``step.as_expected`` is True for all of them when the derivation is right.
 
     References
     ----------
     PRML §4.3.4 (the softmax derivative, eq. 4.106, and the cross-entropy
     gradient, eq. 4.109), §5.3.1-5.3.2 (backpropagation, eq. 5.53-5.56, and the
-    tanh network, eq. 5.63-5.67); ``docs/derivation.md``.
+    tanh network, eq. 5.63-5.67), §5.2 (eq. 5.21, the binary cross-entropy),
+    §4.3.6 (canonical links); ``docs/derivation.md``.
     """
     classes = tuple(classes)
     if not classes or any(not isinstance(K, (int, np.integer)) or K < 2 for K in classes):
         raise ValueError(f"classes must be a non-empty sequence of integers of at least 2, got {classes!r}")
     rng = np.random.default_rng(random_state)
     nets = [symbolic_network(n_features, n_hidden, int(K)) for K in classes]
+    sigmoid_nets = [symbolic_network(n_features, n_hidden, int(K), output="sigmoid") for K in classes]
+    largest = int(np.argmax(classes))
     return [
         *_output_steps(nets, rng),
         _tanh_step(rng),
         *_weight_steps(nets, rng),
-        _numerical_step(nets[int(np.argmax(classes))], 3, rng),
+        _numerical_step(nets[largest], 3, rng),
+        *_sigmoid_steps(sigmoid_nets, rng),
+        _numerical_step(sigmoid_nets[largest], 3, rng),
     ]

@@ -44,6 +44,11 @@ with :math:`a_{nk}` the output activations, :math:`s_n` the pattern weights and
 :math:`\\epsilon` the step (measured on random networks, the largest error of a
 correct gradient stays below 0.4 of the unscaled estimate).
 
+With ``output="sigmoid"`` (multilabel targets: K independent logistic outputs
+and the binary cross-entropy, ``docs/derivation.md``, "Sigmoid outputs") the
+error checked is that one, and :math:`|t_{nk} \\ln y_{nk}|` in ``atol`` becomes
+:math:`|t_{nk} \\ln y_{nk} + (1 - t_{nk}) \\ln(1 - y_{nk})|`.
+
 Everything is computed in float64, whatever the precision of the inputs: the
 check is of the formulas, not of float32 rounding.
 """
@@ -130,12 +135,21 @@ def _check_settings(eps: float, rtol: float, atol: float | None) -> None:
 
 
 def _rounding_noise(
-    params: Params, X: np.ndarray, T: np.ndarray, s: np.ndarray | None, eps: float, activation: str
+    params: Params,
+    X: np.ndarray,
+    T: np.ndarray,
+    s: np.ndarray | None,
+    eps: float,
+    activation: str,
+    output: str = "softmax",
 ) -> float:
     """The default ``atol``: ten times the estimated rounding error of a difference quotient."""
     _, a2 = network.hidden_and_output(params, X, activation=activation)  # (N, K)
-    log_y = network.log_forward(params, X, activation=activation)  # (N, K)
-    per_pattern = 1.0 + np.max(np.abs(a2), axis=1) + np.sum(np.abs(T * log_y), axis=1)  # (N,)
+    log_y = network.log_forward(params, X, activation=activation, output=output)  # (N, K)
+    terms = T * log_y
+    if output == "sigmoid":
+        terms = terms + (1 - T) * (log_y - a2)  # ln(1 - y) = ln y - a for the logistic sigmoid
+    per_pattern = 1.0 + np.max(np.abs(a2), axis=1) + np.sum(np.abs(terms), axis=1)  # (N,)
     weights = np.ones(X.shape[0]) if s is None else np.abs(s)
     return _NOISE_FACTOR * _UNIT_ROUNDOFF * float(weights @ per_pattern) / eps
 
@@ -175,6 +189,7 @@ def numerical_gradient(
     *,
     activation: str = "tanh",
     eps: float = 1e-6,
+    output: str = "softmax",
 ) -> Params:
     """The gradient of :func:`twolayer.network.error` by central differences.
 
@@ -192,6 +207,8 @@ def numerical_gradient(
     activation : str, default "tanh"
     eps : float, default 1e-6
         The step :math:`\\epsilon`.
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity and its error, as for :func:`twolayer.network.error`.
 
     Returns
     -------
@@ -204,11 +221,12 @@ def numerical_gradient(
     """
     _check_settings(eps, 1.0, None)
     network.get_activation(activation)
+    network.check_output(output)
     p, X, T, s = _validated(params, X, T, sample_weight)
     theta = np.asarray(network.flatten(p))
     g = np.empty_like(theta)
     for i in range(theta.size):
-        g[i] = _difference_quotient(theta, i, eps, p, X, T, s, activation)
+        g[i] = _difference_quotient(theta, i, eps, p, X, T, s, activation, output)
     D, M, K = X.shape[1], p.W1.shape[1], p.W2.shape[1]
     return Params(*(np.array(b) for b in network.unflatten(g, D, M, K)))
 
@@ -222,23 +240,31 @@ def _difference_quotient(
     T: np.ndarray,
     s: np.ndarray | None,
     activation: str,
+    output: str = "softmax",
 ) -> float:
     """The central difference along coordinate ``i`` (PRML eq. 5.69)."""
     plus, minus = theta.copy(), theta.copy()
     plus[i] += eps
     minus[i] -= eps
-    E_plus, E_minus = _error_at(plus, p, X, T, s, activation), _error_at(minus, p, X, T, s, activation)
+    E_plus = _error_at(plus, p, X, T, s, activation, output)
+    E_minus = _error_at(minus, p, X, T, s, activation, output)
     # The represented step, not 2 eps: w +- eps is rounded, and the quotient
     # should use the step actually taken.
     return float((E_plus - E_minus) / (plus[i] - minus[i]))
 
 
 def _error_at(
-    theta: np.ndarray, p: Params, X: np.ndarray, T: np.ndarray, s: np.ndarray | None, activation: str
+    theta: np.ndarray,
+    p: Params,
+    X: np.ndarray,
+    T: np.ndarray,
+    s: np.ndarray | None,
+    activation: str,
+    output: str = "softmax",
 ) -> float:
     """E(w) at the flat vector ``theta``, laid out as ``p``."""
     D, M, K = X.shape[1], p.W1.shape[1], p.W2.shape[1]
-    return network.error(network.unflatten(theta, D, M, K), X, T, s, activation=activation)
+    return network.error(network.unflatten(theta, D, M, K), X, T, s, activation=activation, output=output)
 
 
 def check_gradient(
@@ -255,6 +281,7 @@ def check_gradient(
     n_directions: int = 3,
     random_state: int | np.random.Generator | None = None,
     gradient_fn: GradientFn | None = None,
+    output: str = "softmax",
 ) -> GradCheckReport:
     """Compare the analytic gradient with central differences, entry by entry.
 
@@ -287,8 +314,13 @@ def check_gradient(
     gradient_fn : callable, optional
         The gradient to check, called as
         ``gradient_fn(params, X, T, sample_weight, activation=activation)`` and
-        returning :class:`~twolayer.network.Params`; by default
+        returning :class:`~twolayer.network.Params` (with ``output="sigmoid"``
+        also passed when ``output`` is ``"sigmoid"``); by default
         :func:`twolayer.network.gradient`.
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity and its error: softmax outputs with the
+        cross-entropy (targets 1-of-K), or K logistic outputs with the binary
+        cross-entropy (multilabel indicator targets; one output is allowed).
 
     Returns
     -------
@@ -302,6 +334,7 @@ def check_gradient(
     """
     _check_settings(eps, rtol, atol)
     network.get_activation(activation)
+    network.check_output(output)
     if max_params is not None and (int(max_params) != max_params or max_params < len(BLOCKS)):
         raise ValueError(
             f"max_params must be None or an integer of at least {len(BLOCKS)} (one entry per block), got {max_params!r}"
@@ -310,7 +343,7 @@ def check_gradient(
         raise ValueError(f"n_directions must be a non-negative integer, got {n_directions!r}")
     p, X, T, s = _validated(params, X, T, sample_weight)
     D, M, K, N = X.shape[1], p.W1.shape[1], p.W2.shape[1], X.shape[0]
-    if K < 2:
+    if K < 2 and output == "softmax":
         raise ValueError(
             f"the network has K = {K} output: a softmax over one class is the constant 1, so the error and "
             "every derivative are zero and the check could not fail; give at least 2 classes"
@@ -318,7 +351,7 @@ def check_gradient(
     rng = np.random.default_rng(random_state)
 
     grad_fn = network.gradient if gradient_fn is None else gradient_fn
-    grad = grad_fn(p, X, T, s, activation=activation)
+    grad = grad_fn(p, X, T, s, activation=activation, **({"output": output} if output != "softmax" else {}))
     grad_blocks = []
     for g, q, name in zip(grad, p, BLOCKS):
         g = np.asarray(g, dtype=np.float64)
@@ -326,8 +359,8 @@ def check_gradient(
             raise ValueError(f"the gradient's {name} has shape {g.shape}, expected {q.shape}")
         grad_blocks.append(g)
 
-    E = network.error(p, X, T, s, activation=activation)
-    atol = _rounding_noise(p, X, T, s, eps, activation) if atol is None else float(atol)
+    E = network.error(p, X, T, s, activation=activation, output=output)
+    atol = _rounding_noise(p, X, T, s, eps, activation, output) if atol is None else float(atol)
     floor = atol / rtol
     theta = np.asarray(network.flatten(p))
     offsets = np.cumsum([0, *(q.size for q in p)])
@@ -338,7 +371,7 @@ def check_gradient(
         entries = []
         for flat in indices:
             a = float(g_flat[flat])
-            n = _difference_quotient(theta, int(offsets[b] + flat), eps, p, X, T, s, activation)
+            n = _difference_quotient(theta, int(offsets[b] + flat), eps, p, X, T, s, activation, output)
             r = _rel_error(a, n, floor)
             idx = tuple(int(i) for i in np.unravel_index(flat, shape))
             entries.append(EntryCheck(name, idx, a, n, r, bool(r <= rtol)))  # NaN fails
@@ -350,7 +383,8 @@ def check_gradient(
         v = rng.standard_normal(theta.size)
         v /= np.linalg.norm(v)
         plus, minus = theta + eps * v, theta - eps * v
-        E_plus, E_minus = _error_at(plus, p, X, T, s, activation), _error_at(minus, p, X, T, s, activation)
+        E_plus = _error_at(plus, p, X, T, s, activation, output)
+        E_minus = _error_at(minus, p, X, T, s, activation, output)
         n = float((E_plus - E_minus) / (2 * eps))
         a = float(g_theta @ (plus - minus)) / (2 * eps)  # grad . v along the rounded step
         r = _rel_error(a, n, floor)
@@ -368,6 +402,7 @@ def check_gradient(
         n_hidden=int(M),
         n_classes=int(K),
         n_samples=int(N),
+        output=output,
     )
 
 
@@ -378,17 +413,22 @@ def random_problem(
     n_samples: int,
     *,
     random_state: int | np.random.Generator | None = None,
+    output: str = "softmax",
 ) -> tuple[Params, np.ndarray, np.ndarray]:
     """A random float64 network and data set to check gradients on.
 
     The weights follow :func:`twolayer.network.init_params`; the inputs are
-    standard normal and the targets 1-of-K codes of uniformly drawn classes.
+    standard normal and the targets 1-of-K codes of uniformly drawn classes,
+    or, with ``output="sigmoid"``, indicator rows whose entries are 0 or 1
+    independently with probability 1/2 (any number of labels per pattern).
 
     Parameters
     ----------
     n_features, n_hidden, n_classes, n_samples : int
-        ``D``, ``M``, ``K`` and ``N``; each at least 1, ``K`` at least 2.
+        ``D``, ``M``, ``K`` and ``N``; each at least 1, ``K`` at least 2 for
+        softmax outputs.
     random_state : int, numpy.random.Generator or None
+    output : {"softmax", "sigmoid"}, default "softmax"
 
     Returns
     -------
@@ -398,7 +438,10 @@ def random_problem(
     """
     if int(n_samples) != n_samples or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if int(n_classes) != n_classes or n_classes < 2:
+    network.check_output(output)
+    if output == "sigmoid" and (int(n_classes) != n_classes or n_classes < 1):
+        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    if output == "softmax" and (int(n_classes) != n_classes or n_classes < 2):
         raise ValueError(
             f"n_classes must be an integer of at least 2, got {n_classes!r} (one softmax class has a constant "
             "output: nothing to check)"
@@ -406,7 +449,10 @@ def random_problem(
     rng = np.random.default_rng(random_state)
     params = network.init_params(n_features, n_hidden, n_classes, random_state=rng)
     X = rng.standard_normal((int(n_samples), int(n_features)))
-    T = np.eye(int(n_classes))[rng.integers(int(n_classes), size=int(n_samples))]
+    if output == "sigmoid":
+        T = (rng.random((int(n_samples), int(n_classes))) < 0.5).astype(np.float64)
+    else:
+        T = np.eye(int(n_classes))[rng.integers(int(n_classes), size=int(n_samples))]
     return params, X, T
 
 
@@ -424,6 +470,7 @@ def check_random_network(
     max_params: int | None = None,
     n_directions: int = 3,
     gradient_fn: GradientFn | None = None,
+    output: str = "softmax",
 ) -> GradCheckReport:
     """Check the gradient on a random problem from :func:`random_problem`.
 
@@ -440,7 +487,7 @@ def check_random_network(
     PRML §5.3.3.
     """
     rng = np.random.default_rng(random_state)
-    params, X, T = random_problem(n_features, n_hidden, n_classes, n_samples, random_state=rng)
+    params, X, T = random_problem(n_features, n_hidden, n_classes, n_samples, random_state=rng, output=output)
     return check_gradient(
         params,
         X,
@@ -453,4 +500,5 @@ def check_random_network(
         n_directions=n_directions,
         random_state=rng,
         gradient_fn=gradient_fn,
+        output=output,
     )

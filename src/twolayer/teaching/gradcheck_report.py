@@ -143,6 +143,8 @@ class GradCheckReport:
         The hidden-unit activation.
     n_features, n_hidden, n_classes, n_samples : int
         ``D``, ``M``, ``K`` and ``N``.
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity whose error was checked.
     """
 
     blocks: tuple[BlockCheck, ...]
@@ -156,6 +158,7 @@ class GradCheckReport:
     n_hidden: int
     n_classes: int
     n_samples: int
+    output: str = "softmax"
 
     @property
     def floor(self) -> float:
@@ -195,7 +198,9 @@ class GradCheckReport:
         lines = [
             (
                 f"Gradient check: D={self.n_features} M={self.n_hidden} K={self.n_classes} "
-                f"N={self.n_samples}, activation {self.activation}, E(w) = {self.error:.10g}"
+                f"N={self.n_samples}, activation {self.activation}, "
+                + ("sigmoid outputs (binary cross-entropy), " if self.output == "sigmoid" else "")
+                + f"E(w) = {self.error:.10g}"
             ),
             (
                 f"central differences (PRML eq. 5.69) with eps = {self.eps:.3g}; "

@@ -1,8 +1,9 @@
 """The two-layer network for one pattern, written out from scratch in SymPy.
 
 The network of PRML eq. 5.9 with softmax outputs and the cross-entropy error
-of eq. 5.24, every weight, input and target a symbol, for concrete small
-``D``, ``M`` and ``K``. It shares no code with :mod:`twolayer.network`: it is
+of eq. 5.24 (or, for multilabel targets, K logistic sigmoid outputs with the
+binary cross-entropy of eq. 5.21 for each), every weight, input and target a
+symbol, for concrete small ``D``, ``M`` and ``K``. It shares no code with :mod:`twolayer.network`: it is
 what the derivation differentiates.
 
 Notation follows ``docs/derivation.md``: inputs :math:`x_i` with :math:`x_0 = 1`,
@@ -24,7 +25,15 @@ import numpy as np
 import sympy
 from sympy import Expr
 
-__all__ = ["SymbolicNetwork", "cross_entropy", "softmax", "symbolic_network", "tanh_from_exp"]
+__all__ = [
+    "SymbolicNetwork",
+    "binary_cross_entropy",
+    "cross_entropy",
+    "logistic_sigmoid",
+    "softmax",
+    "symbolic_network",
+    "tanh_from_exp",
+]
 
 
 def softmax(a: Sequence[Expr]) -> tuple[Expr, ...]:
@@ -36,6 +45,16 @@ def softmax(a: Sequence[Expr]) -> tuple[Expr, ...]:
 def cross_entropy(y: Sequence[Expr], t: Sequence[Expr]) -> Expr:
     """:math:`E = -\\sum_k t_k \\ln y_k` for one pattern (PRML eq. 5.24)."""
     return -sympy.Add(*(t_k * sympy.log(y_k) for t_k, y_k in zip(t, y)))
+
+
+def logistic_sigmoid(a: Sequence[Expr]) -> tuple[Expr, ...]:
+    """:math:`y_k = 1 / (1 + \\exp(-a_k))` for each output on its own, literally (PRML eq. 4.59)."""
+    return tuple(1 / (1 + sympy.exp(-a_k)) for a_k in a)
+
+
+def binary_cross_entropy(y: Sequence[Expr], t: Sequence[Expr]) -> Expr:
+    """:math:`E = -\\sum_k [t_k \\ln y_k + (1 - t_k) \\ln(1 - y_k)]` for one pattern (PRML eq. 5.21 per output)."""
+    return -sympy.Add(*(t_k * sympy.log(y_k) + (1 - t_k) * sympy.log(1 - y_k) for t_k, y_k in zip(t, y)))
 
 
 def tanh_from_exp(a: Expr) -> Expr:
@@ -68,7 +87,8 @@ class SymbolicNetwork:
     y : tuple of Expr
         The outputs :math:`y_k` as functions of weights and inputs.
     E : Expr
-        The error :math:`-\\sum_k t_k \\ln y_k` as a function of weights, inputs and targets.
+        The error :math:`-\\sum_k t_k \\ln y_k` (or the binary cross-entropy, for
+        sigmoid outputs) as a function of weights, inputs and targets.
     a1 : tuple of Symbol
         Hidden activations :math:`a^{(1)}_j` as free symbols, for the hidden error.
     z_of_a1 : tuple of Expr
@@ -78,11 +98,15 @@ class SymbolicNetwork:
     E_of_a1 : Expr
         The error as a function of ``a1``, ``w2`` and ``t``.
     a2 : tuple of Symbol
-        Output activations :math:`a^{(2)}_k` as free symbols, for the softmax steps.
+        Output activations :math:`a^{(2)}_k` as free symbols, for the output steps.
     y_of_a2 : tuple of Expr
-        :math:`\\operatorname{softmax}(a^{(2)})`.
+        :math:`\\operatorname{softmax}(a^{(2)})`, or :math:`\\sigma(a^{(2)}_k)` for each output.
     E_of_a2 : Expr
         The error as a function of ``a2`` and ``t``.
+    output : {"softmax", "sigmoid"}, default "softmax"
+        The output nonlinearity and its error: the softmax with the cross-entropy
+        (eq. 5.24), or K logistic sigmoids with the binary cross-entropy summed
+        over the outputs (eq. 5.21 for each).
     """
 
     n_features: int
@@ -102,6 +126,7 @@ class SymbolicNetwork:
     a2: tuple[sympy.Symbol, ...]
     y_of_a2: tuple[Expr, ...]
     E_of_a2: Expr
+    output: str = "softmax"
 
     @property
     def targets_sum_to_one(self) -> dict[sympy.Symbol, Expr]:
@@ -121,13 +146,16 @@ class SymbolicNetwork:
         return values
 
 
-def symbolic_network(n_features: int, n_hidden: int, n_classes: int) -> SymbolicNetwork:
+def symbolic_network(n_features: int, n_hidden: int, n_classes: int, *, output: str = "softmax") -> SymbolicNetwork:
     """Write the network of PRML eq. 5.9 and its error (eq. 5.24) out in SymPy.
 
     Parameters
     ----------
     n_features, n_hidden, n_classes : int
         ``D``, ``M`` and ``K``; each at least 1.
+    output : {"softmax", "sigmoid"}, default "softmax"
+        Softmax outputs with the cross-entropy (eq. 5.24), or K independent
+        logistic outputs with the binary cross-entropy (eq. 5.21 for each).
 
     Returns
     -------
@@ -135,8 +163,11 @@ def symbolic_network(n_features: int, n_hidden: int, n_classes: int) -> Symbolic
 
     References
     ----------
-    PRML §5.1 (eq. 5.9), §5.2 (eq. 5.24).
+    PRML §5.1 (eq. 5.9), §5.2 (eq. 5.21, 5.24).
     """
+    if output not in ("softmax", "sigmoid"):
+        raise ValueError(f"output must be 'softmax' or 'sigmoid', got {output!r}")
+    f, error = (softmax, cross_entropy) if output == "softmax" else (logistic_sigmoid, binary_cross_entropy)
     for name, value in (("n_features", n_features), ("n_hidden", n_hidden), ("n_classes", n_classes)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -149,7 +180,7 @@ def symbolic_network(n_features: int, n_hidden: int, n_classes: int) -> Symbolic
 
     def outputs(z: Sequence[Expr]) -> tuple[Expr, ...]:
         a2 = [sympy.Add(*(w2[k][j] * z[j] for j in range(M + 1))) for k in range(K)]  # a_k = sum_j w_kj z_j
-        return softmax(a2)
+        return f(a2)
 
     # The full network: a_j = sum_i w_ji x_i, z_j = tanh(a_j) (eq. 5.9).
     z = (sympy.Integer(1), *(sympy.tanh(sympy.Add(*(w1[j][i] * x[i] for i in range(D + 1)))) for j in range(M)))
@@ -160,7 +191,7 @@ def symbolic_network(n_features: int, n_hidden: int, n_classes: int) -> Symbolic
     y_of_a1 = outputs(z_of_a1)
     # From the output activations on.
     a2 = tuple(sympy.Symbol(f"a2_{k}", **real) for k in range(1, K + 1))
-    y_of_a2 = softmax(a2)
+    y_of_a2 = f(a2)
     return SymbolicNetwork(
         n_features=D,
         n_hidden=M,
@@ -171,12 +202,13 @@ def symbolic_network(n_features: int, n_hidden: int, n_classes: int) -> Symbolic
         t=t,
         z=z,
         y=y,
-        E=cross_entropy(y, t),
+        E=error(y, t),
         a1=a1,
         z_of_a1=z_of_a1,
         y_of_a1=y_of_a1,
-        E_of_a1=cross_entropy(y_of_a1, t),
+        E_of_a1=error(y_of_a1, t),
         a2=a2,
         y_of_a2=y_of_a2,
-        E_of_a2=cross_entropy(y_of_a2, t),
+        E_of_a2=error(y_of_a2, t),
+        output=output,
     )

@@ -46,7 +46,8 @@ Delimited text
     below the header is data row 1).
 
 Roles of the columns
-    The target is the column ``target`` names; by default the first column
+    The target is the column ``target`` names (or, for a multilabel target,
+    the columns ``targets`` names: one 0/1 label each); by default the first column
     named ``target``, ``label``, ``class`` or ``y`` (in that order of
     preference, any case), else the last column (not the identifier);
     :attr:`Table.target_choice` says which rule chose it. ``features`` keeps
@@ -130,6 +131,7 @@ def read_table(
     missing: str | None = None,
     encoding: FeatureEncoding | None = None,
     keep_raw: bool = False,
+    targets: Sequence[str] | None = None,
 ) -> Table:
     """Read a table of features (and labels) from a file or standard input.
 
@@ -186,6 +188,12 @@ def read_table(
         Implies ``model_features=encoding.names``.
     keep_raw : bool, default False
         Keep the feature columns as read in :attr:`Table.raw`.
+    targets : sequence of str, optional
+        Several target columns, in place of ``target``: a multilabel target,
+        each column holding 0 and 1 (or ``true`` and ``false``, any case, or
+        booleans). ``y`` is then an int64 matrix of shape (N, K), one column
+        per name in this order, and :attr:`Table.target_names` their names.
+        Refused for a ``.npz``.
 
     Returns
     -------
@@ -201,6 +209,7 @@ def read_table(
         of more than one character, ``features`` with ``model_features``).
     """
     _check_characters(sep, comment)
+    targets = _check_targets(target, targets)
     if model_features is not None and (features is not None or drop is not None):
         raise ValueError("features and drop choose a new model's columns; with model_features they must be None")
     if file_format is not None and file_format not in _FORMATS:
@@ -231,12 +240,23 @@ def read_table(
         missing or "error",
         encoding,
         keep_raw,
+        targets,
     )
     if fmt == "npz":
         return _read_npz(inp, options)
     if fmt in ("parquet", "feather", "arrow-stream"):
         return _read_arrow(inp, fmt, options)
     return _read_delimited(inp, options, sep=sep, header=header, comment=comment)
+
+
+def _check_targets(target: str | None, targets: Sequence[str] | None) -> tuple[str, ...] | None:
+    if targets is None:
+        return None
+    if isinstance(targets, str) or not targets:
+        raise ValueError(f"targets must be a non-empty sequence of column names, got {targets!r}")
+    if target is not None:
+        raise ValueError("give target (one column) or targets (several), not both")
+    return tuple(targets)
 
 
 def _check_characters(sep: str | None, comment: str | None) -> None:
@@ -264,6 +284,7 @@ def iter_table(
     file_format: str | None = None,
     keep_raw: bool = False,
     batch_bytes: int = BATCH_BYTES,
+    targets: Sequence[str] | None = None,
 ) -> Iterator[Table]:
     """Read a table for a trained model in batches of rows, holding one batch at a time.
 
@@ -278,7 +299,7 @@ def iter_table(
     Parameters
     ----------
     source, model_features, encoding, target, id_column, sep, header, comment, require_target, default_target, \
-file_format, keep_raw
+file_format, keep_raw, targets
         As for :func:`read_table`; one of ``model_features`` and ``encoding`` is required.
     batch_bytes : int, default 16 MiB
         About how much of the source a batch holds: bytes of text, or of
@@ -300,12 +321,23 @@ file_format, keep_raw
     if batch_bytes < 1:
         raise ValueError(f"batch_bytes must be positive, got {batch_bytes}")
     _check_characters(sep, comment)
+    targets = _check_targets(target, targets)
     if encoding is not None and model_features is None:
         model_features = list(encoding.names)
     inp = _open_input(os.fspath(source))
     fmt = file_format or _format_of(inp)
     options = _Options(
-        target, None, None, id_column, require_target, model_features, default_target, "error", encoding, keep_raw
+        target,
+        None,
+        None,
+        id_column,
+        require_target,
+        model_features,
+        default_target,
+        "error",
+        encoding,
+        keep_raw,
+        targets,
     )
     if fmt == "npz":
         yield _read_npz(inp, options)

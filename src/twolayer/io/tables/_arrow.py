@@ -17,7 +17,7 @@ import numpy as np
 
 from twolayer.errors import DataError
 from twolayer.io.tables._columns import _Options
-from twolayer.io.tables._features import _Features, _finish, _first, _Place, _text_cells
+from twolayer.io.tables._features import _Features, _finish, _first, _indicator_column, _Place, _row_at, _text_cells
 from twolayer.io.tables._messages import _first_line, _flag
 from twolayer.io.tables._result import Column, Table
 from twolayer.io.tables._source import _FORMAT_NAMES, _Input, _pyarrow, _seekable
@@ -66,6 +66,8 @@ class _ArrowRead:
         self.read_target = plan.target is not None and options.require_target
         wanted = [names[j] for j in plan.features]
         wanted += [names[j] for j in (plan.target if self.read_target else None, plan.id) if j is not None]
+        if self.read_target:
+            wanted += [names[j] for j in plan.targets]
         self.wanted = list(dict.fromkeys(wanted))
 
     def tables(self, batch_rows: int | None = None) -> Iterator[tuple[int, Any]]:
@@ -104,7 +106,17 @@ class _ArrowRead:
             encoded_names, [names[j] for j in plan.features], arrays, [kinds[names[j]] for j in plan.features]
         )
         y = None
-        if self.read_target:
+        if self.read_target and plan.targets:
+            y = np.column_stack(
+                [
+                    _indicator_column(
+                        _row_at(at, names[j]),
+                        _arrow_labels(source, names[j], table.column(names[j]), offset),
+                    )
+                    for j in plan.targets
+                ]
+            )
+        elif self.read_target:
             assert plan.target is not None
             y = _arrow_labels(source, names[plan.target], table.column(names[plan.target]), offset)
         ids = None

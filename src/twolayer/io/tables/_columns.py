@@ -28,9 +28,11 @@ class _Plan:
     target_choice: str | None
     id: int | None
     named: bool
+    # Several target columns (multilabel: one 0/1 column per label); ``target`` is the first.
+    targets: tuple[int, ...] = ()
 
     def role(self, j: int) -> str:
-        if j == self.target:
+        if j == self.target or j in self.targets:
             return "target"
         if j == self.id:
             return "id"
@@ -68,6 +70,19 @@ def _default_target(names: Sequence[str], exclude: int | None) -> int | None:
     return None
 
 
+def _target_columns(source: str, names: Sequence[str], targets: Sequence[str], id_index: int | None) -> list[int]:
+    """The indices of several target columns, each named once and none the identifier."""
+    indices = []
+    for name in targets:
+        j = _column(source, names, name)
+        if j in indices:
+            raise DataError(f"{source}: column {name!r} is named twice among the targets (--target)")
+        if j == id_index:
+            raise DataError(f"{source}: column {name!r} cannot be both a target and the identifier")
+        indices.append(j)
+    return indices
+
+
 def _plan_columns(
     source: str,
     names: Sequence[str],
@@ -81,11 +96,13 @@ def _plan_columns(
     model_features: Sequence[str] | int | None = None,
     require_target: bool = True,
     default_target: str | None = None,
+    targets: Sequence[str] | None = None,
 ) -> _Plan:
     """Decide which column is the target, which the identifier, which the features (see :func:`read_table`).
 
     ``target_in_columns=False`` is for sources whose labels are not among
-    ``names`` (a ``.npz``'s ``y``, a built-in's target).
+    ``names`` (a ``.npz``'s ``y``, a built-in's target). ``targets`` names
+    several target columns (multilabel), in place of ``target``.
     """
     id_index = _column(source, names, id_column) if id_column is not None else None
 
@@ -100,12 +117,17 @@ def _plan_columns(
             model_features=model_features,
             require_target=require_target,
             default_target=default_target,
+            targets=targets,
         )
 
     target_index: int | None = None
     choice: str | None = None
+    several: list[int] = []
     if target_in_columns:
-        if target is not None:
+        if targets is not None:
+            several = _target_columns(source, names, targets, id_index)
+            target_index, choice = several[0], "given"
+        elif target is not None:
             target_index, choice = _column(source, names, target), "given"
         else:
             target_index = _default_target(names, id_index) if named else None
@@ -118,7 +140,7 @@ def _plan_columns(
     if target_index is None and target_in_columns and require_target:
         raise DataError(f"{source}: no target column; name it with --target")
 
-    reserved = {target_index, id_index}
+    reserved = {target_index, id_index, *several}
     if features is None:
         chosen = [j for j in range(len(names)) if j not in reserved]
     else:
@@ -126,7 +148,7 @@ def _plan_columns(
         for pattern in features:
             found = _matches(source, names, pattern, "features")
             if len(found) == 1 and names[found[0]] == pattern and found[0] in reserved:
-                role = "target" if found[0] == target_index else "identifier"
+                role = "target" if found[0] != id_index else "identifier"
                 raise DataError(f"{source}: column {pattern!r} is the {role}; it cannot also be a feature")
             chosen += [j for j in found if j not in reserved and j not in chosen]
     if drop is not None:
@@ -136,7 +158,7 @@ def _plan_columns(
         chosen = [j for j in chosen if j not in dropped]
     if not chosen:
         raise DataError(f"{source}: no feature columns are left; its columns are {_listed(names)}")
-    return _Plan(chosen, target_index, choice, id_index, named)
+    return _Plan(chosen, target_index, choice, id_index, named, tuple(several))
 
 
 def _plan_for_model(
@@ -150,6 +172,7 @@ def _plan_for_model(
     model_features: Sequence[str] | int,
     require_target: bool,
     default_target: str | None,
+    targets: Sequence[str] | None = None,
 ) -> _Plan:
     by_name = not isinstance(model_features, int) and named
     model_reads = tuple(model_features) if by_name and not isinstance(model_features, int) else ()
@@ -160,8 +183,15 @@ def _plan_for_model(
 
     target_index: int | None = None
     choice: str | None = None
+    several: list[int] = []
     if target_in_columns:
-        if target is not None:
+        if targets is not None:
+            several = _target_columns(source, names, targets, id_index)
+            target_index, choice = several[0], "given"
+            clash = next((names[j] for j in several if names[j] in model_reads), None)
+            if clash is not None:
+                raise DataError(f"{source}: column {clash!r} is a feature of the model, not a target")
+        elif target is not None:
             target_index, choice = _column(source, names, target), "given"
         elif default_target is not None and default_target in names and default_target not in model_reads:
             target_index, choice = list(names).index(default_target), "model"
@@ -190,12 +220,12 @@ def _plan_for_model(
         missing = [f for f in model_reads if f not in index]
         if missing:
             raise _missing_columns_error(source, missing, names)
-        return _Plan([index[f] for f in model_reads], target_index, choice, id_index, named)
+        return _Plan([index[f] for f in model_reads], target_index, choice, id_index, named, tuple(several))
     # Unnamed on one side: match by position, and the count must agree.
-    columns = [j for j in others if j != target_index]
+    columns = [j for j in others if j != target_index and j not in several]
     if len(columns) != expected:
         raise DataError(f"{source}: the model expects {expected} features, got {len(columns)}")
-    return _Plan(columns, target_index, choice, id_index, named)
+    return _Plan(columns, target_index, choice, id_index, named, tuple(several))
 
 
 @dataclass(frozen=True)
@@ -210,6 +240,7 @@ class _Options:
     missing: str
     encoding: FeatureEncoding | None
     keep_raw: bool
+    targets: tuple[str, ...] | None = None
 
     def plan(self, source: str, names: Sequence[str], *, named: bool = True, target_in_columns: bool = True) -> _Plan:
         return _plan_columns(
@@ -224,4 +255,5 @@ class _Options:
             model_features=self.model_features,
             require_target=self.require_target,
             default_target=self.default_target,
+            targets=self.targets,
         )

@@ -16,7 +16,7 @@ import numpy as np
 
 from twolayer.errors import DataError
 from twolayer.io.tables._columns import _Options
-from twolayer.io.tables._features import _Features, _finish, _first, _Place, _text_cells
+from twolayer.io.tables._features import _Features, _finish, _first, _indicator_column, _Place, _row_at, _text_cells
 from twolayer.io.tables._messages import _first_line, _show
 from twolayer.io.tables._result import Column, Table
 from twolayer.io.tables._sniff import (
@@ -248,7 +248,8 @@ class _DelimitedRead:
         self.types: dict[str, Any] = {name: _ARROW_TYPES[kind]() for name, kind in self.kinds.items()}
         if self.read_target:
             assert plan.target is not None
-            self.types[names[plan.target]] = pa.string()
+            for j in plan.targets or (plan.target,):
+                self.types[names[j]] = pa.string()
         if plan.id is not None:
             self.types[names[plan.id]] = pa.string()
 
@@ -313,7 +314,17 @@ class _DelimitedRead:
             lambda row, column: file.cell(row + offset, column),
         )
         y = None
-        if self.read_target:
+        if self.read_target and plan.targets:
+            y = np.column_stack(
+                [
+                    _indicator_column(
+                        _row_at(place.at, names[j]),
+                        _text_labels(place, names[j], table.column(names[j])),
+                    )
+                    for j in plan.targets
+                ]
+            )
+        elif self.read_target:
             assert plan.target is not None
             y = _text_labels(place, names[plan.target], table.column(names[plan.target]))
         ids = _strings(table.column(names[plan.id])) if plan.id is not None else None
@@ -325,6 +336,8 @@ class _DelimitedRead:
             what = kinds.get(name)
             if role == "target":
                 what = None if y is None else ("numeric" if y.dtype.kind == "i" else "text")
+                if y is not None and plan.targets:
+                    what = "boolean"  # 0/1 or true/false, one label of a multilabel target
             elif role == "id":
                 what = "text"
             columns.append(Column(name, role, what))

@@ -84,8 +84,9 @@ class _Encoded:
             y=self.y,
             ids=self.ids,
             feature_names=self.feature_names(plan.feature_names(names)),
-            target_name=names[plan.target] if plan.target is not None else None,
+            target_name=names[plan.target] if plan.target is not None and not plan.targets else None,
             target_choice=plan.target_choice,
+            target_names=tuple(names[j] for j in plan.targets) if plan.targets else None,
             id_name=names[plan.id] if plan.id is not None else None,
             columns=tuple(columns),
             source=inp.source,
@@ -98,6 +99,35 @@ class _Encoded:
             raw=self.raw,
             **layout,
         )
+
+
+_TRUE_FALSE = {"1": 1, "0": 0, "true": 1, "false": 0}
+
+
+def _row_at(at: Callable[[int, str], str], name: str) -> Callable[[int], str]:
+    """``at`` for the column ``name``: the place of a 0-based row in it."""
+    return lambda row: at(row, name)
+
+
+def _indicator_column(at: Callable[[int], str], labels: np.ndarray) -> np.ndarray:
+    """One label column of a multilabel target as int64 0 and 1: from 0/1, booleans or ``true``/``false``.
+
+    ``labels`` are as a reader returns them (int64, or text); ``at(row)`` names a
+    0-based row for the message that refuses anything else.
+    """
+    if labels.dtype.kind in "iu":
+        bad = np.flatnonzero((labels != 0) & (labels != 1))
+        values = labels.astype(np.int64)
+    else:
+        text = np.char.lower(np.char.strip(labels.astype(str)))
+        bad = np.flatnonzero(~np.isin(text, list(_TRUE_FALSE)))
+        values = np.isin(text, ["1", "true"]).astype(np.int64)
+    if bad.size:
+        row = int(bad[0])
+        raise DataError(
+            f"{at(row)}: {labels[row].item()!r} is not a label of a multilabel target (expected 0 or 1, true or false)"
+        )
+    return values
 
 
 def _text_cells(column: Any, missing_words: Sequence[str]) -> Any:

@@ -73,7 +73,7 @@ def _npz_arrays(
 
 def _read_npz(inp: _Input, options: _Options) -> Table:
     source = inp.source
-    if options.target is not None:
+    if options.target is not None or options.targets is not None:
         raise DataError(
             f"--target applies to tables with named columns; {source} is a .npz archive (its labels are 'y')"
         )

@@ -46,9 +46,11 @@ class Table:
         The network's inputs, all finite: numeric columns as they are,
         booleans 0 and 1, a text column one input per category; missing cells
         filled (or their rows dropped) as :attr:`encoding` says.
-    y : ndarray of shape (N,) or None
+    y : ndarray of shape (N,) or (N, K), or None
         The labels: int64, or str as written when any label is not a
-        canonical integer. ``None`` when they were not asked for.
+        canonical integer. ``None`` when they were not asked for. With
+        several target columns (``targets``, multilabel), an int64 indicator
+        matrix of 0 and 1, one column per target column.
     ids : ndarray of shape (N,) or None
         The identifier column's values (as text for a delimited file), or
         ``None`` without ``id_column``.
@@ -58,7 +60,8 @@ class Table:
         the source names none (no header, a ``.npz`` without
         ``feature_names``) and there is no encoding.
     target_name : str or None
-        The target column's name (``"y"`` for a ``.npz``), or ``None``.
+        The target column's name (``"y"`` for a ``.npz``), or ``None`` (also
+        with several target columns: see ``target_names``).
     target_choice : {"given", "model", "named", "last"} or None
         How the target was chosen: named by the caller, the name a model
         remembers, a column named like a target (:data:`TARGET_NAMES`), or the
@@ -92,6 +95,9 @@ class Table:
     raw : dict of str to ndarray or None
         With ``keep_raw``: the feature columns as read (float64 with NaN, or
         objects with ``None`` for a missing cell), by name.
+    target_names : tuple of str or None
+        The target columns' names, in the order of ``y``'s columns, when
+        several were read (multilabel); ``None`` otherwise.
     """
 
     X: np.ndarray
@@ -112,6 +118,7 @@ class Table:
     warnings: tuple[str, ...] = ()
     unseen: dict[str, int] = field(default_factory=dict)
     raw: dict[str, np.ndarray] | None = None
+    target_names: tuple[str, ...] | None = None
 
     @property
     def n_samples(self) -> int:
@@ -126,7 +133,7 @@ class Table:
     @property
     def target_note(self) -> str | None:
         """One line that says which column is the target and why, for the command line to print."""
-        return _target_note(self.target_name, self.target_choice)
+        return _targets_note(self.target_names) or _target_note(self.target_name, self.target_choice)
 
 
 def _target_note(target_name: str | None, target_choice: str | None) -> str | None:
@@ -140,3 +147,10 @@ def _target_note(target_name: str | None, target_choice: str | None) -> str | No
     if target_name is None or target_choice not in reasons:
         return None
     return f"target column: {target_name!r} ({reasons[target_choice]})"
+
+
+def _targets_note(target_names: tuple[str, ...] | None) -> str | None:
+    """Say which columns are the labels of a multilabel target, or ``None`` when there are not several."""
+    if not target_names:
+        return None
+    return f"target columns: {', '.join(repr(name) for name in target_names)} (one 0/1 label each)"
