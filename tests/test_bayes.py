@@ -556,8 +556,9 @@ def test_fitted_attributes_and_evidence_curve(moons):
     assert model.alpha_.shape == (4,) and len(set(model.alpha_)) == 4
     assert model.n_cycles_ == len(model.evidence_curve_) == len(model.alpha_curve_)
     assert model.log_evidence_ == model.evidence_curve_[-1] == model.posterior_.log_evidence
-    # the final alpha is a fixed point of the re-estimation, to alpha_tol
-    np.testing.assert_allclose(model.posterior_.reestimated_prior_precision(), model.alpha_, rtol=model.alpha_tol)
+    # the final alpha is a fixed point of the re-estimation under the hyperprior, to alpha_tol
+    target = model.posterior_.reestimated_prior_precision(hyperprior=model.alpha_hyperprior, centre=model.alpha)
+    np.testing.assert_allclose(target, model.alpha_, rtol=model.alpha_tol)
     assert model.gamma_ == pytest.approx(np.sum(model.gamma_groups_))
     assert 0 < model.gamma_ < nw.n_params(2, 5, 2)
     assert model.coefs_[0] is model.params_.W1 and model.intercepts_[1] is model.params_.b2
@@ -599,6 +600,11 @@ def test_posterior_state_round_trip(trained, structure):
         ({"method": "laplace"}, "method must be one of"),
         ({"alpha_search": "random"}, "alpha_search must be one of"),
         ({"alpha_search": "grid", "per_group": True}, "per_group=True needs"),
+        ({"n_restarts": -1}, "n_restarts must be a non-negative integer"),
+        ({"alpha_damping": 0.0}, "alpha_damping must be"),
+        ({"alpha_hyperprior": -1.0}, "alpha_hyperprior must be"),
+        ({"n_components": 0}, "n_components must be a positive integer"),
+        ({"mixture_weights": "softmax"}, "mixture_weights must be one of"),
         ({"alpha_grid": [1.0, -1.0], "alpha_search": "grid"}, "alpha_grid"),
         # The hyperparameters shared with TwoLayerClassifier are declared to scikit-learn, in its words.
         ({"alpha": 0.0}, r"'alpha' parameter of BayesianTwoLayerClassifier must be a float in the range \(0.0, inf\)"),

@@ -17,7 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from twolayer.bayes.choices import ALPHA_SEARCHES, HESSIANS, METHODS, STRUCTURES
+    from twolayer.bayes.choices import ALPHA_SEARCHES, HESSIANS, METHODS, MIXTURE_WEIGHTS, STRUCTURES
     from twolayer.bayes.estimator import BayesianTwoLayerClassifier
     from twolayer.bayes.fitted import laplace
     from twolayer.bayes.map import MapFit, map_estimate
@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 # public name -> the module that defines it
 _LAZY = {
-    **dict.fromkeys(("ALPHA_SEARCHES", "HESSIANS", "METHODS", "STRUCTURES"), "twolayer.bayes.choices"),
+    **dict.fromkeys(
+        ("ALPHA_SEARCHES", "HESSIANS", "METHODS", "MIXTURE_WEIGHTS", "STRUCTURES"), "twolayer.bayes.choices"
+    ),
     "BayesianTwoLayerClassifier": "twolayer.bayes.estimator",
     "laplace": "twolayer.bayes.fitted",
     **dict.fromkeys(("MapFit", "map_estimate"), "twolayer.bayes.map"),
@@ -41,6 +43,7 @@ __all__ = [
     "GROUPS",
     "HESSIANS",
     "METHODS",
+    "MIXTURE_WEIGHTS",
     "STRUCTURES",
     "BayesianTwoLayerClassifier",
     "LaplacePosterior",

@@ -5,7 +5,7 @@ scikit-learn; :class:`~twolayer.bayes.BayesianTwoLayerClassifier` and
 :func:`~twolayer.bayes.laplace` validate against the same tuples.
 """
 
-__all__ = ["ALPHA_SEARCHES", "HESSIANS", "METHODS", "STRUCTURES"]
+__all__ = ["ALPHA_SEARCHES", "HESSIANS", "METHODS", "MIXTURE_WEIGHTS", "STRUCTURES"]
 
 #: The curvature of the data error in the posterior precision: exact, or the Gauss–Newton matrix.
 HESSIANS = ("exact", "gauss_newton")
@@ -15,3 +15,5 @@ STRUCTURES = ("full", "last_layer", "diagonal")
 METHODS = ("mc", "probit")
 #: How the prior precisions are chosen: MacKay's fixed-point re-estimation, or the best evidence on a grid.
 ALPHA_SEARCHES = ("fixed_point", "grid")
+#: How a mixture of Laplace posteriors weighs its components: equally, or in proportion to their evidence.
+MIXTURE_WEIGHTS = ("equal", "evidence")

@@ -82,6 +82,8 @@ def fit_estimate(
     structure: str,
     hessian: str,
     alpha_search: str,
+    n_restarts: int = 3,
+    n_components: int = 1,
 ) -> tuple[float, str]:
     """The bytes a fit of :class:`~twolayer.bayes.BayesianTwoLayerClassifier` allocates at its peak.
 
@@ -91,6 +93,9 @@ def fit_estimate(
         :math:`N`, :math:`D`, :math:`M`, :math:`K`.
     structure, hessian, alpha_search : str
         The estimator's parameters of these names.
+    n_restarts, n_components : int, default 3 and 1
+        The estimator's parameters (these defaults are its defaults). With restarts, a cycle keeps its best posterior beside the one being
+        built; a mixture keeps every finished component's posterior.
 
     Returns
     -------
@@ -103,8 +108,9 @@ def fit_estimate(
         n_samples=N, n_features=D, n_hidden=M, n_classes=K, dtype="float64", solver="lbfgs"
     )[0]
     laplace, kept = laplace_estimate(N, D, M, K, structure, hessian)
-    if alpha_search == "grid":
-        kept *= 2  # the best posterior so far and the last one
+    # The best posterior so far and the last one (of a grid, or of a cycle's restarts); the finished components.
+    live = 2 if alpha_search == "grid" or n_restarts > 0 else 1
+    kept *= live + max(int(n_components) - 1, 0)
     nbytes = float(kept + 8 * N * K + max(map_fit, laplace))
     if structure == "diagonal":
         parts = f"the MAP network's L-BFGS, the curvature's diagonal over {N} patterns"

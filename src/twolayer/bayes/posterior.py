@@ -60,6 +60,7 @@ computation is in float64 NumPy.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,8 +278,10 @@ class LaplacePosterior:
             _variance=np.array(state["variance"], dtype=np.float64),
         )
 
-    def reestimated_prior_precision(self, *, tie: bool = False) -> np.ndarray:
-        """MacKay's update :math:`\\alpha_g \\leftarrow \\gamma_g / \\lVert w_g \\rVert^2`.
+    def reestimated_prior_precision(
+        self, *, tie: bool = False, hyperprior: float = 0.0, centre: float = 1.0
+    ) -> np.ndarray:
+        """MacKay's update :math:`\\alpha_g \\leftarrow \\gamma_g / \\lVert w_g \\rVert^2`, optionally under a Gamma hyperprior.
 
         Parameters
         ----------
@@ -286,6 +289,17 @@ class LaplacePosterior:
             If True, one precision for all groups,
             :math:`\\alpha \\leftarrow \\gamma / \\lVert w \\rVert^2` over the
             covered groups, returned for all four.
+        hyperprior : float, default 0.0
+            :math:`\\nu \\ge 0`, the strength of a Gamma hyperprior on each
+            precision, :math:`\\alpha_g \\sim \\operatorname{Gamma}(1 + \\nu / 2,\\
+            \\text{rate } \\nu / (2 \\alpha_0))`, whose mode is ``centre``. The
+            update then maximises the evidence plus :math:`\\ln p(\\alpha)`
+            (MAP-II), which is
+            :math:`\\alpha_g \\leftarrow (\\gamma_g + \\nu) / (\\lVert w_g \\rVert^2 + \\nu / \\alpha_0)`:
+            as if each group had :math:`\\nu` more well-determined parameters
+            of mean square :math:`1 / \\alpha_0`. Zero is no hyperprior.
+        centre : float, default 1.0
+            :math:`\\alpha_0 > 0`, the hyperprior's mode.
 
         Returns
         -------
@@ -301,12 +315,18 @@ class LaplacePosterior:
         ids = group_ids(*self.shape)
         norms = np.bincount(ids, weights=self.mean**2, minlength=4)  # ||w_g||^2
         covered = ~np.isnan(self.gamma_groups)
+        nu = float(hyperprior)
+        if not (math.isfinite(nu) and nu >= 0):
+            raise ValueError(f"hyperprior must be a finite number of at least zero, got {hyperprior!r}")
+        if not (math.isfinite(centre) and centre > 0):
+            raise ValueError(f"centre must be a positive finite number, got {centre!r}")
+        pseudo_norm = nu / float(centre)  # nu pseudo-parameters of mean square 1 / centre
         if tie:
-            new = np.full(4, _safe_ratio(self.gamma, float(norms[covered].sum())))
+            new = np.full(4, _safe_ratio(self.gamma + nu, float(norms[covered].sum()) + pseudo_norm))
         else:
             new = self.prior_precision.copy()
             for g in np.flatnonzero(covered):
-                new[g] = _safe_ratio(float(self.gamma_groups[g]), float(norms[g]))
+                new[g] = _safe_ratio(float(self.gamma_groups[g]) + nu, float(norms[g]) + pseudo_norm)
         return np.clip(new, ALPHA_MIN, ALPHA_MAX)
 
     def logit_distribution(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
