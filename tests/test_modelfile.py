@@ -422,7 +422,7 @@ def test_repack_without_edits_loads(saved: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda t, m: m.update(format_version="3"), "newer twolayer (format version 3; this version reads up to 2)"),
+        (lambda t, m: m.update(format_version="4"), "newer twolayer (format version 4; this version reads up to 3)"),
         (lambda t, m: m.update(kind='"bayesian"'), "kind 'bayesian' is not a kind of model of format version 1"),
         (lambda t, m: m.update(format_version="x"), "is not a version number"),
         (lambda t, m: m.update(format="twolayer.checkpoint"), "is a training checkpoint"),

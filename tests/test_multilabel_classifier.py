@@ -131,3 +131,32 @@ def test_model_file_round_trip_keeps_the_output(tmp_path):
     softmax = quiet_fit(TwoLayerClassifier(n_hidden=4, max_iter=20, random_state=0), Xtr, Ytr[:, 0])
     models.save(softmax, tmp_path / "s.safetensors")
     assert models.load(tmp_path / "s.safetensors").out_activation_ == "softmax"
+
+
+def test_a_multilabel_file_is_a_newer_version_that_older_readers_refuse(tmp_path):
+    # A reader of version 2 or older ignores 'output' and would compute softmax probabilities: the
+    # file's version makes it refuse instead; a plain network's file stays readable by every version.
+    import json
+
+    import safetensors.numpy
+
+    from twolayer.errors import DataError
+    from twolayer.io import container
+
+    Xtr, Ytr, _, _ = data()
+    model = quiet_fit(TwoLayerClassifier(n_hidden=4, max_iter=20, random_state=0), Xtr, Ytr)
+    models.save(model, tmp_path / "m.safetensors")
+    assert models.read(tmp_path / "m.safetensors").format_version == container.MULTILABEL_VERSION == 3
+    softmax = quiet_fit(TwoLayerClassifier(n_hidden=4, max_iter=20, random_state=0), Xtr, Ytr[:, 0])
+    models.save(softmax, tmp_path / "s.safetensors")
+    assert models.read(tmp_path / "s.safetensors").format_version == container.NETWORK_VERSION == 1
+    # The same file claiming version 1 (digest made to match) is refused, not read as softmax.
+    raw = (tmp_path / "m.safetensors").read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    metadata = dict(json.loads(raw[8 : 8 + size])["__metadata__"])
+    tensors = {k: np.array(v) for k, v in safetensors.numpy.load(raw).items()}
+    metadata["format_version"] = "1"
+    metadata["sha256"] = container._digest(tensors, metadata)
+    (tmp_path / "old.safetensors").write_bytes(safetensors.numpy.save(tensors, metadata=metadata))
+    with pytest.raises(DataError, match="needs format version 3"):
+        models.read(tmp_path / "old.safetensors")

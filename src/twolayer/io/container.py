@@ -45,13 +45,17 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "MAX_JSON_DEPTH",
     "MODEL_FORMAT",
+    "MULTILABEL_VERSION",
 ]
 
 MODEL_FORMAT = "twolayer.model"
 CHECKPOINT_FORMAT = "twolayer.checkpoint"
-FORMAT_VERSION = 2  # the newest version this package reads and writes
+FORMAT_VERSION = 3  # the newest version this package reads and writes
 NETWORK_VERSION = 1  # plain networks: readable by every version of twolayer
 BAYESIAN_VERSION = 2
+# Multilabel (sigmoid-output) networks: a reader of version 2 or older would ignore the 'output'
+# entry and compute softmax probabilities, wrong without a word; a newer version makes it refuse.
+MULTILABEL_VERSION = 3
 
 _FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 

@@ -8,8 +8,9 @@ holds JSON:
 
 ==================  ==========================================================
 ``format``          ``"twolayer.model"``
-``format_version``  ``1`` (a network) or ``2`` (a Bayesian network); a file
-                    from a newer version is refused
+``format_version``  ``1`` (a network), ``2`` (a Bayesian network) or ``3`` (a
+                    multilabel network, which older readers must refuse); a
+                    file from a newer version is refused
 ``kind``            ``"bayesian"`` in version 2 files; absent in version 1
 ``classes``         the class labels, their type kept (integers or strings)
 ``feature_names``   the names of the D features, or ``null``
@@ -73,6 +74,7 @@ from twolayer.io.container import (
     BAYESIAN_VERSION,
     FORMAT_VERSION,
     MODEL_FORMAT,
+    MULTILABEL_VERSION,
     NETWORK_VERSION,
     _Checker,
     _hyperparameters_from_json,
@@ -378,9 +380,10 @@ def model_bytes(
     }
     if encoding is not None:
         entries["encoding"] = encoding.to_json()
+    version = NETWORK_VERSION
     if getattr(classifier, "out_activation_", "softmax") == "logistic":
         entries["output"] = "sigmoid"  # absent: softmax, as every file before multilabel networks
-    version = NETWORK_VERSION
+        version = MULTILABEL_VERSION
     if is_bayesian(classifier):
         tensors.update(posterior_tensors(classifier))
         entries["kind"] = "bayesian"
@@ -445,6 +448,10 @@ def read(path: str | os.PathLike[str]) -> ModelFile:
     b2 = check.tensor("b2", (K,), floats, because=f"the file lists {K} classes")
     target_name = check.entry("target_name", str, optional=True)
     output = check.entry("output", str, optional=True) or "softmax"
+    if output != "softmax" and version < MULTILABEL_VERSION:
+        raise check.fail(
+            f"output {output!r} needs format version {MULTILABEL_VERSION}, but the file is version {version}"
+        )
     if output not in OUTPUTS or (bayesian and output != "softmax"):
         raise check.fail(
             f"output {output!r} is not one of {OUTPUTS}" + (" (a Bayesian network is softmax)" if bayesian else "")
