@@ -80,7 +80,10 @@ from twolayer.network import Params
 from twolayer.prior import PriorPrecision, as_prior_precision, group_ids
 from twolayer.resources import check_memory, covered
 
-__all__ = ["HESSIANS", "METHODS", "STRUCTURES", "LaplacePosterior", "posterior_from_curvature"]
+__all__ = ["HESSIANS", "METHODS", "SCALARS", "STRUCTURES", "LaplacePosterior", "posterior_from_curvature"]
+
+#: The posterior's scalar entries, as :meth:`LaplacePosterior.to_dict` gives them (its arrays aside).
+SCALARS = ("data_error", "log_evidence", "gamma", "n_negative_eigenvalues", "structure", "hessian", "activation")
 
 
 # Re-estimated precisions are kept in [ALPHA_MIN, ALPHA_MAX]: a group whose
@@ -240,14 +243,8 @@ class LaplacePosterior:
             "gamma_groups",
             "factor",
             "variance",
-            "data_error",
-            "log_evidence",
-            "gamma",
-            "n_negative_eigenvalues",
-            "structure",
-            "hessian",
-            "activation",
             "shape",
+            *SCALARS,
         } - set(state)
         if missing:
             raise ValueError(f"a LaplacePosterior state needs the keys {sorted(missing)}")

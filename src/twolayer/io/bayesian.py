@@ -82,19 +82,10 @@ def bayesian_tensor_names(hyper: Mapping[str, Any]) -> set[str]:
 
 
 def _posterior_scalars(state: Mapping[str, Any]) -> dict[str, Any]:
+    from twolayer.bayes.posterior import SCALARS
+
     return {
-        **{
-            key: state[key]
-            for key in (
-                "data_error",
-                "log_evidence",
-                "gamma",
-                "n_negative_eigenvalues",
-                "structure",
-                "hessian",
-                "activation",
-            )
-        },
+        **{key: state[key] for key in SCALARS},
         "prior_precision": [float(v) for v in state["prior_precision"]],
         # JSON has no NaN: a group the structure does not cover is null.
         "gamma_groups": [None if np.isnan(v) else float(v) for v in state["gamma_groups"]],
