@@ -66,6 +66,9 @@ Hessian is :math:`\\alpha` on the diagonal entries of the weights; four values
 group) give the grouped prior's term :math:`\\sum_g \\tfrac{\\alpha_g}{2}\\lVert w_g
 \\rVert^2` (PRML §5.5.1, eqs. 5.122–5.123), whose Hessian is :math:`\\alpha_g` on the diagonal
 entries of group ``g`` (see :mod:`twolayer.prior`).
+
+It is one module so that each second-order quantity sits beside the pieces it shares with the others
+(the output curvature, the R-operator passes, the Jacobians); docs/curvature.md is its map.
 """
 
 from __future__ import annotations

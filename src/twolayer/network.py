@@ -26,6 +26,8 @@ the namespace of its inputs (NumPy, CuPy, PyTorch, ``array_api_strict``) through
 The working precision follows the inputs: float32 inputs compute and return
 float32, float64 inputs float64; mixed float inputs promote as the namespace's
 ``result_type`` does; integer or boolean input is computed in float64.
+
+It is one module so that it reads line for line beside docs/derivation.md.
 """
 
 from __future__ import annotations

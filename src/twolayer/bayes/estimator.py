@@ -1,4 +1,10 @@
-"""The scikit-learn estimator that chooses the prior by the evidence and predicts with the moderated predictive."""
+"""The scikit-learn estimator that chooses the prior by the evidence and predicts with the moderated predictive.
+
+It is one module because the fit, the evidence cycles with their restarts and the mixture of
+components all build and read the same fitted state; the posterior's algebra is in
+:mod:`~twolayer.bayes.posterior`, the choices in :mod:`~twolayer.bayes.choices`, the memory estimate
+in :mod:`~twolayer.bayes.memory`.
+"""
 
 from __future__ import annotations
 

@@ -55,6 +55,9 @@ The predictive (PRML §5.7.3)
 :func:`posterior_from_curvature` takes explicit inputs (the mathematics);
 :func:`twolayer.bayes.laplace` wires it to a fitted classifier. All
 computation is in float64 NumPy.
+
+It is one module because the factorisations, the evidence and the predictives all share the
+posterior precision's factor; split, that factor would travel between modules.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ fitted attributes that scikit-learn's ``MLPClassifier`` has, with the same
 names and meanings, so that pipelines, grid search and cross-validation work
 unchanged. Most of its length is the numpydoc of its 25 parameters and
 attributes; the code itself is what an estimator keeps.
+
+It is longer than the house's modules should be: the parameter constraints, the bookkeeping that
+makes ``coefs_`` the weights and the validation set are the parts to move out next (the training
+runs already live in :mod:`~twolayer.classifier.fitting`).
 """
 
 from __future__ import annotations

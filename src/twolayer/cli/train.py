@@ -6,6 +6,10 @@ differs between the two networks (refused options, the estimator and its fit, th
 figures) is a :class:`Kind`: :class:`Plain` and :class:`Bayesian`, which read best beside the run.
 What the run judges of its inputs and its outcome (extreme columns, divergence, the verdict on a run
 that did not learn) is :mod:`twolayer.cli.verdicts`.
+
+It is one module because it is the one ``train`` workflow with its plain and Bayesian kinds; the
+options are in :mod:`~twolayer.cli.train_options`, the verdicts in :mod:`~twolayer.cli.verdicts`,
+the multilabel summary in :mod:`~twolayer.cli.multilabel`.
 """
 
 from __future__ import annotations

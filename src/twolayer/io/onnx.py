@@ -48,6 +48,9 @@ The probit graph costs :math:`K P^2` multiply-adds per row, :math:`P` the parame
 posterior covers, as the estimator's own probit predictive does. It uses the default ONNX domain at opset :data:`OPSET` and, for an encoded
 model file, ``ai.onnx.ml`` at opset 1 (``OneHotEncoder``), with IR version :data:`IR_VERSION`, so
 that onnxruntime 1.17 and later load it.
+
+It is one module because every exported form (the network, the probit predictive, the encoded
+inputs, skl2onnx's converter) is built on the one graph object defined here.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ probabilities float64).
 each batch is formatted and written before the next is read, and the file appears at its path
 whole, or not at all (:func:`twolayer.io.atomic.staged`). :func:`prediction_bytes` is the
 same writer writing one batch to memory.
+
+It is one module because the per-format encoders exist only for :class:`PredictionWriter` and share
+its batch checks.
 """
 
 from __future__ import annotations

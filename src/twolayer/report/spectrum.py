@@ -27,6 +27,9 @@ C. M. Bishop, *Pattern Recognition and Machine Learning* (2006), sections 5.4
 and 5.7. C. Lanczos, "An iteration method for the solution of the eigenvalue
 problem of linear differential and integral operators", J. Res. Nat. Bur.
 Standards 45 (1950).
+
+It is one module because the Lanczos iteration, its deflation and the memory estimate all work on
+the one curvature operator built here.
 """
 
 from __future__ import annotations
