@@ -35,7 +35,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted
 
-from twolayer import network
+from twolayer import cluster, network
 from twolayer.classifier import fitting
 from twolayer.classifier.chunked import chunked, logits
 from twolayer.classifier.memory import fit_estimate
@@ -528,6 +528,13 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
                 f"{given} was given without {missing}: a validation set needs both its patterns and labels"
             )
         self._check_hyperparameters(own_validation=X_val is not None)
+        if cluster.is_dask(X) or cluster.is_dask(y):
+            if incremental:
+                raise TypeError(
+                    "partial_fit takes one block in memory (NumPy); for a Dask collection call fit, which streams "
+                    "its blocks, or dask_ml.wrappers.Incremental, which passes them one by one"
+                )
+            return self._fit_on_cluster(X, y, sample_weight, X_val, y_val)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         if incremental and isinstance(self.class_weight, str):
@@ -658,8 +665,12 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             )
         else:
             run = fitting.full_batch_run(self, state, X, k, s, validation)
+        return self._train(state, run)
+
+    def _train(self, state: optim.TrainingState, run: fitting.Run) -> TwoLayerClassifier:
+        """Run the prepared training, publish its weights however it ends, and warn when it did not converge."""
         try:
-            with covered():  # checked as a whole above (the solvers' Hessian products included)
+            with covered():  # checked as a whole before (the solvers' Hessian products included)
                 reason, message = run(self._on_epoch)
         finally:
             self._publish(state, final=True)
@@ -668,13 +679,69 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
                 f"{self.solver}: the maximum of {self.max_iter} {'epochs' if self.solver in MINIBATCH_SOLVERS else 'iterations'} "
                 f"(max_iter) was reached before the optimisation converged ({message}); increase max_iter or tol",
                 ConvergenceWarning,
-                stacklevel=_CALLER_OF_FIT,
+                stacklevel=_CALLER_OF_FIT + 1,
             )
         elif reason == "failed":
             warnings.warn(
-                f"{self.solver} stopped without converging: {message}", ConvergenceWarning, stacklevel=_CALLER_OF_FIT
+                f"{self.solver} stopped without converging: {message}",
+                ConvergenceWarning,
+                stacklevel=_CALLER_OF_FIT + 1,
             )
         return self
+
+    def _fit_on_cluster(self, X: Any, y: Any, sample_weight: Any, X_val: Any, y_val: Any) -> TwoLayerClassifier:
+        """``fit`` on Dask collections: the data checked, encoded and trained on as blocks of the cluster.
+
+        See :mod:`twolayer.classifier.on_cluster`. A random validation split of
+        blocks is not made: early stopping needs ``X_val`` and ``y_val`` (in memory).
+        """
+        from twolayer.classifier import on_cluster
+
+        if self.early_stopping and X_val is None:
+            raise ValueError(
+                "early_stopping=True on a Dask collection needs a validation set of your own (X_val, y_val): "
+                "no random split of the blocks is made"
+            )
+        continuing = self.warm_start and hasattr(self, "_training")
+        before = dict(self.__dict__)
+        try:
+            prepared = on_cluster.prepare(
+                self,
+                X,
+                y,
+                sample_weight,
+                dtype=self._training.theta.dtype if continuing else None,
+                reset=not continuing,
+            )
+            if continuing and prepared.n_features != self.n_features_in_:
+                raise ValueError(
+                    f"X has {prepared.n_features} features, but {type(self).__name__} is expecting "
+                    f"{self.n_features_in_} features as input"
+                )
+            if not continuing:
+                self._set_inputs(prepared.n_features, prepared.feature_names)
+            validation = None
+            if X_val is not None:
+                stand_in = np.empty((0, prepared.n_features), dtype=prepared.dtype)
+                validation = self._validation_set(stand_in, self.classes_, X_val, y_val, class_counts=prepared.counts)
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        if continuing:
+            self._training = self._continue_from_weights(self._training, prepared.n_features)
+        else:
+            prior = None if self._output == "sigmoid" else prepared.class_totals
+            self._training = fitting.fresh_state(self, prepared.n_features, prepared.dtype, prior)
+        state = self._training
+        self._publish(state, final=False)
+        if self.solver in MINIBATCH_SOLVERS:
+            run = fitting.minibatch_run(
+                self, state, None, prepared.data.k, None, incremental=False, validation=validation, data=prepared.data
+            )
+        else:
+            run = fitting.full_batch_run(self, state, None, prepared.data.k, None, validation, data=prepared.data)
+        return self._train(state, run)
 
     def _on_epoch(self, state: optim.TrainingState) -> bool:
         self._publish(state, final=False)
@@ -761,12 +828,15 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             raise ValueError(f"y has {K} labels (columns) but the earlier fit had {len(self.classes_)}")
         return np.ascontiguousarray(y, dtype=dtype)
 
-    def _validation_set(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any) -> fitting.ValidationSet:
+    def _validation_set(
+        self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, *, class_counts: np.ndarray | None = None
+    ) -> fitting.ValidationSet:
         """``X_val`` and ``y_val`` checked against the training data, and encoded as it is.
 
         ``X_val`` in the working dtype (CSR when sparse), its labels as class
         indices (0/1 targets for a multilabel model), and the weight of each
-        of its patterns' class under ``class_weight`` (None without).
+        of its patterns' class under ``class_weight`` (None without), from
+        the labels ``y`` or, for data on a cluster, their ``class_counts``.
 
         Raises
         ------
@@ -816,7 +886,12 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         k_val = np.searchsorted(self.classes_, t_val).astype(np.intp, copy=False)
         s_val = None
         if self.class_weight is not None:
-            s_val = compute_class_weight(self.class_weight, classes=self.classes_, y=y)[k_val]
+            if class_counts is None:
+                s_val = compute_class_weight(self.class_weight, classes=self.classes_, y=y)[k_val]
+            else:
+                from twolayer.classifier.on_cluster import class_weights
+
+                s_val = class_weights(self, class_counts)[k_val]
             if not np.any(s_val > 0):
                 raise ValueError(
                     "the class_weight of every label in y_val is zero; the validation set would weigh nothing"
@@ -964,6 +1039,10 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         -------
         ndarray of shape (N, K), or (N,) for two classes
         """
+        if cluster.is_dask(X):  # a lazy Dask array of the same blocks of rows
+            from twolayer.classifier.on_cluster import lazy_predict
+
+            return lazy_predict(self, X, "decision_function")
         X = self._check_X(X)
         a2 = logits(self.params_, X, self.activation)
         return a2[:, 1] - a2[:, 0] if a2.shape[1] == 2 and self._output == "softmax" else a2
@@ -975,6 +1054,10 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         -------
         ndarray of shape (N, K)
         """
+        if cluster.is_dask(X):  # a lazy Dask array of the same blocks of rows
+            from twolayer.classifier.on_cluster import lazy_predict
+
+            return lazy_predict(self, X, "predict_log_proba")
         X = self._check_X(X)
         if self._output == "sigmoid":
             return chunked(self.params_, X, lambda p, Xc: _label_log_proba(p, Xc, self.activation))
@@ -990,6 +1073,10 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         -------
         ndarray of shape (N, K)
         """
+        if cluster.is_dask(X):  # a lazy Dask array of the same blocks of rows
+            from twolayer.classifier.on_cluster import lazy_predict
+
+            return lazy_predict(self, X, "predict_proba")
         return np.exp(self.predict_log_proba(X))
 
     def predict(self, X: Any) -> np.ndarray:
@@ -1000,6 +1087,10 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         ndarray of shape (N,), or (N, K) of 0/1 for a multilabel network
             (label ``k`` set where :math:`y_k > 1/2`, as ``MLPClassifier``'s).
         """
+        if cluster.is_dask(X):  # a lazy Dask array of the same blocks of rows
+            from twolayer.classifier.on_cluster import lazy_predict
+
+            return lazy_predict(self, X, "predict")
         X = self._check_X(X)
         a2 = logits(self.params_, X, self.activation)
         if self._output == "sigmoid":

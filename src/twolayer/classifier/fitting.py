@@ -149,6 +149,7 @@ def minibatch_run(
     incremental: bool,
     finite: bool = True,
     validation: ValidationSet | None = None,
+    data: optim.TrainingData | None = None,
 ) -> Run:
     """Prepare an ``sgd`` or ``adam`` fit: the optimiser, the validation split, the data and settings.
 
@@ -176,6 +177,9 @@ def minibatch_run(
         The caller's validation set: every row of ``X`` then trains, early
         stopping watches this set's accuracy instead of a split's, and
         without early stopping its accuracy is still recorded each epoch.
+    data : TrainingData, optional
+        The training data made already (a cluster's blocks,
+        :mod:`twolayer.classifier.on_cluster`); ``X``, ``k`` and ``s`` are then not read.
 
     Returns
     -------
@@ -202,8 +206,9 @@ def minibatch_run(
         state.best_loss = math.inf
     # Without early stopping the loop does not score; a validation set of one's own is scored after each epoch.
     recorded = None if model.early_stopping else validation_score
-    data = training_data(X, k, s, model.alpha, rows, output=model._output)
-    data.checked = finite
+    if data is None:
+        data = training_data(X, k, s, model.alpha, rows, output=model._output)
+        data.checked = finite
     n = data.n
     if model.batch_size == "auto":
         batch_size = min(200, n)
@@ -246,6 +251,7 @@ def full_batch_run(
     k: np.ndarray,
     s: np.ndarray | None,
     validation: ValidationSet | None = None,
+    data: optim.TrainingData | None = None,
 ) -> Run:
     """Prepare an ``lbfgs`` or second-order fit on every pattern.
 
@@ -265,6 +271,8 @@ def full_batch_run(
     validation : ValidationSet, optional
         The caller's validation set, whose accuracy is recorded after every
         iteration (the full-batch solvers do not stop early).
+    data : TrainingData, optional
+        The training data made already (a cluster's blocks); ``X``, ``k`` and ``s`` are then not read.
 
     Returns
     -------
@@ -277,7 +285,8 @@ def full_batch_run(
     recorded = None if validation is None else accuracy(model, *validation)
     if recorded is not None and state.validation_scores is None:
         state.validation_scores, state.best_validation_score = [], -math.inf
-    data = training_data(X, k, s, model.alpha, None, output=model._output)
+    if data is None:
+        data = training_data(X, k, s, model.alpha, None, output=model._output)
     settings = optim.LbfgsSettings(
         activation=model.activation,
         max_iter=int(model.max_iter),

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from twolayer.cluster import RowBlocks
 from twolayer.errors import TrainingDiverged
 from twolayer.prior import Decay, decay_per_group
 
@@ -65,6 +66,8 @@ def largest_input(X: Any, rows: np.ndarray | None = None) -> float:
     -------
     float
     """
+    if isinstance(X, RowBlocks):  # on the cluster: each block's largest, brought back
+        return float(max(X.map_each(_largest_in_block)))
     if sp.issparse(X):
         part = X if rows is None else X[rows]
         return float(abs(part).max()) if part.nnz else 0.0
@@ -73,6 +76,10 @@ def largest_input(X: Any, rows: np.ndarray | None = None) -> float:
     if rows is None:
         return float(max(np.max(X), -np.min(X)))
     return float(max(np.max(X[rows]), -np.min(X[rows])))
+
+
+def _largest_in_block(X: np.ndarray, *_: Any) -> float:
+    return float(np.max(np.abs(X))) if X.size else 0.0
 
 
 def likely_cause(decay: Decay, dtype: Any, max_input: float, sgd_learning_rate: float | None, minibatch: bool) -> str:

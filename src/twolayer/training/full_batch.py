@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from twolayer import network
+from twolayer.cluster import RowBlocks
 from twolayer.errors import TrainingDiverged
 from twolayer.training.batch import _batch_error_and_gradient, _Workspace
 from twolayer.training.diagnosis import diverged
@@ -35,20 +36,30 @@ class _FullBatch:
     """
 
     def __init__(
-        self, data: TrainingData, dims: tuple[int, int, int], dtype: Any, activation: str, chunk: int | None = None
+        self,
+        data: TrainingData,
+        dims: tuple[int, int, int],
+        dtype: Any,
+        activation: str,
+        chunk: int | None = None,
+        *,
+        total_rows: int | None = None,
     ) -> None:
         D, M, K = dims
         self.data, self.dims, self.activation = data, dims, activation
-        self.N = data.X.shape[0]
-        self.chunk = int(min(self.N, network.CHUNK_ROWS if chunk is None else chunk))
+        rows = data.X.shape[0]
+        # N of E/N: the rows here, or of the whole when these are one block of it (twolayer.cluster)
+        self.N = rows if total_rows is None else int(total_rows)
+        self.chunk = int(min(rows, network.CHUNK_ROWS if chunk is None else chunk))
         dense = isinstance(data.X, np.ndarray)
         self.ws = _Workspace(self.chunk, D, M, K, dtype, gather=False, output=data.output)
         self.dense = dense
         self.grad = np.empty(network.n_params(D, M, K), dtype=dtype)
-        self.part = np.empty_like(self.grad) if self.chunk < self.N else None
+        self.part = np.empty_like(self.grad) if self.chunk < rows else None
         self.layout = _Layout(D, M, K, data.lam)
         self.scratch = np.empty_like(self.grad)
         self.n_eval = 0
+        self._hessp_data: tuple[Any, np.ndarray] | None = None
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Returns ``(f, g)``; ``g`` is an internal buffer, overwritten by the next call."""
@@ -57,10 +68,11 @@ class _FullBatch:
 
     def _evaluate(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         data, N = self.data, self.N
+        rows = data.X.shape[0]
         params = network.unflatten(theta, *self.dims)
         E = 0.0
-        for start in range(0, N, self.chunk):
-            stop = min(start + self.chunk, N)
+        for start in range(0, rows, self.chunk):
+            stop = min(start + self.chunk, rows)
             out = self.grad if start == 0 else self.part
             w = None if data.w is None else data.w[start:stop]
             E += _batch_error_and_gradient(
@@ -80,6 +92,61 @@ class _FullBatch:
         self.n_eval += 1
         f = E / N + self.layout.penalty(theta)  # eqs. 5.112 and 5.122–5.123, divided by S
         return f, self.grad
+
+    def hessp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """:math:`H v` of :math:`\\tilde E / S` at ``theta`` (exact, by the R operator; a new array).
+
+        .. math::
+
+            H v = \\frac{1}{N} \\Bigl(\\nabla^2 \\sum_n \\bar w_n E_n\\Bigr) v + \\lambda_g v_g .
+
+        Sparse ``X`` is densified once, at the first product.
+        """
+        from twolayer import curvature  # only the second-order solvers need it
+
+        X, T = self._dense_data()
+        D, M, K = self.dims
+        dtype = self.grad.dtype
+        decay = self.layout.decay
+        # The decay of sum_n w_n E_n is lam_g N, so that the product divided by N below has lam_g.
+        N = self.N
+        alpha_sum: float | tuple[float, ...] = decay[0] * N if self.layout.weight_decay else tuple(a * N for a in decay)
+        Hv = curvature.hessian_vector_product(
+            network.unflatten(np.asarray(theta, dtype=dtype), D, M, K),
+            X,
+            T,
+            np.asarray(v, dtype=dtype),
+            self.data.w,
+            activation=self.activation,
+            alpha=alpha_sum,
+            output=self.data.output,
+        )
+        out = network.flatten(Hv)
+        out /= N
+        return out
+
+    def _dense_data(self) -> tuple[Any, np.ndarray]:
+        """``X`` dense and the targets ``T`` (1-of-K, or the indicator rows), made once."""
+        if self._hessp_data is None:
+            data, dtype = self.data, self.grad.dtype
+            X = data.X.toarray() if sp.issparse(data.X) else data.X
+            n, K = X.shape[0], self.dims[2]
+            if data.output == "sigmoid":
+                T = np.asarray(data.k, dtype=dtype)  # the indicator targets themselves
+            else:
+                T = np.zeros((n, K), dtype=dtype)
+                T[np.arange(n), data.k] = 1.0  # 1-of-K targets for the curvature module
+            self._hessp_data = (X, T)
+        return self._hessp_data
+
+
+def _full_batch(data: TrainingData, dims: tuple[int, int, int], dtype: Any, activation: str) -> Any:
+    """The evaluator of :math:`\\tilde E / S`: over rows here, or over the blocks of a cluster."""
+    if isinstance(data.X, RowBlocks):
+        from twolayer.training.blocked import BlockedFullBatch
+
+        return BlockedFullBatch(data, dims, dtype, activation)
+    return _FullBatch(data, dims, dtype, activation)
 
 
 class _StopLbfgs(Exception):
@@ -128,7 +195,7 @@ def train_lbfgs(
     """
     theta = state.theta
     dims = _dims(theta, data, n_classes)
-    full = _FullBatch(data, dims, theta.dtype, settings.activation)
+    full = _full_batch(data, dims, theta.dtype, settings.activation)
     accepted = theta.astype(np.float64)  # the last accepted iterate, in SciPy's dtype
     last: dict[str, Any] = {"x": None, "f": math.nan}
 
@@ -197,7 +264,7 @@ def _as_working(x: np.ndarray, like: np.ndarray) -> np.ndarray:
     return x.astype(like.dtype, copy=True)
 
 
-def _blas_threads(full: _FullBatch) -> contextlib.AbstractContextManager[Any]:
+def _blas_threads(full: Any) -> contextlib.AbstractContextManager[Any]:
     """One BLAS thread for small problems, where threads only add synchronisation."""
     D, M, K = full.dims
     if full.N * M * (D + K) < SMALL_PROBLEM:
@@ -271,26 +338,15 @@ def train_second_order(
     Wright, *Numerical Optimization* (2006), §7.1; M. F. Møller, Neural
     Networks 6 (1993).
     """
-    from twolayer import curvature  # only these solvers need it
     from twolayer.training import second_order
 
     if method not in SECOND_ORDER_METHODS:
         raise ValueError(f"method must be one of {SECOND_ORDER_METHODS}, got {method!r}")
     theta = state.theta
     dims = _dims(theta, data, n_classes)
-    D, M, K = dims
     dtype = theta.dtype
-    full = _FullBatch(data, dims, dtype, settings.activation)
+    full = _full_batch(data, dims, dtype, settings.activation)
     N = full.N
-    X_dense = data.X.toarray() if sp.issparse(data.X) else data.X
-    if data.output == "sigmoid":
-        T = np.asarray(data.k, dtype=dtype)  # the indicator targets themselves
-    else:
-        T = np.zeros((N, K), dtype=dtype)
-        T[np.arange(N), data.k] = 1.0  # 1-of-K targets for the curvature module
-    # The decay of sum_n w_n E_n is lam_g N, so that the Hessian divided by N below has lam_g.
-    decay = full.layout.decay
-    alpha_sum: float | tuple[float, ...] = decay[0] * N if full.layout.weight_decay else tuple(a * N for a in decay)
     trial = np.empty_like(theta)
 
     def fun_and_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -300,19 +356,7 @@ def train_second_order(
         return f, g.copy()  # the solvers keep gradients; the buffer is reused
 
     def hessp(x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        params = network.unflatten(np.asarray(x, dtype=dtype), D, M, K)
-        Hv = curvature.hessian_vector_product(
-            params,
-            X_dense,
-            T,
-            np.asarray(v, dtype=dtype),
-            data.w,
-            activation=settings.activation,
-            alpha=alpha_sum,
-            output=data.output,
-        )
-        out = network.flatten(Hv)
-        out /= N
+        out = full.hessp(x, v)
         if not np.isfinite(out).all():
             # The product of a finite Hessian and vector overflowed (or the solver's own
             # arithmetic did, handing over a non-finite v): conjugate gradients on NaN would

@@ -8,9 +8,11 @@ from collections.abc import Callable
 import numpy as np
 
 from twolayer import network
+from twolayer.cluster import RowBlocks
 from twolayer.errors import NonFiniteInput
 from twolayer.network import Params
 from twolayer.training.batch import _batch_error_and_gradient, _non_finite_input, _Workspace, check_finite
+from twolayer.training.blocked import BlockedMinibatch
 from twolayer.training.diagnosis import diverged
 from twolayer.training.kernels import _kernels
 from twolayer.training.objective import _Layout
@@ -80,7 +82,11 @@ def train_minibatch(
     optimizer = state.optimizer
     if optimizer is None:
         raise ValueError("train_minibatch needs state.optimizer")
-    run = _Minibatch(state, data, settings, n_classes)
+    run: _Minibatch | BlockedMinibatch = (
+        BlockedMinibatch(state, data, settings, n_classes)
+        if isinstance(data.X, RowBlocks)
+        else _Minibatch(state, data, settings, n_classes)
+    )
     state.n_iter = 0
     snapshot = None
     for _ in range(settings.max_iter):
@@ -187,6 +193,16 @@ class _Minibatch:
 
     def epoch(self) -> float | None:
         """One pass over the training rows; the epoch's loss, or None on a non-finite error."""
+        total = self.batches()
+        if total is None or not np.isfinite(self.state.theta).all():
+            return None
+        return total / self.n + self.layout.penalty(self.state.theta)  # (data term + decay at the epoch's end) / S
+
+    def batches(self) -> float | None:
+        """Steps over every training row in the epoch's order: :math:`\\sum_n \\bar w_n E_n`, each at the weights it saw.
+
+        None on a non-finite error.
+        """
         data, ws, theta, grad = self.data, self.ws, self.state.theta, self.grad
         optimizer, layout = self.state.optimizer, self.layout
         assert optimizer is not None  # train_minibatch checked it
@@ -233,9 +249,7 @@ class _Minibatch:
                 return None
             optimizer.step(theta, grad, 1.0, layout.segments)  # along (1/B) sum w_n grad E_n + lam_g w_g
         data.checked = True  # every training row has been gathered
-        if not np.isfinite(theta).all():
-            return None
-        return total / n + layout.penalty(theta)  # (data term + decay at the epoch's end) / S
+        return total
 
 
 def _track_improvement(
