@@ -33,7 +33,16 @@ import numpy as np
 from twolayer.errors import DataError, NonFiniteInput, format_bytes
 from twolayer.resources import available_memory
 
-__all__ = ["FAN_IN", "RowBlocks", "as_row_blocks", "current_client", "describe", "first_bad_row", "is_dask"]
+__all__ = [
+    "FAN_IN",
+    "RowBlocks",
+    "as_row_blocks",
+    "current_client",
+    "describe",
+    "first_bad_row",
+    "is_dask",
+    "persist_if_fits",
+]
 
 #: Partial sums added per task of the reduction tree: a W × W partial costs its size once per
 #: level, and log_8 of a thousand blocks is four levels.
@@ -50,10 +59,19 @@ def is_dask(x: Any) -> bool:
 
 
 def current_client() -> Any | None:
-    """The current ``dask.distributed`` client, or None (then Dask's local scheduler runs the work)."""
+    """The current ``dask.distributed`` client, or None (then Dask's local scheduler runs the work).
+
+    None too where Dask's configuration names another scheduler, as
+    ``dask.config.set(scheduler="sync")`` does for everything Dask computes.
+    """
     if "distributed" not in sys.modules:  # no client can exist without the module imported
         return None
+    import dask
     from distributed import default_client
+
+    scheduler = dask.config.get("scheduler", None)
+    if scheduler is not None and scheduler not in ("dask.distributed", "distributed"):
+        return None  # a local scheduler chosen on purpose (dask.config.set(scheduler="threads"), say)
 
     try:
         return default_client()
@@ -331,15 +349,16 @@ def as_row_blocks(
             present = list(dask.persist(*present))
     iterator = iter(present)
     aligned = [None if a is None else next(iterator) for a in aligned]
-    per_array = [None if a is None else a.to_delayed().ravel() for a in aligned]
+    per_array: list[list[Any] | None] = [None if a is None else list(a.to_delayed().ravel()) for a in aligned]
     if client is not None and persist:
         # the persisted chunks as futures, so that a task names its block's key alone
         from distributed import futures_of
 
         for i, a in enumerate(aligned):
-            if a is not None:
+            chunks = per_array[i]
+            if a is not None and chunks is not None:
                 futures = {f.key: f for f in futures_of(a)}
-                per_array[i] = [futures.get(d.key, d) for d in per_array[i] or []]
+                per_array[i] = [futures.get(d.key, d) for d in chunks]
     blocks = [tuple(None if p is None else p[b] for p in per_array) for b in range(len(row_chunks))]
     return RowBlocks(
         blocks=blocks,
@@ -349,6 +368,23 @@ def as_row_blocks(
         persisted=bool(persist),
         client=client,
     )
+
+
+def persist_if_fits(*arrays: Any, client: Any = None) -> list[Any]:
+    """Dask arrays held in memory (on the workers) when together they take at most half of it, else as they are.
+
+    Arrays persisted once here make every later :func:`as_row_blocks` of them
+    cheap: their blocks are already where they will be used. None stays None.
+    """
+    import dask
+
+    if client is None:
+        client = current_client()
+    present = [a for a in arrays if a is not None]
+    if sum(float(a.nbytes) for a in present) > PERSIST_SHARE * _memory_there_is(client):
+        return list(arrays)
+    held = iter(client.persist(present) if client is not None else dask.persist(*present))
+    return [None if a is None else next(held) for a in arrays]
 
 
 def _memory_there_is(client: Any) -> float:

@@ -79,6 +79,7 @@ import array_api_compat
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
+from twolayer.cluster import RowBlocks, as_row_blocks, is_dask
 from twolayer.network import (
     Activation,
     Params,
@@ -613,6 +614,76 @@ def _chunk(st: _State, start: int, stop: int) -> _State:
     )
 
 
+# --------------------------------------------------------------------------
+# On a cluster: every quantity here is a sum over patterns
+# --------------------------------------------------------------------------
+
+
+def _block_term(
+    X: np.ndarray, T: np.ndarray | None, s: np.ndarray | None, name: str, params: Params, kwargs: dict[str, Any]
+) -> Any:
+    """The function ``name`` of this module on one block of rows, without decay (added once, for the whole)."""
+    fn = globals()[name]
+    if name == "last_layer_hessian":
+        return fn(params, X, s, **kwargs)
+    result = fn(params, X, T, sample_weight=s, **kwargs)
+    return flatten(result) if isinstance(result, Params) else result
+
+
+def _on_blocks(
+    name: str, params: Params, X: Any, T: Any, sample_weight: Any, blocks: RowBlocks | None = None, **kwargs: Any
+) -> Any:
+    """:math:`\\sum_b` ``name(params, X_b, T_b, s_b, **kwargs)`` over the row blocks of Dask data, on the cluster.
+
+    The per-block work is this module's own function on NumPy blocks; only the
+    sum comes back (see :mod:`twolayer.cluster`). Its memory is checked here for
+    the sum (a block's own temporaries are the workers').
+    """
+    params = Params(*(np.asarray(p) for p in params))
+    D = param_shapes(params)[0]
+    _check_memory(_MEMORY_KIND.get(name, "products"), params, np.empty((1, D), dtype=params.W1.dtype))
+    if blocks is None:
+        blocks = as_row_blocks(X, T, sample_weight, names=("X", "T", "sample_weight"))
+    return blocks.map_sum(_block_term, name, params, kwargs)
+
+
+def _with_decay(H: np.ndarray, params: Params, alpha: Decay) -> np.ndarray:
+    """``H`` plus :math:`\\alpha_g` on the diagonal entries of each decayed group."""
+    alphas = _check_alpha(alpha)
+    if not any(alphas):
+        return H
+    D, M, K = param_shapes(Params(*(np.asarray(p) for p in params)))
+    return _add_to_diagonal(np, H, _decay_diagonal(np, alphas, D, M, K, H.dtype, None))
+
+
+def _product_on_blocks(
+    name: str,
+    params: Params,
+    X: Any,
+    T: Any,
+    v: Params | Array,
+    sample_weight: Any,
+    activation: str,
+    alpha: Decay,
+    output: str,
+    blocks: RowBlocks | None = None,
+) -> Params:
+    """A curvature-vector product over the blocks of Dask data, the decay added once."""
+    params = Params(*(np.asarray(p) for p in params))
+    v = _as_params(v, params, np, params.W1.dtype)
+    flat = _on_blocks(name, params, X, T, sample_weight, blocks, v=v, activation=activation, output=output)
+    D, M, K = param_shapes(params)
+    return _decayed(unflatten(np.asarray(flat), D, M, K), v, _check_alpha(alpha))
+
+
+_MEMORY_KIND = {
+    "hessian": "hessian",
+    "gauss_newton": "gauss_newton",
+    "last_layer_hessian": "last_layer",
+    "hessian_diagonal": "diagonal",
+}
+
+
 def _dense(
     params: Params,
     X: Array,
@@ -684,6 +755,9 @@ def hessian(
     calculation of the Hessian matrix for the multilayer perceptron", Neural
     Computation 4 (1992).
     """
+    if is_dask(X):
+        H = _on_blocks("hessian", params, X, T, sample_weight, activation=activation, output=output)
+        return _with_decay(H, params, alpha)
     return _dense(params, X, T, sample_weight, activation, alpha, exact=True, output=output)
 
 
@@ -720,6 +794,8 @@ def last_layer_hessian(
     ----------
     PRML eq. 5.93 (the second-layer block); ``docs/curvature.md``, "Exact Hessian".
     """
+    if is_dask(X):
+        return _on_blocks("last_layer_hessian", params, X, None, sample_weight, activation=activation, output=output)
     _check_memory("last_layer", params, X)
     st = _state(params, X, None, sample_weight, activation, output=output)
     xp = st.xp
@@ -784,6 +860,9 @@ def gauss_newton(
     N. N. Schraudolph, "Fast curvature matrix-vector products for
     second-order gradient descent", Neural Computation 14 (2002).
     """
+    if is_dask(X):
+        G = _on_blocks("gauss_newton", params, X, T, sample_weight, activation=activation, output=output)
+        return _with_decay(G, params, alpha)
     return _dense(params, X, T, sample_weight, activation, alpha, exact=False, output=output)
 
 
@@ -870,6 +949,8 @@ def hessian_vector_product(
     PRML §5.4.6; B. A. Pearlmutter, "Fast exact
     multiplication by the Hessian", Neural Computation 6 (1994).
     """
+    if is_dask(X):
+        return _product_on_blocks("hessian_vector_product", params, X, T, v, sample_weight, activation, alpha, output)
     alphas = _check_alpha(alpha)
     _check_memory("products", params, X)
     st = _state(params, X, T, sample_weight, activation, need_targets=True, output=output)
@@ -918,6 +999,10 @@ def gauss_newton_vector_product(
     ----------
     PRML §5.4.2 and §5.4.6; N. N. Schraudolph, Neural Computation 14 (2002).
     """
+    if is_dask(X):
+        return _product_on_blocks(
+            "gauss_newton_vector_product", params, X, T, v, sample_weight, activation, alpha, output
+        )
     alphas = _check_alpha(alpha)
     _check_memory("products", params, X)
     st = _state(params, X, T, sample_weight, activation, output=output)
@@ -985,6 +1070,20 @@ def hessian_diagonal(
     of back-propagation learning with second order methods", Proc. 1988
     Connectionist Models Summer School (1989).
     """
+    if is_dask(X):
+        flat = _on_blocks(
+            "hessian_diagonal",
+            params,
+            X,
+            T,
+            sample_weight,
+            activation=activation,
+            approximation=approximation,
+            output=output,
+        )
+        D, M, K = param_shapes(Params(*(np.asarray(p) for p in params)))
+        diag = unflatten(np.asarray(flat), D, M, K)
+        return Params(*(d if not a_g else d + a_g for d, a_g in zip(diag, _check_alpha(alpha))))
     if approximation not in (None, "becker-lecun", "gauss-newton"):
         raise ValueError(f"approximation must be None, 'becker-lecun' or 'gauss-newton', got {approximation!r}")
     alphas = _check_alpha(alpha)
@@ -1032,6 +1131,8 @@ def _operator(
 ) -> LinearOperator:
     alphas = _check_alpha(alpha)
     params = Params(*(np.asarray(p) for p in params))
+    if is_dask(X):  # every product a sum over the cluster's blocks, held there once
+        return _operator_on_blocks(params, X, T, sample_weight, activation, alpha, exact, output)
     X = np.asarray(X)
     T = None if T is None else np.asarray(T)
     sample_weight = None if sample_weight is None else np.asarray(sample_weight)
@@ -1047,6 +1148,29 @@ def _operator(
         x = np.asarray(x, dtype=dtype).reshape(W)  # LinearOperator may pass (W, 1)
         v = unflatten(x, D, M, K)
         return flatten(_decayed(_r_pass(st, v, exact), v, alphas))
+
+    return LinearOperator((W, W), matvec=matvec, rmatvec=matvec, dtype=dtype)
+
+
+def _operator_on_blocks(
+    params: Params,
+    X: Any,
+    T: Any,
+    sample_weight: Any,
+    activation: str,
+    alpha: Decay,
+    exact: bool,
+    output: str,
+) -> LinearOperator:
+    blocks = as_row_blocks(X, T, sample_weight, names=("X", "T", "sample_weight"))
+    D, M, K = param_shapes(params)
+    W = n_params(D, M, K)
+    dtype = params.W1.dtype
+    name = "hessian_vector_product" if exact else "gauss_newton_vector_product"
+
+    def matvec(x: np.ndarray) -> np.ndarray:
+        v = unflatten(np.asarray(x, dtype=dtype).reshape(W), D, M, K)
+        return flatten(_product_on_blocks(name, params, None, None, v, None, activation, alpha, output, blocks))
 
     return LinearOperator((W, W), matvec=matvec, rmatvec=matvec, dtype=dtype)
 

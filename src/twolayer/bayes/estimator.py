@@ -26,6 +26,7 @@ from twolayer.bayes.choices import ALPHA_SEARCHES, MIXTURE_WEIGHTS
 from twolayer.bayes.fitted import _data_curvature
 from twolayer.bayes.map import MapFit, map_estimate
 from twolayer.bayes.memory import fit_estimate, laplace_estimate, predict_estimate
+from twolayer.bayes.on_cluster import data_error
 from twolayer.bayes.posterior import (
     ALPHA_MAX,
     ALPHA_MIN,
@@ -36,6 +37,7 @@ from twolayer.bayes.posterior import (
     _centred,
     posterior_from_curvature,
 )
+from twolayer.cluster import is_dask
 from twolayer.errors import InsufficientMemory
 from twolayer.estimator import (
     RANDOM_STATE_CONSTRAINT,
@@ -400,6 +402,8 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         """
         grid = self._check_hyperparameters()
         before = dict(self.__dict__)
+        if is_dask(X) or is_dask(y):
+            return self._fit_on_cluster(X, y, sample_weight, grid, before)
         X, y = validate_data(self, X, y, dtype=np.float64)
         k = self._class_indices(y)  # (N,)  the class index of each pattern
         s = None
@@ -417,6 +421,27 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
             raise
         with covered():  # checked as a whole just above
             return self._fit_checked(X, k, s, grid)
+
+    def _fit_on_cluster(
+        self, X: Any, y: Any, sample_weight: Any, grid: np.ndarray, before: dict[str, Any]
+    ) -> BayesianTwoLayerClassifier:
+        """``fit`` on Dask collections: the data held on the workers, every sum of the procedure computed there.
+
+        See :mod:`twolayer.bayes.on_cluster`. Memory is checked here for what
+        this process holds (the curvature and its factorisation, whatever N).
+        """
+        from twolayer.bayes.on_cluster import prepare
+
+        try:
+            X, T, s, k = prepare(self, X, y, sample_weight)
+            block = max(X.chunks[0])  # the largest block: what one task of the workers holds at once
+            self._check_memory(block, X.shape[1], self.classes_.shape[0], stacklevel=5)
+        except (InsufficientMemory, ValueError):  # refused before training: as it was
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        with covered():  # checked as a whole just above
+            return self._fit_checked(X, k, s, grid, T=T)
 
     def check_fit_memory(
         self, n_samples: int, n_features: int, n_classes: int, *, dtype: Any = np.float64, sparse: bool = False
@@ -489,12 +514,11 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
             stacklevel=stacklevel,
         )
 
-    def _fit_checked(
-        self, X: np.ndarray, k: np.ndarray, s: np.ndarray | None, grid: np.ndarray
-    ) -> BayesianTwoLayerClassifier:
+    def _fit_checked(self, X: Any, k: Any, s: Any, grid: np.ndarray, *, T: Any = None) -> BayesianTwoLayerClassifier:
         N, _D = X.shape
         K = self.classes_.shape[0]
-        T = np.eye(K)[k]  # 1-of-K targets
+        if T is None:
+            T = np.eye(K)[k]  # 1-of-K targets
         n_components = int(self.n_components)
         # Children 0 and 1 are the first component's initial weights and the predictive's seed, as they were
         # before there were mixtures; the other components' seeds follow them.
@@ -510,7 +534,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         runs = [runs[c] for c in order]
         best = runs[0]
         posterior = best.posterior
-        S = float(N if s is None else np.sum(s))
+        S = float(N if s is None else s.sum())
         # E~ of the centred weights: centring changes E not at all and the penalty only downwards.
         penalty = 0.5 * float(np.sum(precision_vector(posterior.prior_precision, *posterior.shape) * posterior.mean**2))
         loss = (posterior.data_error + penalty) / S
@@ -559,7 +583,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
             run.loss_curve.extend(fit.loss_curve)
             w = _centred(fit.params)  # changes no prediction: the posterior mode along the flat directions
             H = _data_curvature(w, X, T, s, activation=self.activation, hessian=self.hessian, structure=self.structure)
-            E = nw.error(w, X, T, s, activation=self.activation)
+            E = data_error(w, X, T, s, activation=self.activation)
             posterior = posterior_from_curvature(
                 w, H, alpha, E, structure=self.structure, hessian=self.hessian, activation=self.activation
             )
@@ -805,6 +829,10 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         ndarray of shape (N, K)
             Columns in the order of ``classes_``.
         """
+        if is_dask(X):  # a lazy Dask array of the same blocks of rows
+            from twolayer.classifier.on_cluster import lazy_predict
+
+            return lazy_predict(self, X, "predict_proba")
         X = self._check_X(X)
         if len(self.components_) == 1:
             return self.posterior_.predict_proba(
@@ -829,6 +857,14 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         -------
         ndarray of shape (N,)
         """
+        if is_dask(X):  # a lazy Dask array of the same blocks of rows
+            from twolayer.classifier.on_cluster import lazy_predict
+
+            return lazy_predict(self, X, "predict")
+        if is_dask(X):  # a lazy Dask array of the same blocks of rows
+            from twolayer.classifier.on_cluster import lazy_predict
+
+            return lazy_predict(self, X, "predict_log_proba")
         proba = self.predict_proba(X)  # first: it checks that the model is fitted
         return self.classes_[np.argmax(proba, axis=1)]
 
@@ -839,6 +875,10 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         -------
         ndarray of shape (N, K)
         """
+        if is_dask(X):  # a lazy Dask array of the same blocks of rows
+            from twolayer.classifier.on_cluster import lazy_predict
+
+            return lazy_predict(self, X, "predict_proba_map")
         X = self._check_X(X)
         return nw.forward(self.params_, X, activation=self.activation)
 

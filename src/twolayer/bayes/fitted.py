@@ -16,6 +16,7 @@ import numpy as np
 from twolayer import curvature
 from twolayer import network as nw
 from twolayer.bayes.memory import laplace_estimate
+from twolayer.bayes.on_cluster import data_error, prepare_laplace
 from twolayer.bayes.posterior import (
     HESSIANS,
     STRUCTURES,
@@ -27,6 +28,7 @@ from twolayer.bayes.posterior import (
     _shape_of,
     posterior_from_curvature,
 )
+from twolayer.cluster import is_dask
 from twolayer.estimator import check_choice
 from twolayer.network import Params
 from twolayer.prior import PriorPrecision
@@ -167,6 +169,10 @@ def laplace(
     params = _centred(_as_float64(params_))
     shape = _shape_of(params)
     activation = str(model.activation)
+    if is_dask(X):
+        X, T, s, _ = prepare_laplace(X, y, sample_weight, np.asarray(classes), shape[0])
+        with covered():
+            return _posterior(params, X, T, s, alpha, activation=activation, hessian=hessian, structure=structure)
     X = _check_X(X, shape[0])
     T = _targets(y, np.asarray(classes))
     if T.shape[0] != X.shape[0]:
@@ -199,6 +205,6 @@ def _posterior(
     hessian: str,
     structure: str,
 ) -> LaplacePosterior:
-    E = nw.error(params, X, T, s, activation=activation)
+    E = data_error(params, X, T, s, activation=activation)
     H = _data_curvature(params, X, T, s, activation=activation, hessian=hessian, structure=structure)
     return posterior_from_curvature(params, H, alpha, E, structure=structure, hessian=hessian, activation=activation)

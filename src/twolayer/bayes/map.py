@@ -16,6 +16,7 @@ import numpy as np
 
 from twolayer import network as nw
 from twolayer.bayes.posterior import _as_float64, _check_X, _shape_of
+from twolayer.cluster import as_row_blocks, is_dask
 from twolayer.network import Params
 from twolayer.prior import PriorPrecision, as_prior_precision
 from twolayer.training import optim
@@ -85,6 +86,8 @@ def map_estimate(
     alpha = as_prior_precision(prior_precision)
     init = _as_float64(init)
     D, M, K = _shape_of(init)
+    if is_dask(X):
+        return _map_on_cluster(X, T, alpha, init, sample_weight, activation, max_iter, tol)
     X = _check_X(X, D)
     N = X.shape[0]
     T = np.asarray(T, dtype=np.float64)
@@ -100,25 +103,77 @@ def map_estimate(
     S = float(N) if s is None else float(np.sum(s))
     data = optim.TrainingData(*_class_index_rows(X, T, s, S), lam=tuple(float(a) for a in alpha / S))
     state = optim.TrainingState(theta=np.array(nw.flatten(init), dtype=np.float64))
+    settings = _lbfgs_settings(activation, max_iter, tol)
+    return _run_lbfgs(state, data, settings, (D, M, K), S, lambda p: nw.error(p, X, T, s, activation=activation))
+
+
+def _lbfgs_settings(activation: str, max_iter: int, tol: float) -> optim.LbfgsSettings:
     # ftol: a relative reduction of tol * sqrt(eps) per step, far below SciPy's default, so that gtol decides.
-    settings = optim.LbfgsSettings(
+    return optim.LbfgsSettings(
         activation=activation,
         max_iter=int(max_iter),
         max_fun=15000,
         tol=float(tol),
         ftol=float(tol) * np.finfo(np.float64).eps ** 0.5,
     )
-    reason, _ = optim.train_lbfgs(state, data, settings, n_classes=K)
-    params = nw.unflatten(state.theta, D, M, K)
+
+
+def _run_lbfgs(
+    state: optim.TrainingState,
+    data: optim.TrainingData,
+    settings: optim.LbfgsSettings,
+    dims: tuple[int, int, int],
+    S: float,
+    error: Any,
+) -> MapFit:
+    """Train, and the MAP fit with its data error ``error(params)``."""
+    reason, _ = optim.train_lbfgs(state, data, settings, n_classes=dims[2])
+    params = nw.unflatten(state.theta, *dims)
     assert state.loss is not None  # train_lbfgs always ends with the final value
     return MapFit(
         params=params,
-        data_error=float(nw.error(params, X, T, s, activation=activation)),
+        data_error=float(error(params)),
         objective=state.loss * S,
         n_iter=state.n_iter,
         n_evaluations=state.t // data.n,
         converged=reason == "converged",
         loss_curve=state.loss_curve,
+    )
+
+
+def _argmax_rows(T: np.ndarray) -> np.ndarray:
+    """Per block: the class index of each 1-of-K target row."""
+    return np.argmax(T, axis=1).astype(np.intp)
+
+
+def _map_on_cluster(
+    X: Any,
+    T: Any,
+    alpha: np.ndarray,
+    init: Params,
+    sample_weight: Any,
+    activation: str,
+    max_iter: int,
+    tol: float,
+) -> MapFit:
+    """:func:`map_estimate` on Dask data: every error and gradient a sum over the cluster's blocks.
+
+    ``T`` must hold 1-of-K rows (the estimator's targets); the weights are
+    rescaled to mean one on the workers, as :func:`_class_index_rows` does in memory.
+    """
+    from twolayer.bayes.on_cluster import data_error
+
+    D, M, K = _shape_of(init)
+    N = int(X.shape[0])
+    S = float(N) if sample_weight is None else float(sample_weight.sum().compute())
+    k = T.map_blocks(_argmax_rows, drop_axis=1, dtype=np.intp)
+    w = None if sample_weight is None else sample_weight * (N / S)
+    blocks = as_row_blocks(X, k, w, names=("X", "T", "sample_weight"))
+    data = optim.TrainingData(X=blocks, k=np.empty(0, dtype=np.intp), w=None, lam=tuple(float(a) for a in alpha / S))
+    state = optim.TrainingState(theta=np.array(nw.flatten(init), dtype=np.float64))
+    settings = _lbfgs_settings(activation, max_iter, tol)
+    return _run_lbfgs(
+        state, data, settings, (D, M, K), S, lambda p: data_error(p, X, T, sample_weight, activation=activation)
     )
 
 
