@@ -3,7 +3,11 @@
 Every factory takes the same data and settings and returns a
 :class:`harness.Contestant` whose ``run()`` trains one epoch from a fresh
 start, as a user would (a new estimator / model / optimiser each time), or a
-:class:`harness.Skipped` saying why it cannot run here.
+:class:`harness.Skipped` when its library is not installed. A library that is
+installed but fails (to import, to set up, to run) is never a reason to skip:
+the factory raises :class:`harness.ContestantFailed`, and so does the harness
+when a warm-up or timed run raises, so that the report cannot quietly lose a
+peer.
 
 The network is the workload's: ``D`` inputs, ``M`` tanh hidden units, ``K``
 softmax outputs, cross-entropy, Adam (learning rate 1e-3, betas 0.9 / 0.999,
@@ -35,16 +39,20 @@ What each contestant's epoch includes, so that the ratios are read fairly:
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from harness import Contestant, Skipped
+from harness import Contestant, ContestantFailed, Skipped
+
+Factory = TypeVar("Factory", bound=Callable[..., Any])
 
 # How many threads every contestant may use; run.py's --threads sets it (default: every usable core).
 THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -54,15 +62,40 @@ BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-8
 WARMUP_ROWS = 2000
 
 
+def installed(module: str) -> bool:
+    """Whether the top-level ``module`` is installed, found without importing it.
+
+    Only this decides that a peer is skipped: an installed module that then
+    fails to import is a broken contestant, reported as such.
+    """
+    return importlib.util.find_spec(module) is not None
+
+
+def failing_loudly(name: str) -> Callable[[Factory], Factory]:
+    """Make a factory raise :class:`ContestantFailed` naming ``name`` when its set-up raises."""
+
+    def wrap(factory: Factory) -> Factory:
+        @functools.wraps(factory)
+        def build(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return factory(*args, **kwargs)
+            except ContestantFailed:
+                raise
+            except Exception as exc:
+                raise ContestantFailed(name, "set-up", exc) from exc
+
+        return build  # type: ignore[return-value]
+
+    return wrap
+
+
 def load_libraries() -> None:
     """Import every contestant's native libraries, so that a thread limit reaches them all."""
     import scipy.linalg  # noqa: F401  (SciPy's own OpenBLAS)
     import sklearn.neural_network  # noqa: F401  (scikit-learn's OpenMP runtime)
 
-    try:
+    if installed("torch"):
         import torch  # noqa: F401
-    except ImportError:
-        pass
 
 
 def workload(n_samples: int, dtype: Any = np.float32, *, n_features: int = 784) -> tuple[np.ndarray, np.ndarray]:
@@ -110,6 +143,7 @@ def _fit_silently(model: Any, X: np.ndarray, y: np.ndarray) -> Any:
 # --------------------------------------------------------------------------
 
 
+@failing_loudly("floor (5 products)")
 def floor_products(N: int, D: int, M: int, K: int, B: int, dtype: Any, X: np.ndarray | None = None) -> Contestant:
     """The five matrix products of every batch of an epoch, and nothing else.
 
@@ -153,13 +187,13 @@ def floor_products(N: int, D: int, M: int, K: int, B: int, dtype: Any, X: np.nda
 # --------------------------------------------------------------------------
 
 
+@failing_loudly("TwoLayerClassifier")
 def twolayer_fit(X: np.ndarray, y: np.ndarray, M: int, B: int) -> Contestant | Skipped:
     """``TwoLayerClassifier(n_hidden=M, batch_size=B, max_iter=1).fit(X, y)``."""
     name = "TwoLayerClassifier"
-    try:
-        from twolayer.classifier import TwoLayerClassifier
-    except Exception as exc:
-        return Skipped(name, f"twolayer.classifier not importable ({type(exc).__name__}: {exc})")
+    if not installed("twolayer"):
+        return Skipped(name, "twolayer is not installed (pip install -e .)")
+    from twolayer.classifier import TwoLayerClassifier
 
     def make() -> Any:
         return TwoLayerClassifier(
@@ -179,6 +213,7 @@ def twolayer_fit(X: np.ndarray, y: np.ndarray, M: int, B: int) -> Contestant | S
     return Contestant(name, run, warmup=lambda: _fit_silently(make(), X[:WARMUP_ROWS], y[:WARMUP_ROWS]))
 
 
+@failing_loudly("MLPClassifier")
 def sklearn_fit(X: np.ndarray, y: np.ndarray, M: int, B: int) -> Contestant | Skipped:
     """``MLPClassifier(hidden_layer_sizes=(M,), activation="tanh", batch_size=B, max_iter=1).fit``."""
     from sklearn.neural_network import MLPClassifier
@@ -206,14 +241,15 @@ def sklearn_fit(X: np.ndarray, y: np.ndarray, M: int, B: int) -> Contestant | Sk
 # --------------------------------------------------------------------------
 
 
+@failing_loudly("PyTorch")
 def torch_epoch(X: np.ndarray, y: np.ndarray, M: int, B: int) -> Contestant | Skipped:
     """One epoch of Linear-Tanh-Linear with CrossEntropyLoss and Adam on the CPU."""
     name = "PyTorch"
-    try:
-        import torch
-        from torch import nn
-    except ImportError:
+    if not installed("torch"):
         return Skipped(name, "torch is not installed (pip install torch==2.13.0, the CPU build)")
+    import torch
+    from torch import nn
+
     torch.set_num_threads(THREADS)
     dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[X.dtype]
     Xt = torch.from_numpy(X)  # shares memory: no copy of the data
@@ -255,8 +291,12 @@ def _hand_adam() -> tuple[Any, Any]:
     import jax.numpy as jnp
 
     def init(params: Any) -> Any:
-        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-        return (jnp.zeros((), jnp.int32), zeros, zeros)
+        # Two separate trees of zeros, never one tree twice: the training step donates the
+        # state's buffers, and XLA refuses to donate one buffer in two places (JAX 0.10:
+        # "Attempt to donate the same buffer twice").
+        m = jax.tree_util.tree_map(jnp.zeros_like, params)
+        v = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return (jnp.zeros((), jnp.int32), m, v)
 
     def update(grads: Any, state: Any, params: Any) -> tuple[Any, Any]:
         t, m, v = state
@@ -276,22 +316,23 @@ def _hand_adam() -> tuple[Any, Any]:
     return init, update
 
 
+@failing_loudly("JAX (jit)")
 def jax_epoch(X: np.ndarray, y: np.ndarray, M: int, B: int) -> Contestant | Skipped:
     """One epoch of jit-compiled training steps (optax Adam if installed)."""
     name = "JAX (jit)"
+    if not installed("jax"):
+        return Skipped(name, "jax is not installed (pip install jax)")
     if THREADS == 1 and "jax" not in sys.modules:
         # XLA reads its flags once, when it starts: one thread is all it can be limited to.
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
-    try:
-        import jax
-        import jax.numpy as jnp
-        from jax import lax
-    except ImportError:
-        return Skipped(name, "jax is not installed (pip install jax)")
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
     # float64 needs x64 mode; turning it on does not change float32 arrays,
     # whose dtypes are set explicitly below.
     jax.config.update("jax_enable_x64", True)
-    try:
+    if installed("optax"):
         import optax
 
         opt = optax.adam(LEARNING_RATE, b1=BETA_1, b2=BETA_2, eps=EPSILON)
@@ -304,7 +345,7 @@ def jax_epoch(X: np.ndarray, y: np.ndarray, M: int, B: int) -> Contestant | Skip
             return optax.apply_updates(p, updates), s
 
         note = "optax.adam"
-    except ImportError:
+    else:
         opt_init, opt_update = _hand_adam()
         note = "hand-written Adam (optax not installed)"
 
@@ -319,6 +360,9 @@ def jax_epoch(X: np.ndarray, y: np.ndarray, M: int, B: int) -> Contestant | Skip
         log_y = jax.nn.log_softmax(a2, axis=1)
         return -jnp.mean(jnp.take_along_axis(log_y, yb[:, None], axis=1))
 
+    # The parameters and the optimiser state are donated, so that XLA updates them in place, as a
+    # tuned training loop does; every leaf of (p, s) must then be a buffer of its own (optax's
+    # init makes fresh zeros for each moment, and so does _hand_adam's).
     @partial(jax.jit, static_argnums=(6,), donate_argnums=(0, 1))
     def step(p: Any, s: Any, Xa: Any, ya: Any, perm: Any, start: Any, size: int) -> tuple[Any, Any, Any]:
         idx = lax.dynamic_slice(perm, (start,), (size,))

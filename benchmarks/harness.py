@@ -56,10 +56,29 @@ class Contestant:
 
 @dataclass
 class Skipped:
-    """A contestant that could not run here (a peer that is not installed)."""
+    """A contestant that cannot run here because it is not installed (a peer's library is absent).
+
+    Only absence is a reason to skip: a contestant that is installed but raises
+    is a :class:`ContestantFailed`, which stops the run.
+    """
 
     name: str
     reason: str
+
+
+class ContestantFailed(RuntimeError):
+    """An installed contestant raised while being set up, warmed up or timed.
+
+    The run stops (``run.py`` exits non-zero and writes no report): a report
+    that quietly lost a peer would read as if the peer had never been there.
+    ``error`` is the exception the contestant raised.
+    """
+
+    def __init__(self, name: str, stage: str, error: BaseException) -> None:
+        super().__init__(f"contestant {name!r} failed in its {stage}: {type(error).__name__}: {error}")
+        self.name = name
+        self.stage = stage
+        self.error = error
 
 
 @dataclass
@@ -94,8 +113,9 @@ def time_interleaved(
 ) -> tuple[dict[str, Timing], list[Skipped]]:
     """Warm every contestant up, then time ``repeats`` interleaved rounds.
 
-    Returns the timings by name, and the contestants that were skipped
-    (passed in as :class:`Skipped`, or whose warm-up raised).
+    Returns the timings by name, and the contestants passed in as
+    :class:`Skipped` (not installed). A contestant whose warm-up or timed run
+    raises stops everything with :class:`ContestantFailed` naming it.
     """
     skipped = [c for c in contestants if isinstance(c, Skipped)]
     ready: list[Contestant] = []
@@ -107,8 +127,7 @@ def time_interleaved(
             try:
                 c.warmup()
             except Exception as exc:
-                skipped.append(Skipped(c.name, f"warm-up failed: {type(exc).__name__}: {exc}"))
-                continue
+                raise ContestantFailed(c.name, "warm-up", exc) from exc
         ready.append(c)
     timings = {c.name: Timing(c.name, [], note=c.note) for c in ready}
     for r in range(repeats):
@@ -122,7 +141,10 @@ def time_interleaved(
             # workers busy-wait for a while after each call) before the clock starts.
             time.sleep(SETTLE_SECONDS)
             t0 = time.perf_counter()
-            facts = c.run()
+            try:
+                facts = c.run()
+            except Exception as exc:
+                raise ContestantFailed(c.name, f"timed repeat {r + 1}", exc) from exc
             seconds = time.perf_counter() - t0
             timings[c.name].seconds.append(seconds)
             if facts:

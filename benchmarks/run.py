@@ -17,6 +17,10 @@ kernel::
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
         python benchmarks/run.py --append --label "OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset"
 
+A peer that is not installed is skipped with a note in its table; a contestant that is
+installed but raises stops the run with exit status 1, a message naming it and its error,
+and no report written.
+
 This is a script, not a test: tests never time anything.
 """
 
@@ -36,6 +40,7 @@ import json
 import re
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,7 +50,7 @@ sys.path.insert(0, str(HERE))
 
 import machine
 import sections
-from harness import SECTIONS, Table, log
+from harness import SECTIONS, ContestantFailed, Table, log
 
 # The modules whose @section functions make up the report, in the order they run: add a module
 # here to add sections (their order of registration is the order of the report).
@@ -218,7 +223,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         s = SECTIONS[name]
         log(f"[{name}] {s.title}")
         t1 = time.perf_counter()
-        tables += s.func(ctx)
+        try:
+            tables += s.func(ctx)
+        except ContestantFailed as exc:
+            # An installed contestant that cannot run is a broken benchmark, not a missing peer:
+            # stop, say which and why, and leave the report as it was.
+            if exc.error.__traceback__ is not None:  # a memory child's error carries its stderr instead
+                traceback.print_exception(type(exc.error), exc.error, exc.error.__traceback__)
+            log(f"error: [{name}] {exc}")
+            log("error: the run stops here and writes no report")
+            return 1
         log(f"[{name}] done in {time.perf_counter() - t1:.1f} s")
     target_table = sections.targets(ctx)
     if target_table is not None:

@@ -24,6 +24,7 @@ import numpy as np
 import contestants as cs
 from harness import (
     Contestant,
+    ContestantFailed,
     Skipped,
     Table,
     Timing,
@@ -378,12 +379,18 @@ def memory(ctx: Context) -> list[Table]:
                     ],
                     capture_output=True,
                     text=True,
-                    check=False,  # a failing child is reported below
+                    check=False,  # a failing child stops the run below, with its own traceback
                 )
                 if proc.returncode != 0:
-                    measured[mode] = {"skipped": "failed: " + proc.stderr.strip().splitlines()[-1][:200]}
-                else:
-                    measured[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+                    # The child skips a contestant that is not installed (a JSON line, status 0);
+                    # a non-zero status is an installed contestant that raised.
+                    tail = "\n".join(proc.stderr.strip().splitlines()[-30:])
+                    raise ContestantFailed(
+                        name,
+                        f"memory measurement ({mode}, in a subprocess)",
+                        RuntimeError(f"the child exited with status {proc.returncode}; its stderr ends:\n{tail}"),
+                    )
+                measured[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
             rss = measured["rss"]
             label = rss.get("contestant", name)
             if "skipped" in rss:
@@ -534,13 +541,10 @@ def digits(ctx: Context) -> list[Table]:
         "MLPClassifier() (relu)": theirs,
         "MLPClassifier(activation='tanh')": theirs_tanh,
     }
-    try:
-        import twolayer.classifier  # noqa: F401
-    except Exception as exc:
+    skipped_note = ""
+    if not cs.installed("twolayer"):
         del runners["TwoLayerClassifier()"]
-        skipped_note = f"TwoLayerClassifier skipped: not importable ({type(exc).__name__})"
-    else:
-        skipped_note = ""
+        skipped_note = "TwoLayerClassifier skipped: twolayer is not installed"
     times: dict[str, list[float]] = {k: [] for k in runners}
     epochs: dict[str, list[int | None]] = {k: [] for k in runners}
     for i, seed in enumerate(seeds):
@@ -550,7 +554,10 @@ def digits(ctx: Context) -> list[Table]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 t0 = time.perf_counter()
-                facts = runners[name](seed)
+                try:
+                    facts = runners[name](seed)
+                except Exception as exc:
+                    raise ContestantFailed(name, f"run with seed {seed}", exc) from exc
                 times[name].append(time.perf_counter() - t0)
             epochs[name].append(facts["epochs"])
             log(f"  digits seed {seed}: {name:<34} {times[name][-1]:.3f} s, epochs {facts['epochs']}")

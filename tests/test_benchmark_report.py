@@ -78,3 +78,20 @@ def test_paired_ratios_come_from_the_same_repeat() -> None:
     # A peer timed in fewer repeats is paired over the repeats both ran.
     assert sections._paired([4.0, 6.0], [2.0, 2.0, 2.0, 2.0]) == "2.000–3.000 (n=2)"
     assert sections._paired([], [1.0]) == "-"
+
+
+def test_a_contestant_that_is_installed_and_fails_stops_the_run() -> None:
+    """A peer that raises is not dropped from the report as skipped: the run fails, naming it."""
+    import harness
+    import pytest
+
+    def broken() -> None:
+        raise RuntimeError("Attempt to donate the same buffer twice")
+
+    fine = harness.Contestant("fine", lambda: None)
+    failing = harness.Contestant("JAX (jit)", broken, warmup=broken)
+    skipped = harness.Skipped("PyTorch", "torch is not installed")
+    with pytest.raises(harness.ContestantFailed, match=r"JAX \(jit\).*warm-up.*donate the same buffer twice"):
+        harness.time_interleaved([fine, failing, skipped], 1)
+    timings, missing = harness.time_interleaved([fine, skipped], 1)
+    assert list(timings) == ["fine"] and [s.name for s in missing] == ["PyTorch"]
