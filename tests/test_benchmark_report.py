@@ -82,8 +82,9 @@ def test_paired_ratios_come_from_the_same_repeat() -> None:
 
 def test_a_contestant_that_is_installed_and_fails_stops_the_run() -> None:
     """A peer that raises is not dropped from the report as skipped: the run fails, naming it."""
-    import harness
     import pytest
+
+    import harness
 
     def broken() -> None:
         raise RuntimeError("Attempt to donate the same buffer twice")
