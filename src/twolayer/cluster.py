@@ -8,10 +8,10 @@ vector of W weights or a W × W matrix) ever reaches the caller. This module
 is that map and sum and nothing of the network: :class:`RowBlocks` holds
 arrays cut into the same blocks of rows (persisted once on the workers, or
 read again from their source when they do not fit), and
-:meth:`RowBlocks.map_sum` sends a function and its shared arguments
-(scattered once per call, not embedded in every task) to every block and
-adds the results on the workers, in a fixed tree, so that the same data give
-the same bits however the tasks were scheduled.
+:meth:`RowBlocks.map_sum` sends a function and its shared arguments (once
+per call, as a task of their own, not embedded in every task) to every
+block and adds the results on the workers, in a fixed tree, so that the same
+data give the same bits however the tasks were scheduled.
 
 Dask is optional: this module imports it only when it is given a Dask
 collection, and nothing else in the package imports Dask at all. With a
@@ -40,6 +40,7 @@ __all__ = [
     "current_client",
     "describe",
     "first_bad_row",
+    "frame_to_array",
     "is_dask",
     "persist_if_fits",
 ]
@@ -160,7 +161,10 @@ class RowBlocks:
         """``value`` sent once to every worker (or wrapped once for the local scheduler), for :meth:`map_sum`."""
         box = _Box(value)  # one object: a scattered tuple would become a tuple of futures
         if self.client is not None:
-            return self.client.scatter(box, broadcast=True, hash=False)
+            # A task of its own rather than a scatter: the scheduler sends it to the workers that need it and,
+            # when a worker holding it is lost, computes it again (scattered data would be gone with it, and a
+            # broadcast to a worker that has just died can wait on its connection indefinitely).
+            return self.client.submit(_identity, box, pure=False)
         import dask
 
         return dask.delayed(box, pure=False)
@@ -248,6 +252,10 @@ class _Box:
         self.value = value
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
 def _apply(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn`` of a block's arrays and the shared values, unboxed."""
     return fn(*(a.value if isinstance(a, _Box) else a for a in args))
@@ -266,6 +274,22 @@ def _is_shared(value: Any) -> bool:
     }
 
 
+def frame_to_array(x: Any) -> Any:
+    """A Dask dataframe's or series's values as a Dask array with known blocks of rows (others as they are).
+
+    The collection is optimised first: dask-expr counts the rows of the
+    optimised expression, whose partitions may be fewer (a few small columns
+    of Parquet files are read several files to a partition) than those of the
+    one it converts, and ``to_dask_array(lengths=True)`` then refuses its own
+    lengths ("3 != 8").
+    """
+    if not hasattr(x, "to_dask_array"):
+        return x
+    if hasattr(x, "optimize"):
+        x = x.optimize()
+    return x.to_dask_array(lengths=True)
+
+
 def _as_array(x: Any, name: str) -> Any:
     """A Dask array of ``x``: arrays as they are, a dataframe or series with its partitions' lengths."""
     import dask.array as da
@@ -273,7 +297,7 @@ def _as_array(x: Any, name: str) -> Any:
     if isinstance(x, da.Array):
         return x
     if hasattr(x, "to_dask_array"):
-        return x.to_dask_array(lengths=True)
+        return frame_to_array(x)
     raise TypeError(f"{name} must be a Dask array, dataframe or series, got {type(x).__name__}")
 
 

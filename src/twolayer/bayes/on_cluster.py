@@ -55,7 +55,7 @@ def targets(y: Any, classes: np.ndarray, n_rows_chunks: tuple[int, ...] | None =
     """
     import dask.array as da
 
-    yd = y.to_dask_array(lengths=True) if hasattr(y, "to_dask_array") else y
+    yd = cluster.frame_to_array(y)
     if yd.ndim == 2 and yd.shape[1] == 1:
         yd = yd[:, 0]
     if yd.ndim != 1:
@@ -110,7 +110,7 @@ def _checked(
 ) -> tuple[Any, Any, Any, Any, np.ndarray]:
     import dask.array as da
 
-    Xd = X.to_dask_array(lengths=True) if hasattr(X, "to_dask_array") else X
+    Xd = cluster.frame_to_array(X)
     if Xd.ndim != 2:
         raise DataError(f"X must be 2-D (patterns by features), got a Dask array of shape {Xd.shape}")
     if n_features is not None and Xd.shape[1] != n_features:
@@ -118,7 +118,7 @@ def _checked(
     if any(np.isnan(c) for c in Xd.chunks[0]):
         Xd = Xd.compute_chunk_sizes()
     Xd = Xd.astype(np.float64).rechunk({1: -1})
-    yd = y.to_dask_array(lengths=True) if hasattr(y, "to_dask_array") else y
+    yd = cluster.frame_to_array(y)
     if not cluster.is_dask(yd):
         yd = da.from_array(np.asarray(y), chunks=(Xd.chunks[0],))
     if any(np.isnan(c) for c in yd.chunks[0]):

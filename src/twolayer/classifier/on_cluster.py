@@ -89,17 +89,20 @@ def _as_dask_array(x: Any, name: str) -> tuple[Any, list[str] | None]:
 
     if isinstance(x, da.Array):
         return x, None
-    if hasattr(x, "columns"):  # a dataframe: its columns, numbers only
+    if hasattr(x, "columns") and getattr(x, "ndim", 2) == 2:  # a dataframe (a Dask series has .columns too)
+        # pandas' tests, not NumPy's: np.issubdtype raises TypeError on pandas' own dtypes ("string", "category")
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
         names = [str(c) for c in x.columns]
-        bad = [str(c) for c, t in x.dtypes.items() if not (np.issubdtype(t, np.number) or np.issubdtype(t, np.bool_))]
+        bad = [str(c) for c, t in x.dtypes.items() if not (is_numeric_dtype(t) or is_bool_dtype(t))]
         if bad:
             raise DataError(
                 f"{name} column {bad[0]!r} is not numeric ({x.dtypes[bad[0]]}): encode text columns before "
                 "fitting on a Dask dataframe, or read the files with the twolayer command line"
             )
-        return x.to_dask_array(lengths=True), names
+        return cluster.frame_to_array(x), names
     if hasattr(x, "to_dask_array"):  # a series
-        return x.to_dask_array(lengths=True), None
+        return cluster.frame_to_array(x), None
     return da.asarray(np.asarray(x)), None
 
 

@@ -71,8 +71,8 @@ def _block_hessp(
 class BlockedFullBatch:
     """:math:`\\tilde E / S`, its gradient and Hessian-vector products, summed over a cluster's blocks.
 
-    The weights go to the workers once per evaluation (scattered, not embedded
-    in every task); each block returns its part, the parts are added on the
+    The weights go to the workers once per evaluation (one task of their own,
+    not embedded in every block's task); each block returns its part, the parts are added on the
     workers, and only the total (one number and W weights) comes back.
     """
 
