@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,10 +32,11 @@ from twolayer.cli.common import (
     report_picture,
     rows_description,
 )
+from twolayer.cli.dask_options import add_dask_arguments, refuse_predict_options
 from twolayer.cli.multilabel import evaluation_rows, label_table, prediction_columns
 from twolayer.errors import DataError
 
-__all__ = ["EVALUATE", "PLOT", "PREDICT", "evaluate", "plot", "predict"]
+__all__ = ["EVALUATE", "PLOT", "PREDICT", "PredictionColumns", "evaluate", "plot", "predict"]
 
 
 def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,6 +75,7 @@ def _add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--keep-columns", action="store_true", help="write the input's feature columns too, before the predictions"
     )
+    add_dask_arguments(p, command="predict")
 
 
 def _add_plot_arguments(p: argparse.ArgumentParser) -> None:
@@ -191,38 +194,79 @@ def predict(args: argparse.Namespace) -> int:
     from twolayer.io.paths import check_outputs
     from twolayer.io.predictions import PredictionWriter, prediction_format
 
+    refuse_predict_options(args)  # --dask's options without --dask, and what --dask cannot honour
+    if args.dask is not None:
+        from twolayer.cli.dask_runs import predict_on_cluster
+
+        return predict_on_cluster(args)
     out = None if args.out == "-" else args.out  # "-" is standard output, as with no --out
     check_outputs({"MODEL": args.model, "DATA": args.data}, {"--out": out})
     fmt = prediction_format(out, args.format)
     if out is None and fmt not in ("csv", "tsv") and sys.stdout.isatty():
         raise DataError(f"--format {fmt} is binary: give --out FILE, or redirect standard output")
     model_file = read(args.model)
-    classes = model_file.classes
-    multilabel = label_names(model_file) if is_multilabel(model_file) else None
+    maker = PredictionColumns.of(model_file, args.proba)
     # A batch at a time, so that memory stays flat however long DATA is. A file appears only once
     # every batch is through (a refusal in the last leaves no file); standard output gets each as it comes.
     spinner = busy("predicting") if out is not None else contextlib.nullcontext()
     with spinner, PredictionWriter(out, fmt) as writer:
         for data in model_batches(model_file, args, require_target=False, keep_raw=args.keep_columns):
-            proba = probabilities(model_file.model, data.X, data.source)
-            # The identifier column first, so that predictions are joined to their rows by key, not by order.
-            columns: dict[str, Any] = {}
-            if data.ids is not None:
-                columns[data.id_name or "id"] = data.ids
-            if args.keep_columns:
-                # The feature columns as read (a text column's words, an empty cell empty), not the network's inputs.
-                assert data.raw is not None
-                columns.update({name: values for name, values in data.raw.items() if name not in columns})
-            if multilabel is not None:  # one 0/1 column per label, named after its target column
-                columns.update(prediction_columns(proba, multilabel, args.proba))
-            else:
-                columns["prediction"] = classes[np.argmax(proba, axis=1)]
-                if args.proba:
-                    columns.update({f"proba_{label(c)}": proba[:, k] for k, c in enumerate(classes)})
-            writer.write(columns)
+            raw = data.raw if args.keep_columns else None
+            writer.write(maker.columns(data.X, data.ids, data.source, id_name=data.id_name, raw=raw))
     if out is not None:
         print(f"wrote {writer.rows} predictions to {out} ({fmt})")
     return EXIT_OK
+
+
+@dataclass(frozen=True)
+class PredictionColumns:
+    """What ``predict`` writes for a batch of rows: the identifier, the inputs as read when asked, the
+    predicted class (a multilabel model's 0/1 labels) and, with ``--proba``, the probabilities.
+
+    It pickles, so that ``predict --dask`` sends it to the workers, which call it on their partitions.
+    """
+
+    model: Any
+    classes: np.ndarray
+    labels: tuple[str, ...] | None  # a multilabel model's label names
+    proba: bool
+    id_name: str | None = None
+
+    @classmethod
+    def of(cls, model_file: Any, proba: bool, id_name: str | None = None) -> PredictionColumns:
+        """The columns of a model file's predictions."""
+        labels = label_names(model_file) if is_multilabel(model_file) else None
+        return cls(model_file.model, model_file.classes, labels, bool(proba), id_name)
+
+    def columns(
+        self,
+        X: np.ndarray,
+        ids: np.ndarray | None,
+        source: str,
+        *,
+        id_name: str | None = None,
+        raw: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, Any]:
+        """The columns of the predictions for the rows ``X`` of ``source``, in the order they are written."""
+        proba = probabilities(self.model, X, source)
+        # The identifier column first, so that predictions are joined to their rows by key, not by order.
+        columns: dict[str, Any] = {}
+        if ids is not None:
+            columns[id_name or self.id_name or "id"] = ids
+        if raw is not None:
+            # The feature columns as read (a text column's words, an empty cell empty), not the network's inputs.
+            columns.update({name: values for name, values in raw.items() if name not in columns})
+        if self.labels is not None:  # one 0/1 column per label, named after its target column
+            columns.update(prediction_columns(proba, self.labels, self.proba))
+        else:
+            columns["prediction"] = self.classes[np.argmax(proba, axis=1)]
+            if self.proba:
+                columns.update({f"proba_{label(c)}": proba[:, k] for k, c in enumerate(self.classes)})
+        return columns
+
+    def __call__(self, X: np.ndarray, ids: np.ndarray | None, source: str) -> dict[str, Any]:
+        """:meth:`columns` without the inputs as read: what a partition on the cluster writes."""
+        return self.columns(X, ids, source)
 
 
 def plot(args: argparse.Namespace) -> int:

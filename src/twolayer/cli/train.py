@@ -39,6 +39,7 @@ from twolayer.cli.common import (
     report_picture,
     split_record,
 )
+from twolayer.cli.dask_options import refuse_train_options
 from twolayer.cli.multilabel import (
     check_multilabel_options,
     is_multilabel_run,
@@ -557,6 +558,11 @@ def train(args: argparse.Namespace) -> int:
     from twolayer.io.modelfile import atomic_write_all, load_checkpoint, model_bytes
     from twolayer.training.solvers import MINIBATCH_SOLVERS
 
+    refuse_train_options(args)  # --dask's options without --dask, and what --dask cannot honour
+    if args.dask is not None:
+        from twolayer.cli.dask_runs import train_on_cluster
+
+        return train_on_cluster(args)
     check_multilabel_options(args)  # leaves args.target one name, or a list of them with --multilabel
     kind: Kind = Bayesian() if args.bayes else Plain()
     kind.refuse(args)

@@ -19,6 +19,7 @@ from twolayer.cli.common import (
     positive_int,
     seed,
 )
+from twolayer.cli.dask_options import add_dask_arguments
 from twolayer.errors import DataError
 
 if TYPE_CHECKING:
@@ -308,6 +309,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "seconds it was trained; without it the file holds no time or host, so identical runs write "
         "identical bytes",
     )
+    add_dask_arguments(p, command="train")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
