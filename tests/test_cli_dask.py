@@ -218,6 +218,7 @@ def test_a_bayesian_network_on_the_cluster_has_the_evidence_of_memory(
         capsys, "predict", on_cluster, data / "parts", "--dask", address, "--proba", "--out", f"{out}/"
     )
     assert code == 0, err
+    assert f"wrote {sum(SPLITS)} predictions" in stdout
     written = ds.dataset(str(out), format="parquet").to_table()
     code, _, err = run(capsys, "predict", in_memory, all_rows, "--proba", "--out", tmp_path / "m.parquet")
     assert code == 0, err
