@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# scikit-learn's array API dispatch (tests/test_on_device.py, the estimator checks) needs SciPy's own
+# array API support, which SciPy reads once, when first imported: before any test module imports it.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import pytest
 
 

@@ -28,6 +28,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import array_api_compat
 import numpy as np
 from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -59,6 +60,15 @@ __all__ = [
     "seed_sequence",
     "validate_data",
 ]
+
+
+def _host(a: Any) -> np.ndarray:
+    """``a`` as a NumPy array: an array of another namespace or device (a fit on a GPU) is copied to the host."""
+    if isinstance(a, np.ndarray) or not array_api_compat.is_array_api_obj(a) or array_api_compat.is_numpy_array(a):
+        return np.asarray(a)
+    from twolayer.training.on_device import to_host
+
+    return to_host(a)
 
 
 def validate_data(estimator: BaseEstimator, *args: Any, **kwargs: Any) -> Any:
@@ -264,7 +274,7 @@ class BaseTwoLayerClassifier(ClassifierMixin, BaseEstimator):
                     f"intercepts_ = [b1, b2]), got {found}"
                 )
         names = ("coefs_[0]", "intercepts_[0]", "coefs_[1]", "intercepts_[1]")
-        arrays = [np.asarray(a) for a in (coefs[0], intercepts[0], coefs[1], intercepts[1])]
+        arrays = [_host(a) for a in (coefs[0], intercepts[0], coefs[1], intercepts[1])]
         for name, a in zip(names, arrays):
             if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
                 raise ValueError(f"{name} must be an array of float64 or float32, got dtype {a.dtype}")

@@ -44,6 +44,7 @@ __all__ = [
     "OUTPUTS",
     "Activation",
     "Params",
+    "backprop_arrays",
     "check_output",
     "error",
     "error_and_gradient",
@@ -574,6 +575,19 @@ def _backprop(
     xp: Any, act: Activation, params: Params, X: Array, T: Array, s: Array | None, output: str = "softmax"
 ) -> tuple[float, Params]:
     """One forward and backward pass over a batch in the working dtype: five products."""
+    E, grad = backprop_arrays(xp, act, params, X, T, s, output)
+    return float(E), grad
+
+
+def backprop_arrays(
+    xp: Any, act: Activation, params: Params, X: Array, T: Array, s: Array | None, output: str = "softmax"
+) -> tuple[Array, Params]:
+    """:func:`error_and_gradient` of one batch with the error left a 0-d array of the namespace.
+
+    For loops on a device (:mod:`twolayer.training.on_device`), where turning
+    the error into a Python float would wait for the device at every batch.
+    The inputs are in the working dtype (see :func:`working_arrays`).
+    """
     W2 = params.W2
     z, a2 = forward_pass(xp, params, X, act)
     E_n, log_y = _pattern_errors(xp, a2, T, output)  # (N,)  eq. 5.24 (softmax) or 5.21 per output (sigmoid)
@@ -586,7 +600,7 @@ def _backprop(
     delta1 = _hidden_errors(xp, act, z, delta2 @ W2.T)  # (N, M)  delta_j = h'(a_j) sum_k w_kj delta_k
     grad_W1 = X.T @ delta1  # (D, M)  dE/dw_ji = delta_j x_i
     grad_b1 = xp.sum(delta1, axis=0)  # (M,)  x_0 = 1
-    return float(xp.sum(E_n)), Params(grad_W1, grad_b1, grad_W2, grad_b2)
+    return xp.sum(E_n), Params(grad_W1, grad_b1, grad_W2, grad_b2)
 
 
 def gradient(

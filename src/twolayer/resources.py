@@ -139,6 +139,7 @@ def check_memory(
     parts: str = "",
     switch: Mapping[str, str] | None = None,
     stacklevel: int = 3,
+    available: int | None = None,
 ) -> None:
     """Refuse an operation that would need more memory than is available; warn past half of it.
 
@@ -156,6 +157,9 @@ def check_memory(
         Parameters with a value that needs less, e.g. ``{"structure": "diagonal"}``.
     stacklevel : int, default 3
         Passed to :func:`warnings.warn` for the warning.
+    available : int, optional
+        The bytes free where the allocation will live (a GPU's free memory,
+        say); by default :func:`available_memory`, this machine's.
 
     Nothing is checked inside :func:`covered`, nor where the available
     memory is unknown.
@@ -173,7 +177,8 @@ def check_memory(
     """
     if _COVERED.get():
         return
-    available = available_memory()
+    if available is None:
+        available = available_memory()
     if available is None or nbytes <= available / 2:
         return
     lower = (parameter,) if isinstance(parameter, str) else tuple(parameter)

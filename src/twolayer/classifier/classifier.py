@@ -36,7 +36,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted
 
 from twolayer import cluster, network
-from twolayer.classifier import fitting
+from twolayer.classifier import fitting, on_device
 from twolayer.classifier.chunked import chunked, logits
 from twolayer.classifier.memory import fit_estimate
 from twolayer.classifier.mlp import SKLEARN_SOLVERS, from_sklearn, to_mlp
@@ -69,6 +69,14 @@ __all__ = [
 #: The ``stacklevel`` of a warning from ``_fit_validated`` that points at the caller of ``fit`` or
 #: ``partial_fit``: past ``_fit``, the method, and scikit-learn's ``_fit_context`` around it.
 _CALLER_OF_FIT = 5
+
+
+def _shallow_copy(model: Any) -> Any:
+    """A shallow copy of a fitted estimator: its attributes shared, so that replacing one leaves the other alone."""
+    import copy
+
+    return copy.copy(model)
+
 
 #: The dtypes the estimator works in: float64 unless the input is float32.
 _DTYPES = (np.float64, np.float32)
@@ -528,6 +536,21 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
                 f"{given} was given without {missing}: a validation set needs both its patterns and labels"
             )
         self._check_hyperparameters(own_validation=X_val is not None)
+        xp = on_device.device_namespace(X)  # y and sample_weight follow X wherever they are
+        if xp is not None:
+            if incremental or X_val is not None or self.warm_start:
+                raise ValueError(
+                    "on array-API (device) inputs, only fit from fresh weights is supported yet: partial_fit, "
+                    "warm_start and X_val need NumPy inputs (or array_api_dispatch off, which converts to NumPy)"
+                )
+            before = dict(self.__dict__)
+            try:
+                return on_device.fit(self, X, y, sample_weight, xp)
+            except (InsufficientMemory, ValueError):  # refused before training: left as it was
+                if self.__dict__.get("_training") is before.get("_training"):  # training had not begun
+                    self.__dict__.clear()
+                    self.__dict__.update(before)
+                raise
         if cluster.is_dask(X) or cluster.is_dask(y):
             if incremental:
                 raise TypeError(
@@ -667,13 +690,24 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             run = fitting.full_batch_run(self, state, X, k, s, validation)
         return self._train(state, run)
 
-    def _train(self, state: optim.TrainingState, run: fitting.Run) -> TwoLayerClassifier:
-        """Run the prepared training, publish its weights however it ends, and warn when it did not converge."""
+    def _train(
+        self, state: optim.TrainingState, run: fitting.Run, *, publish: Callable[[], None] | None = None
+    ) -> TwoLayerClassifier:
+        """Run the prepared training, publish its weights however it ends, and warn when it did not converge.
+
+        ``publish``, for training on a device, sets the fitted attributes from
+        the device's weights itself (after each epoch too); the callback then
+        runs alone after each epoch.
+        """
+        on_epoch = self._on_epoch if publish is None else self._callback
         try:
             with covered():  # checked as a whole before (the solvers' Hessian products included)
-                reason, message = run(self._on_epoch)
+                reason, message = run(on_epoch)
         finally:
-            self._publish(state, final=True)
+            if publish is None:
+                self._publish(state, final=True)
+            else:
+                publish()
         if reason == "max_iter":
             warnings.warn(
                 f"{self.solver}: the maximum of {self.max_iter} {'epochs' if self.solver in MINIBATCH_SOLVERS else 'iterations'} "
@@ -745,6 +779,10 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
 
     def _on_epoch(self, state: optim.TrainingState) -> bool:
         self._publish(state, final=False)
+        return self._callback(state)
+
+    def _callback(self, state: optim.TrainingState) -> bool:
+        """The user's ``callback(self)`` after an epoch; True stops."""
         if self.callback is None:
             return False
         return bool(self.callback(self))
@@ -1039,6 +1077,9 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         -------
         ndarray of shape (N, K), or (N,) for two classes
         """
+        xp = on_device.check_namespace(self, X, "decision_function")
+        if xp is not None:  # computed where X is, returned there
+            return on_device.predict(self, X, xp, "decision_function")
         if cluster.is_dask(X):  # a lazy Dask array of the same blocks of rows
             from twolayer.classifier.on_cluster import lazy_predict
 
@@ -1054,6 +1095,9 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         -------
         ndarray of shape (N, K)
         """
+        xp = on_device.check_namespace(self, X, "predict_log_proba")
+        if xp is not None:  # computed where X is, returned there
+            return on_device.predict(self, X, xp, "predict_log_proba")
         if cluster.is_dask(X):  # a lazy Dask array of the same blocks of rows
             from twolayer.classifier.on_cluster import lazy_predict
 
@@ -1073,6 +1117,9 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         -------
         ndarray of shape (N, K)
         """
+        xp = on_device.check_namespace(self, X, "predict_proba")
+        if xp is not None:  # computed where X is, returned there
+            return on_device.predict(self, X, xp, "predict_proba")
         if cluster.is_dask(X):  # a lazy Dask array of the same blocks of rows
             from twolayer.classifier.on_cluster import lazy_predict
 
@@ -1087,6 +1134,9 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         ndarray of shape (N,), or (N, K) of 0/1 for a multilabel network
             (label ``k`` set where :math:`y_k > 1/2`, as ``MLPClassifier``'s).
         """
+        xp = on_device.check_namespace(self, X, "predict")
+        if xp is not None:  # computed where X is, returned there
+            return on_device.predict(self, X, xp, "predict")
         if cluster.is_dask(X):  # a lazy Dask array of the same blocks of rows
             from twolayer.classifier.on_cluster import lazy_predict
 
@@ -1251,7 +1301,29 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         """
         return to_mlp(self)
 
+    @property
+    def _first_layer_weights(self) -> Any:
+        """``coefs_[0]``: the array whose namespace and device a prediction's input must share (dispatch on)."""
+        return self.coefs_[0]
+
+    def to_numpy(self) -> TwoLayerClassifier:
+        """A copy whose weights are NumPy arrays on the host (after a fit on a device, say); self when they are.
+
+        Returns
+        -------
+        TwoLayerClassifier
+        """
+        if all(isinstance(a, np.ndarray) for a in (*self.coefs_, *self.intercepts_)):
+            return self
+        from twolayer.training.on_device import to_host
+
+        copy = _shallow_copy(self)
+        copy.coefs_ = [to_host(a) for a in self.coefs_]
+        copy.intercepts_ = [to_host(a) for a in self.intercepts_]
+        return copy
+
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.array_api_support = True
         return tags

@@ -21,7 +21,7 @@ from twolayer.training.objective import _Layout
 from twolayer.training.solvers import SECOND_ORDER_METHODS
 from twolayer.training.state import EpochHook, LbfgsSettings, TrainingData, TrainingState, _dims
 
-__all__ = ["SECOND_ORDER_METHODS", "SMALL_PROBLEM", "train_lbfgs", "train_second_order"]
+__all__ = ["SECOND_ORDER_METHODS", "SMALL_PROBLEM", "record_iteration", "train_lbfgs", "train_second_order"]
 
 # N M (D + K) below which a full-batch run keeps BLAS to one thread (see train_lbfgs)
 SMALL_PROBLEM = 1 << 22
@@ -151,6 +151,17 @@ def _full_batch(data: TrainingData, dims: tuple[int, int, int], dtype: Any, acti
 
 class _StopLbfgs(Exception):
     """Raised from the L-BFGS callback to end the run at an iterate."""
+
+
+def record_iteration(state: TrainingState, f: float, verbose: bool) -> None:
+    """An iteration of SciPy's driver ended at the error ``f``: count it and keep its loss in ``state``."""
+    state.n_iter += 1
+    state.loss = f
+    state.loss_curve.append(f)
+    best = math.inf if state.best_loss is None else state.best_loss
+    state.best_loss = min(best, f)
+    if verbose:
+        print(f"Iteration {state.n_iter}, loss = {f:.8f}")
 
 
 def train_lbfgs(
@@ -369,14 +380,7 @@ def train_second_order(
 
     def callback(intermediate_result: Any) -> bool:
         np.copyto(theta, intermediate_result.x, casting="same_kind")
-        f = float(intermediate_result.fun)
-        state.n_iter += 1
-        state.loss = f
-        state.loss_curve.append(f)
-        best = math.inf if state.best_loss is None else state.best_loss
-        state.best_loss = min(best, f)
-        if settings.verbose:
-            print(f"Iteration {state.n_iter}, loss = {f:.8f}")
+        record_iteration(state, float(intermediate_result.fun), settings.verbose)
         return bool(on_epoch is not None and on_epoch(state))
 
     state.n_iter = 0
