@@ -825,7 +825,7 @@ def brute_force_ece(y_index: np.ndarray, proba: np.ndarray, n_bins: int) -> floa
     return total
 
 
-BAYES_TINY = ["--bayes", "--hidden", "3", "--max-cycles", "2", "--mc-samples", "200"]
+BAYES_TINY = ["--bayes", "--hidden", "3", "--max-cycles", "2", "--mc-samples", "200", "--restarts", "1"]
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -840,6 +840,8 @@ def test_train_bayes_evaluate_predict_plot(tmp_path: Path, capsys: pytest.Captur
     network = file.classifier
     assert file.bayesian and file.format_version == 2 and file.dtype == "float64"
     assert network.n_hidden == 3 and network.max_cycles == 2 and network.n_samples == 200
+    # --restarts 1: each cycle trained from its warm start and one fresh start.
+    assert network.n_restarts == 1 and all(e.shape == (2,) for e in network.restart_evidence_)
     # The summary reports the fitted evidence quantities of the stored model.
     assert table_value(out, "alpha") == f"{network.alpha_[0]:.4g}"
     assert table_value(out, "gamma") == f"{network.gamma_:.4g}"

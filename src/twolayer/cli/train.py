@@ -333,6 +333,7 @@ class Bayesian(Kind):
             hessian=options["hessian"],
             structure=options["structure"],
             max_cycles=options["max_cycles"],
+            n_restarts=options["restarts"],
             max_iter=options["epochs"],
             tol=options["tol"],
             method=options["predictive"],

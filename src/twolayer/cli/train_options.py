@@ -14,6 +14,7 @@ from twolayer.cli.common import (
     add_table_arguments,
     fraction,
     non_negative_float,
+    non_negative_int,
     note,
     positive_float,
     positive_int,
@@ -60,6 +61,7 @@ BAYES_DEFAULTS: dict[str, Any] = {
     "predictive": "mc",
     "mc_samples": 1000,
     "max_cycles": 10,
+    "restarts": 3,
 }
 # Options of `train` that a Bayesian network has no use for.
 NOT_BAYESIAN = {
@@ -273,6 +275,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         metavar="C",
         help=f"the most train / re-estimate cycles of the fixed point {_bayes_default('max_cycles')}",
+    )
+    bayes.add_argument(
+        "--restarts",
+        type=non_negative_int,
+        metavar="R",
+        help="fresh initial weights trained beside the previous cycle's in each cycle, the fit of largest evidence "
+        f"kept (each cycle costs 1 + R trainings) {_bayes_default('restarts')}",
     )
     out = p.add_argument_group("files")
     out.add_argument("--out", metavar="PATH", help="write the trained model here (safetensors)")
