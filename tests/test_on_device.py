@@ -168,3 +168,15 @@ def test_a_fit_too_big_for_the_device_is_refused_before_it_starts(
     with sklearn.config_context(array_api_dispatch=True):
         _fit(model.set_params(max_iter=3), xp.asarray(X), xp.asarray(y))
     assert _module_of(model.coefs_[0]) == name
+
+
+def test_the_bayesian_network_refuses_device_inputs_in_one_line(wine: tuple) -> None:
+    from twolayer.bayes import BayesianTwoLayerClassifier
+
+    xp = _namespace("array_api_strict")
+    X, y = wine
+    model = BayesianTwoLayerClassifier(n_hidden=3)
+    with sklearn.config_context(array_api_dispatch=True):
+        with pytest.raises(ValueError, match="does not run on array-API .device. inputs yet"):
+            model.fit(xp.asarray(X), xp.asarray(y))
+    assert not hasattr(model, "classes_")

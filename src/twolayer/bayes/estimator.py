@@ -37,6 +37,7 @@ from twolayer.bayes.posterior import (
     _centred,
     posterior_from_curvature,
 )
+from twolayer.classifier.on_device import device_namespace
 from twolayer.cluster import is_dask
 from twolayer.errors import InsufficientMemory
 from twolayer.estimator import (
@@ -401,6 +402,11 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         self
         """
         grid = self._check_hyperparameters()
+        if device_namespace(X) is not None:
+            raise ValueError(
+                "BayesianTwoLayerClassifier does not run on array-API (device) inputs yet: pass NumPy arrays, or "
+                "turn scikit-learn's array_api_dispatch off, which converts them to NumPy"
+            )
         before = dict(self.__dict__)
         if is_dask(X) or is_dask(y):
             return self._fit_on_cluster(X, y, sample_weight, grid, before)
