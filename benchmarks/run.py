@@ -97,7 +97,8 @@ contestant (see that table's notes). Each run below records the machine, its BLA
 load average; on a 2-core machine shared with other work, the spread columns show how much to
 trust a ratio. A new run replaces the earlier runs of its kind of machine (CPU model and core
 count, named in a comment above its heading) and keeps the other machines' runs; `--append` keeps
-them all.
+them all. The other scripts of `benchmarks/` (`dask_scaling.py`, `gpu.py`, ...) write sections that
+are pasted below the runs, each under a marker of its own, which a new run keeps.
 
 {START_MARK}
 """
