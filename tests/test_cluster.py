@@ -203,7 +203,7 @@ def test_lbfgs_fit_equals_the_in_memory_fit(where):
 
 
 @quiet_convergence
-@pytest.mark.parametrize("solver", ["newton-cg", "scg"])
+@pytest.mark.parametrize("solver", ["newton-cg", "trust-ncg", "scg"])
 def test_second_order_fits_run_and_agree(on_cluster, solver):
     X, y = problem()
     # Few iterations: each is many Hessian products, a round trip to the workers each.
