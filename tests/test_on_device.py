@@ -180,3 +180,19 @@ def test_the_bayesian_network_refuses_device_inputs_in_one_line(wine: tuple) -> 
         with pytest.raises(ValueError, match="does not run on array-API .device. inputs yet"):
             model.fit(xp.asarray(X), xp.asarray(y))
     assert not hasattr(model, "classes_")
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+def test_a_model_trained_on_the_device_saves_and_loads_as_numpy(wine: tuple, name: str, tmp_path: Any) -> None:
+    from twolayer.io import modelfile
+
+    xp = _namespace(name)
+    X, y = wine
+    with sklearn.config_context(array_api_dispatch=True):
+        model = _fit(
+            TwoLayerClassifier(n_hidden=3, solver="lbfgs", max_iter=20, random_state=0), xp.asarray(X), xp.asarray(y)
+        )
+    modelfile.save(model, tmp_path / "device.safetensors")
+    loaded = modelfile.load(tmp_path / "device.safetensors")
+    assert all(isinstance(a, np.ndarray) for a in loaded.coefs_)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.to_numpy().predict_proba(X))
