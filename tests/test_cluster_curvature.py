@@ -110,6 +110,22 @@ def test_the_hessian_is_the_sum_of_its_blocks_without_a_client(data: dict) -> No
         _close(by_hand, curvature.hessian(PARAMS, _dask(X, 100), _dask(T, 100), _dask(s, 100)))
 
 
+def test_a_large_block_is_summed_in_slices(data: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker bounds a block's temporaries by summing it in slices (here of 7 rows): the same sums."""
+    import dask
+
+    X, T, s = data["X"], data["T"], data["s"]
+    monkeypatch.setattr(curvature, "_CHUNK_ELEMENTS", 7 * (4 + 8 * 5 + 6 * 3))
+    assert curvature._block_slice_rows(4, 5, 3) == 7
+    with dask.config.set(scheduler="threads"):  # in this process, where the patch holds
+        for fn in (curvature.hessian, curvature.gauss_newton):
+            _close(fn(PARAMS, X, T, s), fn(PARAMS, _dask(X, 200), _dask(T, 200), _dask(s, 200)))
+        _close(
+            nw.flatten(curvature.hessian_diagonal(PARAMS, X, T, s)),
+            nw.flatten(curvature.hessian_diagonal(PARAMS, _dask(X, 200), _dask(T, 200), _dask(s, 200))),
+        )
+
+
 def test_the_hessian_operator_on_the_cluster_has_the_dense_spectrum(client: object, data: dict) -> None:
     from scipy.sparse.linalg import eigsh
 

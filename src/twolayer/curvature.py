@@ -622,12 +622,32 @@ def _chunk(st: _State, start: int, stop: int) -> _State:
 def _block_term(
     X: np.ndarray, T: np.ndarray | None, s: np.ndarray | None, name: str, params: Params, kwargs: dict[str, Any]
 ) -> Any:
-    """The function ``name`` of this module on one block of rows, without decay (added once, for the whole)."""
+    """The function ``name`` of this module on one block of rows, without decay (added once, for the whole).
+
+    Summed over slices of the block, so that a worker's temporaries are those of
+    :func:`_block_slice_rows` patterns however large the blocks of the data are
+    (the per-pattern forward quantities of a whole block of a million rows
+    would not fit beside it in a worker's memory).
+    """
     fn = globals()[name]
-    if name == "last_layer_hessian":
-        return fn(params, X, s, **kwargs)
-    result = fn(params, X, T, sample_weight=s, **kwargs)
-    return flatten(result) if isinstance(result, Params) else result
+    D, M, K = param_shapes(params)
+    step = _block_slice_rows(D, M, K)
+    total: Any = None
+    for start in range(0, max(X.shape[0], 1), step):  # an empty block still gives its (zero) term
+        rows = slice(start, start + step)
+        s_rows = None if s is None else s[rows]
+        if name == "last_layer_hessian":
+            part = fn(params, X[rows], s_rows, **kwargs)
+        else:
+            part = fn(params, X[rows], None if T is None else T[rows], sample_weight=s_rows, **kwargs)
+        part = flatten(part) if isinstance(part, Params) else part
+        total = part if total is None else total + part
+    return total
+
+
+def _block_slice_rows(D: int, M: int, K: int) -> int:
+    """Rows per slice of a block: about :data:`_CHUNK_ELEMENTS` numbers of per-pattern quantities."""
+    return max(1, _CHUNK_ELEMENTS // (D + 8 * M + 6 * K))
 
 
 def _on_blocks(
