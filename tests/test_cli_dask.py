@@ -225,3 +225,25 @@ def test_a_bayesian_network_on_the_cluster_has_the_evidence_of_memory(
     expected = pq.read_table(tmp_path / "m.parquet")
     for name in written.column_names[1:]:
         np.testing.assert_allclose(written.column(name).to_numpy(), expected.column(name).to_numpy(), atol=1e-7)
+
+
+# dask's Parquet reader, run here rather than on a worker, calls a pandas method pandas 3.1 deprecates.
+@pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
+def test_a_partition_is_predicted_in_batches_with_the_same_columns(
+    data: Path, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker predicts its partition a batch at a time (here of 16 rows), so its memory is a batch's."""
+    from twolayer.cli.evaluate import PredictionColumns
+    from twolayer.io import dask_tables
+
+    model_file = read(str(models["dask"]))
+    sources = dask_tables.resolve_sources(str(data / "parts"))
+    table = dask_tables.read_for_model(sources, features=model_file.feature_names, id_column="key")
+    part = table.frame.partitions[1].compute()  # 70 rows, read here
+    predict = PredictionColumns.of(model_file, True, table.id_name)
+    whole = dask_tables._predict_partition(part, table.spec, table.encoding, predict, 1)
+    monkeypatch.setattr(dask_tables, "BATCH_BYTES", 16 * 8 * table.n_features)
+    batched = dask_tables._predict_partition(part, table.spec, table.encoding, predict, 1)
+    assert list(batched) == list(whole) and len(batched["prediction"]) == SPLITS[1]
+    for name in whole:
+        np.testing.assert_array_equal(batched[name], whole[name])

@@ -60,7 +60,7 @@ import numpy as np
 from twolayer.errors import DataError
 from twolayer.io.atomic import _fsync_folder
 from twolayer.io.encoding import FeatureEncoding
-from twolayer.io.tables import MISSING_VALUES
+from twolayer.io.tables import BATCH_BYTES, MISSING_VALUES
 from twolayer.io.tables._arrow import _PANDAS_INDEX, _arrow_kind
 from twolayer.io.tables._columns import _Plan, _plan_columns
 from twolayer.io.tables._delimited import _CANONICAL_INTEGER
@@ -1000,7 +1000,17 @@ def _predict_partition(part: Any, spec: _Spec, encoding: FeatureEncoding | None,
         return _Failed(p, problem)
     source = _path_of(part, 0) or f"partition {p}"
     X = _matrix(columns, spec, encoding, source)
-    return dict(predict(X, _ids(part, spec), source))
+    ids = _ids(part, spec)
+    # In batches of the in-memory reader's size: a worker's memory holds a Bayesian network's
+    # Jacobians and Monte Carlo draws for a batch, not for a partition of a million rows.
+    step = max(1, BATCH_BYTES // (8 * max(1, X.shape[1])))
+    if X.shape[0] <= step:
+        return dict(predict(X, ids, source))
+    pieces = [
+        dict(predict(X[start : start + step], None if ids is None else ids[start : start + step], source))
+        for start in range(0, X.shape[0], step)
+    ]
+    return {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
 
 
 def _write_partition(

@@ -301,7 +301,7 @@ def iter_table(
     source, model_features, encoding, target, id_column, sep, header, comment, require_target, default_target, \
 file_format, keep_raw, targets
         As for :func:`read_table`; one of ``model_features`` and ``encoding`` is required.
-    batch_bytes : int, default 16 MiB
+    batch_bytes : int, default 1 MiB
         About how much of the source a batch holds: bytes of text, or of
         float64 features in a columnar file.
 
