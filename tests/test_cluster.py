@@ -258,6 +258,15 @@ def test_dataframe_gives_feature_names_and_float32_stays_float32(on_cluster):
     dask_fit = TwoLayerClassifier(**settings).fit(frame, labels)
     assert list(dask_fit.feature_names_in_) == names
     np.testing.assert_allclose(theta_of(dask_fit), theta_of(memory), rtol=0, atol=1e-10)
+    # Predictions on the dataframe: its blocks keep their column names (no warning that they were lost).
+    np.testing.assert_allclose(
+        dask_fit.predict_proba(frame).compute(), memory.predict_proba(pd.DataFrame(X, columns=names)), atol=1e-10
+    )
+    # Text labels of pandas' string dtype (what read_parquet gives), taken as they are, without Dask's warning.
+    words = dd.from_pandas(pd.Series(np.array(["a", "b", "c"])[y], dtype="string"), npartitions=3)
+    by_words = TwoLayerClassifier(**settings).fit(frame, words)
+    assert list(by_words.classes_) == ["a", "b", "c"]
+    np.testing.assert_allclose(theta_of(by_words), theta_of(memory), rtol=0, atol=1e-10)
 
     # In float32 a sum's last bit depends on where the blocks' buffers happen to lie, and twenty L-BFGS
     # steps magnify it past 1e-4 now and then: a few steps show the dtype kept and the same path.

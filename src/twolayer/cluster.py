@@ -287,6 +287,8 @@ def frame_to_array(x: Any) -> Any:
         return x
     if hasattr(x, "optimize"):
         x = x.optimize()
+    if getattr(x, "ndim", 2) == 1 and str(x.dtype) == "string":
+        x = x.astype(object)  # labels as text: what Dask would convert them to, with a warning
     return x.to_dask_array(lengths=True)
 
 

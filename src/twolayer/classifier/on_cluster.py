@@ -235,7 +235,11 @@ def class_weights(model: TwoLayerClassifier, counts: np.ndarray) -> np.ndarray:
     return compute_class_weight(model.class_weight, classes=model.classes_, y=model.classes_)
 
 
-def _predict_block(X: np.ndarray, model: Any, method: str) -> np.ndarray:
+def _predict_block(X: np.ndarray, model: Any, method: str, names: list[str] | None = None) -> np.ndarray:
+    if names is not None:  # a dataframe's block: its column names go with it, for scikit-learn's check of them
+        import pandas as pd
+
+        X = pd.DataFrame(X, columns=names, copy=False)
     return np.asarray(getattr(model, method)(X))
 
 
@@ -249,7 +253,7 @@ def lazy_predict(model: Any, X: Any, method: str) -> Any:
     import dask
     import dask.array as da
 
-    Xd, _ = _as_dask_array(X, "X")
+    Xd, names = _as_dask_array(X, "X")
     if Xd.ndim == 2:
         Xd = Xd.rechunk({1: -1})
     shared = dask.delayed(model, pure=True)
@@ -259,8 +263,17 @@ def lazy_predict(model: Any, X: Any, method: str) -> Any:
         one_column = True
     if one_column:
         dtype = model.classes_.dtype if method == "predict" else np.float64
-        return da.map_blocks(_predict_block, Xd, shared, method, drop_axis=1, dtype=dtype, meta=np.empty(0, dtype))
+        return da.map_blocks(
+            _predict_block, Xd, shared, method, names, drop_axis=1, dtype=dtype, meta=np.empty(0, dtype)
+        )
     dtype = np.int64 if method == "predict" else np.float64
     return da.map_blocks(
-        _predict_block, Xd, shared, method, chunks=(Xd.chunks[0], (K,)), dtype=dtype, meta=np.empty((0, 0), dtype)
+        _predict_block,
+        Xd,
+        shared,
+        method,
+        names,
+        chunks=(Xd.chunks[0], (K,)),
+        dtype=dtype,
+        meta=np.empty((0, 0), dtype),
     )
