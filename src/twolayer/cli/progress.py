@@ -158,7 +158,8 @@ class Monitor:
         if not math.isfinite(loss):
             self.diverged_at = epoch  # nothing useful can follow: stop, and write nothing
             return True
-        accuracy = metrics.accuracy(self.y_test, model.predict(self.X_test))
+        # to_numpy(): the weights of a fit on a device, brought here for the held-out rows (itself otherwise).
+        accuracy = metrics.accuracy(self.y_test, model.to_numpy().predict(self.X_test))
         self.accuracy.append(accuracy)
         self.display.update(epoch, loss, accuracy)
         if self.checkpoint is not None and epoch % self.every == 0 and not self.interrupted:

@@ -40,6 +40,7 @@ from twolayer.cli.common import (
     split_record,
 )
 from twolayer.cli.dask_options import refuse_train_options
+from twolayer.cli.device import refuse_device_options, torch_device
 from twolayer.cli.multilabel import (
     check_multilabel_options,
     is_multilabel_run,
@@ -190,13 +191,19 @@ class Kind(ABC):
 
 
 class Plain(Kind):
-    """:class:`twolayer.classifier.TwoLayerClassifier`, trained epoch by epoch with progress and checkpoints."""
+    """:class:`twolayer.classifier.TwoLayerClassifier`, trained epoch by epoch with progress and checkpoints.
+
+    ``device`` (a ``torch.device``, from ``--device``) trains there: see :mod:`twolayer.cli.device`.
+    """
 
     defaults = TRAIN_DEFAULTS
     option_keys = OPTION_KEYS
     files = ("out", "plot", "checkpoint")
     records_held_out_accuracy = True
     confusion_title = "Confusion matrix (held-out test set)"
+
+    def __init__(self, device: Any = None) -> None:
+        self.device = device
 
     def refuse(self, args: argparse.Namespace) -> None:
         for key in BAYES_DEFAULTS:
@@ -250,7 +257,10 @@ class Plain(Kind):
                     # overflow on the way to divergence is reported below, once.
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     held_out = {"X_val": X_test, "y_val": y_test} if "validation" in options else {}
-                    model.fit(X_train, y_train, **held_out)
+                    if self.device is None:
+                        model.fit(X_train, y_train, **held_out)
+                    else:
+                        _fit_on_device(model, X_train, y_train, self.device)
             except TrainingDiverged as exc:
                 cause = getattr(exc, "cause", None)
                 epoch = epochs_done(model) + 1
@@ -440,6 +450,20 @@ def _extremes_quiet() -> Any:
     return np.errstate(over="ignore", invalid="ignore")
 
 
+def _fit_on_device(model: Any, X: np.ndarray, y: np.ndarray, device: Any) -> None:
+    """``model.fit`` with ``X`` on the PyTorch ``device``; the weights are brought back to the host after it."""
+    import sklearn
+    import torch
+
+    try:
+        with sklearn.config_context(array_api_dispatch=True):
+            model.fit(torch.asarray(X, device=device), y)
+    finally:
+        if hasattr(model, "coefs_"):
+            host = model.to_numpy()
+            model.coefs_, model.intercepts_ = list(host.coefs_), list(host.intercepts_)
+
+
 def _network_row(outcome: Outcome, run: Run) -> str:
     D, M, K = run.data.n_features, run.options["hidden"], outcome.classes.size
     outputs = "sigmoid outputs" if getattr(outcome.model, "out_activation_", "") == "logistic" else "softmax outputs"
@@ -560,12 +584,13 @@ def train(args: argparse.Namespace) -> int:
     from twolayer.training.solvers import MINIBATCH_SOLVERS
 
     refuse_train_options(args)  # --dask's options without --dask, and what --dask cannot honour
+    refuse_device_options(args)
     if args.dask is not None:
         from twolayer.cli.dask_runs import train_on_cluster
 
         return train_on_cluster(args)
     check_multilabel_options(args)  # leaves args.target one name, or a list of them with --multilabel
-    kind: Kind = Bayesian() if args.bayes else Plain()
+    kind: Kind = Bayesian() if args.bayes else Plain(torch_device(args.device) if args.device is not None else None)
     kind.refuse(args)
     checkpoint_in = None
     if args.resume is not None:  # refused above for --bayes

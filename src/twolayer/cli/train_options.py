@@ -212,6 +212,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     model.add_argument("--dtype", choices=("float32", "float64"), help=f"working precision {_default('dtype')}")
     model.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="train on this PyTorch device, cpu or cuda[:N] (needs PyTorch and SCIPY_ARRAY_API=1; default: NumPy "
+        "on the host)",
+    )
+    model.add_argument(
         "--test-size",
         type=fraction,
         metavar="F",
