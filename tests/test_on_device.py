@@ -9,7 +9,6 @@ on the CPU stands for a GPU, whose code path is the same.
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Any
 
@@ -21,10 +20,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
 from twolayer import TwoLayerClassifier
-
-pytestmark = pytest.mark.skipif(
-    os.environ.get("SCIPY_ARRAY_API") != "1", reason="scikit-learn's array API dispatch needs SCIPY_ARRAY_API=1"
-)
 
 NAMESPACES = ["array_api_strict", "torch"]
 

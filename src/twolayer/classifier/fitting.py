@@ -40,6 +40,7 @@ __all__ = [
     "fresh_state",
     "full_batch_run",
     "minibatch_run",
+    "minibatch_settings",
     "pattern_weights",
     "training_data",
 ]
@@ -139,6 +140,23 @@ def fresh_state(
     )
 
 
+def minibatch_settings(
+    model: TwoLayerClassifier, batch_size: int, *, early_stopping: bool, incremental: bool = False
+) -> optim.MinibatchSettings:
+    """The minibatch loop's settings from the estimator's hyperparameters, with the batch size decided."""
+    return optim.MinibatchSettings(
+        activation=model.activation,
+        batch_size=batch_size,
+        shuffle=bool(model.shuffle),
+        max_iter=int(model.max_iter),
+        tol=float(model.tol),
+        n_iter_no_change=_patience(model.n_iter_no_change),
+        early_stopping=early_stopping,
+        incremental=incremental,
+        verbose=bool(model.verbose),
+    )
+
+
 def minibatch_run(
     model: TwoLayerClassifier,
     state: optim.TrainingState,
@@ -221,16 +239,8 @@ def minibatch_run(
                 stacklevel=6,
             )
         batch_size = min(int(model.batch_size), n)
-    minibatch = optim.MinibatchSettings(
-        activation=model.activation,
-        batch_size=batch_size,
-        shuffle=bool(model.shuffle),
-        max_iter=int(model.max_iter),
-        tol=float(model.tol),
-        n_iter_no_change=_patience(model.n_iter_no_change),
-        early_stopping=bool(model.early_stopping),
-        incremental=incremental,
-        verbose=bool(model.verbose),
+    minibatch = minibatch_settings(
+        model, batch_size, early_stopping=bool(model.early_stopping), incremental=incremental
     )
     n_classes = len(model.classes_)
 

@@ -167,16 +167,7 @@ def fit(model: TwoLayerClassifier, X: Any, y: Any, sample_weight: Any, xp: Any) 
             optimizer = make_device_optimizer(model.solver, xp, theta, settings)
             n = X.shape[0]
             batch = min(200, n) if model.batch_size == "auto" else min(int(model.batch_size), n)
-            minibatch = optim.MinibatchSettings(
-                activation=model.activation,
-                batch_size=batch,
-                shuffle=bool(model.shuffle),
-                max_iter=int(model.max_iter),
-                tol=float(model.tol),
-                n_iter_no_change=fitting._patience(model.n_iter_no_change),
-                early_stopping=False,
-                verbose=bool(model.verbose),
-            )
+            minibatch = fitting.minibatch_settings(model, batch, early_stopping=False)
 
             def hook(st: optim.TrainingState, theta_dev: Any) -> bool:
                 publish(theta_dev)

@@ -36,7 +36,7 @@ from twolayer import network
 from twolayer.prior import Decay, decay_per_group, is_weight_decay
 from twolayer.training.diagnosis import diverged
 from twolayer.training.full_batch import record_iteration
-from twolayer.training.optimizers import SGD, Adam
+from twolayer.training.optimizers import SGD, Adam, optimizer_keywords
 from twolayer.training.state import EpochHook, LbfgsSettings, MinibatchSettings, TrainingState
 
 __all__ = [
@@ -175,24 +175,8 @@ class DeviceSGD(SGD):
 
 def make_device_optimizer(name: str, xp: Any, like: Array, settings: dict[str, Any]) -> DeviceAdam | DeviceSGD:
     """The optimiser ``name`` for weights like ``like``, from the estimator's hyperparameters."""
-    if name == "adam":
-        return DeviceAdam(
-            xp,
-            like,
-            learning_rate_init=settings["learning_rate_init"],
-            beta_1=settings["beta_1"],
-            beta_2=settings["beta_2"],
-            epsilon=settings["epsilon"],
-        )
-    return DeviceSGD(
-        xp,
-        like,
-        learning_rate_init=settings["learning_rate_init"],
-        momentum=settings["momentum"],
-        nesterov=settings["nesterovs_momentum"],
-        schedule=settings["learning_rate"],
-        power_t=settings["power_t"],
-    )
+    keywords = optimizer_keywords(name, settings)
+    return DeviceAdam(xp, like, **keywords) if name == "adam" else DeviceSGD(xp, like, **keywords)
 
 
 def train_minibatch_on_device(

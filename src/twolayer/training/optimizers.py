@@ -29,7 +29,16 @@ import numpy as np
 
 from twolayer.training.kernels import _kernels
 
-__all__ = ["LEARNING_RATE_SCHEDULES", "SGD", "UFUNC_CHUNK", "Adam", "Optimizer", "Segments", "make_optimizer"]
+__all__ = [
+    "LEARNING_RATE_SCHEDULES",
+    "SGD",
+    "UFUNC_CHUNK",
+    "Adam",
+    "Optimizer",
+    "Segments",
+    "make_optimizer",
+    "optimizer_keywords",
+]
 
 LEARNING_RATE_SCHEDULES = ("constant", "invscaling", "adaptive")
 
@@ -357,30 +366,32 @@ def _copy(a: np.ndarray, into: dict[str, Any] | None, key: str) -> np.ndarray:
     return into[key]
 
 
-def make_optimizer(solver: str, n_params: int, dtype: Any, settings: dict[str, Any]) -> Optimizer:
-    """A fresh optimiser for ``solver`` ("sgd" or "adam") from its hyperparameters.
+def optimizer_keywords(solver: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The keywords of :class:`SGD` or :class:`Adam` from the estimator's hyperparameters.
 
     ``settings`` holds the estimator's names: ``learning_rate_init`` and, for
     SGD, ``momentum``, ``nesterovs_momentum``, ``learning_rate``, ``power_t``;
     for Adam ``beta_1``, ``beta_2``, ``epsilon``.
     """
     if solver == "sgd":
-        return SGD(
-            n_params,
-            dtype,
-            learning_rate_init=settings["learning_rate_init"],
-            momentum=settings["momentum"],
-            nesterov=settings["nesterovs_momentum"],
-            schedule=settings["learning_rate"],
-            power_t=settings["power_t"],
-        )
+        return {
+            "learning_rate_init": settings["learning_rate_init"],
+            "momentum": settings["momentum"],
+            "nesterov": settings["nesterovs_momentum"],
+            "schedule": settings["learning_rate"],
+            "power_t": settings["power_t"],
+        }
     if solver == "adam":
-        return Adam(
-            n_params,
-            dtype,
-            learning_rate_init=settings["learning_rate_init"],
-            beta_1=settings["beta_1"],
-            beta_2=settings["beta_2"],
-            epsilon=settings["epsilon"],
-        )
+        return {
+            "learning_rate_init": settings["learning_rate_init"],
+            "beta_1": settings["beta_1"],
+            "beta_2": settings["beta_2"],
+            "epsilon": settings["epsilon"],
+        }
     raise ValueError(f"no minibatch optimiser named {solver!r}; choose 'sgd' or 'adam'")
+
+
+def make_optimizer(solver: str, n_params: int, dtype: Any, settings: dict[str, Any]) -> Optimizer:
+    """A fresh optimiser for ``solver`` ("sgd" or "adam") from its hyperparameters (see :func:`optimizer_keywords`)."""
+    keywords = optimizer_keywords(solver, settings)
+    return SGD(n_params, dtype, **keywords) if solver == "sgd" else Adam(n_params, dtype, **keywords)
