@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # a multi-gigabyte CUDA download is not worth an oracle.
 TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-*+cpu-cp3*.whl))
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,25 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The book: Sphinx with warnings as errors. Its MathJax is served from the build (fetched once
+# from the npm registry, pinned), so the site renders with no network when it is read.
+DOCS_STAMP := $(VENV)/.docs-installed
+MATHJAX_VERSION := 3.2.2
+MATHJAX := docs/_static/mathjax/tex-chtml.js
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+$(MATHJAX):
+	rm -rf build/mathjax && mkdir -p build/mathjax docs/_static/mathjax
+	cd build/mathjax && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null && tar xzf mathjax-$(MATHJAX_VERSION).tgz
+	cp -r build/mathjax/package/es5/. docs/_static/mathjax/
+
+docs: $(DOCS_STAMP) $(MATHJAX)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "the book is in docs/_build/html/index.html"
+
 # The benchmarks need the peers in an environment of their own: scikit-learn always, PyTorch
 # (the machine's CPU wheel where it keeps one; an unpinned torch would pull a CUDA build of
 # several GB) and JAX (the bench extra); a peer that is missing is skipped with a note.
@@ -47,4 +66,4 @@ bench:
 	    --label "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"
 
 clean:
-	rm -rf $(VENV) .venv-bench build dist src/*.egg-info .pytest_cache .hypothesis demo-output .ruff_cache .mypy_cache .import_linter_cache
+	rm -rf $(VENV) .venv-bench build dist docs/_build docs/_static/mathjax docs/auto_examples docs/generated docs/guide/_generated src/*.egg-info .pytest_cache .hypothesis demo-output .ruff_cache .mypy_cache .import_linter_cache

@@ -91,7 +91,7 @@ def run(name: str) -> dict[str, list[tuple[float, float, float]]]:
 
 def table(name: str, results: dict[str, list[tuple[float, float, float]]]) -> str:
     lines = [
-        f"#### {name} (n_hidden={HIDDEN[name]}, 5 seeds: mean ± standard deviation)",
+        f"### {name} (n_hidden={HIDDEN[name]}, 5 seeds: mean ± standard deviation)",
         "",
         "| model | log-loss | ECE | Brier |",
         "|---|---:|---:|---:|",

@@ -13,7 +13,7 @@ cannot change a bit.
 References
 ----------
 C. M. Bishop, *Pattern Recognition and Machine Learning* (2006), §5.2.4.
-D. P. Kingma and J. Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+Kingma, D. P. and Ba, J., "Adam: a method for stochastic optimization", ICLR 2015.
 Y. Nesterov, "A method for solving the convex programming problem with
 convergence rate O(1/k^2)", 1983; I. Sutskever et al., "On the importance of
 initialization and momentum in deep learning", ICML 2013.
