@@ -28,8 +28,8 @@ test: $(STAMP)
 # The project's checks: formatting, lint, types, and the import contract (the layers of
 # pyproject.toml's [tool.importlinter]); tests/test_layers.py adds the private-name rule.
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks docs
+	$(BIN)/ruff check src tests benchmarks docs
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
