@@ -17,7 +17,7 @@ from twolayer import cli, resources
 from twolayer.bayes.memory import fit_estimate as bayes_fit_estimate
 from twolayer.classifier import SOLVERS, TwoLayerClassifier
 from twolayer.classifier.memory import fit_estimate
-from twolayer.cli.main import MEMORY_OPTIONS
+from twolayer.cli.parser import MEMORY_OPTIONS
 from twolayer.errors import DataError
 
 GiB = 1 << 30

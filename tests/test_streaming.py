@@ -14,7 +14,7 @@ from test_cli import run
 # The peak resident memory of one run of the command, in bytes, reported by the process itself.
 MEASURE = (
     "import resource, sys\n"
-    "from twolayer.cli.main import main\n"
+    "from twolayer.cli.parser import main\n"
     "status = main(sys.argv[1:])\n"
     "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, file=sys.stderr)\n"
     "sys.exit(status)\n"

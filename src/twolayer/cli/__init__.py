@@ -9,7 +9,7 @@ subcommand is one more entry there. One module per command group:
 ``predict``, ``plot``), :mod:`~twolayer.cli.curvature`,
 :mod:`~twolayer.cli.export` (``export``), :mod:`~twolayer.cli.teaching` (``gradcheck``, ``derive``) and
 :mod:`~twolayer.cli.datasets`; :mod:`~twolayer.cli.common` holds what they
-share and :mod:`~twolayer.cli.main` the parser.
+share and :mod:`~twolayer.cli.parser` the parser.
 
 Conventions:
 
@@ -43,7 +43,7 @@ from twolayer.cli.common import EXIT_INTERRUPTED as EXIT_INTERRUPTED
 from twolayer.cli.common import EXIT_OK as EXIT_OK
 from twolayer.cli.common import EXIT_USAGE as EXIT_USAGE
 from twolayer.cli.common import Command
-from twolayer.cli.main import COMMANDS, build_parser, main
+from twolayer.cli.parser import COMMANDS, build_parser, main
 from twolayer.cli.train_options import BAYES_DEFAULTS as BAYES_DEFAULTS
 from twolayer.cli.train_options import TRAIN_DEFAULTS as TRAIN_DEFAULTS
 

@@ -23,6 +23,7 @@ from twolayer.errors import DataError, HighMemoryWarning, InsufficientMemory, Me
 
 __all__ = ["COMMANDS", "MEMORY_OPTIONS", "build_parser", "main", "memory_sentence"]
 
+#: The subcommands, in the order of ``twolayer --help``.
 COMMANDS: tuple[Command, ...] = (TRAIN, EVALUATE, PREDICT, EXPORT, GRADCHECK, DERIVE, PLOT, CURVATURE, DATASETS)
 
 # How each command names the Python parameters of a memory estimate (twolayer.resources): its
