@@ -483,7 +483,7 @@ def _second_layer_terms(c: _State, zb: Array) -> tuple[Array, Array]:
 
 
 def _second_layer_block(xp: Any, outer: Array, diag: Array, M: int, K: int) -> Array:
-    """The ((M+1) K, (M+1) K) second-layer block from the sums of :func:`_second_layer_terms`."""
+    """The ((M+1) K, (M+1) K) second-layer block from the sums of ``_second_layer_terms``."""
     eye_K = xp.eye(K, dtype=outer.dtype, device=array_api_compat.device(outer))
     diag = xp.reshape(diag, (M + 1, K, M + 1, 1)) * eye_K[None, :, None, :]
     return xp.reshape(diag, ((M + 1) * K, (M + 1) * K)) - outer
@@ -625,7 +625,7 @@ def _block_term(
     """The function ``name`` of this module on one block of rows, without decay (added once, for the whole).
 
     Summed over slices of the block, so that a worker's temporaries are those of
-    :func:`_block_slice_rows` patterns however large the blocks of the data are
+    ``_block_slice_rows`` patterns however large the blocks of the data are
     (the per-pattern forward quantities of a whole block of a million rows
     would not fit beside it in a worker's memory).
     """
@@ -646,7 +646,7 @@ def _block_term(
 
 
 def _block_slice_rows(D: int, M: int, K: int) -> int:
-    """Rows per slice of a block: about :data:`_CHUNK_ELEMENTS` numbers of per-pattern quantities."""
+    """Rows per slice of a block: about ``_CHUNK_ELEMENTS`` numbers of per-pattern quantities."""
     return max(1, _CHUNK_ELEMENTS // (D + 8 * M + 6 * K))
 
 

@@ -250,7 +250,7 @@ class BaseTwoLayerClassifier(ClassifierMixin, BaseEstimator):
             When the estimator is not fitted.
         ValueError
             When ``coefs_`` or ``intercepts_`` do not hold the weights of this
-            model (see :meth:`_network_weights`).
+            model (see ``_network_weights``).
         """
         if not hasattr(self, "coefs_"):
             raise AttributeError(f"{type(self).__name__} has no params_: it is not fitted")

@@ -159,7 +159,7 @@ def _map_on_cluster(
     """:func:`map_estimate` on Dask data: every error and gradient a sum over the cluster's blocks.
 
     ``T`` must hold 1-of-K rows (the estimator's targets); the weights are
-    rescaled to mean one on the workers, as :func:`_class_index_rows` does in memory.
+    rescaled to mean one on the workers, as ``_class_index_rows`` does in memory.
     """
     from twolayer.bayes.on_cluster import data_error
 

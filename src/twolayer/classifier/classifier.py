@@ -197,7 +197,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     batch_size : int or "auto", default "auto"
         Patterns per minibatch; "auto" is ``min(200, N)``.
     learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
-        The schedule of SGD's step size (see :class:`twolayer.training.optim.SGD`).
+        The schedule of SGD's step size (see :class:`twolayer.training.optimizers.SGD`).
     learning_rate_init : float, default 1e-3
     power_t : float, default 0.5
     max_iter : int, default 200
@@ -328,7 +328,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
     keeps the dtype of the first fit.
 
     **Divergence.** A non-finite error stops training with
-    :class:`twolayer.training.optim.TrainingDiverged` (a ``ValueError``) naming the
+    :class:`twolayer.errors.TrainingDiverged` (a ``ValueError``) naming the
     learning rate; the model keeps the weights of the last finished epoch.
 
     **Memory.** ``fit`` estimates what the solver will allocate (see
@@ -794,7 +794,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         one copy of them that training updates (a callback sees each epoch's);
         at the end of an early-stopped training, a copy of the best weights,
         so that the running ones can go on exactly in a warm start
-        (:meth:`_continue_from_weights` tells the copy from weights set since).
+        (``_continue_from_weights`` tells the copy from weights set since).
         """
         D, M, K = self.n_features_in_, self.n_hidden, len(self.classes_)
         if final and self.early_stopping and state.best_theta is not None:

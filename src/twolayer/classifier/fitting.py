@@ -6,7 +6,7 @@ indices :math:`k_n` and the sample and class weights as pattern weights
 :class:`~twolayer.training.optim.TrainingData` (pattern weights rescaled to
 mean one, :math:`\\lambda = \\alpha / S`), the settings and, for early
 stopping, the validation split (or the caller's own validation set) and its score. Each ``*_run`` function does
-all of that first and hands back the training itself as a :data:`Run`, so
+all of that first and hands back the training itself as a ``Run``, so
 that the estimator can store the fitted attributes however the run ends.
 """
 

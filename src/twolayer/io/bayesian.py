@@ -33,11 +33,11 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_MC_SAMPLES", "bayes_entry", "bayesian_network", "bayesian_tensor_names", "posterior_tensors"]
 
-# The most Monte Carlo samples a model file may ask its predictions to draw. Each prediction holds
-# n_samples x K draws at once (80 MB for ten classes at this limit) and its standard error,
-# 0.5 / sqrt(n_samples), is already below 5e-4; the default is 1000. A tampered count beyond it
-# would make the first prediction allocate terabytes, so reading refuses it, and saving refuses a
-# model that reading would refuse.
+#: The most Monte Carlo samples a model file may ask its predictions to draw. Each prediction holds
+#: n_samples x K draws at once (80 MB for ten classes at this limit) and its standard error,
+#: 0.5 / sqrt(n_samples), is already below 5e-4; the default is 1000. A tampered count beyond it
+#: would make the first prediction allocate terabytes, so reading refuses it, and saving refuses a
+#: model that reading would refuse.
 MAX_MC_SAMPLES = 10**6
 
 # The most components of a mixture whose tensors a model file is checked for.

@@ -60,6 +60,7 @@ def _generated(maker_name: str, **kwargs: object) -> Callable[[], Loaded]:
     return make
 
 
+#: The built-in data sets by name (``twolayer train digits``): what each is and how it is made.
 BUILTINS: dict[str, Builtin] = {
     b.name: b
     for b in (

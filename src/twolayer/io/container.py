@@ -62,20 +62,20 @@ _FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 # Limits on what a file may declare, checked before anything it declares is believed. Each is far
 # above what a real file holds, so that a damaged or hostile file costs no more than reading it.
 
-# The longest JSON header read: the safetensors library's own limit, which it would refuse anyway.
-# A real header holds only the metadata (hyperparameters, labels, feature names, one number per epoch
-# of the loss curve, the command line's list of held-out rows): kilobytes, or a few megabytes for a
-# data set of a million rows.
+#: The longest JSON header read: the safetensors library's own limit, which it would refuse anyway.
+#: A real header holds only the metadata (hyperparameters, labels, feature names, one number per epoch
+#: of the loss curve, the command line's list of held-out rows): kilobytes, or a few megabytes for a
+#: data set of a million rows.
 MAX_HEADER_BYTES = 100_000_000
-# The deepest nesting of the header and of each metadata entry. twolayer writes at most four levels
-# (class weights as pairs inside the hyperparameters) and the command line's info a few more; Python's
-# json module recurses once per level and fails with RecursionError near a thousand, so anything
-# deeper is refused before it is parsed.
+#: The deepest nesting of the header and of each metadata entry. twolayer writes at most four levels
+#: (class weights as pairs inside the hyperparameters) and the command line's info a few more; Python's
+#: json module recurses once per level and fails with RecursionError near a thousand, so anything
+#: deeper is refused before it is parsed.
 MAX_JSON_DEPTH = 64
-# The largest file read: 2**34 bytes, two billion float64 weights. A ten-million-weight network is
-# 80 MB, its checkpoint (weights, best weights, Adam's two moments) 320 MB; a sparse or hostile file
-# claiming terabytes is refused before it is read. Reading also refuses a file larger than the
-# memory available.
+#: The largest file read: 2**34 bytes, two billion float64 weights. A ten-million-weight network is
+#: 80 MB, its checkpoint (weights, best weights, Adam's two moments) 320 MB; a sparse or hostile file
+#: claiming terabytes is refused before it is read. Reading also refuses a file larger than the
+#: memory available.
 MAX_FILE_BYTES = 1 << 34
 # Reading holds the file's bytes, the tensors copied out of them, and one tensor's bytes for the
 # digest: about three times the file at the peak.
@@ -510,7 +510,7 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:
-    """Whether a decoded JSON value is a number (a bool is not); ints are at most 39 digits, see :func:`_json_int`."""
+    """Whether a decoded JSON value is a number (a bool is not); ints are at most 39 digits, see ``_json_int``."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

@@ -17,7 +17,7 @@ How it is read
     :data:`BLOCK_BYTES`) or ``dask.dataframe.read_csv`` (blocks of :data:`BLOCK_BYTES`, a whole file
     per partition when compressed or when a quoted field holds a line break), every cell of a CSV
     file as text, so that the conversion is the same as in memory. The columns are chosen by the
-    in-memory rules (:func:`twolayer.io.tables._columns._plan_columns`: ``--target``, ``--features``,
+    in-memory rules (``twolayer.io.tables._columns._plan_columns``: ``--target``, ``--features``,
     ``--drop``, ``--id``) from the column names; the values are converted partition by partition on
     the workers by the in-memory rules as well: numbers as float64 (booleans 1 and 0), labels as
     integers when every one is an integer written the canonical way, else as text.
@@ -338,7 +338,7 @@ class ClusterTable:
         The feature columns, in the order of the inputs.
     target_name : str or None
     target_choice : str or None
-        How the target was chosen (as :attr:`twolayer.io.tables.Table.target_choice`).
+        How the target was chosen (as ``Table.target_choice``).
     id_name : str or None
     encoding : FeatureEncoding or None
         A model's encoding of its columns (prediction only).
@@ -1033,7 +1033,7 @@ def _write_partition(
 def predict_partitions(table: ClusterTable, predict: Predict, client: Any) -> Iterator[Mapping[str, Any]]:
     """Each partition's predictions, computed on the workers and brought here in the files' order.
 
-    A few partitions are in flight at a time (:data:`_WINDOW_PER_WORKER` per worker), so that memory
+    A few partitions are in flight at a time (``_WINDOW_PER_WORKER`` per worker), so that memory
     here holds a few partitions' predictions however long DATA is.
 
     Parameters

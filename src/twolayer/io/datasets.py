@@ -87,7 +87,7 @@ class Dataset:
     columns : tuple of Column
         Every column of a file, with its role and kind; empty for a built-in.
     target_choice : str or None
-        How the target column was chosen (see :attr:`twolayer.io.tables.Table.target_choice`).
+        How the target column was chosen (see ``Table.target_choice``).
     encoding, n_dropped, warnings, unseen, raw
         As :class:`twolayer.io.tables.Table` has them: how the feature columns
         became ``X`` (``None``: as read), the rows dropped for a missing cell,
@@ -330,7 +330,7 @@ def load_dataset(
         A model's encoding of its feature columns; ``features`` must then be
         its column names.
     keep_raw : bool, default False
-        Keep the feature columns as read (:attr:`Dataset.raw`).
+        Keep the feature columns as read (``Dataset.raw``).
     targets : sequence of str, optional
         Several target columns of a file, in place of ``target``: a multilabel
         target, ``y`` an (N, K) matrix of 0 and 1 (see

@@ -6,31 +6,37 @@ and, for a model that standardises its inputs, ``scaler.mean`` and
 ``scaler.scale`` (D,). Its metadata (safetensors allows string to string)
 holds JSON:
 
-==================  ==========================================================
-``format``          ``"twolayer.model"``
-``format_version``  ``1`` (a network), ``2`` (a Bayesian network) or ``3`` (a
-                    multilabel network, which older readers must refuse); a
-                    file from a newer version is refused
-``kind``            ``"bayesian"`` in version 2 files; absent in version 1
-``classes``         the class labels, their type kept (integers or strings)
-``feature_names``   the names of the D features, or ``null``
-``encoding``        absent when the features are the data's numeric columns as
-                    they are; else how the data's columns become the D
-                    features (:class:`~twolayer.io.encoding.FeatureEncoding`:
-                    each column's name and kind, its fill value, a text
-                    column's categories, the missing-value policy), and
-                    ``feature_names`` are its input names (``colour=red``)
-``target_name``     the name of the target column, or ``null``
-``output``          ``"sigmoid"`` for a multilabel network (K independent
-                    logistic outputs); absent for softmax outputs
-``dtype``           ``"float32"`` or ``"float64"``, the weights' dtype
-``hyperparameters`` ``get_params()`` of the estimator, less the callback
-``scaler``          ``null``, or the number of samples it was fitted on
-``curves``          ``loss`` per epoch and ``validation`` scores (or ``null``)
-``training``        ``n_iter``, ``t`` and the final ``loss``
-``info``            free JSON for the caller (the command line's summary)
-``sha256``          a digest of every tensor and every other metadata entry
-==================  ==========================================================
+====================  ========================================================
+``format``            ``"twolayer.model"``
+``format_version``    ``1`` (a network), ``2`` (a Bayesian network) or ``3``
+                      (a multilabel network, which older readers must
+                      refuse); a file from a newer version is refused
+``kind``              ``"bayesian"`` in version 2 files; absent in version 1
+``classes``           the class labels, their type kept (integers or strings)
+``feature_names``     the names of the D features, or ``null``
+``feature_names_in``  whether the estimator was fitted on named columns (so
+                      that a loaded one has ``feature_names_in_`` again)
+``encoding``          absent when the features are the data's numeric
+                      columns as they are; else how the data's columns
+                      become the D features
+                      (:class:`~twolayer.io.encoding.FeatureEncoding`: each
+                      column's name and kind, its fill value, a text
+                      column's categories, the missing-value policy), and
+                      ``feature_names`` are its input names (``colour=red``)
+``target_name``       the name of the target column, or ``null``
+``output``            ``"sigmoid"`` for a multilabel network (K independent
+                      logistic outputs); absent for softmax outputs
+``dtype``             ``"float32"`` or ``"float64"``, the weights' dtype
+``hyperparameters``   ``get_params()`` of the estimator, less the callback
+``scaler``            ``null``, or the number of samples it was fitted on
+``curves``            ``loss`` per epoch, early stopping's
+                      ``validation_scores`` and the command line's
+                      ``held_out_accuracy`` (each a list or ``null``)
+``training``          ``n_iter`` and ``t``
+``info``              free JSON for the caller (the command line's summary)
+``twolayer_version``  the version of twolayer that wrote the file
+``sha256``            a digest of every tensor and every other metadata entry
+====================  ========================================================
 
 A **Bayesian model file** (:class:`~twolayer.bayes.BayesianTwoLayerClassifier`,
 ``format_version`` 2, ``kind`` ``"bayesian"``) has the same entries, with

@@ -25,7 +25,7 @@ What exports:
   the graph then takes the table's columns, one input each, named as the columns and of shape
   ``(N, 1)``: a float tensor for a numeric column (a boolean one as 0 and 1; a missing cell is
   NaN), a string tensor for a text one (the cell as twolayer reads it, surrounding spaces
-  removed; an empty string, or one of the words :data:`~twolayer.io.tables.MISSING_VALUES` that
+  removed; an empty string, or one of the words ``twolayer.io.tables.MISSING_VALUES`` that
   is not a category, is a missing cell). Missing cells are filled with the stored values and
   text columns one-hot encoded with the stored categories (a category never seen in training
   gives all zeros, as in twolayer), before the scaler and the network. Under ``--missing error``

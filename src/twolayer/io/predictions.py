@@ -478,7 +478,7 @@ def _lone_empty(texts: Any) -> Any:
 @functools.cache
 def _special_characters(delimiter: str) -> str:
     """The characters that make Python's csv module quote a field, found by asking it (the set
-    differs between Python versions); all ASCII, which :func:`_quoted` relies on."""
+    differs between Python versions); all ASCII, which ``_quoted`` relies on."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
     found = ""

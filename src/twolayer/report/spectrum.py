@@ -70,9 +70,9 @@ __all__ = [
     "spectrum",
 ]
 
-# Every eigenvalue (numpy.linalg.eigvalsh of the explicit W x W matrices) up
-# to this many parameters: two 5000 x 5000 matrices take 400 MB; beyond,
-# Lanczos alone.
+#: Every eigenvalue (numpy.linalg.eigvalsh of the explicit W x W matrices) up
+#: to this many parameters: two 5000 x 5000 matrices take 400 MB; beyond,
+#: Lanczos alone.
 FULL_SPECTRUM_MAX_PARAMS = 5000
 
 
@@ -192,11 +192,11 @@ class Spectrum:
         return float(np.max(np.abs(known))) if known.size else math.nan
 
     def zero_tolerance(self, n_params: int) -> float:
-        """|lambda| at or below this is zero to double precision (numpy.linalg.matrix_rank's rule)."""
+        """An eigenvalue of absolute value at or below this is zero to double precision (numpy.linalg.matrix_rank's rule)."""
         return n_params * float(np.finfo(np.float64).eps) * self.scale
 
     def lanczos_error(self) -> float:
-        """The largest distance of a Lanczos value from the full spectrum's, relative to the largest |lambda|.
+        """The largest distance of a Lanczos value from the full spectrum's, relative to the largest absolute eigenvalue.
 
         Rank by rank where Lanczos converged on a whole end; otherwise from
         each value to the nearest eigenvalue. NaN without a full spectrum.

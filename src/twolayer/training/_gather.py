@@ -9,7 +9,7 @@ and tests every copied value for finiteness on the way (the first epoch's
 input check), which ``np.take`` would need a pass of its own for
 (BENCHMARKS.md compares the two).
 
-Imported by :func:`twolayer.training.kernels._compiled` only, so that numba loads on the first
+Imported by ``twolayer.training.kernels._compiled`` only, so that numba loads on the first
 compiled call and not with the package.
 """
 

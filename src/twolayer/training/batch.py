@@ -1,8 +1,8 @@
 """The fast batch gradient: the reference backpropagation written into reusable buffers.
 
 :func:`twolayer.network.error_and_gradient` is the readable reference;
-:func:`_batch_error_and_gradient` computes the same five matrix products into
-buffers that a :class:`_Workspace` allocates once per fit, so that an epoch
+``_batch_error_and_gradient`` computes the same five matrix products into
+buffers that a ``_Workspace`` allocates once per fit, so that an epoch
 allocates nothing of size ``B x M`` or ``D x M`` and does no Python work per
 pattern. The hidden activation comes from the registry
 (:data:`twolayer.network.ACTIVATIONS`) with its in-place forms, so that every
@@ -27,7 +27,7 @@ from twolayer.training.kernels import _kernels
 
 __all__ = ["CHECK_ROWS", "check_finite"]
 
-# Rows per piece of check_finite: pieces of a few MiB, never a copy of all the rows checked.
+#: Rows per piece of check_finite: pieces of a few MiB, never a copy of all the rows checked.
 CHECK_ROWS = 4096
 
 

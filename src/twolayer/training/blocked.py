@@ -7,7 +7,7 @@ or 0/1 targets, and pattern weights or None) trains on the cluster:
 - :class:`BlockedFullBatch` is the full-batch evaluator of
   :math:`\\tilde E / S`, its gradient and its exact Hessian-vector product.
   Each block computes its part of the data term with the in-memory evaluator
-  (:class:`~twolayer.training.full_batch._FullBatch`, divided by the whole
+  (``twolayer.training.full_batch._FullBatch``, divided by the whole
   ``N``), the parts are added on the workers, and the decay is added once
   here: the same function as in memory, summed in another order (the
   difference is rounding, relative 1e-15 in float64).

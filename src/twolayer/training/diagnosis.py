@@ -88,7 +88,7 @@ def likely_cause(decay: Decay, dtype: Any, max_input: float, sgd_learning_rate: 
     Parameters
     ----------
     decay : float, 4 floats or mapping
-        The decay per step, :math:`\\lambda_g = \\alpha_g / S` (:attr:`TrainingData.lam`).
+        The decay per step, :math:`\\lambda_g = \\alpha_g / S` (``TrainingData.lam``).
     dtype : numpy dtype
         The working dtype.
     max_input : float
@@ -174,7 +174,7 @@ def diverged(
     prefix : str
         Where it happened ("training diverged in epoch 3: ...").
     decay : float, 4 floats or mapping
-        :attr:`TrainingData.lam`.
+        ``TrainingData.lam``.
     dtype : numpy dtype
         The working dtype.
     X, rows

@@ -6,7 +6,7 @@ the weight decay folded in, is one pass over the flat vector instead of about
 fourteen ufunc passes, and the softmax, output delta, hidden delta and bias
 gradients of a batch are two passes instead of about twenty ufunc calls.
 
-The optimiser loops (:func:`_adam_loop`, :func:`_sgd_loop`) perform the
+The optimiser loops (``_adam_loop``, ``_sgd_loop``) perform the
 NumPy updates of :mod:`twolayer.training.optimizers` operation by operation,
 in the same order, each rounded to the working dtype (no fused multiply-add,
 no reassociation: numba's default without fastmath), so they give the same
@@ -32,8 +32,8 @@ import numpy as np
 
 __all__ = ["FUSED", "checks_rows_as_it_gathers"]
 
-# Whether the fast paths use the compiled kernels when numba (optional, the "fast" extra) is
-# installed; NumPy computes the same numbers without it. The tests switch it to compare both.
+#: Whether the fast paths use the compiled kernels when numba (optional, the "fast" extra) is
+#: installed; NumPy computes the same numbers without it. The tests switch it to compare both.
 FUSED = True
 
 
@@ -181,7 +181,7 @@ def checks_rows_as_it_gathers() -> bool:
     """Whether a shuffled minibatch epoch checks unchecked rows in its compiled gather (numba installed).
 
     Where it does not, :class:`TrainingData` ``checked=False`` costs a pass of
-    :func:`check_finite` before the epoch, no less than checking up front.
+    :func:`~twolayer.training.batch.check_finite` before the epoch, no less than checking up front.
     """
     kernels = _kernels()
     return kernels is not None and kernels.gather is not None

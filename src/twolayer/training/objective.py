@@ -1,7 +1,7 @@
 """The regularised error that every trainer minimises, and its decay on a flat vector.
 
 :func:`objective` is the reference, from :mod:`twolayer.network`'s error;
-:class:`_Layout` gives the trainers the decay of each parameter group of a
+``_Layout`` gives the trainers the decay of each parameter group of a
 flat vector: its penalty, its gradient and the optimiser's segments.
 """
 
@@ -84,7 +84,7 @@ def objective(
 class _Layout:
     """The four parameter groups of a flat vector and the decay on each (PRML eqs. 5.112, 5.122–5.123).
 
-    ``decay`` is :attr:`TrainingData.lam`: one number for the weights ``W1``
+    ``decay`` is ``TrainingData.lam``: one number for the weights ``W1``
     and ``W2`` (biases free) or four, one per group.
     """
 

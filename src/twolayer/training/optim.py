@@ -18,7 +18,7 @@ for the weights rescaled to mean one; then
 
 - L-BFGS minimises :math:`\\tilde E / S`, with gradient
   :math:`\\tfrac{1}{N} \\sum_n \\bar w_n \\nabla E_n + \\lambda_g w_g`, where
-  :math:`\\lambda_g = \\alpha_g / S` (:attr:`TrainingData.lam`);
+  :math:`\\lambda_g = \\alpha_g / S` (``TrainingData.lam``);
 - a minibatch solver steps along
   :math:`g = \\tfrac{1}{B} \\sum_{n \\in \\text{batch}} \\bar w_n \\nabla E_n + \\lambda_g w_g`
   for a batch of ``B`` patterns, whose average over an epoch of equal batches

@@ -46,7 +46,7 @@ LEARNING_RATE_SCHEDULES = ("constant", "invscaling", "adaptive")
 # decays block s by lam * weight_s (True counts one, False zero).
 Segments = tuple[tuple[slice, bool | float], ...]
 
-# Entries per chunk of the NumPy updates: the dozen passes of a chunk then run in cache.
+#: Entries per chunk of the NumPy updates: the dozen passes of a chunk then run in cache.
 UFUNC_CHUNK = 1 << 15
 
 

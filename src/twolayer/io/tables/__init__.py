@@ -50,11 +50,11 @@ Roles of the columns
     the columns ``targets`` names: one 0/1 label each); by default the first column
     named ``target``, ``label``, ``class`` or ``y`` (in that order of
     preference, any case), else the last column (not the identifier);
-    :attr:`Table.target_choice` says which rule chose it. ``features`` keeps
+    ``Table.target_choice`` says which rule chose it. ``features`` keeps
     only the columns it names or matches (:func:`fnmatch.fnmatchcase` globs:
     ``"pixel_*"``), in its order; ``drop`` leaves out those it names or
     matches. ``id_column`` is never a feature: its values are kept, as text,
-    in :attr:`Table.ids`. Columns not used are not converted, so a text
+    in ``Table.ids``. Columns not used are not converted, so a text
     column that is dropped costs nothing and raises nothing.
 
 Values
@@ -80,8 +80,8 @@ Missing cells and text features
     are a :class:`~twolayer.io.encoding.FeatureEncoding`, fitted on the rows
     read for a new model, or a model's own (``encoding``): then a category
     the model never saw gives that column's inputs all zero, and is counted
-    in :attr:`Table.unseen`. A text feature whose every value differs is
-    encoded all the same, with a warning (:attr:`Table.warnings`) that it
+    in ``Table.unseen``. A text feature whose every value differs is
+    encoded all the same, with a warning (``Table.warnings``) that it
     looks like an identifier.
 
 Every refusal is a :class:`~twolayer.errors.DataError` with one line that
@@ -112,6 +112,10 @@ __all__ = [
     "iter_table",
     "read_table",
 ]
+
+# The results' classes are public here, where users import them; their module is private. Naming
+# this package as their home gives them one documented place (the API reference, reprs, errors).
+Column.__module__ = Table.__module__ = __name__
 
 
 def read_table(
@@ -155,7 +159,7 @@ def read_table(
         Columns, by name or glob, to leave out of the features.
     id_column : str, optional
         A column that identifies the rows: never a feature, kept as
-        :attr:`Table.ids`.
+        ``Table.ids``.
     sep : str, optional
         The delimiter of a delimited file, one character. Default: sniffed.
     header : bool, optional
@@ -187,12 +191,12 @@ def read_table(
         position when either side has no names) and encoded as in training.
         Implies ``model_features=encoding.names``.
     keep_raw : bool, default False
-        Keep the feature columns as read in :attr:`Table.raw`.
+        Keep the feature columns as read in ``Table.raw``.
     targets : sequence of str, optional
         Several target columns, in place of ``target``: a multilabel target,
         each column holding 0 and 1 (or ``true`` and ``false``, any case, or
         booleans). ``y`` is then an int64 matrix of shape (N, K), one column
-        per name in this order, and :attr:`Table.target_names` their names.
+        per name in this order, and ``Table.target_names`` their names.
         Refused for a ``.npz``.
 
     Returns

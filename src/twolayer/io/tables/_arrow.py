@@ -2,7 +2,7 @@
 
 These formats carry their column types, so nothing is sniffed: a column's
 kind is its type's, and labels come from integers, booleans, whole floats or
-text (:func:`_whole_labels` serves a ``.npz``'s labels too).
+text (``_whole_labels`` serves a ``.npz``'s labels too).
 """
 
 from __future__ import annotations

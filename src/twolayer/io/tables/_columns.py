@@ -2,7 +2,7 @@
 
 The rules look at the column names only, never at the data, so they are the
 same for every format and for a built-in dataset (:mod:`twolayer.io.datasets`
-plans its columns with :func:`_plan_columns` too). :class:`_Options` holds
+plans its columns with ``_plan_columns`` too). ``_Options`` holds
 what the caller of :func:`~twolayer.io.tables.read_table` asked for, and
 makes each reader's plan from it.
 """

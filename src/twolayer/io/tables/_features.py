@@ -1,7 +1,7 @@
 """From feature columns to ``X``, the same for every format.
 
 Each reader hands over its feature columns as pyarrow arrays and a way to
-name a cell (:class:`_Place`); from there the checks (no NaN or infinity),
+name a cell (``_Place``); from there the checks (no NaN or infinity),
 the missing-cell policy, the encoding (:mod:`twolayer.io.encoding`) and
 their messages are shared, so a CSV and a Parquet file with the same values
 give the same ``X`` and the same refusals.

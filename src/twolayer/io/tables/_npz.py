@@ -159,7 +159,7 @@ def _read_npz(inp: _Input, options: _Options) -> Table:
 
 
 def _plain_raw(X: np.ndarray, names: tuple[str, ...] | None, options: _Options) -> dict[str, np.ndarray] | None:
-    """The columns of an unencoded ``X`` as :attr:`Table.raw` holds them, when asked for."""
+    """The columns of an unencoded ``X`` as ``Table.raw`` holds them, when asked for."""
     if not options.keep_raw:
         return None
     labels = names or tuple(f"column_{k + 1}" for k in range(X.shape[1]))

@@ -64,7 +64,7 @@ class Table:
         with several target columns: see ``target_names``).
     target_choice : {"given", "model", "named", "last"} or None
         How the target was chosen: named by the caller, the name a model
-        remembers, a column named like a target (:data:`TARGET_NAMES`), or the
+        remembers, a column named like a target (``twolayer.io.tables.TARGET_NAMES``), or the
         last column. ``None`` when there is no target column (and for a ``.npz``).
     id_name : str or None
         The identifier column's name.
