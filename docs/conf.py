@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import types
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -19,7 +20,17 @@ sys.path.insert(0, str(HERE / "_ext"))
 # The gallery draws with matplotlib off screen, and a script must not wait for a window.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# One BLAS thread for the whole build: the gallery's matrices are small, and on a shared two-core
+# machine a second OpenBLAS thread made a 610 x 610 eigvalsh a hundred times slower.
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+threadpool_limits(1, "blas")
+
 import twolayer  # noqa: E402
+
+# numpydoc reads the docstring of sympy.Expr (the type of the derivation's dataclass fields) and
+# complains, as a Python warning, about a section SymPy names "Explanation": not ours to fix.
+warnings.filterwarnings("ignore", message="Unknown section Explanation", category=UserWarning)
 
 project = "twolayer"
 author = "the twolayer developers"
