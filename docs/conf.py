@@ -48,6 +48,7 @@ extensions = [
     "sphinx_gallery.gen_gallery",
     "derivation_page",
     "reexports",
+    "notes_links",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
