@@ -169,9 +169,10 @@ def test_the_bayesian_network_fits_on_the_cluster_as_in_memory(client: object, d
     np.testing.assert_allclose(b.log_evidence_, a.log_evidence_, rtol=1e-9)
     np.testing.assert_allclose(b.alpha_, a.alpha_, rtol=1e-7)
     np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X), atol=1e-8)
-    lazy = b.predict_proba(_dask(X, 90))
-    assert isinstance(lazy, da.Array)
-    np.testing.assert_allclose(lazy.compute(), b.predict_proba(X), atol=1e-12)
+    for method in ("predict_proba", "predict_log_proba", "predict_proba_map", "predict"):
+        lazy = getattr(b, method)(_dask(X, 90))
+        assert isinstance(lazy, da.Array), method
+        np.testing.assert_allclose(lazy.compute(), getattr(b, method)(X), atol=1e-12, err_msg=method)
 
 
 def test_bad_dask_data_for_the_bayesian_network_is_named(client: object, data: dict) -> None:

@@ -853,6 +853,10 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """The logarithm of :meth:`predict_proba`."""
+        if is_dask(X):  # a lazy Dask array of the same blocks of rows
+            from twolayer.classifier.on_cluster import lazy_predict
+
+            return lazy_predict(self, X, "predict_log_proba")
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
@@ -867,10 +871,6 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
             from twolayer.classifier.on_cluster import lazy_predict
 
             return lazy_predict(self, X, "predict")
-        if is_dask(X):  # a lazy Dask array of the same blocks of rows
-            from twolayer.classifier.on_cluster import lazy_predict
-
-            return lazy_predict(self, X, "predict_log_proba")
         proba = self.predict_proba(X)  # first: it checks that the model is fitted
         return self.classes_[np.argmax(proba, axis=1)]
 
