@@ -19,6 +19,11 @@ All in float64 (8 bytes a number), with :math:`W` the number of weights and
   (:func:`twolayer.bayes.predictive.mc_memory`,
   :func:`twolayer.bayes.predictive.probit_memory`).
 
+On a device (arrays of PyTorch, CuPy or another array-API namespace) the
+same estimates are checked against the device's free memory
+(:func:`twolayer.training.on_device.free_memory`), with the item size of the
+arrays' dtype where it is known.
+
 ``tests/test_resources.py`` compares these estimates with what ``tracemalloc``
 records (which does not see LAPACK's own workspace).
 """
@@ -30,10 +35,34 @@ from twolayer import network as nw
 from twolayer.bayes.predictive import CHUNK_ELEMENTS, mc_memory, probit_memory
 from twolayer.classifier.memory import fit_estimate as classifier_fit_estimate
 
-__all__ = ["FACTORISATION_MATRICES", "fit_estimate", "laplace_estimate", "logit_estimate", "predict_estimate"]
+__all__ = [
+    "FACTORISATION_MATRICES",
+    "factorisation_bytes",
+    "fit_estimate",
+    "laplace_estimate",
+    "logit_estimate",
+    "predict_estimate",
+]
 
 #: P x P matrices alive at once while the posterior is factorised (the curvature included).
 FACTORISATION_MATRICES = 6
+
+
+def factorisation_bytes(n_covered: int, itemsize: int = 8) -> int:
+    """The bytes the factorisation of :math:`A` allocates beside the curvature it is given.
+
+    :data:`FACTORISATION_MATRICES` ``P x P`` matrices less the curvature
+    itself, which is already there (in this process or on the device).
+
+    Parameters
+    ----------
+    n_covered : int
+        :math:`P`, the parameters the posterior covers.
+    itemsize : int, default 8
+        Bytes per number: 8 for float64, 4 for float32.
+    """
+    P = int(n_covered)
+    return int(itemsize) * (FACTORISATION_MATRICES - 1) * P * P
 
 
 def _covered_size(structure: str, M: int, K: int, W: int) -> int:

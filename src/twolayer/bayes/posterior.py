@@ -53,8 +53,15 @@ The predictive (PRML §5.7.3)
     integrates the softmax over it.
 
 :func:`posterior_from_curvature` takes explicit inputs (the mathematics);
-:func:`twolayer.bayes.laplace` wires it to a fitted classifier. All
-computation is in float64 NumPy.
+:func:`twolayer.bayes.laplace` wires it to a fitted classifier. NumPy
+inputs are computed in float64 NumPy (SciPy's triangular solves on the
+host). Arrays of another array-API namespace (PyTorch or CuPy on a GPU,
+``array_api_strict``) are computed where they are, in their floating dtype,
+with the namespace's ``linalg``: the posterior's ``mean``, ``precision``,
+factor and marginal variance are then arrays of that namespace and device,
+as are the predictives; the scalars are Python floats, and the prior and
+:math:`\\gamma_g` (four numbers each) NumPy arrays. :meth:`LaplacePosterior.to_dict`
+always gives NumPy arrays.
 
 It is one module because the factorisations, the evidence and the predictives all share the
 posterior precision's factor; split, that factor would travel between modules.
@@ -68,6 +75,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import array_api_compat
 import numpy as np
 import scipy.linalg
 from threadpoolctl import threadpool_limits
@@ -75,13 +83,20 @@ from threadpoolctl import threadpool_limits
 from twolayer import curvature
 from twolayer import network as nw
 from twolayer.bayes.choices import HESSIANS, METHODS, STRUCTURES
-from twolayer.bayes.memory import FACTORISATION_MATRICES, logit_estimate, predict_estimate
-from twolayer.bayes.predictive import CHUNK_ELEMENTS, predictive_mc, predictive_probit
+from twolayer.bayes.memory import factorisation_bytes, logit_estimate, predict_estimate
+from twolayer.bayes.predictive import (
+    CHUNK_ELEMENTS,
+    _array_namespace,
+    _free_memory,
+    predictive_mc,
+    predictive_probit,
+)
 from twolayer.errors import DataError
 from twolayer.estimator import check_choice
 from twolayer.network import Params
-from twolayer.prior import PriorPrecision, as_prior_precision, group_ids
+from twolayer.prior import PriorPrecision, as_prior_precision, group_ids, group_sizes
 from twolayer.resources import check_memory, covered
+from twolayer.training.on_device import to_host
 
 __all__ = ["HESSIANS", "METHODS", "SCALARS", "STRUCTURES", "LaplacePosterior", "posterior_from_curvature"]
 
@@ -104,12 +119,35 @@ _SMALL_FACTORISATION = 2048
 # --------------------------------------------------------------------------
 
 
+Array = Any  # an array of any array-API namespace
+
+
 def _shape_of(params: Params) -> tuple[int, int, int]:
-    return nw.param_shapes(Params(*(np.asarray(p) for p in params)) if isinstance(params, tuple) else params)
+    # Arrays (of any namespace) are read as they are; lists and other array-likes through NumPy.
+    if not isinstance(params, tuple):
+        return nw.param_shapes(params)
+    return nw.param_shapes(Params(*(p if array_api_compat.is_array_api_obj(p) else np.asarray(p) for p in params)))
 
 
 def _as_float64(params: Params) -> Params:
     return Params(*(np.asarray(p, dtype=np.float64) for p in params))
+
+
+def _on_device(xp: Any, params: Params, curvature_matrix: Array) -> tuple[Params, Array]:
+    """The weights and the curvature of a device, cast to one floating dtype (float64 for integers).
+
+    Both must be arrays of ``xp`` on one device: nothing is moved silently.
+    """
+    arrays = (*params, curvature_matrix)
+    if not all(array_api_compat.is_array_api_obj(a) and not isinstance(a, np.ndarray) for a in arrays):
+        raise ValueError(
+            f"params and the curvature must all be arrays of {xp.__name__} (on one device), "
+            "or all NumPy: move them to one place first"
+        )
+    floating = [a.dtype for a in arrays if xp.isdtype(a.dtype, "real floating")]
+    dtype = xp.result_type(*floating) if len(floating) == len(arrays) else xp.float64
+    cast = [a if a.dtype == dtype else xp.astype(a, dtype) for a in arrays]
+    return Params(*cast[:4]), cast[4]
 
 
 def _centred(params: Params) -> Params:
@@ -124,7 +162,33 @@ def _centred(params: Params) -> Params:
     changes no prediction.
     """
     W1, b1, W2, b2 = params
-    return Params(W1, b1, W2 - W2.mean(axis=1, keepdims=True), b2 - b2.mean())
+    xp = array_api_compat.array_namespace(W2, b2)
+    return Params(W1, b1, W2 - xp.mean(W2, axis=1, keepdims=True), b2 - xp.mean(b2))
+
+
+def _namespace_of(a: Array) -> Any:
+    """The array-API namespace of ``a`` (array_api_compat's wrapper of NumPy for a NumPy array)."""
+    return array_api_compat.array_namespace(a)
+
+
+def _host_copy(a: Array) -> np.ndarray:
+    """A NumPy copy of an array of any namespace and device (one explicit transfer)."""
+    return np.array(to_host(a), copy=True)
+
+
+def _group_slices(shape: tuple[int, int, int], covered: slice) -> list[tuple[int, slice]]:
+    """``(g, positions)`` for each prior group the covered slice holds, positions relative to its start.
+
+    The groups are contiguous in :func:`twolayer.network.flatten` order, so a
+    slice per group reads them in any namespace (no boolean indexing).
+    """
+    ends = np.cumsum(group_sizes(*shape))
+    out = []
+    for g, (start, stop) in enumerate(zip((0, *ends[:-1]), ends)):
+        lo, hi = max(int(start), covered.start), min(int(stop), covered.stop)
+        if lo < hi:
+            out.append((g, slice(lo - covered.start, hi - covered.start)))
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -142,9 +206,12 @@ class LaplacePosterior:
 
     Attributes
     ----------
-    mean : ndarray of shape (W,)
-        :math:`w_{\\text{MAP}}` in :func:`twolayer.network.flatten` order.
-    precision : ndarray
+    mean : array of shape (W,)
+        :math:`w_{\\text{MAP}}` in :func:`twolayer.network.flatten` order. A
+        NumPy float64 array, or an array of the namespace, device and dtype
+        the posterior was built from (see the module notes); ``precision``,
+        :attr:`marginal_variance` and the predictives follow it.
+    precision : array
         The posterior precision :math:`A = H_+ + \\operatorname{diag}(\\alpha)`
         over the parameters the structure covers: shape ``(W, W)`` for
         ``"full"``, ``(K (M + 1), K (M + 1))`` for ``"last_layer"`` (the
@@ -179,8 +246,8 @@ class LaplacePosterior:
         ``(D, M, K)``.
     """
 
-    mean: np.ndarray
-    precision: np.ndarray
+    mean: Array
+    precision: Array
     prior_precision: np.ndarray
     data_error: float
     log_evidence: float
@@ -192,9 +259,9 @@ class LaplacePosterior:
     activation: str
     shape: tuple[int, int, int]
     # Lower Cholesky factor of `precision` (full, last_layer) or `precision` itself (diagonal).
-    _factor: np.ndarray = field(repr=False)
+    _factor: Array = field(repr=False)
     # diag(A^{-1}) over the covered parameters.
-    _variance: np.ndarray = field(repr=False)
+    _variance: Array = field(repr=False)
 
     @property
     def params(self) -> Params:
@@ -207,25 +274,26 @@ class LaplacePosterior:
         return _covered(self.structure, self.shape)
 
     @property
-    def marginal_variance(self) -> np.ndarray:
-        """:math:`\\operatorname{diag}(A^{-1})` over the covered parameters."""
-        return self._variance.copy()
+    def marginal_variance(self) -> Array:
+        """:math:`\\operatorname{diag}(A^{-1})` over the covered parameters, in the namespace of :attr:`mean`."""
+        return _namespace_of(self._variance).asarray(self._variance, copy=True)
 
     def to_dict(self) -> dict[str, Any]:
         """The posterior as NumPy arrays and JSON-serialisable scalars, for a model file.
 
-        :meth:`from_dict` rebuilds it exactly. The arrays are ``mean``,
+        :meth:`from_dict` rebuilds it exactly (as a NumPy posterior: a device's
+        arrays are copied to the host here). The arrays are ``mean``,
         ``precision``, ``prior_precision``, ``gamma_groups``, ``factor`` (the
         Cholesky factor, or the diagonal) and ``variance``; everything else is
         a float, an int, a str or a list of ints.
         """
         return {
-            "mean": self.mean.copy(),
-            "precision": self.precision.copy(),
+            "mean": _host_copy(self.mean),
+            "precision": _host_copy(self.precision),
             "prior_precision": self.prior_precision.copy(),
             "gamma_groups": self.gamma_groups.copy(),
-            "factor": self._factor.copy(),
-            "variance": self._variance.copy(),
+            "factor": _host_copy(self._factor),
+            "variance": _host_copy(self._variance),
             "data_error": self.data_error,
             "log_evidence": self.log_evidence,
             "gamma": self.gamma,
@@ -313,7 +381,8 @@ class LaplacePosterior:
         for backpropagation networks", Neural Computation 4 (1992), eq. 4.2.
         """
         ids = group_ids(*self.shape)
-        norms = np.bincount(ids, weights=self.mean**2, minlength=4)  # ||w_g||^2
+        # ||w_g||^2, summed here: W numbers come back from a device, against the W x W it factorised.
+        norms = np.bincount(ids, weights=to_host(self.mean**2), minlength=4)
         covered = ~np.isnan(self.gamma_groups)
         nu = float(hyperprior)
         if not (math.isfinite(nu) and nu >= 0):
@@ -329,7 +398,7 @@ class LaplacePosterior:
                 new[g] = _safe_ratio(float(self.gamma_groups[g]) + nu, float(norms[g]) + pseudo_norm)
         return np.clip(new, ALPHA_MIN, ALPHA_MAX)
 
-    def logit_distribution(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+    def logit_distribution(self, X: Any) -> tuple[Array, Array]:
         """The linearised Gaussian over the output activations at each input.
 
         .. math::
@@ -340,49 +409,55 @@ class LaplacePosterior:
         Parameters
         ----------
         X : array-like of shape (N, D)
+            For a posterior on a device: an array of its namespace and device.
 
         Returns
         -------
-        mean : ndarray of shape (N, K)
-            :math:`a_{\\text{MAP}}(x_n)`.
-        covariance : ndarray of shape (N, K, K)
-            :math:`\\Sigma_a(x_n) = B_n A^{-1} B_n^\\top`.
+        mean : array of shape (N, K)
+            :math:`a_{\\text{MAP}}(x_n)`, in the namespace and on the device of :attr:`mean`.
+        covariance : array of shape (N, K, K)
+            :math:`\\Sigma_a(x_n) = B_n A^{-1} B_n^\\top`, likewise.
 
         References
         ----------
         PRML §5.7.3, eqs. 5.185–5.188 (their multi-output analogue).
         """
-        X = _check_X(X, self.shape[0])
+        X = _check_X(X, self.shape[0], like=self.mean)
+        xp = _namespace_of(self.mean)
+        device = array_api_compat.device(self.mean)
+        X = X if X.dtype == self.mean.dtype else xp.astype(X, self.mean.dtype)  # the posterior's precision
+        N = X.shape[0]
         check_memory(
-            logit_estimate(X.shape[0], *self.shape, self.structure),
+            logit_estimate(N, *self.shape, self.structure),
             "the predictive's Gaussian over the logits",
             "the number of rows of X",
-            parts=f"the covariances of {X.shape[0]} patterns' logits and the weight Jacobian",
+            parts=f"the covariances of {N} patterns' logits and the weight Jacobian",
+            available=_free_memory(xp, device),
         )
         params = self.params
         K = self.shape[2]
         P = self.covered.stop - self.covered.start
-        cov = np.empty((X.shape[0], K, K))
+        cov = xp.empty((N, K, K), dtype=self.mean.dtype, device=device)
         step = max(1, CHUNK_ELEMENTS // (K * nw.n_params(*self.shape)))
         # A posterior read from a file may hold finite values whose products overflow: that is
         # reported below, once, as what it is, rather than as a warning and a NaN probability.
         with _blas_threads(P), np.errstate(over="ignore", invalid="ignore"):
             z, a_map = nw.hidden_and_output(params, X, activation=self.activation)
-            for start in range(0, X.shape[0], step):
-                self._logit_covariance(
-                    params, X[start : start + step], z[start : start + step], cov[start : start + step]
-                )
-        finite = np.isfinite(a_map).all(axis=1) & np.isfinite(cov).all(axis=(1, 2))
-        if not finite.all():
-            row = int(np.flatnonzero(~finite)[0])
+            for start in range(0, N, step):
+                rows = slice(start, min(start + step, N))
+                cov[rows, ...] = self._logit_covariance(params, X[rows, ...], z[rows, ...])
+        finite = xp.all(xp.isfinite(a_map), axis=1) & xp.all(xp.isfinite(cov), axis=(1, 2))
+        if not bool(xp.all(finite)):
+            row = int(np.flatnonzero(~to_host(finite))[0])
             raise DataError(
                 f"the posterior's predictive is not finite at row {row}: its weights or covariance factor "
                 "hold values too large for float64"
             )
         return a_map, cov
 
-    def _logit_covariance(self, params: Params, X: np.ndarray, z: np.ndarray, out: np.ndarray) -> None:
-        """Write :math:`B_n A^{-1} B_n^\\top` of a chunk of patterns into ``out``."""
+    def _logit_covariance(self, params: Params, X: Array, z: Array) -> Array:
+        """:math:`B_n A^{-1} B_n^\\top` of a chunk of patterns, shape ``(n, K, K)``."""
+        xp = _namespace_of(X)
         K = self.shape[2]
         P = self.covered.stop - self.covered.start
         if self.structure == "last_layer":
@@ -390,14 +465,18 @@ class LaplacePosterior:
         else:
             B = curvature.weight_jacobian(params, X, activation=self.activation)  # (n, K, W)
         n = B.shape[0]
+        # NumPy keeps its einsum contractions: model files record the probabilities they gave, to the bit.
+        host = isinstance(B, np.ndarray)
         if self.structure == "diagonal":
-            out[...] = np.einsum("nkp,p,nlp->nkl", B, 1.0 / self._factor, B, optimize=True)
-        else:
-            # A^{-1} = L^{-T} L^{-1}, so B A^{-1} B^T = V^T V with V = L^{-1} B^T.
-            V = scipy.linalg.solve_triangular(
-                self._factor, B.reshape(n * K, P).T, lower=True, check_finite=False
-            ).reshape(P, n, K)
-            out[...] = np.einsum("pnk,pnl->nkl", V, V, optimize=True)
+            if host:
+                return np.einsum("nkp,p,nlp->nkl", B, 1.0 / self._factor, B, optimize=True)
+            return (B / self._factor) @ xp.permute_dims(B, (0, 2, 1))  # one (K, P) @ (P, K) per pattern
+        # A^{-1} = L^{-T} L^{-1}, so B A^{-1} B^T = V^T V with V = L^{-1} B^T.
+        V = xp.reshape(_solve_lower(xp, self._factor, xp.permute_dims(xp.reshape(B, (n * K, P)), (1, 0))), (P, n, K))
+        if host:
+            return np.einsum("pnk,pnl->nkl", V, V, optimize=True)
+        V = xp.permute_dims(V, (1, 0, 2))  # (n, P, K)
+        return xp.permute_dims(V, (0, 2, 1)) @ V
 
     def predict_proba(
         self,
@@ -406,7 +485,7 @@ class LaplacePosterior:
         method: str = "mc",
         n_samples: int = 1000,
         random_state: int | np.random.Generator | None = None,
-    ) -> np.ndarray:
+    ) -> Array:
         """The moderated predictive :math:`p(C_k \\mid x, \\mathcal D)` of the linearised model.
 
         Parameters
@@ -425,8 +504,9 @@ class LaplacePosterior:
 
         Returns
         -------
-        ndarray of shape (N, K)
+        array of shape (N, K)
             Rows sum to one; columns in the order of the network's outputs.
+            In the namespace and on the device of :attr:`mean`.
 
         References
         ----------
@@ -434,7 +514,7 @@ class LaplacePosterior:
         networks", Neural Computation 4 (1992).
         """
         check_choice("method", method, METHODS)
-        X = _check_X(X, self.shape[0])
+        X = _check_X(X, self.shape[0], like=self.mean)
         if method == "mc" and (isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1):
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         self.check_predict_memory(X.shape[0], method=method, n_samples=int(n_samples) if method == "mc" else 1)
@@ -468,6 +548,7 @@ class LaplacePosterior:
             + f"the logits' covariances of {n_patterns} pattern{'s' if n_patterns != 1 else ''}",
             switch={"method": "probit"} if mc else None,
             stacklevel=4,
+            available=_free_memory(_namespace_of(self.mean), array_api_compat.device(self.mean)),
         )
 
 
@@ -481,36 +562,105 @@ def _covered(structure: str, shape: tuple[int, int, int]) -> slice:
     return slice((D + 1) * M, W) if structure == "last_layer" else slice(0, W)
 
 
-def _check_X(X: Any, D: int) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
+def _check_X(X: Any, D: int, *, like: Array | None = None) -> Array:
+    """``X`` checked: float64 NumPy, or, where ``like`` (the weights) is on a device, an array beside it.
+
+    On a device ``X`` must be an array of the namespace and device of ``like``
+    (nothing is moved silently, scikit-learn's rule for array-API inputs); it
+    is cast to the floating dtype of the two.
+    """
+    if like is None or isinstance(like, np.ndarray):
+        X = np.asarray(X, dtype=np.float64)
+    else:
+        xp = _namespace_of(like)
+        device = array_api_compat.device(like)
+        if not (
+            array_api_compat.is_array_api_obj(X)
+            and not isinstance(X, np.ndarray)
+            and array_api_compat.array_namespace(X) is xp
+            and array_api_compat.device(X) == device
+        ):
+            raise ValueError(
+                f"X must be an array of {xp.__name__} on {device}, where the weights are; "
+                f"got {type(X).__module__}.{type(X).__name__}. Move it there first, or bring the model to NumPy"
+            )
+        dtype = like.dtype if not xp.isdtype(X.dtype, "real floating") else xp.result_type(X.dtype, like.dtype)
+        X = X if X.dtype == dtype else xp.astype(X, dtype)
     if X.ndim != 2 or X.shape[1] != D:
-        raise ValueError(f"X must have shape (N, {D}), got shape {X.shape}")
-    if not np.all(np.isfinite(X)):
+        raise ValueError(f"X must have shape (N, {D}), got shape {tuple(X.shape)}")
+    xp_X = _namespace_of(X)
+    if not bool(xp_X.all(xp_X.isfinite(X))):
         raise ValueError("X holds NaN or infinite values")
     return X
 
 
-def _last_layer_jacobian(z: np.ndarray, K: int) -> np.ndarray:
+def _last_layer_jacobian(z: Array, K: int) -> Array:
     """:math:`\\partial a_k / \\partial [W_2; b_2]_{jk'} = I_{kk'} \\tilde z_j` with :math:`\\tilde z = (z, 1)`.
 
     ``[W2; b2]`` raveled in C order is exactly ``W2.ravel()`` followed by
     ``b2``, the trailing part of the flatten order.
     """
-    zb = np.concatenate([z, np.ones((z.shape[0], 1))], axis=1)  # (n, M+1)
-    B = zb[:, None, :, None] * np.eye(K)[None, :, None, :]  # (n, K, M+1, K)
-    return B.reshape(z.shape[0], K, -1)
+    xp = _namespace_of(z)
+    device = array_api_compat.device(z)
+    zb = xp.concat([z, xp.ones((z.shape[0], 1), dtype=z.dtype, device=device)], axis=1)  # (n, M+1)
+    B = zb[:, None, :, None] * xp.eye(K, dtype=z.dtype, device=device)[None, :, None, :]  # (n, K, M+1, K)
+    return xp.reshape(B, (z.shape[0], K, zb.shape[1] * K))
 
 
-def _nonnegative_part(H: np.ndarray) -> tuple[np.ndarray, int]:
+def _solve_lower(xp: Any, L: Array, B: Array) -> Array:
+    """:math:`L^{-1} B` for a lower-triangular ``L``, by the namespace's triangular solve where it has one.
+
+    The array API standard has none: SciPy's serves NumPy, PyTorch's and
+    CuPy's their arrays, and any other namespace gets its general solve
+    (correct for a triangular matrix, only slower).
+    """
+    if array_api_compat.is_numpy_namespace(xp):
+        return scipy.linalg.solve_triangular(L, B, lower=True, check_finite=False)
+    if array_api_compat.is_torch_namespace(xp):
+        import torch
+
+        return torch.linalg.solve_triangular(L, B, upper=False)
+    if array_api_compat.is_cupy_namespace(xp):
+        import importlib
+
+        return importlib.import_module("cupyx.scipy.linalg").solve_triangular(L, B, lower=True)
+    return xp.linalg.solve(L, B)
+
+
+def _cholesky(xp: Any, A: Array) -> Array | None:
+    """The lower Cholesky factor of ``A``, or None where ``A`` is not positive definite to working precision.
+
+    NumPy (and array_api_strict) raise LinAlgError, PyTorch its own
+    (a RuntimeError); CuPy returns NaN instead, hence the look at the diagonal.
+    """
+    errors: tuple[type[Exception], ...] = (np.linalg.LinAlgError,)
+    if array_api_compat.is_torch_namespace(xp):
+        import torch
+
+        errors = (*errors, torch.linalg.LinAlgError)
+    try:
+        L = xp.linalg.cholesky(A)
+    except errors:
+        return None
+    return L if bool(xp.all(xp.isfinite(xp.linalg.diagonal(L)))) else None
+
+
+def _plus_diagonal(xp: Any, H: Array, d: Array) -> Array:
+    """:math:`H + \\operatorname{diag}(d)`; the array API standard has no ``diag`` (one P x P temporary either way)."""
+    return H + xp.eye(H.shape[0], dtype=H.dtype, device=array_api_compat.device(H)) * d
+
+
+def _nonnegative_part(xp: Any, H: Array) -> tuple[Array, int]:
     """:math:`H_+`: ``H`` with its negative eigenvalues set to zero, and how many were below rounding."""
-    lam, V = np.linalg.eigh(H)
+    lam, V = xp.linalg.eigh(H)
     # numpy.linalg.matrix_rank's rounding threshold: below it an eigenvalue is zero to working precision.
-    tol = H.shape[0] * np.finfo(np.float64).eps * max(float(np.abs(lam).max(initial=0.0)), 1e-300)
-    n_negative = int(np.count_nonzero(lam < -tol))
-    if not np.any(lam < 0):
+    largest = float(xp.max(xp.abs(lam))) if lam.shape[0] else 0.0
+    tol = H.shape[0] * xp.finfo(H.dtype).eps * max(largest, 1e-300)
+    n_negative = int(xp.sum(xp.astype(lam < -tol, xp.int64)))
+    if not bool(xp.any(lam < 0)):
         return H, n_negative
-    H_plus = (V * np.maximum(lam, 0.0)) @ V.T
-    return (H_plus + H_plus.T) / 2, n_negative
+    H_plus = (V * xp.clip(lam, min=0.0)) @ xp.permute_dims(V, (1, 0))
+    return (H_plus + xp.permute_dims(H_plus, (1, 0))) / 2, n_negative
 
 
 def _blas_threads(size: int) -> contextlib.AbstractContextManager[Any]:
@@ -519,33 +669,39 @@ def _blas_threads(size: int) -> contextlib.AbstractContextManager[Any]:
 
 
 def _factorised(
-    H: np.ndarray, prior: np.ndarray, structure: str, hessian: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
-    """``A``, its factor, ``diag(A^{-1})``, ``ln|A|`` and the number of negative eigenvalues set to zero."""
+    xp: Any, H: Array, prior: Array, structure: str, hessian: str
+) -> tuple[Array, Array, Array, float, int]:
+    """``A``, its factor, ``diag(A^{-1})``, ``ln|A|`` and the number of negative eigenvalues set to zero.
+
+    In the namespace ``xp`` of ``H`` and ``prior`` (NumPy's included), on their device.
+    """
     P = prior.shape[0]
+    device = array_api_compat.device(H)
     if structure == "diagonal":
-        tol = P * np.finfo(np.float64).eps * max(float(np.abs(H).max(initial=0.0)), 1e-300)
-        n_negative = int(np.count_nonzero(H < -tol))
-        A = np.maximum(H, 0.0) + prior  # (P,)
+        largest = float(xp.max(xp.abs(H))) if P else 0.0
+        tol = P * xp.finfo(H.dtype).eps * max(largest, 1e-300)
+        n_negative = int(xp.sum(xp.astype(H < -tol, xp.int64)))
+        A = xp.clip(H, min=0.0) + prior  # (P,)
         factor = A
-        logdet = float(np.sum(np.log(A)))
+        logdet = float(xp.sum(xp.log(A)))
         variance = 1.0 / A
     else:
-        H = (H + H.T) / 2  # symmetric by construction; remove rounding asymmetry
+        H = (H + xp.permute_dims(H, (1, 0))) / 2  # symmetric by construction; remove rounding asymmetry
         n_negative = 0
         if hessian == "exact":
-            H, n_negative = _nonnegative_part(H)
-        A = H + np.diag(prior)  # PRML eq. 5.166
-        try:
-            factor = np.linalg.cholesky(A)
-        except np.linalg.LinAlgError:
+            H, n_negative = _nonnegative_part(xp, H)
+        A = _plus_diagonal(xp, H, prior)  # PRML eq. 5.166
+        factor = _cholesky(xp, A)
+        if factor is None:
             # Only reachable through rounding (H_+ + diag(alpha) is positive definite).
-            H, n_negative = _nonnegative_part(H)
-            A = H + np.diag(prior)
-            factor = np.linalg.cholesky(A)
-        logdet = 2.0 * float(np.sum(np.log(np.diag(factor))))  # ln|A| = 2 sum ln L_ii
-        L_inv = scipy.linalg.solve_triangular(factor, np.eye(P), lower=True, check_finite=False)
-        variance = np.sum(L_inv**2, axis=0)  # (A^{-1})_ii = sum_j (L^{-1})_ji^2
+            H, n_negative = _nonnegative_part(xp, H)
+            A = _plus_diagonal(xp, H, prior)
+            factor = _cholesky(xp, A)
+            if factor is None:
+                raise np.linalg.LinAlgError("the posterior precision is not positive definite to working precision")
+        logdet = 2.0 * float(xp.sum(xp.log(xp.linalg.diagonal(factor))))  # ln|A| = 2 sum ln L_ii
+        L_inv = _solve_lower(xp, factor, xp.eye(P, dtype=H.dtype, device=device))
+        variance = xp.sum(L_inv**2, axis=0)  # (A^{-1})_ii = sum_j (L^{-1})_ji^2
 
     return A, factor, variance, logdet, n_negative
 
@@ -607,46 +763,55 @@ def posterior_from_curvature(
     check_choice("structure", structure, STRUCTURES)
     check_choice("hessian", hessian, HESSIANS)
     nw.get_activation(activation)
-    params = _as_float64(params)
+    xp = _array_namespace(*params, curvature_matrix)
+    if xp is None:
+        params = _as_float64(params)
+        H = np.asarray(curvature_matrix, dtype=np.float64)
+        xp = _namespace_of(H)
+    else:
+        params, H = _on_device(xp, params, curvature_matrix)
+    device = array_api_compat.device(H)
     shape = _shape_of(params)
     alpha = as_prior_precision(prior_precision)
     data_error = float(data_error)
     if not np.isfinite(data_error):
         raise ValueError(f"data_error must be finite, got {data_error}")
-    mean = np.asarray(nw.flatten(params), dtype=np.float64)
+    mean = nw.flatten(params)
     covered = _covered(structure, shape)
     P = covered.stop - covered.start
-    ids = group_ids(*shape)[covered]
-    prior = alpha[ids]  # (P,)  alpha_i of each covered parameter
-    H = np.asarray(curvature_matrix, dtype=np.float64)
+    prior_host = alpha[group_ids(*shape)[covered]]  # (P,)  alpha_i of each covered parameter
+    prior = xp.asarray(prior_host, dtype=H.dtype, device=device)
     expected = (P,) if structure == "diagonal" else (P, P)
-    if H.shape != expected:
+    if tuple(H.shape) != expected:
         raise ValueError(
             f"for structure={structure!r} with D, M, K = {shape} the curvature must have shape "
-            f"{expected}, got {H.shape}"
+            f"{expected}, got {tuple(H.shape)}"
         )
-    if not np.all(np.isfinite(H)):
+    if not bool(xp.all(xp.isfinite(H))):
         raise ValueError("the curvature holds NaN or infinite values")
 
     if structure != "diagonal":
         check_memory(
-            8 * (FACTORISATION_MATRICES - 1) * P * P,
-            "the posterior's factorisation",
+            factorisation_bytes(P, xp.finfo(H.dtype).bits // 8),
+            "the posterior's factorisation" + ("" if isinstance(H, np.ndarray) else f" on {device}"),
             (),
             parts=f"{P} x {P} matrices: the symmetric curvature, A, its Cholesky factor and inverse",
             switch={"structure": "diagonal"},
+            available=_free_memory(xp, device),
         )
     with _blas_threads(P):
-        A, factor, variance, logdet, n_negative = _factorised(H, prior, structure, hessian)
+        A, factor, variance, logdet, n_negative = _factorised(xp, H, prior, structure, hessian)
 
     w = mean[covered]
     # PRML eq. 5.175, grouped: -E - sum alpha_i w_i^2 / 2 - ln|A| / 2 + sum ln(alpha_i) / 2
-    log_evidence = -data_error - 0.5 * float(np.sum(prior * w**2)) - 0.5 * logdet + 0.5 * float(np.sum(np.log(prior)))
-    sizes = np.bincount(ids, minlength=4)
+    log_evidence = (
+        -data_error - 0.5 * float(xp.sum(prior * w**2)) - 0.5 * logdet + 0.5 * float(np.sum(np.log(prior_host)))
+    )
+    sizes = group_sizes(*shape)
     gamma_groups = np.full(4, np.nan)
-    for g in np.unique(ids):
+    for g, positions in _group_slices(shape, covered):
         # gamma_g = W_g - alpha_g Tr_g(A^{-1}), never below zero since A >= diag(alpha)
-        gamma_groups[g] = max(float(sizes[g] - alpha[g] * np.sum(variance[ids == g])), 0.0)
+        gamma_groups[g] = max(float(sizes[g] - alpha[g] * float(xp.sum(variance[positions]))), 0.0)
     return LaplacePosterior(
         mean=mean,
         precision=A,
