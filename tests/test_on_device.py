@@ -125,15 +125,255 @@ def test_dispatch_off_converts_to_numpy_as_before(wine: tuple) -> None:
     assert isinstance(model.predict_proba(torch.asarray(X)), np.ndarray)
 
 
-def test_what_the_device_path_does_not_do_yet_is_refused(wine: tuple) -> None:
+def _same_fit(model: TwoLayerClassifier, reference: TwoLayerClassifier, name: str) -> None:
+    """``model``, fitted on the device, is ``reference``, fitted on NumPy: weights, counters and records."""
+    assert _module_of(model.coefs_[0]) == name  # the weights stay in the namespace of the data
+    assert model.n_iter_ == reference.n_iter_
+    assert model.t_ == reference.t_
+    np.testing.assert_allclose(model.loss_curve_, reference.loss_curve_, rtol=1e-9)
+    host = model.to_numpy()
+    for a, b in zip((*host.coefs_, *host.intercepts_), (*reference.coefs_, *reference.intercepts_)):
+        np.testing.assert_allclose(a, b, atol=1e-9)
+    assert (model.validation_scores_ is None) == (reference.validation_scores_ is None)
+    if reference.validation_scores_ is not None:
+        np.testing.assert_allclose(model.validation_scores_, reference.validation_scores_, atol=1e-9)
+        assert model.best_validation_score_ == pytest.approx(reference.best_validation_score_, abs=1e-9)
+    assert (model.best_loss_ is None) == (reference.best_loss_ is None)
+
+
+#: Minibatch settings whose state a continuation must carry: Adam's moments and step count,
+#: SGD's velocity and a learning rate that moves (``invscaling``, ``adaptive``).
+MINIBATCH = {
+    "adam": {"solver": "adam", "learning_rate_init": 0.01},
+    "sgd-adaptive": {"solver": "sgd", "learning_rate": "adaptive", "momentum": 0.9, "n_iter_no_change": 1},
+    "sgd-invscaling": {"solver": "sgd", "learning_rate": "invscaling", "nesterovs_momentum": False},
+}
+
+
+def _on_device(xp: Any, *arrays: Any) -> list[Any]:
+    return [xp.asarray(a) for a in arrays]
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+@pytest.mark.parametrize("setting", [*MINIBATCH, "lbfgs"])
+def test_a_warm_start_on_the_device_goes_on_as_on_numpy(wine: tuple, name: str, setting: str) -> None:
+    xp = _namespace(name)
+    X, y = wine
+    solver = MINIBATCH.get(setting, {"solver": setting})
+    kw = {
+        "n_hidden": 5,
+        "random_state": 0,
+        "max_iter": 6,
+        "alpha": 1e-2,
+        "batch_size": 32,
+        "warm_start": True,
+        **solver,
+    }
+    reference = _fit(TwoLayerClassifier(**kw), X, y)
+    _fit(reference, X, y)
+    with sklearn.config_context(array_api_dispatch=True):
+        model = _fit(TwoLayerClassifier(**kw), *_on_device(xp, X, y))
+        _fit(model, *_on_device(xp, X, y))
+    assert len(model.loss_curve_) == 2 * model.n_iter_  # the second fit went on from the first
+    _same_fit(model, reference, name)
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+def test_a_warm_start_crosses_between_the_host_and_the_device(wine: tuple, name: str) -> None:
+    xp = _namespace(name)
+    X, y = wine
+    kw = {"n_hidden": 5, "random_state": 1, "max_iter": 5, "batch_size": 50, "warm_start": True, **MINIBATCH["adam"]}
+    reference = _fit(TwoLayerClassifier(**kw), X, y)
+    _fit(reference, X, y)
+    _fit(reference, X, y)
+    model = _fit(TwoLayerClassifier(**kw), X, y)  # on the host
+    with sklearn.config_context(array_api_dispatch=True):
+        _fit(model, *_on_device(xp, X, y))  # goes on on the device, the host's Adam moments moved there
+    assert _module_of(model.coefs_[0]) == name
+    _fit(model, X, y)  # and back on the host (dispatch off), the device's moments brought back
+    assert isinstance(model.coefs_[0], np.ndarray)
+    np.testing.assert_allclose(model.loss_curve_, reference.loss_curve_, rtol=1e-9)
+    for a, b in zip((*model.coefs_, *model.intercepts_), (*reference.coefs_, *reference.intercepts_)):
+        np.testing.assert_allclose(a, b, atol=1e-9)
+    assert model.t_ == reference.t_
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+def test_a_warm_start_from_weights_set_by_hand_on_the_device(wine: tuple, name: str) -> None:
+    xp = _namespace(name)
+    X, y = wine
+    rng = np.random.default_rng(5)
+    weights = [rng.normal(0.0, 0.3, shape) for shape in ((13, 4), (4,), (4, 3), (3,))]
+    kw = {"n_hidden": 4, "random_state": 0, "max_iter": 4, "warm_start": True, **MINIBATCH["adam"]}
+    models = []
+    for on_device in (False, True):
+        model = TwoLayerClassifier(**kw)
+        model.coefs_, model.intercepts_ = [weights[0], weights[2]], [weights[1], weights[3]]
+        with sklearn.config_context(array_api_dispatch=on_device):
+            models.append(_fit(model, *(_on_device(xp, X, y) if on_device else (X, y))))
+    reference, model = models
+    _same_fit(model, reference, name)
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+@pytest.mark.parametrize("setting", list(MINIBATCH))
+def test_partial_fit_on_the_device_is_numpys(wine: tuple, name: str, setting: str) -> None:
+    xp = _namespace(name)
+    X, y = wine
+    rng = np.random.default_rng(0)
+    order = rng.permutation(y.shape[0])
+    X, y = X[order], y[order]
+    kw = {"n_hidden": 4, "random_state": 0, "batch_size": 20, **MINIBATCH[setting]}
+    s = rng.uniform(0.5, 1.5, y.shape[0])
+    classes = np.unique(y)
+    reference, model = TwoLayerClassifier(**kw), TwoLayerClassifier(**kw)
+    # Blocks of the stream: the first does not hold every class.
+    blocks = [slice(0, 40), slice(40, 120), slice(120, None)]
+    first = np.isin(y[blocks[0]], classes[:2])
+    for i, rows in enumerate(blocks):
+        Xb, yb, sb = X[rows], y[rows], s[rows]
+        if i == 0:
+            Xb, yb, sb = Xb[first], yb[first], sb[first]
+        reference.partial_fit(Xb, yb, classes=classes if i == 0 else None, sample_weight=sb)
+        with sklearn.config_context(array_api_dispatch=True):
+            model.partial_fit(
+                *_on_device(xp, Xb, yb), classes=classes if i == 0 else None, sample_weight=xp.asarray(sb)
+            )
+        assert model.n_iter_ == 1  # one epoch per call
+    _same_fit(model, reference, name)
+    np.testing.assert_array_equal(model.classes_, classes)
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+@pytest.mark.parametrize("setting", ["adam", "sgd-adaptive"])
+def test_early_stopping_on_the_device_holds_out_numpys_rows_and_stops_with_it(
+    wine: tuple, name: str, setting: str
+) -> None:
+    xp = _namespace(name)
+    X, y = wine
+    # Noisy labels, so that the held-out score rises, falls and stalls instead of reaching 1 at once.
+    y = np.where(np.random.default_rng(3).random(y.shape[0]) < 0.25, (y + 1) % 3, y)
+    s = np.random.default_rng(0).uniform(0.2, 2.0, y.shape[0])
+    kw = {
+        "n_hidden": 6,
+        "random_state": 0,
+        "max_iter": 300,
+        "batch_size": 16,
+        "early_stopping": True,
+        "validation_fraction": 0.25,
+        **MINIBATCH[setting],
+        "n_iter_no_change": 4,
+    }
+    reference = _fit(TwoLayerClassifier(**kw), X, y, sample_weight=s)
+    with sklearn.config_context(array_api_dispatch=True):
+        model = _fit(TwoLayerClassifier(**kw), *_on_device(xp, X, y), sample_weight=xp.asarray(s))
+    assert reference.n_iter_ < kw["max_iter"]  # it did stop early ...
+    assert reference.best_validation_score_ > reference.validation_scores_[0]  # ... after improving
+    assert model.best_loss_ is None  # the score was watched, not the loss
+    _same_fit(model, reference, name)  # the same epoch, scores and best weights
+    # A warm start goes on with the record and the best weights so far.
+    reference.set_params(warm_start=True, max_iter=5)
+    model.set_params(warm_start=True, max_iter=5)
+    _fit(reference, X, y, sample_weight=s)
+    with sklearn.config_context(array_api_dispatch=True):
+        _fit(model, *_on_device(xp, X, y), sample_weight=xp.asarray(s))
+    _same_fit(model, reference, name)
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+@pytest.mark.parametrize(("solver", "early_stopping"), [("adam", True), ("sgd", False), ("lbfgs", False)])
+def test_a_validation_set_of_ones_own_on_the_device(wine: tuple, name: str, solver: str, early_stopping: bool) -> None:
+    xp = _namespace(name)
+    X, y = wine
+    rng = np.random.default_rng(1)
+    X_val = X[::2] + rng.normal(0.0, 0.8, X[::2].shape)
+    y_val = y[::2]
+    kw = {
+        "n_hidden": 4,
+        "solver": solver,
+        "random_state": 0,
+        "max_iter": 40,
+        "early_stopping": early_stopping,
+        "n_iter_no_change": 3,
+        "class_weight": {0: 1.0, 1: 2.0, 2: 0.5},  # the score is weighted by it
+    }
+    reference = _fit(TwoLayerClassifier(**kw), X, y, X_val=X_val, y_val=y_val)
+    with sklearn.config_context(array_api_dispatch=True):
+        model = _fit(TwoLayerClassifier(**kw), *_on_device(xp, X, y), X_val=xp.asarray(X_val), y_val=xp.asarray(y_val))
+        # X_val elsewhere (here NumPy) is moved to the device of X.
+        moved = _fit(TwoLayerClassifier(**kw), *_on_device(xp, X, y), X_val=X_val, y_val=y_val)
+    assert len(reference.validation_scores_) == reference.n_iter_ > 1
+    _same_fit(model, reference, name)
+    _same_fit(moved, reference, name)
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+def test_multilabel_early_stopping_and_validation_sets_on_the_device(wine: tuple, name: str) -> None:
+    xp = _namespace(name)
+    X, y = wine
+    Y = np.stack([y == 0, y == 2, X[:, 0] > 0], axis=1).astype(np.int64)
+    kw = {"n_hidden": 4, "solver": "adam", "random_state": 2, "max_iter": 60, "n_iter_no_change": 3}
+    for fit_kw in ({"early_stopping": True}, {"early_stopping": False}):
+        model_kw = {**kw, **fit_kw}
+        extra = {} if fit_kw["early_stopping"] else {"X_val": X[1::2], "y_val": Y[1::2]}
+        reference = _fit(TwoLayerClassifier(**model_kw), X, Y, **extra)
+        device_extra = {key: xp.asarray(value) for key, value in extra.items()}
+        with sklearn.config_context(array_api_dispatch=True):
+            model = _fit(TwoLayerClassifier(**model_kw), *_on_device(xp, X, Y), **device_extra)
+        assert model.out_activation_ == "logistic"
+        _same_fit(model, reference, name)
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+def test_a_divergence_on_the_device_keeps_the_last_epoch_as_numpy_does(wine: tuple, name: str) -> None:
+    from twolayer.errors import TrainingDiverged
+
+    xp = _namespace(name)
+    X, y = wine
+    kw = {"n_hidden": 4, "solver": "sgd", "random_state": 0, "max_iter": 5, "warm_start": True, "momentum": 0.9}
+    reference = _fit(TwoLayerClassifier(**kw), X, y)
+    with sklearn.config_context(array_api_dispatch=True):
+        model = _fit(TwoLayerClassifier(**kw), *_on_device(xp, X, y))
+    # Three epochs of steps too long to overflow yet, then an overflow in the fourth.
+    reference.set_params(learning_rate_init=1e100)
+    model.set_params(learning_rate_init=1e100)
+    with pytest.raises(TrainingDiverged, match="epoch 9"):
+        _fit(reference, X, y)
+    with sklearn.config_context(array_api_dispatch=True), pytest.raises(TrainingDiverged, match="epoch 9"):
+        _fit(model, *_on_device(xp, X, y))
+    assert model.n_iter_ == 3
+    _same_fit(model, reference, name)
+    # The optimiser is as after the last finished epoch too, ready for a warm start.
+    state, expected = model.get_training_state(), reference.get_training_state()
+    np.testing.assert_allclose(state["velocity"], expected["velocity"], rtol=1e-9)
+    np.testing.assert_allclose(state["theta"], expected["theta"], rtol=1e-9)
+
+
+def test_what_numpy_refuses_the_device_refuses_too_and_leaves_the_model_as_it_was(wine: tuple) -> None:
     xp = _namespace("array_api_strict")
     X, y = wine
+    Xd, yd = _on_device(xp, X, y)
     with sklearn.config_context(array_api_dispatch=True):
-        with pytest.raises(ValueError, match="early_stopping=True is not supported on array-API"):
-            TwoLayerClassifier(early_stopping=True).fit(xp.asarray(X), xp.asarray(y))
         model = TwoLayerClassifier(n_hidden=3, solver="adam", max_iter=2, random_state=0)
-        with pytest.raises(ValueError, match="partial_fit, warm_start and X_val need NumPy inputs"):
-            model.partial_fit(xp.asarray(X), xp.asarray(y), classes=np.unique(y))
+        with pytest.raises(ValueError, match="classes must be passed on the first call to partial_fit"):
+            model.partial_fit(Xd, yd)
+        assert not hasattr(model, "classes_")
+        # Still refused, on NumPy too: partial_fit sees one block, from which no split can be held out.
+        with pytest.raises(ValueError, match="partial_fit does not support early_stopping=True"):
+            TwoLayerClassifier(early_stopping=True).partial_fit(Xd, yd, classes=np.unique(y))
+        fitted = _fit(
+            TwoLayerClassifier(n_hidden=3, solver="adam", max_iter=3, random_state=0, warm_start=True), Xd, yd
+        )
+        weights, record = fitted.coefs_, list(fitted.loss_curve_)
+        with pytest.raises(ValueError, match="warm_start can only be used where `y` has the same classes"):
+            fitted.fit(Xd, xp.asarray(np.minimum(y, 1)))
+        with pytest.raises(ValueError, match="X_val must have the 13 features"):
+            fitted.fit(Xd, yd, X_val=xp.asarray(X[:, :5]), y_val=yd)
+        with pytest.raises(ValueError, match=r"y_val holds labels \[7\]"):
+            fitted.fit(Xd, yd, X_val=Xd, y_val=xp.asarray(np.full_like(y, 7)))
+        with pytest.raises(ValueError, match="differs from classes_"):
+            fitted.partial_fit(Xd, yd, classes=[0, 1, 2, 3])
+    assert fitted.coefs_ is weights and fitted.loss_curve_ == record  # refused before training: as it was
 
 
 @pytest.mark.parametrize("name", NAMESPACES)

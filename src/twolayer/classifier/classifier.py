@@ -537,21 +537,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             )
         self._check_hyperparameters(own_validation=X_val is not None)
         xp = on_device.device_namespace(X)  # y and sample_weight follow X wherever they are
-        if xp is not None:
-            if incremental or X_val is not None or self.warm_start:
-                raise ValueError(
-                    "on array-API (device) inputs, only fit from fresh weights is supported yet: partial_fit, "
-                    "warm_start and X_val need NumPy inputs (or array_api_dispatch off, which converts to NumPy)"
-                )
-            before = dict(self.__dict__)
-            try:
-                return on_device.fit(self, X, y, sample_weight, xp)
-            except (InsufficientMemory, ValueError):  # refused before training: left as it was
-                if self.__dict__.get("_training") is before.get("_training"):  # training had not begun
-                    self.__dict__.clear()
-                    self.__dict__.update(before)
-                raise
-        if cluster.is_dask(X) or cluster.is_dask(y):
+        if xp is None and (cluster.is_dask(X) or cluster.is_dask(y)):
             if incremental:
                 raise TypeError(
                     "partial_fit takes one block in memory (NumPy); for a Dask collection call fit, which streams "
@@ -564,6 +550,10 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             raise ValueError(
                 "class_weight='balanced' is not supported by partial_fit: compute the weights once "
                 "with sklearn.utils.class_weight.compute_class_weight and pass them as a dict"
+            )
+        if xp is not None:  # trained where X is, as below step for step (warm starts and partial_fit too)
+            return on_device.fit(
+                self, X, y, sample_weight, xp, incremental=incremental, classes=classes, X_val=X_val, y_val=y_val
             )
         continuing = (incremental or self.warm_start) and hasattr(self, "_training")
         # Weights set by hand on an estimator never fitted: a warm start or partial_fit starts from
@@ -636,26 +626,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         X_val: Any = None,
         y_val: Any = None,
     ) -> TwoLayerClassifier:
-        if incremental and not continuing and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit")
-        if continuing and incremental and classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(
-                f"classes={np.unique(classes)!r} differs from classes_={self.classes_!r} of the earlier calls"
-            )
-        multilabel = y.ndim == 2
-        if continuing and multilabel != (self._output == "sigmoid"):
-            raise ValueError(
-                "y is a multilabel indicator matrix but the earlier fit was not, or the other way round; "
-                "fit without warm_start to change the kind of target"
-            )
-        if continuing and not incremental:
-            self._check_warm_start_classes(y)
-        if multilabel:
-            k = self._label_targets(y, X.dtype, reset=not continuing)
-        else:
-            k = self._class_indices(y, classes=None if continuing else classes, reset=not continuing)
-        if not continuing:
-            self.out_activation_ = "logistic" if multilabel else "softmax"
+        k = self._encoded_targets(y, X.dtype, incremental=incremental, classes=classes, continuing=continuing)
         validation = None if X_val is None else self._validation_set(X, y, X_val, y_val)
         # Checked before the weights are allocated (a warm start's exist already).
         existing = self._training.theta.nbytes if continuing else 0
@@ -675,7 +646,7 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
             self._training = self._continue_from_weights(self._training, X.shape[1])
         else:
             # The log-prior shift of the output biases is for a softmax; sigmoid outputs start unshifted.
-            prior = None if incremental or multilabel else np.bincount(k, weights=s, minlength=len(self.classes_))
+            prior = None if incremental or k.ndim == 2 else np.bincount(k, weights=s, minlength=len(self.classes_))
             self._training = fitting.fresh_state(self, X.shape[1], X.dtype, prior)
             if seeded:
                 weights = self._weights_to_continue_from(self.n_hidden)
@@ -689,6 +660,37 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         else:
             run = fitting.full_batch_run(self, state, X, k, s, validation)
         return self._train(state, run)
+
+    def _encoded_targets(
+        self, y: np.ndarray, dtype: Any, *, incremental: bool, classes: Any, continuing: bool
+    ) -> np.ndarray:
+        """The labels checked against the earlier fit (if training goes on) and encoded for training.
+
+        Class indices, or the 0/1 targets of a multilabel ``y`` in ``dtype``;
+        ``classes_`` and ``out_activation_`` are set unless the training goes on.
+        Shared by the NumPy and the device fits (:mod:`twolayer.classifier.on_device`).
+        """
+        if incremental and not continuing and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        if continuing and incremental and classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(
+                f"classes={np.unique(classes)!r} differs from classes_={self.classes_!r} of the earlier calls"
+            )
+        multilabel = y.ndim == 2
+        if continuing and multilabel != (self._output == "sigmoid"):
+            raise ValueError(
+                "y is a multilabel indicator matrix but the earlier fit was not, or the other way round; "
+                "fit without warm_start to change the kind of target"
+            )
+        if continuing and not incremental:
+            self._check_warm_start_classes(y)
+        if multilabel:
+            k = self._label_targets(y, dtype, reset=not continuing)
+        else:
+            k = self._class_indices(y, classes=None if continuing else classes, reset=not continuing)
+        if not continuing:
+            self.out_activation_ = "logistic" if multilabel else "softmax"
+        return k
 
     def _train(
         self, state: optim.TrainingState, run: fitting.Run, *, publish: Callable[[], None] | None = None

@@ -37,12 +37,17 @@ __all__ = [
     "Run",
     "ValidationSet",
     "accuracy",
+    "batch_size",
     "fresh_state",
     "full_batch_run",
     "minibatch_run",
     "minibatch_settings",
     "pattern_weights",
+    "prepare_optimizer",
+    "record_score",
+    "start_record",
     "training_data",
+    "validation_rows",
 ]
 
 #: ``run(on_epoch) -> (reason, message)``: the training, ready to start (see :func:`minibatch_run`).
@@ -157,6 +162,52 @@ def minibatch_settings(
     )
 
 
+def prepare_optimizer(model: TwoLayerClassifier, state: optim.TrainingState) -> None:
+    """Give ``state`` the optimiser of ``model.solver`` and a shuffling generator for a minibatch fit.
+
+    The stored optimiser goes on (its moments, steps and learning rate) when
+    its hyperparameters are those of ``model``; otherwise a fresh one
+    replaces it, keeping the weights, as scikit-learn's warm start does.
+    """
+    settings = {key: getattr(model, key) for key in OPTIMIZER_KEYS[model.solver]}
+    if state.optimizer is None or state.optimizer.name != model.solver or state.optimizer_settings != settings:
+        state.optimizer = optim.make_optimizer(model.solver, state.theta.shape[0], state.theta.dtype, settings)
+        state.optimizer_settings = settings
+    if state.rng is None:
+        state.rng = np.random.default_rng(seed_sequence(model.random_state).spawn(3)[1])
+
+
+def start_record(state: optim.TrainingState, *, scored: bool, early_stopping: bool) -> None:
+    """Ready the record a training keeps: the validation scores when a set is scored, and the best loss.
+
+    A warm start keeps the scores so far. With early stopping the loop
+    watches the validation score instead of the loss, and ``best_loss`` is
+    None (as ``MLPClassifier``'s ``best_loss_``).
+    """
+    if scored and state.validation_scores is None:
+        state.validation_scores, state.best_validation_score = [], -math.inf
+    if early_stopping:
+        state.best_loss = None
+    elif state.best_loss is None:
+        state.best_loss = math.inf
+
+
+def batch_size(model: TwoLayerClassifier, n: int, *, stacklevel: int) -> int:
+    """The minibatch size for ``n`` training patterns, warning when ``batch_size`` exceeds them.
+
+    ``stacklevel`` makes the warning point at the caller of ``fit``.
+    """
+    if model.batch_size == "auto":
+        return min(200, n)
+    if int(model.batch_size) > n:
+        warnings.warn(
+            f"batch_size={model.batch_size} is larger than the {n} training patterns; using {n}",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return min(int(model.batch_size), n)
+
+
 def minibatch_run(
     model: TwoLayerClassifier,
     state: optim.TrainingState,
@@ -204,44 +255,22 @@ def minibatch_run(
     Run
         Runs :func:`twolayer.training.optim.train_minibatch`.
     """
-    settings = {key: getattr(model, key) for key in OPTIMIZER_KEYS[model.solver]}
-    if state.optimizer is None or state.optimizer.name != model.solver or state.optimizer_settings != settings:
-        state.optimizer = optim.make_optimizer(model.solver, state.theta.shape[0], state.theta.dtype, settings)
-        state.optimizer_settings = settings
-    if state.rng is None:
-        state.rng = np.random.default_rng(seed_sequence(model.random_state).spawn(3)[1])
+    prepare_optimizer(model, state)
     rows: np.ndarray | None = None
     validation_score: Callable[[Params], float] | None = None
     if validation is not None:
         validation_score = accuracy(model, *validation)
     elif model.early_stopping:
         rows, validation_score = _validation_split(model, state, X, k, s, finite)
-    if validation_score is not None and state.validation_scores is None:
-        state.validation_scores, state.best_validation_score = [], -math.inf
-    if model.early_stopping:
-        state.best_loss = None
-    elif state.best_loss is None:
-        state.best_loss = math.inf
+    start_record(state, scored=validation_score is not None, early_stopping=bool(model.early_stopping))
     # Without early stopping the loop does not score; a validation set of one's own is scored after each epoch.
     recorded = None if model.early_stopping else validation_score
     if data is None:
         data = training_data(X, k, s, model.alpha, rows, output=model._output)
         data.checked = finite
-    n = data.n
-    if model.batch_size == "auto":
-        batch_size = min(200, n)
-    else:
-        if int(model.batch_size) > n:
-            warnings.warn(
-                f"batch_size={model.batch_size} is larger than the {n} training patterns; using {n}",
-                UserWarning,
-                # minibatch_run, _fit_validated, _fit, fit, scikit-learn's _fit_context, the caller of fit
-                stacklevel=6,
-            )
-        batch_size = min(int(model.batch_size), n)
-    minibatch = minibatch_settings(
-        model, batch_size, early_stopping=bool(model.early_stopping), incremental=incremental
-    )
+    # batch_size, minibatch_run, _fit_validated, _fit, fit, scikit-learn's _fit_context, the caller of fit
+    batch = batch_size(model, data.n, stacklevel=7)
+    minibatch = minibatch_settings(model, batch, early_stopping=bool(model.early_stopping), incremental=incremental)
     n_classes = len(model.classes_)
 
     def run(on_epoch: optim.EpochHook) -> tuple[str, str]:
@@ -290,11 +319,8 @@ def full_batch_run(
         Runs :func:`twolayer.training.optim.train_lbfgs` or
         :func:`twolayer.training.optim.train_second_order` with ``method=model.solver``.
     """
-    if state.best_loss is None:
-        state.best_loss = math.inf
     recorded = None if validation is None else accuracy(model, *validation)
-    if recorded is not None and state.validation_scores is None:
-        state.validation_scores, state.best_validation_score = [], -math.inf
+    start_record(state, scored=recorded is not None, early_stopping=False)  # full-batch solvers never stop early
     if data is None:
         data = training_data(X, k, s, model.alpha, None, output=model._output)
     settings = optim.LbfgsSettings(
@@ -323,17 +349,21 @@ def _recording(
     D, M, K = int(model.n_features_in_), int(model.n_hidden), len(model.classes_)
 
     def hook(state: optim.TrainingState) -> bool:
-        value = score(network.unflatten(state.theta, D, M, K))
-        if state.validation_scores is None:
-            state.validation_scores = []
-        state.validation_scores.append(value)
-        best = -math.inf if state.best_validation_score is None else state.best_validation_score
-        state.best_validation_score = max(best, value)
-        if model.verbose:
-            print(f"Validation score: {value:f}")
+        record_score(model, state, score(network.unflatten(state.theta, D, M, K)))
         return on_epoch(state)
 
     return hook
+
+
+def record_score(model: TwoLayerClassifier, state: optim.TrainingState, value: float) -> None:
+    """Add an epoch's validation score to the record of a training that does not stop early (see :func:`minibatch_run`)."""
+    if state.validation_scores is None:
+        state.validation_scores = []
+    state.validation_scores.append(value)
+    best = -math.inf if state.best_validation_score is None else state.best_validation_score
+    state.best_validation_score = max(best, value)
+    if model.verbose:
+        print(f"Validation score: {value:f}")
 
 
 def accuracy(
@@ -415,6 +445,54 @@ def training_data(
     return optim.TrainingData(X=X, k=k, w=w, lam=float(alpha) / S, rows=rows, output=output)
 
 
+def validation_rows(
+    model: TwoLayerClassifier, state: optim.TrainingState, n: int, k: np.ndarray, s: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Early stopping's split of ``n`` rows, stratified and seeded once per state.
+
+    The same rows wherever the data are (on a device too): the split reads
+    only the labels and the state's seed. For a multilabel model it is not
+    stratified (as ``MLPClassifier``'s).
+
+    Parameters
+    ----------
+    model : TwoLayerClassifier
+        Its ``validation_fraction`` and ``random_state`` are read.
+    state : TrainingState
+        Its ``split_seed`` (drawn from ``random_state`` when None).
+    n : int
+        The number of rows.
+    k : ndarray of shape (n,), or (n, K)
+        Class indices, or the 0/1 targets of a multilabel model.
+    s : ndarray of shape (n,) or None
+        Pattern weights.
+
+    Returns
+    -------
+    train : ndarray
+        The training rows, sorted.
+    val : ndarray
+        The held-out rows, in the split's order.
+    s_val : ndarray or None
+        The pattern weights of the held-out rows.
+    """
+    multilabel = k.ndim == 2
+    if state.split_seed is None:
+        state.split_seed = int(seed_sequence(model.random_state).spawn(3)[2].generate_state(1)[0])
+    train, val = train_test_split(
+        np.arange(n),
+        test_size=model.validation_fraction,
+        random_state=state.split_seed,
+        stratify=None if multilabel else k,
+    )
+    if val.shape[0] < 2:
+        raise ValueError("the validation set is too small: increase validation_fraction or the data")
+    s_val = None if s is None else s[val]
+    if s_val is not None and not np.any(s_val > 0):
+        raise ValueError("the validation set's sample weights are all zero; change random_state or validation_fraction")
+    return np.sort(train), val, s_val
+
+
 def _validation_split(
     model: TwoLayerClassifier,
     state: optim.TrainingState,
@@ -423,26 +501,11 @@ def _validation_split(
     s: np.ndarray | None,
     finite: bool = True,
 ) -> tuple[np.ndarray, Callable[[Params], float]]:
-    """The training rows (sorted) and the held-out accuracy, from a stratified split seeded once per state.
+    """The training rows (sorted) and the held-out accuracy, from :func:`validation_rows`.
 
-    For a multilabel model the split is not stratified (as ``MLPClassifier``'s) and the
-    accuracy is the subset accuracy: every label of a pattern right.
+    For a multilabel model the accuracy is the subset accuracy: every label of a pattern right.
     """
-    multilabel = k.ndim == 2
-    if state.split_seed is None:
-        state.split_seed = int(seed_sequence(model.random_state).spawn(3)[2].generate_state(1)[0])
-    train, val = train_test_split(
-        np.arange(X.shape[0]),
-        test_size=model.validation_fraction,
-        random_state=state.split_seed,
-        stratify=None if multilabel else k,
-    )
-    if val.shape[0] < 2:
-        raise ValueError("the validation set is too small: increase validation_fraction or the data")
-    train = np.sort(train)
+    train, val, s_val = validation_rows(model, state, X.shape[0], k, s)
     if not finite:  # the training rows are checked as the epoch gathers them, these are not
         optim.check_finite(X, np.sort(val))
-    s_val = None if s is None else s[val]
-    if s_val is not None and not np.any(s_val > 0):
-        raise ValueError("the validation set's sample weights are all zero; change random_state or validation_fraction")
     return train, accuracy(model, X[val], k[val], s_val)

@@ -18,7 +18,7 @@ from twolayer.training.kernels import _kernels
 from twolayer.training.objective import _Layout
 from twolayer.training.state import EpochHook, MinibatchSettings, TrainingData, TrainingState, _dims
 
-__all__ = ["train_minibatch"]
+__all__ = ["track_improvement", "train_minibatch"]
 
 
 def train_minibatch(
@@ -258,11 +258,38 @@ def _track_improvement(
     params: Params,
     validation_score: Callable[[Params], float] | None,
 ) -> None:
-    """Update the best loss or score and the no-improvement counter (as scikit-learn)."""
+    """Update the best loss or score and the no-improvement counter (as scikit-learn); keep the best weights."""
+    score = _epoch_score(settings, params, validation_score)
+    if track_improvement(state, settings, score):
+        if state.best_theta is None:
+            state.best_theta = state.theta.copy()
+        else:
+            np.copyto(state.best_theta, state.theta)
+
+
+def _epoch_score(
+    settings: MinibatchSettings, params: Params, validation_score: Callable[[Params], float] | None
+) -> float | None:
+    """The held-out score of the epoch's weights under early stopping; None without it."""
+    if not settings.early_stopping:
+        return None
+    if validation_score is None:
+        raise ValueError("early stopping needs a validation_score")
+    return float(validation_score(params))
+
+
+def track_improvement(state: TrainingState, settings: MinibatchSettings, score: float | None) -> bool:
+    """The no-improvement counter and the best loss, or under early stopping the best held-out score.
+
+    ``score`` is the epoch's held-out score under early stopping (None
+    without it, when the epoch's training loss is what counts), as
+    scikit-learn's MLPClassifier counts. Returns whether the score is the best
+    so far, so that the caller keeps the epoch's weights in its own way (a copy
+    on the host, a reference on a device).
+    """
     if settings.early_stopping:
-        if validation_score is None:
-            raise ValueError("early stopping needs a validation_score")
-        score = float(validation_score(params))
+        if score is None:
+            raise ValueError("early stopping needs the epoch's held-out score")
         scores = state.validation_scores if state.validation_scores is not None else []
         scores.append(score)
         state.validation_scores = scores
@@ -272,13 +299,11 @@ def _track_improvement(
         state.no_improvement_count = state.no_improvement_count + 1 if score < best + settings.tol else 0
         if score > best:
             state.best_validation_score = score
-            if state.best_theta is None:
-                state.best_theta = state.theta.copy()
-            else:
-                np.copyto(state.best_theta, state.theta)
-    else:
-        loss = state.loss_curve[-1]
-        best = math.inf if state.best_loss is None else state.best_loss
-        state.no_improvement_count = state.no_improvement_count + 1 if loss > best - settings.tol else 0
-        if loss < best:
-            state.best_loss = loss
+            return True
+        return False
+    loss = state.loss_curve[-1]
+    best = math.inf if state.best_loss is None else state.best_loss
+    state.no_improvement_count = state.no_improvement_count + 1 if loss > best - settings.tol else 0
+    if loss < best:
+        state.best_loss = loss
+    return False

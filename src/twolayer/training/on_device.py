@@ -9,7 +9,11 @@ The same function as everywhere in :mod:`twolayer.training` (PRML eqs.
   operations of the namespace, with no transfer per batch. Once per epoch the
   order of the rows goes there (drawn here by ``state.rng``, so that a seed
   gives the same order on every device) and the epoch's loss and a finiteness
-  flag come back.
+  flag come back; with early stopping, the held-out score too, computed
+  there. Between fits the optimiser's state lives on the host, in the
+  estimator's :class:`~twolayer.training.state.TrainingState` (moved there
+  and back once per fit, :func:`device_optimizer`), so that a warm start or
+  ``partial_fit`` goes on exactly, on the device or on the host.
 - :func:`train_full_batch_on_device` computes :math:`\\tilde E / S`, its
   gradient and its exact Hessian-vector products there (the R operator of
   :mod:`twolayer.curvature`), while SciPy's L-BFGS-B, Newton-CG, trust-region
@@ -27,22 +31,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
 from twolayer import network
+from twolayer.network import Params
 from twolayer.prior import Decay, decay_per_group, is_weight_decay
 from twolayer.training.diagnosis import diverged
 from twolayer.training.full_batch import record_iteration
-from twolayer.training.optimizers import SGD, Adam, optimizer_keywords
+from twolayer.training.minibatch import track_improvement
+from twolayer.training.optimizers import SGD, Adam, Optimizer
 from twolayer.training.state import EpochHook, LbfgsSettings, MinibatchSettings, TrainingState
 
 __all__ = [
     "DEVICE_CHUNK_ROWS",
     "DeviceAdam",
+    "DeviceOptimizer",
     "DeviceSGD",
+    "DeviceWeights",
+    "device_optimizer",
     "free_memory",
     "to_host",
     "train_full_batch_on_device",
@@ -55,10 +65,14 @@ DEVICE_CHUNK_ROWS = 1 << 16
 Array = Any
 
 
-def to_host(a: Array) -> np.ndarray:
-    """A NumPy copy of an array of any namespace and device (the one transfer it costs)."""
-    if isinstance(a, np.ndarray):
-        return a
+def to_host(a: Any) -> np.ndarray:
+    """A NumPy copy of an array of any namespace and device (the one transfer it costs).
+
+    NumPy arrays and array-likes that are no array of a namespace (lists of
+    labels, say) are taken as ``numpy.asarray`` takes them.
+    """
+    if isinstance(a, np.ndarray) or not array_api_compat.is_array_api_obj(a) or array_api_compat.is_numpy_array(a):
+        return np.asarray(a)
     from sklearn.utils._array_api import move_to
 
     return np.asarray(move_to(a, xp=np, device="cpu"))
@@ -136,7 +150,11 @@ def _error_and_gradient(
 
 
 class DeviceAdam(Adam):
-    """:class:`~twolayer.training.optimizers.Adam` with its moments in the namespace of the weights."""
+    """:class:`~twolayer.training.optimizers.Adam` with its moments in the namespace of the weights.
+
+    Every step makes new arrays (no array is written in place), so that a
+    snapshot of the state is a set of references (:meth:`snapshot`).
+    """
 
     def __init__(self, xp: Any, like: Array, **settings: float) -> None:
         super().__init__(0, np.float64, **settings)
@@ -154,9 +172,40 @@ class DeviceAdam(Adam):
         self.v = beta2 * self.v + (1.0 - beta2) * (g * g)
         return theta - eta * self.m / (self.xp.sqrt(self.v) + self.epsilon)
 
+    def snapshot(self) -> dict[str, Any]:
+        """The state as it stands (references: the steps make new arrays), for :meth:`restore`."""
+        return {"learning_rate": self.learning_rate, "t": self.t, "m": self.m, "v": self.v, "fresh": self.fresh}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Back to a :meth:`snapshot`."""
+        self.learning_rate, self.t, self.m, self.v = (
+            snapshot["learning_rate"],
+            snapshot["t"],
+            snapshot["m"],
+            snapshot["v"],
+        )
+        self.fresh = snapshot["fresh"]
+
+    def load_from(self, host: Adam) -> None:
+        """Take the state of ``host``, an optimiser of the host (its moments moved here once)."""
+        self.learning_rate, self.t, self.fresh = host.learning_rate, host.t, host.fresh
+        if not host.fresh:
+            self.m, self.v = _moved(self.xp, host.m, self.m), _moved(self.xp, host.v, self.v)
+
+    def store_into(self, host: Optimizer) -> None:
+        """Give ``host`` this state (the moments brought back once), so that a later fit, here or there, goes on."""
+        assert isinstance(host, Adam)  # the host optimiser this one was made from (device_optimizer)
+        if not self.fresh:
+            host.load_state(
+                {"learning_rate": self.learning_rate, "t": self.t, "m": to_host(self.m), "v": to_host(self.v)}
+            )
+
 
 class DeviceSGD(SGD):
-    """:class:`~twolayer.training.optimizers.SGD` with its velocity in the namespace of the weights."""
+    """:class:`~twolayer.training.optimizers.SGD` with its velocity in the namespace of the weights.
+
+    As :class:`DeviceAdam`, every step makes new arrays.
+    """
 
     def __init__(self, xp: Any, like: Array, **settings: Any) -> None:
         super().__init__(0, np.float64, **settings)
@@ -172,114 +221,246 @@ class DeviceSGD(SGD):
             return theta + mu * self.velocity - eta * g
         return theta + self.velocity
 
+    def snapshot(self) -> dict[str, Any]:
+        """The state as it stands (references: the steps make new arrays), for :meth:`restore`."""
+        return {"learning_rate": self.learning_rate, "velocity": self.velocity, "fresh": self.fresh}
 
-def make_device_optimizer(name: str, xp: Any, like: Array, settings: dict[str, Any]) -> DeviceAdam | DeviceSGD:
-    """The optimiser ``name`` for weights like ``like``, from the estimator's hyperparameters."""
-    keywords = optimizer_keywords(name, settings)
-    return DeviceAdam(xp, like, **keywords) if name == "adam" else DeviceSGD(xp, like, **keywords)
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Back to a :meth:`snapshot`."""
+        self.learning_rate, self.velocity, self.fresh = (
+            snapshot["learning_rate"],
+            snapshot["velocity"],
+            snapshot["fresh"],
+        )
+
+    def load_from(self, host: SGD) -> None:
+        """Take the state of ``host``, an optimiser of the host (its velocity moved here once)."""
+        self.learning_rate, self.fresh = host.learning_rate, host.fresh
+        if not host.fresh:
+            self.velocity = _moved(self.xp, host.velocity, self.velocity)
+
+    def store_into(self, host: Optimizer) -> None:
+        """Give ``host`` this state (the velocity brought back once), so that a later fit, here or there, goes on."""
+        assert isinstance(host, SGD)  # the host optimiser this one was made from (device_optimizer)
+        if not self.fresh:
+            host.load_state({"learning_rate": self.learning_rate, "velocity": to_host(self.velocity)})
+
+
+DeviceOptimizer = DeviceAdam | DeviceSGD
+
+
+def _moved(xp: Any, a: np.ndarray, like: Array) -> Array:
+    """The host array ``a`` as an array of ``xp`` with the dtype and device of ``like``."""
+    return xp.asarray(a, dtype=like.dtype, device=array_api_compat.device(like), copy=True)
+
+
+def device_optimizer(host: Optimizer, xp: Any, like: Array) -> DeviceOptimizer:
+    """An optimiser for weights like ``like`` that goes on from ``host`` (the estimator's, kept in its state).
+
+    The state of a training lives on the host between fits (so that a model
+    fitted on a device can go on on the host, and the other way round);
+    during one it lives here. :meth:`DeviceAdam.store_into` gives it back.
+    """
+    if isinstance(host, Adam):
+        adam = DeviceAdam(
+            xp,
+            like,
+            learning_rate_init=host.learning_rate_init,
+            beta_1=host.beta_1,
+            beta_2=host.beta_2,
+            epsilon=host.epsilon,
+        )
+        adam.load_from(host)
+        return adam
+    sgd = DeviceSGD(
+        xp,
+        like,
+        learning_rate_init=host.learning_rate_init,
+        momentum=host.momentum,
+        nesterov=host.nesterov,
+        schedule=host.schedule,
+        power_t=host.power_t,
+    )
+    sgd.load_from(host)
+    return sgd
+
+
+@dataclass
+class DeviceWeights:
+    """The weights of a training on a device, as flat arrays of its namespace.
+
+    Attributes
+    ----------
+    theta : array of shape (W,)
+        The running weights: after a divergence, those of the last finished epoch.
+    best : array of shape (W,) or None
+        With early stopping, the weights of the best validation score so far
+        (of an earlier fit too, on a warm start); None before any.
+    """
+
+    theta: Array
+    best: Array | None = None
 
 
 def train_minibatch_on_device(
     state: TrainingState,
-    theta: Array,
+    weights: DeviceWeights,
     X: Array,
     T: Array,
     w: Array | None,
     lam: Decay,
     settings: MinibatchSettings,
-    optimizer: DeviceAdam | DeviceSGD,
+    optimizer: DeviceOptimizer,
     *,
     n_classes: int,
     output: str = "softmax",
+    rows: np.ndarray | None = None,
+    validation_score: Callable[[Params], float] | None = None,
     on_epoch: Callable[[TrainingState, Array], bool] | None = None,
-) -> tuple[str, Array]:
+) -> str:
     """Epochs of Adam or SGD steps on the device until a stopping rule fires.
 
-    As :func:`twolayer.training.optim.train_minibatch` (the same steps,
-    losses and stopping rules, without early stopping), with the weights
-    ``theta``, the patterns ``X``, the targets ``T`` (1-of-K or 0/1 rows) and
-    the weights ``w`` (mean one, or None) arrays of one namespace and device.
-    ``state`` keeps the record (``loss_curve``, ``n_iter``, ``t``) and the
-    shuffling generator; ``on_epoch(state, theta)`` runs after each epoch
-    (True stops).
+    As :func:`twolayer.training.optim.train_minibatch`: the same steps,
+    losses, stopping rules, early stopping and single epoch of ``partial_fit``
+    (``settings.incremental``), with the weights (``weights``), the patterns
+    ``X``, the targets ``T`` (1-of-K or 0/1 rows) and the weights ``w`` (mean
+    one over the training rows, or None) arrays of one namespace and device.
+    ``state`` keeps the record (``loss_curve``, ``n_iter``, ``t``, the
+    validation scores and the no-improvement count) and the shuffling
+    generator, both on the host; ``weights`` is updated as training goes.
+
+    Parameters
+    ----------
+    state : TrainingState
+    weights : DeviceWeights
+        The running and best weights; ``state.theta`` and
+        ``state.best_theta`` are not read or written (the caller brings
+        these back once, at the end).
+    X, T, w : arrays
+        Every pattern, its targets and its weight, the held-out rows included.
+    lam : Decay
+    settings : MinibatchSettings
+    optimizer : DeviceAdam or DeviceSGD
+    n_classes : int
+    output : {"softmax", "sigmoid"}
+    rows : ndarray or None
+        The training rows (the host's indices into ``X``); None for all.
+    validation_score : callable, optional
+        ``validation_score(params) -> float`` of device weights, higher is
+        better: what early stopping watches (required then).
+    on_epoch : callable, optional
+        ``on_epoch(state, theta)`` after each epoch; True stops.
 
     Returns
     -------
-    reason : str
-        ``"converged"``, ``"max_iter"`` or ``"callback"``.
-    theta : array
-        The final weights, in the namespace of ``X``.
+    str
+        ``"converged"``, ``"max_iter"``, ``"callback"`` or ``"incremental"``.
 
     Raises
     ------
     Diverged
-        When an epoch's error or weights are not finite; ``theta`` then is the
-        previous epoch's (given back in the exception's ``theta`` attribute).
+        When an epoch's error or weights are not finite; ``weights.theta``
+        and the optimiser then are as after the previous epoch.
     """
-    xp = array_api_compat.array_namespace(X, theta)
+    xp = array_api_compat.array_namespace(X, weights.theta)
     device = array_api_compat.device(X)
     D, K = X.shape[1], n_classes
-    M = (theta.shape[0] - K) // (D + 1 + K)
+    M = (weights.theta.shape[0] - K) // (D + 1 + K)
     dims = (D, M, K)
-    decay_vec, decay = _decay_vector(xp, dims, lam, theta.dtype, device)
+    decay_vec, decay = _decay_vector(xp, dims, lam, weights.theta.dtype, device)
     weight_decay = is_weight_decay(decay_per_group(lam))
     decayed = any(decay)
-    n = X.shape[0]
+    n = X.shape[0] if rows is None else rows.shape[0]
     B = int(min(max(settings.batch_size, 1), n))
     act = network.get_activation(settings.activation)
     state.n_iter = 0
     for _ in range(settings.max_iter):
-        previous = theta
+        theta, saved = weights.theta, optimizer.snapshot()
         order = state.rng.permutation(n) if settings.shuffle and state.rng is not None else np.arange(n)
+        if rows is not None:
+            order = rows[order]
         order_dev = xp.asarray(order.astype(np.int64), device=device)  # the one transfer of the epoch
-        total = xp.zeros((), dtype=theta.dtype, device=device)
-        for start in range(0, n, B):
-            idx = order_dev[start : min(start + B, n)]
-            b = idx.shape[0]
-            Xb, Tb, wb = xp.take(X, idx, axis=0), xp.take(T, idx, axis=0), _rows(xp, w, idx)
-            E_b, g = network.backprop_arrays(xp, act, network.unflatten(theta, *dims), Xb, Tb, wb, output)
-            total = total + E_b
-            grad = network.flatten(g) / b
-            if decayed:
-                grad = grad + decay_vec * theta  # along (1/B) sum w_n grad E_n + lam_g w_g
-            theta = optimizer.step_array(theta, grad)
-        loss_dev = total / n + _penalty(xp, theta, dims, decay, weight_decay)
-        finite = bool(xp.all(xp.isfinite(theta)))
-        loss = float(loss_dev)  # one value back per epoch
-        if not (finite and math.isfinite(loss)):
-            error = diverged(
+        # Overflow is caught by the finiteness check below and reported as divergence (a namespace
+        # computing with NumPy, array_api_strict, would warn of it first).
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = xp.zeros((), dtype=theta.dtype, device=device)
+            for start in range(0, n, B):
+                idx = order_dev[start : min(start + B, n)]
+                b = idx.shape[0]
+                Xb, Tb, wb = xp.take(X, idx, axis=0), xp.take(T, idx, axis=0), _rows(xp, w, idx)
+                E_b, g = network.backprop_arrays(xp, act, network.unflatten(theta, *dims), Xb, Tb, wb, output)
+                total = total + E_b
+                grad = network.flatten(g) / b
+                if decayed:
+                    grad = grad + decay_vec * theta  # along (1/B) sum w_n grad E_n + lam_g w_g
+                theta = optimizer.step_array(theta, grad)
+            loss_dev = total / n + _penalty(xp, theta, dims, decay, weight_decay)
+            # As on the host: the data term and the weights must be finite; the decay of huge but finite
+            # weights may overflow into an infinite loss, which is recorded (the next epoch fails).
+            finite = bool(xp.isfinite(total) & xp.all(xp.isfinite(theta)))
+            loss = float(loss_dev)  # one value back per epoch
+        if not finite:
+            optimizer.restore(saved)  # weights.theta is still the last finished epoch's
+            raise diverged(
                 f"training diverged in epoch {len(state.loss_curve) + 1}: the error became non-finite",
                 lam,
                 to_host(theta[:1]).dtype,
                 np.zeros((1, 1)),
                 None,
+                sgd_learning_rate=optimizer.learning_rate if optimizer.name == "sgd" else None,
                 learning_rate=optimizer.learning_rate_init,
                 minibatch=True,
                 suffix=" The weights of the last finished epoch were kept.",
             )
-            error.theta = previous  # type: ignore[attr-defined]
-            raise error
+        weights.theta = theta
         state.n_iter += 1
         state.t += n
         state.loss = loss
         state.loss_curve.append(loss)
         if settings.verbose:
             print(f"Iteration {state.n_iter}, loss = {loss:.8f}")
-        best = math.inf if state.best_loss is None else state.best_loss
-        state.no_improvement_count = state.no_improvement_count + 1 if loss > best - settings.tol else 0
-        state.best_loss = min(best, loss)
+        _track_improvement(state, settings, weights, validation_score, dims)
         optimizer.epoch_end(state.t)
         converged = False
         if state.no_improvement_count > settings.n_iter_no_change:
             if optimizer.plateau():
                 converged = True
+                if settings.verbose:
+                    what = "Validation score" if settings.early_stopping else "Training loss"
+                    print(
+                        f"{what} did not improve more than tol={settings.tol} "
+                        f"for {settings.n_iter_no_change} consecutive epochs. Stopping."
+                    )
             else:
                 state.no_improvement_count = 0
+                if settings.verbose:
+                    print(f"Learning rate reduced to {optimizer.learning_rate}")
         if on_epoch is not None and on_epoch(state, theta):
-            return "callback", theta
+            return "callback"
         if converged:
-            return "converged", theta
-    return "max_iter", theta
+            return "converged"
+        if settings.incremental:
+            return "incremental"
+    return "max_iter"
+
+
+def _track_improvement(
+    state: TrainingState,
+    settings: MinibatchSettings,
+    weights: DeviceWeights,
+    validation_score: Callable[[Params], float] | None,
+    dims: tuple[int, int, int],
+) -> None:
+    """The best loss or score and the no-improvement counter, by the host loop's rules
+    (:func:`twolayer.training.minibatch.track_improvement`); the best weights are kept as a
+    reference to the epoch's array (never written in place) instead of a copy on the host."""
+    score = None
+    if settings.early_stopping:
+        if validation_score is None:
+            raise ValueError("early stopping needs a validation_score")
+        score = float(validation_score(network.unflatten(weights.theta, *dims)))  # one value back per epoch
+    if track_improvement(state, settings, score):
+        weights.best = weights.theta
 
 
 def train_full_batch_on_device(
