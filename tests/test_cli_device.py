@@ -34,6 +34,31 @@ def test_a_run_on_the_cpu_device_trains_the_host_network(tmp_path: Path, capsys:
     assert device_file.info["test_accuracy"] == host_file.info["test_accuracy"]
 
 
+def test_a_validation_file_stops_the_device_run_where_it_stops_the_host_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4))
+    y = (X[:, 0] + X[:, 1] ** 2 + 0.5 * rng.normal(size=400) > 1).astype(int)
+    for name, rows in (("train.csv", slice(0, 300)), ("valid.csv", slice(300, 400))):
+        lines = ["a,b,c,d,label", *(",".join([*map(repr, x), str(t)]) for x, t in zip(X[rows], y[rows]))]
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    common = (tmp_path / "train.csv", "--validation", tmp_path / "valid.csv", "--epochs", "200", "--dtype", "float64")
+    common = (*common, "--seed", "3", "--n-iter-no-change", "3", "--quiet")
+    on_device, on_host = tmp_path / "device.st", tmp_path / "host.st"
+    code, _, err = run(capsys, "train", *common, "--device", "cpu", "--out", on_device)
+    assert code == 0, err
+    code, _, err = run(capsys, "train", *common, "--out", on_host)
+    assert code == 0, err
+    device_file, host_file = read(str(on_device)), read(str(on_host))
+    device_model, host_model = device_file.classifier, host_file.classifier
+    assert device_model.n_iter_ == host_model.n_iter_ < 200  # early stopping ended both runs, at the same epoch
+    np.testing.assert_allclose(device_model.validation_scores_, host_model.validation_scores_, atol=1e-12)
+    for p, q in zip(device_model.params_, host_model.params_):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-10)  # the best epoch's weights, kept on both
+
+
 @pytest.mark.parametrize(
     ("options", "expected"),
     [

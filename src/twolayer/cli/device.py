@@ -31,7 +31,6 @@ def refuse_device_options(args: argparse.Namespace) -> None:
         (args.dask is not None, "--dask", "a cluster's workers compute on their own processors"),
         (args.resume is not None, "--resume", "a run on a device is not checkpointed yet"),
         (args.checkpoint is not None, "--checkpoint", "a run on a device is not checkpointed yet"),
-        (getattr(args, "validation", None) is not None, "--validation", "early stopping runs on the host"),
     ):
         if given:
             raise DataError(f"{option} does not apply with --device ({why})")

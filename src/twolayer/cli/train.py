@@ -260,7 +260,7 @@ class Plain(Kind):
                     if self.device is None:
                         model.fit(X_train, y_train, **held_out)
                     else:
-                        _fit_on_device(model, X_train, y_train, self.device)
+                        _fit_on_device(model, X_train, y_train, self.device, **held_out)
             except TrainingDiverged as exc:
                 cause = getattr(exc, "cause", None)
                 epoch = epochs_done(model) + 1
@@ -450,14 +450,17 @@ def _extremes_quiet() -> Any:
     return np.errstate(over="ignore", invalid="ignore")
 
 
-def _fit_on_device(model: Any, X: np.ndarray, y: np.ndarray, device: Any) -> None:
-    """``model.fit`` with ``X`` on the PyTorch ``device``; the weights are brought back to the host after it."""
+def _fit_on_device(model: Any, X: np.ndarray, y: np.ndarray, device: Any, **held_out: Any) -> None:
+    """``model.fit`` with ``X`` (and a ``--validation`` file's ``X_val``) on the PyTorch ``device``; the
+    weights are brought back to the host after it."""
     import sklearn
     import torch
 
+    if "X_val" in held_out:
+        held_out = {**held_out, "X_val": torch.asarray(held_out["X_val"], device=device)}
     try:
         with sklearn.config_context(array_api_dispatch=True):
-            model.fit(torch.asarray(X, device=device), y)
+            model.fit(torch.asarray(X, device=device), y, **held_out)
     finally:
         if hasattr(model, "coefs_"):
             host = model.to_numpy()
