@@ -32,7 +32,14 @@ def client() -> Iterator[object]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # distributed's start-up notes (ports, dashboards)
         lc = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB"
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            # The scheduler's HTTP server on a free port, not 8787: the README's Dask example, run by
+            # tests/test_readme.py at the same time under pytest-xdist, takes 8787 and fails without it.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            memory_limit="1GiB",
         )
         c = distributed.Client(lc)
     yield c

@@ -275,7 +275,7 @@ class LaplacePosterior:
 
     @property
     def marginal_variance(self) -> Array:
-        """:math:`\\operatorname{diag}(A^{-1})` over the covered parameters, in the namespace of :attr:`mean`."""
+        """:math:`\\operatorname{diag}(A^{-1})` over the covered parameters, in the namespace of ``mean``."""
         return _namespace_of(self._variance).asarray(self._variance, copy=True)
 
     def to_dict(self) -> dict[str, Any]:
@@ -414,7 +414,7 @@ class LaplacePosterior:
         Returns
         -------
         mean : array of shape (N, K)
-            :math:`a_{\\text{MAP}}(x_n)`, in the namespace and on the device of :attr:`mean`.
+            :math:`a_{\\text{MAP}}(x_n)`, in the namespace and on the device of ``mean``.
         covariance : array of shape (N, K, K)
             :math:`\\Sigma_a(x_n) = B_n A^{-1} B_n^\\top`, likewise.
 
@@ -506,7 +506,7 @@ class LaplacePosterior:
         -------
         array of shape (N, K)
             Rows sum to one; columns in the order of the network's outputs.
-            In the namespace and on the device of :attr:`mean`.
+            In the namespace and on the device of ``mean``.
 
         References
         ----------
