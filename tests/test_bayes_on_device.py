@@ -240,3 +240,95 @@ def test_laplace_of_a_classifier_fitted_on_the_device_is_the_numpy_one(
     monkeypatch.setattr(on_device, "free_memory", lambda xp, device: 1000)
     with pytest.raises(InsufficientMemory, match="the Laplace approximation on"):
         laplace(model, xp.asarray(X), xp.asarray(y), structure=structure, hessian=hessian)
+
+
+# --------------------------------------------------------------------------
+# The estimator: MAP fits, evidence search and predictions on the device
+# --------------------------------------------------------------------------
+
+ESTIMATOR_CASES = {
+    "fixed_point-full": {"alpha_search": "fixed_point", "max_cycles": 3, "n_restarts": 1, "structure": "full"},
+    "grid-diagonal-mixture": {
+        "alpha_search": "grid",
+        "alpha_grid": [0.1, 1.0, 10.0],
+        "n_restarts": 0,
+        "structure": "diagonal",
+        "n_components": 2,
+    },
+}
+
+
+def _bayes_fit(model: Any, *args: Any, **kwargs: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # few cycles, on purpose
+        return model.fit(*args, **kwargs)
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+@pytest.mark.parametrize("case", list(ESTIMATOR_CASES))
+def test_the_bayesian_network_fitted_on_the_device_is_the_numpy_one(iris: tuple, name: str, case: str) -> None:
+    from twolayer.bayes import BayesianTwoLayerClassifier
+
+    xp = _namespace(name)
+    X, y = iris
+    s = np.random.default_rng(0).uniform(0.5, 1.5, y.shape[0])
+    kw = {"n_hidden": 3, "random_state": 0, "n_samples": 200, "tol": 1e-9, **ESTIMATOR_CASES[case]}
+    reference = _bayes_fit(BayesianTwoLayerClassifier(**kw), X, y, sample_weight=s)
+    X_dev = xp.asarray(X)
+    with sklearn.config_context(array_api_dispatch=True):
+        model = _bayes_fit(BayesianTwoLayerClassifier(**kw), X_dev, xp.asarray(y), sample_weight=xp.asarray(s))
+        proba, proba_map, labels = model.predict_proba(X_dev), model.predict_proba_map(X_dev), model.predict(X_dev)
+    for array in (*model.coefs_, *model.intercepts_, model.posterior_.mean, proba, proba_map, labels):
+        assert _module_of(array) == name
+    # The procedure's numbers are the host's.
+    assert isinstance(model.log_evidence_, float) and isinstance(model.gamma_, float)
+    assert isinstance(model.alpha_, np.ndarray) and isinstance(model.gamma_groups_, np.ndarray)
+    assert all(isinstance(v, float) for v in model.evidence_curve_)
+    assert all(isinstance(a, np.ndarray) for a in (*model.alpha_curve_, *model.restart_evidence_))
+    # L-BFGS on the device sums in another order: the same fit, to its tolerance.
+    assert model.log_evidence_ == pytest.approx(reference.log_evidence_, rel=1e-6)
+    np.testing.assert_allclose(model.alpha_, reference.alpha_, rtol=1e-6)
+    assert model.gamma_ == pytest.approx(reference.gamma_, rel=1e-6)
+    np.testing.assert_allclose(model.component_evidence_, reference.component_evidence_, rtol=1e-6)
+    np.testing.assert_allclose(model.evidence_curve_, reference.evidence_curve_, rtol=1e-6)
+    assert model.loss_ == pytest.approx(reference.loss_, rel=1e-6)
+    np.testing.assert_allclose(to_host(proba), reference.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(to_host(proba_map), reference.predict_proba_map(X), atol=1e-6)
+    np.testing.assert_array_equal(to_host(labels), reference.predict(X))
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+def test_map_estimate_on_the_device_is_the_numpy_one(problem: tuple, name: str) -> None:
+    from twolayer.bayes.map import map_estimate
+
+    xp = _namespace(name)
+    _, X, T = problem
+    rng = np.random.default_rng(5)
+    s = rng.uniform(0.5, 1.5, X.shape[0])
+    soft = rng.dirichlet(np.ones(K), X.shape[0])  # rows that are not 1-of-K: one row per class on the device too
+    init = nw.init_params(D, M, K, random_state=np.random.default_rng(1))
+    for targets in (T, soft):
+        reference = map_estimate(X, targets, PRIOR, init=init, sample_weight=s, tol=1e-9)
+        fit = map_estimate(xp.asarray(X), xp.asarray(targets), PRIOR, init=init, sample_weight=xp.asarray(s), tol=1e-9)
+        assert _module_of(fit.params.W1) == name
+        assert isinstance(fit.data_error, float) and isinstance(fit.objective, float)
+        assert fit.objective == pytest.approx(reference.objective, rel=1e-9)
+        assert fit.data_error == pytest.approx(reference.data_error, rel=1e-6)
+        for got, expected in zip(fit.params, reference.params):
+            np.testing.assert_allclose(to_host(got), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="T must be an array of"):
+        map_estimate(xp.asarray(X), T, PRIOR, init=init)  # NumPy targets beside device patterns: not moved
+
+
+def test_a_bayesian_fit_too_big_for_the_device_is_refused(iris: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    from twolayer.bayes import BayesianTwoLayerClassifier
+    from twolayer.training import on_device
+
+    xp = _namespace("array_api_strict")
+    X, y = iris
+    monkeypatch.setattr(on_device, "free_memory", lambda xp, device: 1000)
+    model = BayesianTwoLayerClassifier(n_hidden=3, n_restarts=0, max_cycles=1)
+    with sklearn.config_context(array_api_dispatch=True):
+        with pytest.raises(InsufficientMemory):
+            model.fit(xp.asarray(X), xp.asarray(y))
+    assert not hasattr(model, "classes_")  # refused before training: as it was

@@ -405,16 +405,20 @@ def test_a_fit_too_big_for_the_device_is_refused_before_it_starts(
     assert _module_of(model.coefs_[0]) == name
 
 
-def test_the_bayesian_network_refuses_device_inputs_in_one_line(wine: tuple) -> None:
+def test_the_bayesian_network_fits_on_device_inputs_and_keeps_them_there(wine: tuple) -> None:
     from twolayer.bayes import BayesianTwoLayerClassifier
 
     xp = _namespace("array_api_strict")
     X, y = wine
-    model = BayesianTwoLayerClassifier(n_hidden=3)
+    X, y = X[::2], y[::2]
+    model = BayesianTwoLayerClassifier(n_hidden=3, alpha_search="grid", alpha_grid=[1.0], n_restarts=0, n_samples=50)
     with sklearn.config_context(array_api_dispatch=True):
-        with pytest.raises(ValueError, match=r"does not run on array-API \(device\) inputs yet"):
-            model.fit(xp.asarray(X), xp.asarray(y))
-    assert not hasattr(model, "classes_")
+        _fit(model, xp.asarray(X), xp.asarray(y))
+        assert _module_of(model.coefs_[0]) == "array_api_strict"
+        assert _module_of(model.predict_proba(xp.asarray(X))) == "array_api_strict"
+        with pytest.raises(ValueError, match="X must be an array of array_api_strict"):
+            model.predict_proba(X)  # NumPy X for a model on the device: not moved silently
+    assert isinstance(model.log_evidence_, float) and isinstance(model.alpha_, np.ndarray)
 
 
 @pytest.mark.parametrize("name", NAMESPACES)

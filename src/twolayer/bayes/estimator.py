@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import array_api_compat
 import numpy as np
 from scipy.special import softmax
 from sklearn.base import _fit_context
@@ -37,7 +38,7 @@ from twolayer.bayes.posterior import (
     _centred,
     posterior_from_curvature,
 )
-from twolayer.classifier.on_device import device_namespace
+from twolayer.classifier.on_device import _has_float64, device_namespace
 from twolayer.cluster import is_dask
 from twolayer.errors import InsufficientMemory
 from twolayer.estimator import (
@@ -54,6 +55,7 @@ from twolayer.estimator import (
 from twolayer.network import Params
 from twolayer.prior import as_prior_precision, precision_vector
 from twolayer.resources import check_memory, covered
+from twolayer.training.on_device import to_host
 
 __all__ = ["ALPHA_SEARCHES", "BayesianTwoLayerClassifier"]
 
@@ -286,6 +288,15 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
     starting what cannot fit; ``fit`` also refuses an ``n_samples`` whose
     draws for a single pattern would not fit, before training.
 
+    With scikit-learn's ``array_api_dispatch`` on, ``fit`` on arrays of
+    PyTorch, CuPy or another array-API namespace computes where they are:
+    the MAP fits (SciPy's L-BFGS-B driving, every error and gradient on the
+    device), the curvature and the posteriors; ``coefs_``, ``intercepts_``
+    and the posteriors' arrays stay there, and the predictions of such
+    arrays are arrays of the same namespace and device. The precisions, the
+    evidence and the other records are the host's numbers. Memory is checked
+    against the device's free memory.
+
     References
     ----------
     D. J. C. MacKay, "A practical Bayesian framework for backpropagation
@@ -402,12 +413,10 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         self
         """
         grid = self._check_hyperparameters()
-        if device_namespace(X) is not None:
-            raise ValueError(
-                "BayesianTwoLayerClassifier does not run on array-API (device) inputs yet: pass NumPy arrays, or "
-                "turn scikit-learn's array_api_dispatch off, which converts them to NumPy"
-            )
         before = dict(self.__dict__)
+        xp = device_namespace(X)
+        if xp is not None:
+            return self._fit_on_device(X, y, sample_weight, grid, before, xp)
         if is_dask(X) or is_dask(y):
             return self._fit_on_cluster(X, y, sample_weight, grid, before)
         X, y = validate_data(self, X, y, dtype=np.float64)
@@ -449,6 +458,48 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         with covered():  # checked as a whole just above
             return self._fit_checked(X, k, s, grid, T=T)
 
+    def _fit_on_device(
+        self, X: Any, y: Any, sample_weight: Any, grid: np.ndarray, before: dict[str, Any], xp: Any
+    ) -> BayesianTwoLayerClassifier:
+        """``fit`` on a device's arrays (scikit-learn's ``array_api_dispatch`` on): every product where ``X`` is.
+
+        The MAP fits (:func:`map_estimate`), the curvature and the posterior
+        are computed on the device of ``X``; the labels visit the host once
+        (``classes_``), and the procedure's numbers (the precisions, the
+        evidence, :math:`\\gamma`) are the host's. The fitted weights and the
+        posteriors are arrays of ``X``'s namespace and device. Memory is
+        checked against the device's free memory.
+        """
+        from twolayer.training.on_device import free_memory
+
+        try:
+            device = array_api_compat.device(X)
+            dtype = xp.float64 if _has_float64(xp, device) else xp.float32
+            X = validate_data(self, X, dtype=dtype)
+            y_host = to_host(y)
+            if y_host.ndim == 2 and y_host.shape[1] == 1:  # a column of labels
+                y_host = y_host.ravel()
+            if y_host.shape[0] != X.shape[0]:
+                raise ValueError(f"X has {X.shape[0]} rows but y has {y_host.shape[0]}")
+            k = self._class_indices(y_host)  # (N,)  the class index of each pattern, on the host
+            s = None
+            if sample_weight is not None:
+                s = _check_sample_weight(
+                    to_host(sample_weight), np.empty((X.shape[0], 0)), dtype=np.float64, ensure_non_negative=True
+                )
+                if not np.any(s > 0):
+                    raise ValueError("the sample weights are all zero; at least one must be positive")
+            N, D, K = X.shape[0], X.shape[1], self.classes_.shape[0]
+            self._check_memory(N, D, K, stacklevel=5, available=free_memory(xp, device))
+        except (InsufficientMemory, ValueError):  # refused before training: as it was
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        T = xp.take(xp.eye(K, dtype=dtype, device=device), xp.asarray(k.astype(np.int64), device=device), axis=0)
+        s_dev = None if s is None else xp.asarray(s, dtype=dtype, device=device)
+        with covered():  # checked as a whole just above
+            return self._fit_checked(X, k, s_dev, grid, T=T)
+
     def check_fit_memory(
         self, n_samples: int, n_features: int, n_classes: int, *, dtype: Any = np.float64, sparse: bool = False
     ) -> None:
@@ -483,7 +534,9 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         self._check_hyperparameters()
         self._check_memory(n_samples, n_features, n_classes, stacklevel=4)
 
-    def _check_memory(self, n_samples: int, n_features: int, n_classes: int, *, stacklevel: int) -> None:
+    def _check_memory(
+        self, n_samples: int, n_features: int, n_classes: int, *, stacklevel: int, available: int | None = None
+    ) -> None:
         M, K = int(self.n_hidden), int(n_classes)
         nbytes, parts = fit_estimate(
             n_samples=n_samples,
@@ -504,6 +557,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
             parts=parts,
             switch=None if diagonal else {"structure": "diagonal"},
             stacklevel=stacklevel,
+            available=available,
         )
         # A prediction needs a pattern's Monte Carlo draws at least, whatever the patterns: say so now, not
         # after the fit (the posterior is kept meanwhile).
@@ -518,6 +572,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
             parts=f"{n_samples_mc} Monte Carlo draws of {K} logits for each pattern" if mc else "",
             switch={"method": "probit"} if mc else None,
             stacklevel=stacklevel,
+            available=available,
         )
 
     def _fit_checked(self, X: Any, k: Any, s: Any, grid: np.ndarray, *, T: Any = None) -> BayesianTwoLayerClassifier:
@@ -540,9 +595,10 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         runs = [runs[c] for c in order]
         best = runs[0]
         posterior = best.posterior
-        S = float(N if s is None else s.sum())
+        S = float(N if s is None else _total(s))
         # E~ of the centred weights: centring changes E not at all and the penalty only downwards.
-        penalty = 0.5 * float(np.sum(precision_vector(posterior.prior_precision, *posterior.shape) * posterior.mean**2))
+        mean = to_host(posterior.mean)  # the array itself for NumPy
+        penalty = 0.5 * float(np.sum(precision_vector(posterior.prior_precision, *posterior.shape) * mean**2))
         loss = (posterior.data_error + penalty) / S
         self._set_posterior(
             posterior,
@@ -823,9 +879,34 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         self._set_network(posterior.params, n_iter=n_iter, t=t, loss_curve=loss_curve, loss=loss, best_loss=best_loss)
         self.predict_seed_ = predict_seed
 
-    def _check_X(self, X: Any) -> np.ndarray:
+    def _check_X(self, X: Any) -> Any:
+        """``X`` checked: float64 NumPy, or, for a model fitted on a device, an array there in its weights' dtype.
+
+        With scikit-learn's ``array_api_dispatch`` on, ``X`` must be where the
+        weights are (nothing is moved silently): a device's array for a model
+        fitted there, NumPy for one fitted on NumPy.
+        """
         check_is_fitted(self)
-        return validate_data(self, X, dtype=np.float64, reset=False)
+        W1 = self.coefs_[0]
+        on_device = array_api_compat.is_array_api_obj(W1) and not isinstance(W1, np.ndarray)
+        xp = device_namespace(X)
+        if xp is None and not on_device:
+            return validate_data(self, X, dtype=np.float64, reset=False)
+        if (
+            xp is None
+            or array_api_compat.array_namespace(W1) is not xp
+            or array_api_compat.device(X) != array_api_compat.device(W1)
+        ):
+            where = (
+                f"{array_api_compat.array_namespace(W1).__name__} on {array_api_compat.device(W1)}"
+                if on_device
+                else "NumPy"
+            )
+            raise ValueError(
+                f"X must be an array of {where}, where the model's weights are (with array_api_dispatch on); "
+                f"got {type(X).__module__}.{type(X).__name__}. Move it there first"
+            )
+        return validate_data(self, X, dtype=W1.dtype, reset=False)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """The moderated predictive :math:`p(C_k \\mid x, \\mathcal D)`.
@@ -844,6 +925,18 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
             return self.posterior_.predict_proba(
                 X, method=self.method, n_samples=int(self.n_samples), random_state=self.predict_seed_
             )
+        if not isinstance(X, np.ndarray):  # a device's: the mixture summed there
+            terms = [
+                float(weight)
+                * component.predict_proba(
+                    X, method=self.method, n_samples=int(self.n_samples), random_state=self.predict_seed_
+                )
+                for weight, component in zip(self.mixture_weights_, self.components_, strict=True)
+            ]
+            total = terms[0]
+            for term in terms[1:]:
+                total = total + term
+            return total
         proba = np.zeros((X.shape[0], self.classes_.shape[0]))
         for weight, component in zip(self.mixture_weights_, self.components_, strict=True):
             proba += weight * component.predict_proba(
@@ -857,8 +950,11 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
             from twolayer.classifier.on_cluster import lazy_predict
 
             return lazy_predict(self, X, "predict_log_proba")
+        proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+            if isinstance(proba, np.ndarray):
+                return np.log(proba)
+            return array_api_compat.array_namespace(proba).log(proba)
 
     def predict(self, X: Any) -> np.ndarray:
         """The class of largest moderated probability.
@@ -872,7 +968,15 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
 
             return lazy_predict(self, X, "predict")
         proba = self.predict_proba(X)  # first: it checks that the model is fitted
-        return self.classes_[np.argmax(proba, axis=1)]
+        if isinstance(proba, np.ndarray):
+            return self.classes_[np.argmax(proba, axis=1)]
+        # On a device: numeric labels there, others (strings) on the host, as TwoLayerClassifier's.
+        xp = array_api_compat.array_namespace(proba)
+        device = array_api_compat.device(proba)
+        index = xp.argmax(proba, axis=1)
+        if self.classes_.dtype.kind in "iufb":
+            return xp.take(xp.asarray(self.classes_, device=device), index, axis=0)
+        return self.classes_[to_host(index)]
 
     def predict_proba_map(self, X: Any) -> np.ndarray:
         """The MAP network's own outputs :math:`y_k(x, w_{\\text{MAP}})`, without moderation.
@@ -886,7 +990,17 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
 
             return lazy_predict(self, X, "predict_proba_map")
         X = self._check_X(X)
+        if not isinstance(X, np.ndarray):  # the weights where X is, as they are
+            params = Params(self.coefs_[0], self.intercepts_[0], self.coefs_[1], self.intercepts_[1])
+            return nw.forward(params, X, activation=self.activation)
         return nw.forward(self.params_, X, activation=self.activation)
+
+
+def _total(s: Any) -> Any:
+    """:math:`S = \\sum_n s_n`: ``s.sum()`` of NumPy or Dask, the namespace's sum of a device's array."""
+    if isinstance(s, np.ndarray) or is_dask(s):
+        return s.sum()
+    return array_api_compat.array_namespace(s).sum(s)
 
 
 def _mixture_weights(log_evidence: np.ndarray, rule: str) -> np.ndarray:

@@ -5,13 +5,17 @@
 (PRML eq. 5.112 with one precision per group, biases included); the Laplace
 posterior (:mod:`twolayer.bayes.posterior`) is centred there. The minimisation
 is the package's one L-BFGS trainer, :func:`twolayer.training.optim.train_lbfgs`,
-with a decay per group.
+with a decay per group; on arrays of a device's namespace (PyTorch, CuPy,
+``array_api_strict``) the same minimisation runs through
+:func:`twolayer.training.on_device.train_full_batch_on_device`, every error
+and gradient computed where the patterns are.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import array_api_compat
 import numpy as np
 
 from twolayer import network as nw
@@ -20,6 +24,7 @@ from twolayer.cluster import as_row_blocks, is_dask
 from twolayer.network import Params
 from twolayer.prior import PriorPrecision, as_prior_precision
 from twolayer.training import optim
+from twolayer.training.on_device import to_host, train_full_batch_on_device
 
 __all__ = ["MapFit", "map_estimate"]
 
@@ -65,7 +70,8 @@ def map_estimate(
     prior_precision : float, 4 floats, or mapping
         :math:`\\alpha_g`; see :func:`as_prior_precision`.
     init : Params
-        The starting weights (not modified).
+        The starting weights (not modified); NumPy, or arrays of any
+        namespace (brought to the host once, where SciPy's driver keeps them).
     sample_weight : array-like of shape (N,), optional
     activation : str, default "tanh"
     max_iter : int, default 1000
@@ -76,6 +82,10 @@ def map_estimate(
     Returns
     -------
     MapFit
+        On a device's ``X`` (an array of a namespace other than NumPy) the
+        weights ``params`` are arrays of that namespace and device, and ``T``
+        and ``sample_weight`` must be arrays there too; the numbers are
+        Python floats.
 
     References
     ----------
@@ -84,6 +94,8 @@ def map_estimate(
     scale optimization", Mathematical Programming 45 (1989).
     """
     alpha = as_prior_precision(prior_precision)
+    if _on_a_device(X):
+        return _map_on_device(X, T, alpha, init, sample_weight, activation, max_iter, tol)
     init = _as_float64(init)
     D, M, K = _shape_of(init)
     if is_dask(X):
@@ -175,6 +187,107 @@ def _map_on_cluster(
     return _run_lbfgs(
         state, data, settings, (D, M, K), S, lambda p: data_error(p, X, T, sample_weight, activation=activation)
     )
+
+
+def _on_a_device(X: Any) -> bool:
+    """Whether ``X`` is an array of a namespace other than NumPy (and not Dask)."""
+    return (
+        not is_dask(X)
+        and not isinstance(X, np.ndarray)
+        and array_api_compat.is_array_api_obj(X)
+        and not array_api_compat.is_numpy_array(X)
+    )
+
+
+def _map_on_device(
+    X: Any,
+    T: Any,
+    alpha: np.ndarray,
+    init: Params,
+    sample_weight: Any,
+    activation: str,
+    max_iter: int,
+    tol: float,
+) -> MapFit:
+    """:func:`map_estimate` on a device's arrays: SciPy's L-BFGS-B here, every error and gradient there.
+
+    The minimisation of the host (:func:`map_estimate`): :math:`\\tilde E / S`
+    with the decay :math:`\\alpha_g / S` on every group, the pattern weights
+    scaled to mean one, a target row that is not 1-of-K one row per class.
+    ``T`` and ``sample_weight`` must be arrays of the namespace and device of
+    ``X``; the weights ``params`` of the result are too.
+    """
+    init = _as_float64(Params(*(to_host(p) for p in init)))
+    D, M, K = _shape_of(init)
+    xp = array_api_compat.array_namespace(X)
+    if not xp.isdtype(X.dtype, "real floating"):
+        X = xp.astype(X, xp.float64)
+    X = _check_X(X, D, like=X)
+    device = array_api_compat.device(X)
+    dtype = X.dtype
+    N = X.shape[0]
+    for name, a in (("T", T), ("sample_weight", sample_weight)):
+        if a is not None and not (
+            _on_a_device(a) and array_api_compat.array_namespace(a) is xp and array_api_compat.device(a) == device
+        ):
+            raise ValueError(f"{name} must be an array of {xp.__name__} on {device}, where X is")
+    T = T if T.dtype == dtype else xp.astype(T, dtype)
+    if tuple(T.shape) != (N, K):
+        raise ValueError(f"T must have shape ({N}, {K}), got {tuple(T.shape)}")
+    if not bool(xp.all(xp.isfinite(T)) & xp.all(T >= 0)):
+        raise ValueError("T must hold finite, non-negative targets (rows summing to one)")
+    s = None
+    if sample_weight is not None:
+        s = sample_weight if sample_weight.dtype == dtype else xp.astype(sample_weight, dtype)
+        if tuple(s.shape) != (N,) or not bool(xp.all(xp.isfinite(s)) & xp.all(s >= 0) & xp.any(s > 0)):
+            raise ValueError(f"sample_weight must be {N} finite non-negative numbers, not all zero")
+    S = float(N) if s is None else float(xp.sum(s))
+    rows, targets, weight = _class_index_rows_on_device(xp, X, T, s, S)
+    lam = tuple(float(a) for a in alpha / S)
+    host_dtype = np.float32 if dtype == xp.float32 else np.float64
+    state = optim.TrainingState(theta=np.array(nw.flatten(init), dtype=host_dtype))
+    settings = _lbfgs_settings(activation, max_iter, tol)
+    theta = xp.asarray(state.theta, device=device, copy=True)
+    reason, _, theta = train_full_batch_on_device(
+        state, theta, rows, targets, weight, lam, settings, method="lbfgs", n_classes=K
+    )
+    params = nw.unflatten(theta, D, M, K)
+    assert state.loss is not None  # the trainer always ends with the final value
+    return MapFit(
+        params=params,
+        data_error=float(nw.error(params, X, T, s, activation=activation)),
+        objective=state.loss * S,
+        n_iter=state.n_iter,
+        n_evaluations=state.t // rows.shape[0],
+        converged=reason == "converged",
+        loss_curve=state.loss_curve,
+    )
+
+
+def _class_index_rows_on_device(xp: Any, X: Any, T: Any, s: Any, S: float) -> tuple[Any, Any, Any]:
+    """:func:`_class_index_rows` on a device: the rows, their 1-of-K targets and weights times ``rows / S``.
+
+    1-of-K targets (the estimator's) stay where they are; other rows are
+    found on the host (their indices, once) and gathered there.
+    """
+    one_of_k = bool(xp.all((T == 0.0) | (T == 1.0)) & xp.all(xp.sum(T, axis=1) == 1.0))
+    if one_of_k:
+        rows, targets, weight = X, T, s
+    else:
+        device = array_api_compat.device(X)
+        T_host = to_host(T)
+        n, k = np.nonzero(T_host)
+        n_dev = xp.asarray(n.astype(np.int64), device=device)
+        rows = xp.take(X, n_dev, axis=0)
+        targets = xp.take(
+            xp.eye(T.shape[1], dtype=X.dtype, device=device), xp.asarray(k.astype(np.int64), device=device), axis=0
+        )
+        weight = xp.asarray(T_host[n, k], dtype=X.dtype, device=device)
+        if s is not None:
+            weight = weight * xp.take(s, n_dev, axis=0)
+    if weight is None:
+        return rows, targets, None
+    return rows, targets, weight * (rows.shape[0] / S)
 
 
 def _class_index_rows(
