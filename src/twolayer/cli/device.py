@@ -27,7 +27,7 @@ def refuse_device_options(args: argparse.Namespace) -> None:
     if getattr(args, "device", None) is None:
         return
     for given, option, why in (
-        (args.bayes, "--bayes", "the Bayesian network's posterior is computed on the host"),
+        (args.bayes, "--bayes", "the command trains the Bayesian network on the host; in Python it fits on a device"),
         (args.dask is not None, "--dask", "a cluster's workers compute on their own processors"),
         (args.resume is not None, "--resume", "a run on a device is not checkpointed yet"),
         (args.checkpoint is not None, "--checkpoint", "a run on a device is not checkpointed yet"),
