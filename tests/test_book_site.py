@@ -41,8 +41,17 @@ pytestmark = [
 #: Waits for MathJax's typesetting to finish (or finds there is no MathJax on the page).
 WAIT_FOR_MATHJAX = """
 const done = arguments[arguments.length - 1];
-if (!window.MathJax || !MathJax.startup) { done("no MathJax"); return; }
-MathJax.startup.promise.then(() => done("typeset"), (e) => done("failed: " + e));
+if (!document.querySelector('script[src*="mathjax"]')) { done("no MathJax"); return; }
+const started = Date.now();
+(function wait() {  // the script is loaded asynchronously: on a busy machine it may not have run yet
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+        MathJax.startup.promise.then(() => done("typeset"), (e) => done("failed: " + e));
+    } else if (Date.now() - started > 30000) {
+        done("MathJax did not start within 30 s");
+    } else {
+        setTimeout(wait, 100);
+    }
+})();
 """
 
 

@@ -38,7 +38,7 @@ from twolayer.bayes.posterior import (
     _centred,
     posterior_from_curvature,
 )
-from twolayer.classifier.on_device import _has_float64, device_namespace
+from twolayer.classifier.on_device import device_namespace, has_float64
 from twolayer.cluster import is_dask
 from twolayer.errors import InsufficientMemory
 from twolayer.estimator import (
@@ -474,7 +474,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
 
         try:
             device = array_api_compat.device(X)
-            dtype = xp.float64 if _has_float64(xp, device) else xp.float32
+            dtype = xp.float64 if has_float64(xp, device) else xp.float32
             X = validate_data(self, X, dtype=dtype)
             y_host = to_host(y)
             if y_host.ndim == 2 and y_host.shape[1] == 1:  # a column of labels

@@ -55,7 +55,7 @@ from twolayer.training.solvers import MINIBATCH_SOLVERS
 if TYPE_CHECKING:
     from twolayer.classifier.classifier import TwoLayerClassifier
 
-__all__ = ["check_namespace", "device_namespace", "fit", "on_device_params", "predict"]
+__all__ = ["check_namespace", "device_namespace", "fit", "has_float64", "on_device_params", "predict"]
 
 
 def device_namespace(*arrays: Any) -> Any | None:
@@ -90,7 +90,7 @@ def check_namespace(model: TwoLayerClassifier, X: Any, method: str) -> Any | Non
     return device_namespace(X)
 
 
-def _has_float64(xp: Any, device: Any) -> bool:
+def has_float64(xp: Any, device: Any) -> bool:
     """Whether ``device`` computes in float64 (Apple's MPS, say, does not)."""
     try:
         xp.zeros(1, dtype=xp.float64, device=device)
@@ -101,7 +101,7 @@ def _has_float64(xp: Any, device: Any) -> bool:
 
 def _float_dtype(xp: Any, X: Any) -> Any:
     """float32 stays float32; everything else computes in float64 where the device has it, else float32."""
-    if X.dtype == xp.float32 or not _has_float64(xp, array_api_compat.device(X)):
+    if X.dtype == xp.float32 or not has_float64(xp, array_api_compat.device(X)):
         return xp.float32
     return xp.float64
 
@@ -481,7 +481,7 @@ def _accuracy(
     device = array_api_compat.device(X_val)
     multilabel = k_val.ndim == 2
     targets = xp.asarray(k_val > 0.5 if multilabel else k_val.astype(np.int64), device=device)
-    total_dtype = xp.float64 if _has_float64(xp, device) else xp.float32
+    total_dtype = xp.float64 if has_float64(xp, device) else xp.float32
     weights = None if s_val is None else xp.asarray(s_val, dtype=total_dtype, device=device)
     # The denominator on the host, as NumPy's average forms it.
     denominator = float(X_val.shape[0]) if s_val is None else float(np.sum(s_val))
