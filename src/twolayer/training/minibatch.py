@@ -16,9 +16,10 @@ from twolayer.training.blocked import BlockedMinibatch
 from twolayer.training.diagnosis import diverged
 from twolayer.training.kernels import _kernels
 from twolayer.training.objective import _Layout
+from twolayer.training.optimizers import Optimizer
 from twolayer.training.state import EpochHook, MinibatchSettings, TrainingData, TrainingState, _dims
 
-__all__ = ["track_improvement", "train_minibatch"]
+__all__ = ["reached_plateau", "track_improvement", "train_minibatch"]
 
 
 def train_minibatch(
@@ -121,20 +122,7 @@ def train_minibatch(
             print(f"Iteration {state.n_iter}, loss = {loss:.8f}")
         _track_improvement(state, settings, run.params, validation_score)
         optimizer.epoch_end(state.t)
-        converged = False
-        if state.no_improvement_count > settings.n_iter_no_change:
-            if optimizer.plateau():
-                converged = True
-                if settings.verbose:
-                    what = "Validation score" if settings.early_stopping else "Training loss"
-                    print(
-                        f"{what} did not improve more than tol={settings.tol} "
-                        f"for {settings.n_iter_no_change} consecutive epochs. Stopping."
-                    )
-            else:
-                state.no_improvement_count = 0
-                if settings.verbose:
-                    print(f"Learning rate reduced to {optimizer.learning_rate}")
+        converged = reached_plateau(state, settings, optimizer)
         if on_epoch is not None and on_epoch(state):
             return "callback"
         if converged:
@@ -276,6 +264,29 @@ def _epoch_score(
     if validation_score is None:
         raise ValueError("early stopping needs a validation_score")
     return float(validation_score(params))
+
+
+def reached_plateau(state: TrainingState, settings: MinibatchSettings, optimizer: Optimizer) -> bool:
+    """Whether training stops after this epoch for want of improvement (as scikit-learn's MLPClassifier).
+
+    After more than ``n_iter_no_change`` epochs without improvement, SGD's
+    ``"adaptive"`` schedule first divides its learning rate (and the count
+    starts again); any other optimiser, or SGD at its smallest rate, stops.
+    """
+    if state.no_improvement_count <= settings.n_iter_no_change:
+        return False
+    if optimizer.plateau():
+        if settings.verbose:
+            what = "Validation score" if settings.early_stopping else "Training loss"
+            print(
+                f"{what} did not improve more than tol={settings.tol} "
+                f"for {settings.n_iter_no_change} consecutive epochs. Stopping."
+            )
+        return True
+    state.no_improvement_count = 0
+    if settings.verbose:
+        print(f"Learning rate reduced to {optimizer.learning_rate}")
+    return False
 
 
 def track_improvement(state: TrainingState, settings: MinibatchSettings, score: float | None) -> bool:

@@ -42,7 +42,7 @@ from twolayer.network import Params
 from twolayer.prior import Decay, decay_per_group, is_weight_decay
 from twolayer.training.diagnosis import diverged
 from twolayer.training.full_batch import record_iteration
-from twolayer.training.minibatch import track_improvement
+from twolayer.training.minibatch import reached_plateau, track_improvement
 from twolayer.training.optimizers import SGD, Adam, Optimizer
 from twolayer.training.state import EpochHook, LbfgsSettings, MinibatchSettings, TrainingState
 
@@ -421,20 +421,7 @@ def train_minibatch_on_device(
             print(f"Iteration {state.n_iter}, loss = {loss:.8f}")
         _track_improvement(state, settings, weights, validation_score, dims)
         optimizer.epoch_end(state.t)
-        converged = False
-        if state.no_improvement_count > settings.n_iter_no_change:
-            if optimizer.plateau():
-                converged = True
-                if settings.verbose:
-                    what = "Validation score" if settings.early_stopping else "Training loss"
-                    print(
-                        f"{what} did not improve more than tol={settings.tol} "
-                        f"for {settings.n_iter_no_change} consecutive epochs. Stopping."
-                    )
-            else:
-                state.no_improvement_count = 0
-                if settings.verbose:
-                    print(f"Learning rate reduced to {optimizer.learning_rate}")
+        converged = reached_plateau(state, settings, optimizer)
         if on_epoch is not None and on_epoch(state, theta):
             return "callback"
         if converged:
