@@ -295,6 +295,36 @@ def test_the_bayesian_network_fitted_on_the_device_is_the_numpy_one(iris: tuple,
     np.testing.assert_allclose(to_host(proba), reference.predict_proba(X), atol=1e-6)
     np.testing.assert_allclose(to_host(proba_map), reference.predict_proba_map(X), atol=1e-6)
     np.testing.assert_array_equal(to_host(labels), reference.predict(X))
+    host = model.to_numpy()  # weights and every component's posterior back on the host, whole
+    assert all(isinstance(a, np.ndarray) for a in (*host.coefs_, *host.intercepts_, host.posterior_.mean))
+    assert all(isinstance(c.mean, np.ndarray) for c in host.components_)
+    assert host.posterior_ is host.components_[0] and _module_of(model.posterior_.mean) == name  # a copy
+    np.testing.assert_allclose(host.predict_proba(X), to_host(proba), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(host.predict_proba_map(X), to_host(proba_map), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+def test_a_device_without_float64_fits_the_bayesian_network_in_float32(
+    iris: tuple, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where the device has no float64 (Apple's MPS, say) the procedure runs in float32: the same
+    # network and evidence to float32's precision, and everything it returns stays float32.
+    from twolayer.bayes import BayesianTwoLayerClassifier, estimator
+
+    xp = _namespace(name)
+    X, y = iris
+    kw = {"n_hidden": 3, "random_state": 0, "method": "probit", "tol": 1e-5, **ESTIMATOR_CASES["fixed_point-full"]}
+    reference = _bayes_fit(BayesianTwoLayerClassifier(**kw), X, y)
+    monkeypatch.setattr(estimator, "has_float64", lambda xp, device: False)
+    X_dev = xp.asarray(X)
+    with sklearn.config_context(array_api_dispatch=True):
+        model = _bayes_fit(BayesianTwoLayerClassifier(**kw), X_dev, xp.asarray(y))
+        proba = model.predict_proba(xp.asarray(X, dtype=xp.float32))
+    assert model.coefs_[0].dtype == xp.float32 and model.posterior_.mean.dtype == xp.float32
+    assert proba.dtype == xp.float32
+    assert model.log_evidence_ == pytest.approx(reference.log_evidence_, rel=1e-3)
+    np.testing.assert_allclose(model.alpha_, reference.alpha_, rtol=1e-2)
+    np.testing.assert_allclose(to_host(proba), reference.predict_proba(X), atol=2e-3)
 
 
 @pytest.mark.parametrize("name", NAMESPACES)

@@ -435,3 +435,30 @@ def test_a_model_trained_on_the_device_saves_and_loads_as_numpy(wine: tuple, nam
     loaded = modelfile.load(tmp_path / "device.safetensors")
     assert all(isinstance(a, np.ndarray) for a in loaded.coefs_)
     np.testing.assert_array_equal(loaded.predict_proba(X), model.to_numpy().predict_proba(X))
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_a_callback_on_the_device_sees_the_state_of_its_epoch(wine: tuple, name: str, solver: str) -> None:
+    # What get_training_state gives inside a callback (a checkpoint) is the state after that epoch,
+    # the optimiser's included, as on NumPy; without a callback nothing is brought back each epoch.
+    xp = _namespace(name)
+    X, y = wine
+    kw = {"n_hidden": 4, "solver": solver, "random_state": 0, "max_iter": 6, "early_stopping": True}
+    kw = {**kw, "n_iter_no_change": 50, "batch_size": 32}
+    states: dict[str, list[dict[str, Any]]] = {"host": [], "device": []}
+
+    def recorder(where: str) -> Any:
+        return lambda model: states[where].append(model.get_training_state()) and False
+
+    _fit(TwoLayerClassifier(**kw, callback=recorder("host")), X, y)
+    with sklearn.config_context(array_api_dispatch=True):
+        _fit(TwoLayerClassifier(**kw, callback=recorder("device")), xp.asarray(X), xp.asarray(y))
+    assert len(states["device"]) == len(states["host"]) == 6
+    moments = ("adam_m", "adam_v") if solver == "adam" else ("velocity",)
+    for host, device in zip(states["host"], states["device"], strict=True):
+        assert device["n_iter"] == host["n_iter"]
+        for key in ("theta", "best_theta", *moments):
+            assert isinstance(device[key], np.ndarray)
+            np.testing.assert_allclose(device[key], host[key], rtol=0, atol=1e-10, err_msg=key)
+    assert not np.array_equal(states["device"][0]["theta"], states["device"][-1]["theta"])

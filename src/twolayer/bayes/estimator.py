@@ -995,6 +995,29 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
             return nw.forward(params, X, activation=self.activation)
         return nw.forward(self.params_, X, activation=self.activation)
 
+    def to_numpy(self) -> BayesianTwoLayerClassifier:
+        """A copy whose weights and posteriors are NumPy arrays on the host (after a fit on a device); self when they are.
+
+        Every component's posterior comes back whole (mean, precision and its
+        factor), so the copy predicts on NumPy inputs as a fit on the host
+        would.
+
+        Returns
+        -------
+        BayesianTwoLayerClassifier
+        """
+        check_is_fitted(self)
+        if all(isinstance(a, np.ndarray) for a in (*self.coefs_, *self.intercepts_)):
+            return self
+        import copy
+
+        host = copy.copy(self)
+        host.components_ = [LaplacePosterior.from_dict(c.to_dict()) for c in self.components_]
+        host.posterior_ = host.components_[0]
+        host.coefs_ = [to_host(a) for a in self.coefs_]
+        host.intercepts_ = [to_host(a) for a in self.intercepts_]
+        return host
+
 
 def _total(s: Any) -> Any:
     """:math:`S = \\sum_n s_n`: ``s.sum()`` of NumPy or Dask, the namespace's sum of a device's array."""

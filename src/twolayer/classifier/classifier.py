@@ -53,6 +53,7 @@ from twolayer.estimator import (
 from twolayer.network import Params
 from twolayer.resources import check_memory, covered
 from twolayer.training import optim
+from twolayer.training.on_device import to_host
 from twolayer.training.solvers import MINIBATCH_SOLVERS, SOLVERS
 
 __all__ = [
@@ -121,10 +122,11 @@ def _input_dtypes(X: Any) -> Any:
     return _DTYPES
 
 
-def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+def _same_array(a: Any, b: np.ndarray) -> bool:
     """Whether ``a`` is the array ``b`` itself (a view of the same memory, laid out alike), not only equal to it."""
     return (
-        a.dtype == b.dtype
+        isinstance(a, np.ndarray)
+        and a.dtype == b.dtype
         and a.shape == b.shape
         and a.strides == b.strides
         and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
@@ -1001,9 +1003,11 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         running = network.unflatten(state.theta, D, M, K)
         if all(_same_array(p, r) for p, r in zip(params, running)):
             return state
-        flat = np.concatenate([np.asarray(p, dtype=dtype).ravel() for p in params])
+        # After a fit on a device (or inside its callback) the public weights are the device's
+        # copies of the running or the best weights: equal to them, they are no edit.
+        flat = np.concatenate([to_host(p).astype(dtype, copy=False).ravel() for p in params])
         shown = state.best_theta if (self.early_stopping and state.best_theta is not None) else state.theta
-        if np.array_equal(flat, shown):
+        if np.array_equal(flat, shown) or np.array_equal(flat, state.theta):
             return state
         np.copyto(state.theta, flat)
         if state.best_theta is not None:
@@ -1317,8 +1321,6 @@ class TwoLayerClassifier(BaseTwoLayerClassifier):
         """
         if all(isinstance(a, np.ndarray) for a in (*self.coefs_, *self.intercepts_)):
             return self
-        from twolayer.training.on_device import to_host
-
         copy = _shallow_copy(self)
         copy.coefs_ = [to_host(a) for a in self.coefs_]
         copy.intercepts_ = [to_host(a) for a in self.intercepts_]

@@ -364,7 +364,17 @@ def _minibatch_run(
             if recorded is not None:
                 fitting.record_score(model, st, recorded(network.unflatten(theta, D, M, K)))
             publish()
+            if model.callback is not None:
+                # A callback may read get_training_state (a checkpoint): the host's copy is brought up
+                # to date first, O(W) numbers an epoch, and only when someone is looking.
+                bring_back()
             return on_epoch(st)
+
+        def bring_back() -> None:
+            state.theta[...] = to_host(weights.theta)
+            if weights.best is not None:
+                state.best_theta = np.array(to_host(weights.best), dtype=state.theta.dtype)  # a copy of its own
+            optimizer.store_into(host_optimizer)
 
         try:
             reason = train_minibatch_on_device(
@@ -383,11 +393,8 @@ def _minibatch_run(
                 on_epoch=hook,
             )
         finally:
-            # The state goes back to the host once, however training ended: a later fit goes on from it.
-            state.theta[...] = to_host(weights.theta)
-            if weights.best is not None:
-                state.best_theta = np.array(to_host(weights.best), dtype=state.theta.dtype)  # a copy of its own
-            optimizer.store_into(host_optimizer)
+            # The state goes back to the host however training ended: a later fit goes on from it.
+            bring_back()
         return reason, "the loss was still changing"
 
     return run
