@@ -1,10 +1,13 @@
 """``train --device``: the network trained on a PyTorch device (a GPU), through scikit-learn's array API dispatch.
 
 ``--device cpu`` or ``cuda[:N]`` moves the training rows there as a PyTorch tensor and fits
-:class:`twolayer.classifier.TwoLayerClassifier` under ``array_api_dispatch`` (see
-:mod:`twolayer.classifier.on_device`); the weights come back to the host after the fit, so that
-the held-out figures, the plot and the model file are those of any other run. The progress line's
-held-out accuracy takes the weights to the host once an epoch (W numbers).
+:class:`twolayer.classifier.TwoLayerClassifier` (or, with ``--bayes``,
+:class:`twolayer.bayes.BayesianTwoLayerClassifier`) under ``array_api_dispatch`` (see
+:mod:`twolayer.classifier.on_device`); the fitted arrays come back to the host after the fit, so
+that the held-out figures, the plot and the model file are those of any other run. The progress
+line's held-out accuracy takes the weights to the host once an epoch (W numbers); a checkpoint
+takes the optimiser's state too, at the epochs it is written. ``--resume`` goes on from a
+checkpoint on the device, whichever machine wrote it.
 
 SciPy reads ``SCIPY_ARRAY_API`` once, when it is first imported, and scikit-learn's dispatch needs
 it set: the command says so in one line when it is not (``SCIPY_ARRAY_API=1 twolayer train ...``).
@@ -23,17 +26,11 @@ __all__ = ["refuse_device_options", "torch_device"]
 
 
 def refuse_device_options(args: argparse.Namespace) -> None:
-    """Refuse, in one line, what ``--device`` cannot do yet."""
+    """Refuse, in one line, what ``--device`` cannot do."""
     if getattr(args, "device", None) is None:
         return
-    for given, option, why in (
-        (args.bayes, "--bayes", "the command trains the Bayesian network on the host; in Python it fits on a device"),
-        (args.dask is not None, "--dask", "a cluster's workers compute on their own processors"),
-        (args.resume is not None, "--resume", "a run on a device is not checkpointed yet"),
-        (args.checkpoint is not None, "--checkpoint", "a run on a device is not checkpointed yet"),
-    ):
-        if given:
-            raise DataError(f"{option} does not apply with --device ({why})")
+    if args.dask is not None:
+        raise DataError("--dask does not apply with --device (a cluster's workers compute on their own processors)")
 
 
 def torch_device(text: str) -> Any:

@@ -305,7 +305,10 @@ class Plain(Kind):
 
 
 class Bayesian(Kind):
-    """:class:`twolayer.bayes.BayesianTwoLayerClassifier`: the evidence procedure, whole batch, float64."""
+    """:class:`twolayer.bayes.BayesianTwoLayerClassifier`: the evidence procedure, whole batch, float64.
+
+    ``device`` (a ``torch.device``, from ``--device``) fits there: see :mod:`twolayer.cli.device`.
+    """
 
     defaults: Mapping[str, Any] = MappingProxyType({**TRAIN_DEFAULTS, **BAYES_DEFAULTS, "dtype": "float64"})
     option_keys = (*OPTION_KEYS, *BAYES_DEFAULTS)
@@ -313,6 +316,9 @@ class Bayesian(Kind):
     records_held_out_accuracy = False
     shown_only = ("test_accuracy_map",)
     confusion_title = "Confusion matrix (held-out test set, moderated)"
+
+    def __init__(self, device: Any = None) -> None:
+        self.device = device
 
     def refuse(self, args: argparse.Namespace) -> None:
         for key, reason in NOT_BAYESIAN.items():
@@ -374,7 +380,10 @@ class Bayesian(Kind):
         with warnings.catch_warnings(record=True) as caught, _extremes_quiet(), busy(what, quiet=quiet):
             warnings.simplefilter("always", ConvergenceWarning)
             try:
-                model.fit(X_train, y_train)
+                if self.device is None:
+                    model.fit(X_train, y_train)
+                else:
+                    _fit_on_device(model, X_train, y_train, self.device)
             except TrainingDiverged as exc:
                 raise DataError(
                     diverged_message(None, run, X_train, getattr(exc, "cause", None), bayesian=True)
@@ -452,7 +461,7 @@ def _extremes_quiet() -> Any:
 
 def _fit_on_device(model: Any, X: np.ndarray, y: np.ndarray, device: Any, **held_out: Any) -> None:
     """``model.fit`` with ``X`` (and a ``--validation`` file's ``X_val``) on the PyTorch ``device``; the
-    weights are brought back to the host after it."""
+    fitted arrays (weights, and a Bayesian network's posteriors) are brought back to the host after it."""
     import sklearn
     import torch
 
@@ -462,9 +471,8 @@ def _fit_on_device(model: Any, X: np.ndarray, y: np.ndarray, device: Any, **held
         with sklearn.config_context(array_api_dispatch=True):
             model.fit(torch.asarray(X, device=device), y, **held_out)
     finally:
-        if hasattr(model, "coefs_"):
-            host = model.to_numpy()
-            model.coefs_, model.intercepts_ = list(host.coefs_), list(host.intercepts_)
+        if hasattr(model, "coefs_"):  # the host's copies of the fitted arrays replace the device's
+            model.__dict__.update(model.to_numpy().__dict__)
 
 
 def _network_row(outcome: Outcome, run: Run) -> str:
@@ -593,7 +601,8 @@ def train(args: argparse.Namespace) -> int:
 
         return train_on_cluster(args)
     check_multilabel_options(args)  # leaves args.target one name, or a list of them with --multilabel
-    kind: Kind = Bayesian() if args.bayes else Plain(torch_device(args.device) if args.device is not None else None)
+    device = torch_device(args.device) if args.device is not None else None
+    kind: Kind = Bayesian(device) if args.bayes else Plain(device)
     kind.refuse(args)
     checkpoint_in = None
     if args.resume is not None:  # refused above for --bayes
