@@ -190,6 +190,51 @@ def test_an_export_with_gaps_and_text_trains_and_predicts_by_key(
     assert lines[1].startswith("k1,,green,2,") and lines[2].startswith("k2,35,red,1,")
 
 
+def test_twolayer_load_predicts_on_the_table_itself_as_predict_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # twolayer.load puts the file's encoding (fills, one-hot) in front of the scaler and the network,
+    # so the pipeline takes the table's own columns; the command line's predict is the reference.
+    import numpy as np
+    import pandas as pd
+
+    import twolayer
+
+    monkeypatch.chdir(tmp_path)
+    write_export(Path("export.csv"))
+    argv = ["export.csv", "--id", "customer", "--missing", "median", "--epochs", "3", "--hidden", "3", "--out", "m.st"]
+    code, _, err = run(capsys, "train", *argv)
+    assert code == 0, err
+    new = "spend,colour,customer,age\n2.0,green,k1,\n1.0,red,k2,35\n,blue,k3,41\n3.5,,k4,20\n"
+    Path("new.csv").write_text(new)
+    code, _, err = run(capsys, "predict", "m.st", "new.csv", "--id", "customer", "--proba", "--out", "p.csv")
+    assert code == 0, err
+    expected = pd.read_csv("p.csv")[["proba_no", "proba_yes"]].to_numpy()
+    pipeline = twolayer.load("m.st")
+    assert [name for name, _ in pipeline.steps] == ["encoding", "scaler", "classifier"]
+    table = pd.read_csv("new.csv")  # columns in another order, the identifier among them
+    np.testing.assert_allclose(pipeline.predict_proba(table), expected, atol=5e-7)  # the CSV's six digits
+    assert list(pipeline.predict(table)) == list(pd.read_csv("p.csv")["prediction"])
+
+
+def test_a_loaded_pipeline_that_fills_no_cells_refuses_an_empty_text_cell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    import twolayer
+
+    monkeypatch.chdir(tmp_path)
+    rows = [f"{age},{colour},{label}" for age, colour, label in [(30, "red", "yes"), (50, "blue", "no")] * 10]
+    Path("complete.csv").write_text("age,colour,bought\n" + "\n".join(rows) + "\n")
+    code, _, err = run(capsys, "train", "complete.csv", "--epochs", "2", "--hidden", "2", "--out", "m.st")
+    assert code == 0, err
+    pipeline = twolayer.load("m.st")  # trained with --missing error: nothing to fill
+    assert pipeline.predict(pd.DataFrame({"age": [30.0], "colour": ["red"]})).shape == (1,)
+    with pytest.raises(ValueError, match="text feature column is empty"):
+        pipeline.predict(pd.DataFrame({"age": [30.0], "colour": [None]}))
+
+
 def test_dropping_incomplete_rows_and_what_the_model_then_refuses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

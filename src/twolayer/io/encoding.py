@@ -220,6 +220,47 @@ class FeatureEncoding:
         n = len(next(iter(columns.values()))) if columns else 0
         return np.hstack(parts) if parts else np.zeros((n, 0))
 
+    def column_transformer(self) -> Any:
+        """The encoding as a fitted scikit-learn ``ColumnTransformer``, for a DataFrame's named columns.
+
+        Each feature column goes through its own steps, in :attr:`names`
+        order: a text column through :class:`SimpleImputer` (when the policy
+        fills) and :class:`OneHotEncoder` with this encoding's categories; a
+        numeric one through :class:`SimpleImputer` or unchanged. Its output is
+        :meth:`transform`'s matrix, so that :func:`twolayer.load` can put it in
+        front of the network and the pipeline predicts on the table itself.
+        Under the ``"error"`` and ``"drop"`` policies an empty text cell is
+        refused here (ValueError), an empty numeric one by the network's
+        input check.
+
+        Returns
+        -------
+        sklearn.compose.ColumnTransformer
+            Fitted; it needs a pandas DataFrame with at least the columns :attr:`names`.
+        """
+        import pandas as pd
+        from sklearn.compose import ColumnTransformer
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+
+        transformers: list[tuple[str, Any, list[str]]] = []
+        for k, (name, kind, cats) in enumerate(zip(self.names, self.kinds, self.categories)):
+            steps: list[Any] = []
+            if kind == "text":
+                steps.append(FunctionTransformer(_text_cells, kw_args={"refuse_empty": not self.fills}))
+            if self.fills:
+                steps.append(self._imputer(k))  # fitted already; the ColumnTransformer refits a clone alike
+            if cats is not None:
+                steps.append(OneHotEncoder(categories=[list(cats)], handle_unknown="ignore", sparse_output=False))
+            transformers.append((f"column{k}", make_pipeline(*steps) if steps else "passthrough", [name]))
+        # One row of the fill values (or any category, any number): every step refits to exactly its stored state.
+        row = {
+            name: [fill if fill is not None else (cats[0] if cats is not None else 0.0)]
+            for name, fill, cats in zip(self.names, self.fill, self.categories)
+        }
+        columns = ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
+        return columns.fit(pd.DataFrame(row))
+
     def to_json(self) -> dict[str, Any]:
         """The fitted state as plain JSON values, for the model file."""
         return {
@@ -259,6 +300,15 @@ class FeatureEncoding:
             return cls(tuple(names), tuple(kinds), record["missing"], tuple(fill), tuple(categories))
         except (AssertionError, KeyError, TypeError, ValueError):
             raise DataError(f"{source}: the feature encoding is malformed") from None
+
+
+def _text_cells(X: Any, refuse_empty: bool = False) -> np.ndarray:
+    """A text column's cells as :meth:`FeatureEncoding.transform` reads them: strings, ``None`` where empty."""
+    column = _as_column(np.asarray(X).ravel(), "text")
+    if refuse_empty and any(v is None for v in column):
+        row = next(i for i, v in enumerate(column) if v is None)
+        raise ValueError(f"row {row} of a text feature column is empty, and the model was trained to fill no cells")
+    return column.reshape(-1, 1)
 
 
 def fit_encoding(

@@ -584,9 +584,13 @@ def load(path: str | os.PathLike[str]) -> Any:
 
     Returns
     -------
-    TwoLayerClassifier or sklearn.pipeline.Pipeline
+    TwoLayerClassifier, BayesianTwoLayerClassifier or sklearn.pipeline.Pipeline
         The kind of object that was saved: a pipeline (``StandardScaler``
-        then ``TwoLayerClassifier``) when the file holds a scaler.
+        then the network) when the file holds a scaler. A model that
+        ``twolayer train`` fitted on a table's encoded columns (text
+        columns one-hot, empty cells filled) starts with that encoding too
+        (:meth:`~twolayer.io.encoding.FeatureEncoding.column_transformer`):
+        it predicts on a pandas DataFrame of the table's columns.
 
     Raises
     ------
@@ -594,4 +598,10 @@ def load(path: str | os.PathLike[str]) -> Any:
         For a file that is missing, truncated, corrupted, not a model, or
         from a newer format version.
     """
-    return read(path).model
+    from sklearn.pipeline import Pipeline
+
+    file = read(path)
+    if file.encoding is None:
+        return file.model
+    steps = file.model.steps if isinstance(file.model, Pipeline) else [("classifier", file.model)]
+    return Pipeline([("encoding", file.encoding.column_transformer()), *steps])
