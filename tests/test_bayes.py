@@ -483,8 +483,11 @@ def test_evidence_alpha_is_near_the_held_out_best_on_two_moons(moons):
     grid = 10.0 ** np.arange(-2, 1.01, 0.25)
     curve = held_out_curve(X, y, Xt, yt, 8, grid, seeds=[1])
     best = grid[np.argmin(curve)]
-    fixed = BayesianTwoLayerClassifier(n_hidden=8, random_state=1).fit(X, y)
-    searched = BayesianTwoLayerClassifier(n_hidden=8, random_state=1, alpha_search="grid", alpha_grid=grid).fit(X, y)
+    # One alpha for every weight (the whole network's posterior): the held-out curve's alpha.
+    fixed = BayesianTwoLayerClassifier(n_hidden=8, random_state=1, structure="full").fit(X, y)
+    searched = BayesianTwoLayerClassifier(
+        n_hidden=8, random_state=1, structure="full", alpha_search="grid", alpha_grid=grid
+    ).fit(X, y)
     for model in (fixed, searched):
         factor = max(model.alpha_[0] / best, best / model.alpha_[0])
         assert factor < 3, (model.alpha_search, model.alpha_[0], best)
@@ -503,7 +506,9 @@ def test_evidence_grid_alpha_is_near_the_held_out_best_on_digits():
     grid = 10.0 ** np.arange(-1.5, 0.51, 0.5)  # 0.03 ... 3
     curve = held_out_curve(X, y, Xt, yt, 8, grid, seeds=[0, 1])
     best = grid[np.argmin(curve)]
-    model = BayesianTwoLayerClassifier(n_hidden=8, random_state=0, alpha_search="grid", alpha_grid=grid).fit(X, y)
+    model = BayesianTwoLayerClassifier(
+        n_hidden=8, random_state=0, structure="full", alpha_search="grid", alpha_grid=grid
+    ).fit(X, y)
     chosen = model.alpha_[0]
     assert max(chosen / best, best / chosen) < 4, (chosen, best, curve)
     assert curve[np.flatnonzero(grid == chosen)[0]] < curve.min() + 0.02
@@ -552,7 +557,9 @@ def test_sklearn_estimator_checks(estimator, check):
 
 def test_fitted_attributes_and_evidence_curve(moons):
     X, y, _, _ = moons
-    model = BayesianTwoLayerClassifier(n_hidden=5, per_group=True, max_cycles=30, random_state=0).fit(X, y)
+    model = BayesianTwoLayerClassifier(n_hidden=5, per_group=True, structure="full", max_cycles=30, random_state=0).fit(
+        X, y
+    )
     assert model.alpha_.shape == (4,) and len(set(model.alpha_)) == 4
     assert model.n_cycles_ == len(model.evidence_curve_) == len(model.alpha_curve_)
     assert model.log_evidence_ == model.evidence_curve_[-1] == model.posterior_.log_evidence

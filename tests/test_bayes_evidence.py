@@ -6,11 +6,13 @@ seeds 120-124. Fits are cached per module; the five-seed checks are marked slow.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.datasets import make_moons
+from sklearn.exceptions import ConvergenceWarning
 
 from twolayer import network as nw
 from twolayer.bayes import BayesianTwoLayerClassifier, map_estimate, posterior_from_curvature
@@ -21,22 +23,31 @@ from twolayer.prior import group_ids
 SEEDS = (120, 121, 122, 123, 124)
 FAST_SEEDS = (120, 124)
 N_HIDDEN = 6
-LEGACY = {"n_restarts": 0, "alpha_damping": 1.0, "alpha_hyperprior": 0.0, "per_group": False, "max_cycles": 10}
+LEGACY = {
+    "n_restarts": 0,
+    "alpha_damping": 1.0,
+    "alpha_hyperprior": 0.0,
+    "per_group": False,
+    "structure": "full",
+    "max_cycles": 10,
+}
 
 
 def _moons(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return make_moons(200, noise=0.3, random_state=seed)
 
 
-_FITS: dict[tuple[int, bool], BayesianTwoLayerClassifier] = {}
+_FITS: dict[tuple[int, bool, str], BayesianTwoLayerClassifier] = {}
+STRUCTURES = ["full", "last_layer"]  # the default posterior (the whole network's), and the last layer's
 
 
-def _fitted(seed: int, per_group: bool) -> BayesianTwoLayerClassifier:
+def _fitted(seed: int, per_group: bool, structure: str = "full") -> BayesianTwoLayerClassifier:
     """The default procedure (three restarts, the hyperprior) on one seed, fitted once per module."""
-    key = (seed, per_group)
+    key = (seed, per_group, structure)
     if key not in _FITS:
         X, y = _moons(seed)
-        _FITS[key] = BayesianTwoLayerClassifier(n_hidden=N_HIDDEN, per_group=per_group, random_state=0).fit(X, y)
+        model = BayesianTwoLayerClassifier(n_hidden=N_HIDDEN, per_group=per_group, structure=structure, random_state=0)
+        _FITS[key] = model.fit(X, y)
     return _FITS[key]
 
 
@@ -56,27 +67,30 @@ def _single_start_evidence(
         return float(single.fit(X, y).log_evidence_)
 
 
-def _restarts_beat_every_single_start(seeds: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+def _restarts_beat_every_single_start(seeds: tuple[int, ...], monkeypatch: pytest.MonkeyPatch, structure: str) -> None:
     for seed in seeds:
-        model = _fitted(seed, per_group=True)
+        model = _fitted(seed, per_group=True, structure=structure)
         singles = [_single_start_evidence(model, seed, s, monkeypatch) for s in range(int(model.n_restarts) + 1)]
         # Two runs that end in the same basin stop at fixed points equal to alpha_tol, where the evidence is
         # stationary: they agree to far below 0.01 nats; the basins differ by tens of nats.
         assert model.log_evidence_ >= max(singles) - 1e-2, (seed, model.log_evidence_, singles)
 
 
+# For the whole network's posterior (the default). Not for the last layer's, whose evidence ranks the
+# hidden layer's basins by the output layer's fit alone: on seed 124 the restarted run ends 1.2 nats
+# below the run from its third restart alone (issue 19's note).
 def test_restarted_evidence_is_at_least_every_single_start_fast(monkeypatch):
-    _restarts_beat_every_single_start(FAST_SEEDS, monkeypatch)
+    _restarts_beat_every_single_start(FAST_SEEDS, monkeypatch, "full")
 
 
 @pytest.mark.slow
 def test_restarted_evidence_is_at_least_every_single_start_on_five_seeds(monkeypatch):
-    _restarts_beat_every_single_start(SEEDS, monkeypatch)
+    _restarts_beat_every_single_start(SEEDS, monkeypatch, "full")
 
 
-def _settles(seeds: tuple[int, ...], per_group: bool) -> None:
+def _settles(seeds: tuple[int, ...], per_group: bool, structure: str) -> None:
     for seed in seeds:
-        model = _fitted(seed, per_group)  # filterwarnings=error: a ConvergenceWarning fails here
+        model = _fitted(seed, per_group, structure)  # filterwarnings=error: a ConvergenceWarning fails here
         assert model.n_cycles_ < model.max_cycles
         target = model.posterior_.reestimated_prior_precision(
             tie=not per_group, hyperprior=model.alpha_hyperprior, centre=model.alpha
@@ -86,15 +100,17 @@ def _settles(seeds: tuple[int, ...], per_group: bool) -> None:
         assert np.all(model.alpha_ > 1e-3) and np.all(model.alpha_ < 1e3), (seed, model.alpha_)
 
 
+@pytest.mark.parametrize("structure", STRUCTURES)
 @pytest.mark.parametrize("per_group", [False, True], ids=["tied", "per-group"])
-def test_alpha_fixed_point_settles_fast(per_group):
-    _settles(FAST_SEEDS, per_group)
+def test_alpha_fixed_point_settles_fast(per_group, structure):
+    _settles(FAST_SEEDS, per_group, structure)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("structure", STRUCTURES)
 @pytest.mark.parametrize("per_group", [False, True], ids=["tied", "per-group"])
-def test_alpha_fixed_point_settles_on_five_seeds(per_group):
-    _settles(SEEDS, per_group)
+def test_alpha_fixed_point_settles_on_five_seeds(per_group, structure):
+    _settles(SEEDS, per_group, structure)
 
 
 def test_every_restart_evidence_is_recorded_and_the_best_is_kept():
@@ -211,3 +227,49 @@ def test_a_file_from_before_restarts_and_mixtures_reads_as_one_component_fitted_
     assert len(model.components_) == 1 and model.n_components == 1
     assert (model.n_restarts, model.alpha_hyperprior, model.alpha_damping) == (0, 0.0, 1.0)
     assert [r.tolist() for r in model.restart_evidence_] == [[v] for v in model.evidence_curve_]
+
+
+def test_a_last_layer_posterior_reestimates_the_output_layer_and_keeps_the_hidden_layers_alpha():
+    # Its evidence says nothing of the first layer's prior: tied or per group, W1 and b1 keep alpha.
+    # The per-group update of each output group is gamma_g / ||w_g||^2 under the hyperprior, recomputed here.
+    X, y = _moons(121)
+    for per_group in (False, True):
+        model = BayesianTwoLayerClassifier(
+            n_hidden=4, structure="last_layer", per_group=per_group, alpha=0.7, random_state=0
+        ).fit(X, y)
+        assert model.alpha_[0] == model.alpha_[1] == 0.7
+        post = model.posterior_
+        ids = group_ids(*post.shape)
+        norms = np.bincount(ids, weights=post.mean**2, minlength=4)
+        nu, centre = model.alpha_hyperprior, model.alpha
+        if per_group:
+            expected = [(post.gamma_groups[g] + nu) / (norms[g] + nu / centre) for g in (2, 3)]
+        else:
+            expected = [(post.gamma + nu) / (norms[2] + norms[3] + nu / centre)] * 2
+        np.testing.assert_allclose(model.alpha_[2:], expected, rtol=model.alpha_tol)
+
+
+@pytest.mark.parametrize(
+    ("structure", "alpha_search", "per_group"),
+    [("last_layer", "fixed_point", True), ("full", "fixed_point", False), ("last_layer", "grid", False)],
+)
+def test_per_group_auto_is_per_group_for_the_last_layer_only(structure, alpha_search, per_group):
+    from twolayer.bayes.choices import per_group_precisions
+
+    assert per_group_precisions("auto", structure, alpha_search) is per_group
+    X, y = _moons(122)
+    kw = {"n_hidden": 3, "structure": structure, "alpha_search": alpha_search, "random_state": 0, "max_cycles": 4}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # four cycles, a two-point grid: on purpose
+        auto = BayesianTwoLayerClassifier(**kw, alpha_grid=[0.3, 1.0]).fit(X, y)
+        explicit = BayesianTwoLayerClassifier(**kw, alpha_grid=[0.3, 1.0], per_group=per_group).fit(X, y)
+    np.testing.assert_array_equal(auto.alpha_, explicit.alpha_)
+    assert auto.log_evidence_ == explicit.log_evidence_
+
+
+def test_per_group_refuses_other_values():
+    X, y = _moons(122)
+    with pytest.raises(TypeError, match="per_group must be True, False or 'auto'"):
+        BayesianTwoLayerClassifier(per_group="yes").fit(X, y)
+    with pytest.raises(ValueError, match="per_group=True needs alpha_search='fixed_point'"):
+        BayesianTwoLayerClassifier(per_group=True, alpha_search="grid").fit(X, y)

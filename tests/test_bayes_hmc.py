@@ -42,7 +42,7 @@ def problem() -> tuple[np.ndarray, np.ndarray, np.ndarray, HmcPredictive]:
 
 def _laplace(X: np.ndarray, y: np.ndarray, **kwargs: object) -> BayesianTwoLayerClassifier:
     return BayesianTwoLayerClassifier(
-        n_hidden=N_HIDDEN, alpha_search="grid", alpha_grid=[ALPHA], random_state=0, **kwargs
+        n_hidden=N_HIDDEN, alpha_search="grid", alpha_grid=[ALPHA], random_state=0, **{"structure": "full", **kwargs}
     ).fit(X, y)
 
 

@@ -999,3 +999,18 @@ def test_the_bayes_package_still_exports_every_name() -> None:
     for name in bayes.__all__:  # each is the object of the module that defines it
         assert getattr(bayes, name) is getattr(importlib.import_module(bayes._LAZY[name]), name), name
     assert sorted(bayes.__all__) == sorted(bayes._LAZY)
+
+
+@pytest.mark.parametrize(
+    ("options", "per_group"),
+    [(["--structure", "last_layer"], True), (["--structure", "last_layer", "--no-per-group"], False), ([], False)],
+)
+def test_per_group_follows_the_posterior_unless_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], per_group: bool
+) -> None:
+    code, _, err = run(capsys, "train", "moons", *BAYES_TINY, *options, "--quiet", "--out", tmp_path / "m.st")
+    assert code == 0, err
+    network = read(tmp_path / "m.st").classifier
+    assert network.per_group == ("auto" if "--no-per-group" not in options else False)
+    output_alphas = network.alpha_[2:]
+    assert bool(output_alphas[0] != output_alphas[1]) == per_group  # W2 and b2 re-estimated apart, or tied

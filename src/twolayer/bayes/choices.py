@@ -5,7 +5,7 @@ scikit-learn; :class:`~twolayer.bayes.BayesianTwoLayerClassifier` and
 :func:`~twolayer.bayes.laplace` validate against the same tuples.
 """
 
-__all__ = ["ALPHA_SEARCHES", "HESSIANS", "METHODS", "MIXTURE_WEIGHTS", "STRUCTURES"]
+__all__ = ["ALPHA_SEARCHES", "HESSIANS", "METHODS", "MIXTURE_WEIGHTS", "STRUCTURES", "per_group_precisions"]
 
 #: The curvature of the data error in the posterior precision: exact, or the Gauss–Newton matrix.
 HESSIANS = ("exact", "gauss_newton")
@@ -17,3 +17,29 @@ METHODS = ("mc", "probit")
 ALPHA_SEARCHES = ("fixed_point", "grid")
 #: How a mixture of Laplace posteriors weighs its components: equally, or in proportion to their evidence.
 MIXTURE_WEIGHTS = ("equal", "evidence")
+
+
+def per_group_precisions(per_group: object, structure: str, alpha_search: str) -> bool:
+    """Whether the fixed point re-estimates one precision per group: ``per_group`` with "auto" resolved.
+
+    "auto" is per group for the last-layer posterior (its ``W2`` and ``b2``:
+    the output biases, a handful of numbers, then keep the hyperprior's
+    scale instead of taking the weights') and one precision for the other
+    structures, where per-group precisions over the whole network measured
+    worse (BENCHMARKS.md, "Calibration"); a grid holds one precision.
+
+    Parameters
+    ----------
+    per_group : bool or "auto"
+    structure : str
+        One of :data:`twolayer.bayes.choices.STRUCTURES`.
+    alpha_search : str
+        One of :data:`twolayer.bayes.choices.ALPHA_SEARCHES`.
+
+    Returns
+    -------
+    bool
+    """
+    if per_group == "auto":
+        return structure == "last_layer" and alpha_search == "fixed_point"
+    return bool(per_group)

@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from twolayer import network as nw
-from twolayer.bayes.choices import ALPHA_SEARCHES, MIXTURE_WEIGHTS
+from twolayer.bayes.choices import ALPHA_SEARCHES, MIXTURE_WEIGHTS, per_group_precisions
 from twolayer.bayes.fitted import _data_curvature
 from twolayer.bayes.map import MapFit, map_estimate
 from twolayer.bayes.memory import fit_estimate, laplace_estimate, predict_estimate
@@ -152,20 +152,26 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         The starting prior precision of every group for ``"fixed_point"``,
         and the mode of the hyperprior, in the units of TwoLayerClassifier's
         ``alpha`` (the coefficient of :math:`\\tfrac12 \\lVert w \\rVert^2`
-        added to the summed error).
+        added to the summed error). With ``structure="last_layer"`` it stays
+        the hidden layer's precision (its weight decay): that posterior's
+        evidence says nothing of the first layer.
     alpha_search : {"fixed_point", "grid"}, default "fixed_point"
-    per_group : bool, default False
-        With ``"fixed_point"``, re-estimate one precision per group (``W1``,
-        ``b1``, ``W2``, ``b2``; MacKay 1992) instead of one for all. It fits
-        two moons better than one alpha (held-out log-loss 0.2215 against
-        0.229) but wine, breast cancer and the digits worse (a small
-        :math:`\\alpha_{W2}`, a broad predictive; ``docs/evidence.md``).
-        Without the hyperprior per-group precisions drift along
-        the rescaling between the layers: where the hidden units work in
-        their linear range, a smaller ``W1`` and a larger ``W2`` fit alike,
-        each re-estimation shrinks :math:`\\alpha_{W2}` and grows
-        :math:`\\alpha_{W1}`, and the cycles run off (a warning says when a
-        precision reaches the bounds 1e-8 or 1e8).
+    per_group : bool or "auto", default "auto"
+        With ``"fixed_point"``, re-estimate one precision per group the
+        posterior covers (``W1``, ``b1``, ``W2``, ``b2``; MacKay 1992) instead
+        of one for them all. "auto" is per group for the last-layer
+        posterior (``W2`` and ``b2``) and one precision otherwise: on the
+        calibration benchmark (BENCHMARKS.md) per-group precisions over the
+        last layer fit best everywhere, while over the whole network they
+        fit two moons better than one alpha but wine, breast cancer and the
+        digits worse (a small :math:`\\alpha_{W2}`, a broad predictive;
+        ``docs/evidence.md``). Without the hyperprior per-group precisions
+        over the whole network drift along the rescaling between the
+        layers: where the hidden units work in their linear range, a
+        smaller ``W1`` and a larger ``W2`` fit alike, each re-estimation
+        shrinks :math:`\\alpha_{W2}` and grows :math:`\\alpha_{W1}`, and the
+        cycles run off (a warning says when a precision reaches the bounds
+        1e-8 or 1e8).
     alpha_grid : array-like of positive floats or None, default None
         The precisions tried by ``"grid"``; None is
         ``numpy.logspace(-2, 2, 17)`` (four per decade).
@@ -174,12 +180,20 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         semi-definite; the exact Hessian's negative eigenvalues are set to
         zero (counted in ``n_negative_eigenvalues_``).
     structure : {"full", "last_layer", "diagonal"}, default "full"
-        ``full`` costs :math:`O(W^3)` time and :math:`O(W^2)` memory (a few
-        thousand weights); ``diagonal`` scales to any size. ``last_layer``
-        treats the first layer as fixed: cheap and exact for the second
-        layer, but its evidence ignores the first layer's weights, so it
-        re-estimates only ``W2``'s and ``b2``'s precisions (a tied
-        ``alpha`` is applied to every group) and is a poor guide for ``"grid"``.
+        ``full`` covers every weight and costs :math:`O(W^3)` time and
+        :math:`O(W^2)` memory (a few thousand weights); ``diagonal`` covers
+        every weight at any size. ``last_layer`` is the Laplace posterior of
+        the output layer with the hidden layer at its MAP value (as
+        laplace-torch's default): the evidence chooses the output layer's
+        precisions, ``alpha`` stays the hidden layer's, and it costs
+        :math:`O((M K)^3)`. On the calibration benchmark (BENCHMARKS.md) the
+        last layer's predictive, with its per-group precisions, is the best
+        calibrated of the three on every data set: the whole network's
+        Gaussian is broader than the exact posterior in the directions the
+        data determine weakly, and its predictive under-confident
+        (``docs/evidence.md``). With ``"grid"`` the last layer's evidence is
+        a poor guide (it ignores the first layer, whose decay the grid also
+        sets).
     max_cycles : int, default 30
         The most train / re-estimate cycles of ``"fixed_point"``.
     alpha_tol : float, default 1e-2
@@ -221,7 +235,8 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
     ----------
     alpha_ : ndarray of shape (4,)
         The chosen prior precisions of ``W1``, ``b1``, ``W2``, ``b2`` (all
-        equal unless ``per_group``).
+        equal unless per group; with ``structure="last_layer"`` those of
+        ``W1`` and ``b1`` stay at ``alpha``).
     gamma_ : float
         The number of well-determined parameters of the final posterior.
     gamma_groups_ : ndarray of shape (4,)
@@ -325,7 +340,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         activation: str = "tanh",
         alpha: float = 1.0,
         alpha_search: str = "fixed_point",
-        per_group: bool = False,
+        per_group: bool | str = "auto",
         alpha_grid: Any = None,
         hessian: str = "gauss_newton",
         structure: str = "full",
@@ -386,9 +401,9 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         check_choice("hessian", self.hessian, HESSIANS)
         check_choice("structure", self.structure, STRUCTURES)
         check_choice("method", self.method, METHODS)
-        if not isinstance(self.per_group, (bool, np.bool_)):
-            raise TypeError(f"per_group must be True or False, got {self.per_group!r}")
-        if self.per_group and self.alpha_search == "grid":
+        if not (isinstance(self.per_group, (bool, np.bool_)) or self.per_group == "auto"):
+            raise TypeError(f"per_group must be True, False or 'auto', got {self.per_group!r}")
+        if self.per_group is True and self.alpha_search == "grid":
             raise ValueError("per_group=True needs alpha_search='fixed_point' (a grid holds one alpha)")
         grid = np.logspace(-2, 2, 17) if self.alpha_grid is None else np.asarray(self.alpha_grid, dtype=np.float64)
         if grid.ndim != 1 or grid.size < 1 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
@@ -690,7 +705,9 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
                 run.fit, run.posterior = best_of(alpha, [previous, *fresh])
                 previous = run.posterior.params
                 target = run.posterior.reestimated_prior_precision(
-                    tie=not self.per_group, hyperprior=float(self.alpha_hyperprior), centre=centre
+                    tie=not per_group_precisions(self.per_group, self.structure, self.alpha_search),
+                    hyperprior=float(self.alpha_hyperprior),
+                    centre=centre,
                 )
                 if np.all(np.abs(target - alpha) <= self.alpha_tol * alpha):
                     run.settled = True

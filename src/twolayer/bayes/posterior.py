@@ -354,9 +354,8 @@ class LaplacePosterior:
         Parameters
         ----------
         tie : bool, default False
-            If True, one precision for all groups,
-            :math:`\\alpha \\leftarrow \\gamma / \\lVert w \\rVert^2` over the
-            covered groups, returned for all four.
+            If True, one precision for all the covered groups,
+            :math:`\\alpha \\leftarrow \\gamma / \\lVert w \\rVert^2` over them.
         hyperprior : float, default 0.0
             :math:`\\nu \\ge 0`, the strength of a Gamma hyperprior on each
             precision, :math:`\\alpha_g \\sim \\operatorname{Gamma}(1 + \\nu / 2,\\
@@ -373,7 +372,7 @@ class LaplacePosterior:
         -------
         ndarray of shape (4,)
             The new precisions, clipped to [1e-8, 1e8]; groups the structure
-            does not cover keep their precision (unless ``tie``).
+            does not cover keep their precision.
 
         References
         ----------
@@ -391,7 +390,10 @@ class LaplacePosterior:
             raise ValueError(f"centre must be a positive finite number, got {centre!r}")
         pseudo_norm = nu / float(centre)  # nu pseudo-parameters of mean square 1 / centre
         if tie:
-            new = np.full(4, _safe_ratio(self.gamma + nu, float(norms[covered].sum()) + pseudo_norm))
+            # The evidence of a posterior over some groups says nothing of the others' prior: a last-layer
+            # posterior re-estimates the output layer's precision, and the hidden layer keeps its own.
+            new = self.prior_precision.copy()
+            new[covered] = _safe_ratio(self.gamma + nu, float(norms[covered].sum()) + pseudo_norm)
         else:
             new = self.prior_precision.copy()
             for g in np.flatnonzero(covered):

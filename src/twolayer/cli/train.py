@@ -334,7 +334,7 @@ class Bayesian(Kind):
     def check(self, options: Mapping[str, Any]) -> None:
         if options["alpha"] <= 0:
             raise DataError("--alpha must be positive with --bayes (it is a prior precision)")
-        if options["per_group"] and options["alpha_search"] == "grid":
+        if options["per_group"] is True and options["alpha_search"] == "grid":
             raise DataError("--per-group needs --alpha-search fixed_point (a grid holds one alpha)")
 
     def build(self, options: Mapping[str, Any]) -> Any:
@@ -345,7 +345,7 @@ class Bayesian(Kind):
             activation=options["activation"],
             alpha=options["alpha"],
             alpha_search=options["alpha_search"],
-            per_group=bool(options["per_group"]),
+            per_group=options["per_group"],
             hessian=options["hessian"],
             structure=options["structure"],
             max_cycles=options["max_cycles"],
@@ -358,11 +358,18 @@ class Bayesian(Kind):
         )
 
     def intro(self, run: Run) -> str:
+        from twolayer.bayes.choices import per_group_precisions
+
         options, data = run.options, run.data
         assert data.y is not None
         what = f"{data.source}: {data.n_samples} samples, {data.n_features} features, {np.unique(data.y).size} classes"
         search = (
-            "MacKay's fixed point" + (", one alpha per group" if options["per_group"] else "")
+            "MacKay's fixed point"
+            + (
+                ", one alpha per group"
+                if per_group_precisions(options["per_group"], options["structure"], options["alpha_search"])
+                else ""
+            )
             if options["alpha_search"] == "fixed_point"
             else "the largest evidence over a grid"
         )

@@ -55,7 +55,7 @@ BAYES_DEFAULTS: dict[str, Any] = {
     "epochs": 1000,
     "tol": 1e-6,
     "alpha_search": "fixed_point",
-    "per_group": False,
+    "per_group": "auto",
     "structure": "full",
     "hessian": "gauss_newton",
     "predictive": "mc",
@@ -255,9 +255,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     bayes.add_argument(
         "--per-group",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="one prior precision for each of W1, b1, W2, b2 (fixed point only)",
+        help="one prior precision for each group the posterior covers (W1, b1, W2, b2; fixed point only), or "
+        "--no-per-group for one (default: per group for the last-layer posterior, one otherwise)",
     )
     bayes.add_argument(
         "--structure",
