@@ -18,6 +18,9 @@ out, standardised on the training part). Contestants:
 Run ``python benchmarks/calibration.py [DATASET ...]``; it prints a Markdown
 table per data set (timings are not measured). Single-threaded BLAS is enough.
 
+``--last-layer`` runs the last layer's Laplace posterior instead (``structure="last_layer"``, with
+per-group precisions for ``W2`` and ``b2`` and with one tied), each beside its own MAP network.
+
 ``--hmc`` runs the exact-posterior comparison instead: for each seed the
 default estimator, its MAP network, and the exact posterior predictive at the
 default's evidence-chosen alpha (every weight and bias under that prior),
@@ -123,6 +126,23 @@ def run_hmc(name: str) -> dict[str, list[tuple[float, float, float]]]:
     return results
 
 
+def run_last_layer(name: str) -> dict[str, list[tuple[float, float, float]]]:
+    """The last layer's Laplace posterior: per-group precisions for W2 and b2 (per_group="auto"), or one tied."""
+    results: dict[str, list[tuple[float, float, float]]] = {}
+    M = HIDDEN[name]
+    for seed in SEEDS:
+        X, y, Xt, yt = split(name, seed)
+        classes = np.unique(y)
+        for label, per_group in (("per group", "auto"), ("tied", False)):
+            model = BayesianTwoLayerClassifier(
+                n_hidden=M, random_state=0, structure="last_layer", per_group=per_group
+            ).fit(X, y)
+            results.setdefault(f"last layer, {label}", []).append(scores(yt, model.predict_proba(Xt), classes))
+            results.setdefault(f"its MAP ({label})", []).append(scores(yt, model.predict_proba_map(Xt), classes))
+            print(f"  {name} seed {seed} {label}: alpha {np.round(model.alpha_, 3).tolist()}", file=sys.stderr)
+    return results
+
+
 def table(name: str, results: dict[str, list[tuple[float, float, float]]]) -> str:
     lines = [
         f"### {name} (n_hidden={HIDDEN[name]}, 5 seeds: mean ± standard deviation)",
@@ -139,10 +159,11 @@ def table(name: str, results: dict[str, list[tuple[float, float, float]]]) -> st
 
 def main(args: list[str]) -> None:
     warnings.simplefilter("ignore", ConvergenceWarning)
-    hmc = "--hmc" in args
-    names = [a for a in args if a != "--hmc"]
+    hmc, last_layer = "--hmc" in args, "--last-layer" in args
+    names = [a for a in args if a not in ("--hmc", "--last-layer")]
     for name in names or list(HIDDEN):
-        print(table(name, run_hmc(name) if hmc else run(name)), "\n", flush=True)
+        results = run_hmc(name) if hmc else run_last_layer(name) if last_layer else run(name)
+        print(table(name, results), "\n", flush=True)
 
 
 if __name__ == "__main__":
