@@ -16,6 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from twolayer import network as nw
 from twolayer.bayes import BayesianTwoLayerClassifier, map_estimate, posterior_from_curvature
+from twolayer.bayes.choices import SINGLE_START_PROCEDURE
 from twolayer.curvature import gauss_newton
 from twolayer.io import models
 from twolayer.prior import group_ids
@@ -23,30 +24,25 @@ from twolayer.prior import group_ids
 SEEDS = (120, 121, 122, 123, 124)
 FAST_SEEDS = (120, 124)
 N_HIDDEN = 6
-LEGACY = {
-    "n_restarts": 0,
-    "alpha_damping": 1.0,
-    "alpha_hyperprior": 0.0,
-    "per_group": False,
-    "structure": "full",
-    "max_cycles": 10,
-}
+LEGACY = SINGLE_START_PROCEDURE
 
 
 def _moons(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return make_moons(200, noise=0.3, random_state=seed)
 
 
-_FITS: dict[tuple[int, bool, str], BayesianTwoLayerClassifier] = {}
-STRUCTURES = ["full", "last_layer"]  # the default posterior (the whole network's), and the last layer's
+_FITS: dict[tuple[int, bool | str, str, int], BayesianTwoLayerClassifier] = {}
+STRUCTURES = ["last_layer", "full"]  # the default posterior (the last layer's), and the whole network's
 
 
-def _fitted(seed: int, per_group: bool, structure: str = "full") -> BayesianTwoLayerClassifier:
+def _fitted(
+    seed: int, per_group: bool | str, structure: str = "last_layer", n_hidden: int = N_HIDDEN
+) -> BayesianTwoLayerClassifier:
     """The default procedure (three restarts, the hyperprior) on one seed, fitted once per module."""
-    key = (seed, per_group, structure)
+    key = (seed, per_group, structure, n_hidden)
     if key not in _FITS:
         X, y = _moons(seed)
-        model = BayesianTwoLayerClassifier(n_hidden=N_HIDDEN, per_group=per_group, structure=structure, random_state=0)
+        model = BayesianTwoLayerClassifier(n_hidden=n_hidden, per_group=per_group, structure=structure, random_state=0)
         _FITS[key] = model.fit(X, y)
     return _FITS[key]
 
@@ -61,7 +57,7 @@ def _single_start_evidence(
         return float(single.fit(X, y).log_evidence_)
     # The restarts' weights are drawn from the children of the first component's seed (random_state=0).
     child = np.random.SeedSequence(0).spawn(2)[0].spawn(int(model.n_restarts))[start - 1]
-    init = nw.init_params(2, N_HIDDEN, 2, random_state=np.random.default_rng(child))
+    init = nw.init_params(2, int(model.n_hidden), 2, random_state=np.random.default_rng(child))
     with monkeypatch.context() as patch:
         patch.setattr(nw, "init_params", lambda *args, **kwargs: init)
         return float(single.fit(X, y).log_evidence_)
@@ -69,23 +65,25 @@ def _single_start_evidence(
 
 def _restarts_beat_every_single_start(seeds: tuple[int, ...], monkeypatch: pytest.MonkeyPatch, structure: str) -> None:
     for seed in seeds:
-        model = _fitted(seed, per_group=True, structure=structure)
+        # Issue 19's protocol: 12 hidden units, the default per-group choice.
+        model = _fitted(seed, per_group="auto", structure=structure, n_hidden=12)
         singles = [_single_start_evidence(model, seed, s, monkeypatch) for s in range(int(model.n_restarts) + 1)]
         # Two runs that end in the same basin stop at fixed points equal to alpha_tol, where the evidence is
-        # stationary: they agree to far below 0.01 nats; the basins differ by tens of nats.
+        # stationary: they agree to far below 0.01 nats; the basins differ by tens of nats. The choice among
+        # the starts is made cycle by cycle, which is no guarantee: with 6 hidden units and the last layer's
+        # posterior, moons seed 124 ends 1.2 nats below its third start's own run (docs/evidence.md).
         assert model.log_evidence_ >= max(singles) - 1e-2, (seed, model.log_evidence_, singles)
 
 
-# For the whole network's posterior (the default). Not for the last layer's, whose evidence ranks the
-# hidden layer's basins by the output layer's fit alone: on seed 124 the restarted run ends 1.2 nats
-# below the run from its third restart alone (issue 19's note).
-def test_restarted_evidence_is_at_least_every_single_start_fast(monkeypatch):
-    _restarts_beat_every_single_start(FAST_SEEDS, monkeypatch, "full")
+@pytest.mark.parametrize("structure", STRUCTURES)
+def test_restarted_evidence_is_at_least_every_single_start_fast(monkeypatch, structure):
+    _restarts_beat_every_single_start(FAST_SEEDS, monkeypatch, structure)
 
 
 @pytest.mark.slow
-def test_restarted_evidence_is_at_least_every_single_start_on_five_seeds(monkeypatch):
-    _restarts_beat_every_single_start(SEEDS, monkeypatch, "full")
+@pytest.mark.parametrize("structure", STRUCTURES)
+def test_restarted_evidence_is_at_least_every_single_start_on_five_seeds(monkeypatch, structure):
+    _restarts_beat_every_single_start(SEEDS, monkeypatch, structure)
 
 
 def _settles(seeds: tuple[int, ...], per_group: bool, structure: str) -> None:

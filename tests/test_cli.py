@@ -845,7 +845,9 @@ def test_train_bayes_evaluate_predict_plot(tmp_path: Path, capsys: pytest.Captur
     # --restarts 1: each cycle trained from its warm start and one fresh start.
     assert network.n_restarts == 1 and all(e.shape == (2,) for e in network.restart_evidence_)
     # The summary reports the fitted evidence quantities of the stored model.
-    assert table_value(out, "alpha") == f"{network.alpha_[0]:.4g}"
+    # The default last-layer posterior: the output layer's two precisions chosen, the hidden layer's kept.
+    alphas = ", ".join(f"{g} {a:.4g}" for g, a in zip(("W1", "b1", "W2", "b2"), network.alpha_))
+    assert alphas in " ".join(out.split()) and network.alpha_[0] == 1.0 != network.alpha_[2]
     assert table_value(out, "gamma") == f"{network.gamma_:.4g}"
     assert table_value(out, "log evidence") == f"{network.log_evidence_:.6g}"
     assert file.info is not None and file.info["alpha"] == network.alpha_.tolist()
@@ -1003,7 +1005,7 @@ def test_the_bayes_package_still_exports_every_name() -> None:
 
 @pytest.mark.parametrize(
     ("options", "per_group"),
-    [(["--structure", "last_layer"], True), (["--structure", "last_layer", "--no-per-group"], False), ([], False)],
+    [([], True), (["--no-per-group"], False), (["--structure", "full"], False)],
 )
 def test_per_group_follows_the_posterior_unless_told(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], per_group: bool

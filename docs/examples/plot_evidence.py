@@ -108,9 +108,13 @@ for alpha in alphas:
 # (PRML eq. 5.178), which suggests alternating: train at :math:`\alpha`,
 # re-estimate :math:`\alpha`, train again. That is what
 # :class:`~twolayer.bayes.BayesianTwoLayerClassifier` does by default
-# (``alpha_search="fixed_point"``); its choice is marked in the figure.
+# (``alpha_search="fixed_point"``); with the whole network's posterior and one
+# :math:`\alpha` (``structure="full"``), as in the grid above, its choice is
+# marked in the figure.
 
-bayes = BayesianTwoLayerClassifier(n_hidden=n_hidden, n_restarts=1, method="probit", random_state=0).fit(X, y)
+bayes = BayesianTwoLayerClassifier(
+    n_hidden=n_hidden, structure="full", n_restarts=1, method="probit", random_state=0
+).fit(X, y)
 print(
     f"fixed point: alpha = {bayes.alpha_[0]:.3g} after {bayes.n_cycles_} cycles, "
     f"ln p(D | alpha) = {bayes.log_evidence_:.2f}, gamma = {bayes.gamma_:.1f}, "

@@ -48,7 +48,8 @@ from twolayer.report.plots import draw_probability_contours, probability_grid
 X, y = make_moons(n_samples=100, noise=0.2, random_state=3)
 X_test, y_test = make_moons(n_samples=2000, noise=0.2, random_state=4)
 
-model = BayesianTwoLayerClassifier(n_hidden=10, n_restarts=1, n_samples=500, random_state=0)
+# The whole network's posterior, one alpha (PRML's picture); the default, the last layer's, moderates less.
+model = BayesianTwoLayerClassifier(n_hidden=10, structure="full", n_restarts=1, n_samples=500, random_state=0)
 model.fit(X, y)
 print(
     f"alpha = {model.alpha_[0]:.3g} after {model.n_cycles_} cycles; gamma = {model.gamma_:.1f} "

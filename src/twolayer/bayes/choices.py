@@ -5,7 +5,15 @@ scikit-learn; :class:`~twolayer.bayes.BayesianTwoLayerClassifier` and
 :func:`~twolayer.bayes.laplace` validate against the same tuples.
 """
 
-__all__ = ["ALPHA_SEARCHES", "HESSIANS", "METHODS", "MIXTURE_WEIGHTS", "STRUCTURES", "per_group_precisions"]
+__all__ = [
+    "ALPHA_SEARCHES",
+    "HESSIANS",
+    "METHODS",
+    "MIXTURE_WEIGHTS",
+    "SINGLE_START_PROCEDURE",
+    "STRUCTURES",
+    "per_group_precisions",
+]
 
 #: The curvature of the data error in the posterior precision: exact, or the Gauss–Newton matrix.
 HESSIANS = ("exact", "gauss_newton")
@@ -17,6 +25,16 @@ METHODS = ("mc", "probit")
 ALPHA_SEARCHES = ("fixed_point", "grid")
 #: How a mixture of Laplace posteriors weighs its components: equally, or in proportion to their evidence.
 MIXTURE_WEIGHTS = ("equal", "evidence")
+#: The estimator's settings that reproduce the evidence procedure of before the restarts (one start, no
+#: hyperprior, full steps, one alpha over the whole network, ten cycles) exactly, for comparisons.
+SINGLE_START_PROCEDURE = {
+    "n_restarts": 0,
+    "alpha_damping": 1.0,
+    "alpha_hyperprior": 0.0,
+    "per_group": False,
+    "structure": "full",
+    "max_cycles": 10,
+}
 
 
 def per_group_precisions(per_group: object, structure: str, alpha_search: str) -> bool:

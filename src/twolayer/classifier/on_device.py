@@ -21,7 +21,7 @@ and scores them on the device, and a validation set of one's own
 the score, comes back per epoch. What NumPy inputs refuse (``partial_fit``
 with early stopping, say) is refused alike.
 
-:meth:`TwoLayerClassifier.to_numpy` gives a copy whose weights are NumPy
+:meth:`~twolayer.classifier.TwoLayerClassifier.to_numpy` gives a copy whose weights are NumPy
 arrays (model files do this themselves).
 """
 
@@ -76,7 +76,7 @@ def check_namespace(model: TwoLayerClassifier, X: Any, method: str) -> Any | Non
 
     With dispatch on, ``X`` must be of the namespace and device the model was
     fitted in (scikit-learn's rule: an estimator does not move its
-    attributes silently); :meth:`TwoLayerClassifier.to_numpy` brings a
+    attributes silently); :meth:`~twolayer.classifier.TwoLayerClassifier.to_numpy` brings a
     device's model to NumPy.
     """
     import sklearn

@@ -56,7 +56,7 @@ BAYES_DEFAULTS: dict[str, Any] = {
     "tol": 1e-6,
     "alpha_search": "fixed_point",
     "per_group": "auto",
-    "structure": "full",
+    "structure": "last_layer",
     "hessian": "gauss_newton",
     "predictive": "mc",
     "mc_samples": 1000,

@@ -223,12 +223,13 @@ class FeatureEncoding:
     def column_transformer(self) -> Any:
         """The encoding as a fitted scikit-learn ``ColumnTransformer``, for a DataFrame's named columns.
 
-        Each feature column goes through its own steps, in :attr:`names`
+        Each feature column goes through its own steps, in ``names``
         order: a text column through :class:`SimpleImputer` (when the policy
         fills) and :class:`OneHotEncoder` with this encoding's categories; a
-        numeric one through :class:`SimpleImputer` or unchanged. Its output is
-        :meth:`transform`'s matrix, so that :func:`twolayer.load` can put it in
-        front of the network and the pipeline predicts on the table itself.
+        numeric one through :class:`SimpleImputer` or unchanged. Its output
+        is :meth:`~twolayer.io.encoding.FeatureEncoding.transform`'s matrix,
+        so that :func:`twolayer.load` can put it in front of the network and
+        the pipeline predicts on the table itself.
         Under the ``"error"`` and ``"drop"`` policies an empty text cell is
         refused here (ValueError), an empty numeric one by the network's
         input check.
@@ -236,7 +237,7 @@ class FeatureEncoding:
         Returns
         -------
         sklearn.compose.ColumnTransformer
-            Fitted; it needs a pandas DataFrame with at least the columns :attr:`names`.
+            Fitted; it needs a pandas DataFrame with at least the columns ``names``.
         """
         import pandas as pd
         from sklearn.compose import ColumnTransformer
