@@ -74,7 +74,7 @@ def test_from_posterior_predicts_as_the_fitted_model() -> None:
         model.posterior_, model.classes_, hyperparameters=model.get_params()
     )
     assert default.predict_seed_ == model.predict_seed_
-    with pytest.raises(ValueError, match="structure 'full' does not match"):
+    with pytest.raises(ValueError, match="structure 'last_layer' does not match"):
         BayesianTwoLayerClassifier.from_posterior(
             model.posterior_, model.classes_, hyperparameters={**model.get_params(), "structure": "diagonal"}
         )
