@@ -156,9 +156,19 @@ class Kind(ABC):
     shown_only: tuple[str, ...] = ()  # figures the summary prints but the model file does not record
     confusion_title: str
 
+    def __init__(self, device: Any = None) -> None:
+        self.device = device  # a torch.device (--device), or None: NumPy on the host
+
     def refuse(self, args: argparse.Namespace) -> None:
         """Raise DataError for options given that this network cannot use; by default every option is usable."""
         return
+
+    def fit_where(self, model: Any, X: np.ndarray, y: np.ndarray, **held_out: Any) -> None:
+        """``model.fit`` on the host, or on ``device`` with the fitted arrays brought back after it."""
+        if self.device is None:
+            model.fit(X, y, **held_out)
+        else:
+            _fit_on_device(model, X, y, self.device, **held_out)
 
     def check(self, options: Mapping[str, Any]) -> None:
         """Raise DataError for options that contradict one another; by default none do."""
@@ -201,9 +211,6 @@ class Plain(Kind):
     files = ("out", "plot", "checkpoint")
     records_held_out_accuracy = True
     confusion_title = "Confusion matrix (held-out test set)"
-
-    def __init__(self, device: Any = None) -> None:
-        self.device = device
 
     def refuse(self, args: argparse.Namespace) -> None:
         for key in BAYES_DEFAULTS:
@@ -257,10 +264,7 @@ class Plain(Kind):
                     # overflow on the way to divergence is reported below, once.
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     held_out = {"X_val": X_test, "y_val": y_test} if "validation" in options else {}
-                    if self.device is None:
-                        model.fit(X_train, y_train, **held_out)
-                    else:
-                        _fit_on_device(model, X_train, y_train, self.device, **held_out)
+                    self.fit_where(model, X_train, y_train, **held_out)
             except TrainingDiverged as exc:
                 cause = getattr(exc, "cause", None)
                 epoch = epochs_done(model) + 1
@@ -316,9 +320,6 @@ class Bayesian(Kind):
     records_held_out_accuracy = False
     shown_only = ("test_accuracy_map",)
     confusion_title = "Confusion matrix (held-out test set, moderated)"
-
-    def __init__(self, device: Any = None) -> None:
-        self.device = device
 
     def refuse(self, args: argparse.Namespace) -> None:
         for key, reason in NOT_BAYESIAN.items():
@@ -387,10 +388,7 @@ class Bayesian(Kind):
         with warnings.catch_warnings(record=True) as caught, _extremes_quiet(), busy(what, quiet=quiet):
             warnings.simplefilter("always", ConvergenceWarning)
             try:
-                if self.device is None:
-                    model.fit(X_train, y_train)
-                else:
-                    _fit_on_device(model, X_train, y_train, self.device)
+                self.fit_where(model, X_train, y_train)
             except TrainingDiverged as exc:
                 raise DataError(
                     diverged_message(None, run, X_train, getattr(exc, "cause", None), bayesian=True)
