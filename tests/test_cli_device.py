@@ -7,6 +7,7 @@ command without ``--device``, whose NumPy loop shares none of the device's.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -170,3 +171,30 @@ def test_without_scipys_array_api_it_says_how_to_run(
     monkeypatch.delenv("SCIPY_ARRAY_API")
     code, _, err = run(capsys, "train", "digits", "--device", "cpu")
     assert_one_line_error(code, err, "--device needs SCIPY_ARRAY_API=1", "SCIPY_ARRAY_API=1 twolayer train")
+
+
+def test_a_whole_batch_checkpoint_on_the_device_holds_its_iterate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # L-BFGS on the device: the epoch-4 checkpoint holds iteration 4's weights, as the host's does.
+    pytest.importorskip("torch")
+    import twolayer.io.modelfile
+
+    original = twolayer.io.modelfile.save_checkpoint
+    thetas: dict[str, np.ndarray] = {}
+
+    def keep_epoch_4(where: str) -> Any:
+        def save(path: Path, state: twolayer.io.modelfile.Checkpoint) -> None:
+            original(path, state)
+            if state.epoch == 4:
+                thetas[where] = np.array(state.state["theta"])
+
+        return save
+
+    common = ("moons", "--solver", "lbfgs", "--hidden", "5", "--epochs", "8", "--seed", "1", "--dtype", "float64")
+    common = (*common, "--checkpoint-every", "4", "--quiet")
+    for where, extra in (("host", ()), ("device", ("--device", "cpu"))):
+        monkeypatch.setattr(twolayer.io.modelfile, "save_checkpoint", keep_epoch_4(where))
+        code, _, err = run(capsys, "train", *common, *extra, "--checkpoint", tmp_path / f"{where}.ckpt")
+        assert code == 0, err
+    np.testing.assert_allclose(thetas["device"], thetas["host"], rtol=0, atol=1e-8)

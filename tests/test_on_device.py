@@ -438,6 +438,33 @@ def test_a_model_trained_on_the_device_saves_and_loads_as_numpy(wine: tuple, nam
 
 
 @pytest.mark.parametrize("name", NAMESPACES)
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
+def test_a_callback_on_the_device_sees_the_iterate_of_a_whole_batch_solver(wine: tuple, name: str, solver: str) -> None:
+    # The weights, n_iter_ and the state a callback reads are those of the iterate, as on NumPy.
+    xp = _namespace(name)
+    X, y = wine
+    kw = {"n_hidden": 4, "solver": solver, "random_state": 0, "max_iter": 5, "alpha": 1e-2}
+    seen: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {"host": [], "device": []}
+
+    def recorder(where: str) -> Any:
+        def callback(model: TwoLayerClassifier) -> bool:
+            W1 = np.asarray(model.to_numpy().coefs_[0])
+            seen[where].append((model.n_iter_, W1.copy(), model.get_training_state()["theta"].copy()))
+            return model.n_iter_ >= 3  # a stopping rule that reads n_iter_
+
+        return callback
+
+    _fit(TwoLayerClassifier(**kw, callback=recorder("host")), X, y)
+    with sklearn.config_context(array_api_dispatch=True):
+        _fit(TwoLayerClassifier(**kw, callback=recorder("device")), xp.asarray(X), xp.asarray(y))
+    assert [n for n, *_ in seen["device"]] == [n for n, *_ in seen["host"]] == [1, 2, 3]
+    for (_, W1_host, theta_host), (_, W1_device, theta_device) in zip(seen["host"], seen["device"], strict=True):
+        np.testing.assert_allclose(W1_device, W1_host, rtol=0, atol=1e-8)
+        np.testing.assert_allclose(theta_device, theta_host, rtol=0, atol=1e-8)
+    assert not np.allclose(seen["device"][0][2], seen["device"][-1][2])  # the iterates move
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_a_callback_on_the_device_sees_the_state_of_its_epoch(wine: tuple, name: str, solver: str) -> None:
     # What get_training_state gives inside a callback (a checkpoint) is the state after that epoch,

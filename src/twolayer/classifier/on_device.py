@@ -283,7 +283,7 @@ def _prepare(
     if model.solver in MINIBATCH_SOLVERS:
         run = _minibatch_run(model, state, weights, X, T, k_host, s, validation, publish, incremental=incremental)
     else:
-        run = _full_batch_run(model, state, weights, X, T, k_host, s, validation)
+        run = _full_batch_run(model, state, weights, X, T, k_host, s, validation, publish)
     return state, run, lambda: publish(final=True)
 
 
@@ -409,6 +409,7 @@ def _full_batch_run(
     k: np.ndarray,
     s: np.ndarray | None,
     validation: fitting.ValidationSet | None,
+    publish: Callable[..., None],
 ) -> fitting.Run:
     """Prepare an ``lbfgs`` or second-order fit on the device, as :func:`twolayer.classifier.fitting.full_batch_run`."""
     xp = array_api_compat.array_namespace(X)
@@ -435,6 +436,11 @@ def _full_batch_run(
             # The solver keeps st.theta (on the host) at the iterate: the score moves it to the device.
             if recorded is not None:
                 fitting.record_score(model, st, recorded(network.unflatten(st.theta, D, M, K)))
+            if model.callback is not None:
+                # A callback sees the iterate's weights and counters (a checkpoint, a stopping rule):
+                # W numbers to the device, as each evaluation moves them anyway.
+                weights.theta = xp.asarray(st.theta, device=device, copy=True)
+                publish()
             return on_epoch(st)
 
         theta = None
