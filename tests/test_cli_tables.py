@@ -15,6 +15,9 @@ from test_cli import assert_one_line_error, run
 ROWS = [(0.1, 0.2, "007"), (1.1, 0.3, "7"), (0.5, 0.9, "007"), (1.5, 1.1, "7"), (0.2, 0.1, "007"), (1.2, 0.8, "7")] * 3
 
 
+ROWS_XY = [(0.1 * i % 1.0, 0.37 * i % 1.0) for i in range(40)]
+
+
 def write_table(path: Path, *, sep: str = ",", ids: bool = True) -> str:
     header = (["id"] if ids else []) + ["a", "b", "label"]
     lines = [sep.join(header)]
@@ -215,6 +218,36 @@ def test_twolayer_load_predicts_on_the_table_itself_as_predict_does(
     table = pd.read_csv("new.csv")  # columns in another order, the identifier among them
     np.testing.assert_allclose(pipeline.predict_proba(table), expected, atol=5e-7)  # the CSV's six digits
     assert list(pipeline.predict(table)) == list(pd.read_csv("p.csv")["prediction"])
+    # pandas' own NA (nullable dtypes) is an empty cell, filled as the file says, as NaN and None are.
+    nullable = table.convert_dtypes()
+    assert nullable["colour"].isna().sum() == 1
+    np.testing.assert_allclose(pipeline.predict_proba(nullable), expected, atol=5e-7)
+    # The pipeline saves back to the same file, encoding and all.
+    twolayer.save(pipeline, "again.st")
+    from twolayer.io.modelfile import read
+
+    first, again = read("m.st"), read("again.st")
+    assert again.encoding is not None and again.encoding.to_json() == first.encoding.to_json()
+    np.testing.assert_array_equal(twolayer.load("again.st").predict_proba(table), pipeline.predict_proba(table))
+    assert twolayer.to_onnx(pipeline).SerializeToString() == twolayer.to_onnx("m.st").SerializeToString()
+
+
+def test_a_model_of_numeric_columns_loads_as_before_and_takes_an_array(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Filled numeric columns need no table: the loaded pipeline takes an array of them, as it always did.
+    import numpy as np
+
+    import twolayer
+
+    monkeypatch.chdir(tmp_path)
+    rows = [f"{x},{'' if i % 7 == 0 else y},{int(x > 0.5)}" for i, (x, y) in enumerate(ROWS_XY)]
+    Path("n.csv").write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    code, _, err = run(capsys, "train", "n.csv", "--missing", "mean", "--epochs", "2", "--hidden", "2", "--out", "n.st")
+    assert code == 0, err
+    pipeline = twolayer.load("n.st")
+    assert [name for name, _ in pipeline.steps] == ["scaler", "classifier"]
+    assert pipeline.predict(np.array([[0.2, 0.3], [0.9, 0.1]])).shape == (2,)
 
 
 def test_a_loaded_pipeline_that_fills_no_cells_refuses_an_empty_text_cell(

@@ -23,6 +23,7 @@ private attributes.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -59,6 +60,9 @@ def missing_mask(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f":
         return np.isnan(values)
     if values.dtype.kind == "O":
+        pandas = sys.modules.get("pandas")  # a table from pandas may hold its own NA (nullable dtypes)
+        if pandas is not None:
+            return np.asarray(pandas.isna(values), dtype=bool)
         return np.array([v is None or (isinstance(v, float) and np.isnan(v)) for v in values], dtype=bool)
     return np.zeros(values.shape, dtype=bool)
 
@@ -260,7 +264,9 @@ class FeatureEncoding:
             for name, fill, cats in zip(self.names, self.fill, self.categories)
         }
         columns = ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
-        return columns.fit(pd.DataFrame(row))
+        columns.fit(pd.DataFrame(row))
+        columns.feature_encoding_ = self  # what twolayer.save and to_onnx store in its place
+        return columns
 
     def to_json(self) -> dict[str, Any]:
         """The fitted state as plain JSON values, for the model file."""

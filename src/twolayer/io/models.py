@@ -102,7 +102,17 @@ if TYPE_CHECKING:
 
     Network = TwoLayerClassifier | BayesianTwoLayerClassifier
 
-__all__ = ["ModelFile", "is_bayesian", "load", "model_bytes", "read", "save", "scaled_model", "standard_scaler"]
+__all__ = [
+    "ModelFile",
+    "is_bayesian",
+    "load",
+    "model_bytes",
+    "read",
+    "save",
+    "scaled_model",
+    "split_encoding",
+    "standard_scaler",
+]
 
 _FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -244,7 +254,7 @@ def is_bayesian(model: Any) -> bool:
     -------
     bool
     """
-    return _kind(_parts(model)[0]) == "bayesian"
+    return _kind(_parts(split_encoding(model)[0])[0]) == "bayesian"
 
 
 def _hyperparameter_names(kind: str) -> set[str]:
@@ -264,7 +274,7 @@ def _parts(model: Any) -> tuple[Network, StandardScaler | None]:
             return steps[1], steps[0]
     raise TypeError(
         "save takes a fitted TwoLayerClassifier or BayesianTwoLayerClassifier, or a Pipeline of a StandardScaler "
-        f"and one of them, not {type(model).__name__}"
+        f"and one of them (or one that twolayer.load began with a table's encoding), not {type(model).__name__}"
     )
 
 
@@ -336,6 +346,8 @@ def model_bytes(
     """
     from sklearn.utils.validation import check_is_fitted
 
+    model, loaded_encoding = split_encoding(model)
+    encoding = encoding if encoding is not None else loaded_encoding
     classifier, scaler = _parts(model)
     check_is_fitted(classifier)
     W1, b1, W2, b2 = (np.array(p, copy=True) for p in classifier.params_)
@@ -587,10 +599,13 @@ def load(path: str | os.PathLike[str]) -> Any:
     TwoLayerClassifier, BayesianTwoLayerClassifier or sklearn.pipeline.Pipeline
         The kind of object that was saved: a pipeline (``StandardScaler``
         then the network) when the file holds a scaler. A model that
-        ``twolayer train`` fitted on a table's encoded columns (text
-        columns one-hot, empty cells filled) starts with that encoding too
+        ``twolayer train`` fitted on a table with text columns (one-hot,
+        and empty cells filled as training filled them) starts with that
+        encoding too
         (:meth:`~twolayer.io.encoding.FeatureEncoding.column_transformer`):
-        it predicts on a pandas DataFrame of the table's columns.
+        it predicts on a pandas DataFrame of the table's columns, and
+        :func:`save` and :func:`~twolayer.io.onnx.to_onnx` take it back
+        apart (:func:`split_encoding`).
 
     Raises
     ------
@@ -601,7 +616,33 @@ def load(path: str | os.PathLike[str]) -> Any:
     from sklearn.pipeline import Pipeline
 
     file = read(path)
-    if file.encoding is None:
-        return file.model
+    if file.encoding is None or "text" not in file.encoding.kinds:
+        return file.model  # numeric columns: an array of them, as before
     steps = file.model.steps if isinstance(file.model, Pipeline) else [("classifier", file.model)]
     return Pipeline([("encoding", file.encoding.column_transformer()), *steps])
+
+
+def split_encoding(model: Any) -> tuple[Any, FeatureEncoding | None]:
+    """A pipeline that :func:`load` began with a table's encoding, as the model after it and that encoding.
+
+    Anything else is returned as it is, with None.
+
+    Parameters
+    ----------
+    model : estimator or sklearn.pipeline.Pipeline
+
+    Returns
+    -------
+    model : estimator or sklearn.pipeline.Pipeline
+        The steps after the encoding: one estimator, or a pipeline of them.
+    encoding : FeatureEncoding or None
+    """
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(model, Pipeline) or len(model.steps) < 2:
+        return model, None
+    encoding = getattr(model.steps[0][1], "feature_encoding_", None)
+    if not isinstance(encoding, FeatureEncoding):
+        return model, None
+    rest = model.steps[1:]
+    return (rest[0][1] if len(rest) == 1 else Pipeline(rest)), encoding

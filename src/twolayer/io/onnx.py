@@ -415,7 +415,7 @@ def _parts(model: Any) -> tuple[Any, Any, FeatureEncoding | None]:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from twolayer.io.models import ModelFile, is_bayesian, read
+    from twolayer.io.models import ModelFile, is_bayesian, read, split_encoding
 
     if isinstance(model, (str, os.PathLike)):
         model = read(model)
@@ -423,6 +423,7 @@ def _parts(model: Any) -> tuple[Any, Any, FeatureEncoding | None]:
         classifier = model.classifier
         scaler = model.model[0] if isinstance(model.model, Pipeline) else None
         return classifier, scaler, model.encoding
+    model, encoding = split_encoding(model)  # a pipeline twolayer.load began with a table's encoding
     try:
         is_bayesian(model)  # raises TypeError unless a network or a StandardScaler and one
     except TypeError:
@@ -430,8 +431,8 @@ def _parts(model: Any) -> tuple[Any, Any, FeatureEncoding | None]:
     if isinstance(model, Pipeline):
         steps = [step for _, step in model.steps if step not in (None, "passthrough")]
         scaler = steps[0] if isinstance(steps[0], StandardScaler) else None
-        return steps[-1], scaler, None
-    return model, None, None
+        return steps[-1], scaler, encoding
+    return model, None, encoding
 
 
 def to_onnx(model: Any, *, dtype: Any = np.float32, predictive: str = "map", name: str = "twolayer") -> onnx.ModelProto:
