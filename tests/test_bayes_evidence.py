@@ -16,7 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from twolayer import network as nw
 from twolayer.bayes import BayesianTwoLayerClassifier, map_estimate, posterior_from_curvature
-from twolayer.bayes.choices import SINGLE_START_PROCEDURE
+from twolayer.bayes.choices import SINGLE_START_PROCEDURE, per_group_precisions
 from twolayer.curvature import gauss_newton
 from twolayer.io import models
 from twolayer.prior import group_ids
@@ -249,18 +249,16 @@ def test_a_last_layer_posterior_reestimates_the_output_layer_and_keeps_the_hidde
 
 @pytest.mark.parametrize(
     ("structure", "alpha_search", "per_group"),
-    [("last_layer", "fixed_point", True), ("full", "fixed_point", False), ("last_layer", "grid", False)],
+    [("last_layer", "fixed_point", True), ("full", "fixed_point", False), ("diagonal", "fixed_point", False)],
 )
 def test_per_group_auto_is_per_group_for_the_last_layer_only(structure, alpha_search, per_group):
-    from twolayer.bayes.choices import per_group_precisions
-
     assert per_group_precisions("auto", structure, alpha_search) is per_group
     X, y = _moons(122)
     kw = {"n_hidden": 3, "structure": structure, "alpha_search": alpha_search, "random_state": 0, "max_cycles": 4}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # four cycles, a two-point grid: on purpose
-        auto = BayesianTwoLayerClassifier(**kw, alpha_grid=[0.3, 1.0]).fit(X, y)
-        explicit = BayesianTwoLayerClassifier(**kw, alpha_grid=[0.3, 1.0], per_group=per_group).fit(X, y)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # four cycles: on purpose
+        auto = BayesianTwoLayerClassifier(**kw).fit(X, y)
+        explicit = BayesianTwoLayerClassifier(**kw, per_group=per_group).fit(X, y)
     np.testing.assert_array_equal(auto.alpha_, explicit.alpha_)
     assert auto.log_evidence_ == explicit.log_evidence_
 
@@ -269,5 +267,7 @@ def test_per_group_refuses_other_values():
     X, y = _moons(122)
     with pytest.raises(TypeError, match="per_group must be True, False or 'auto'"):
         BayesianTwoLayerClassifier(per_group="yes").fit(X, y)
-    with pytest.raises(ValueError, match="per_group=True needs alpha_search='fixed_point'"):
-        BayesianTwoLayerClassifier(per_group=True, alpha_search="grid").fit(X, y)
+    for per_group in (True, np.True_):
+        with pytest.raises(ValueError, match="per_group=True needs alpha_search='fixed_point'"):
+            BayesianTwoLayerClassifier(per_group=per_group, alpha_search="grid").fit(X, y)
+    assert per_group_precisions("auto", "last_layer", "grid") is False  # a grid holds one alpha

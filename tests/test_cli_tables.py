@@ -264,7 +264,7 @@ def test_a_loaded_pipeline_that_fills_no_cells_refuses_an_empty_text_cell(
     assert code == 0, err
     pipeline = twolayer.load("m.st")  # trained with --missing error: nothing to fill
     assert pipeline.predict(pd.DataFrame({"age": [30.0], "colour": ["red"]})).shape == (1,)
-    with pytest.raises(ValueError, match="text feature column is empty"):
+    with pytest.raises(ValueError, match="row 1, column 'colour' is empty"):
         pipeline.predict(pd.DataFrame({"age": [30.0], "colour": [None]}))
 
 

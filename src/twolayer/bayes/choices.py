@@ -1,9 +1,11 @@
-"""The Bayesian network's option names, in a module that imports nothing.
+"""The Bayesian network's option names, in a module that imports nothing but the standard library.
 
 The command line builds its parser from these without loading SciPy or
 scikit-learn; :class:`~twolayer.bayes.BayesianTwoLayerClassifier` and
 :func:`~twolayer.bayes.laplace` validate against the same tuples.
 """
+
+from types import MappingProxyType
 
 __all__ = [
     "ALPHA_SEARCHES",
@@ -27,14 +29,16 @@ ALPHA_SEARCHES = ("fixed_point", "grid")
 MIXTURE_WEIGHTS = ("equal", "evidence")
 #: The estimator's settings that reproduce the evidence procedure of before the restarts (one start, no
 #: hyperprior, full steps, one alpha over the whole network, ten cycles) exactly, for comparisons.
-SINGLE_START_PROCEDURE = {
-    "n_restarts": 0,
-    "alpha_damping": 1.0,
-    "alpha_hyperprior": 0.0,
-    "per_group": False,
-    "structure": "full",
-    "max_cycles": 10,
-}
+SINGLE_START_PROCEDURE = MappingProxyType(
+    {
+        "n_restarts": 0,
+        "alpha_damping": 1.0,
+        "alpha_hyperprior": 0.0,
+        "per_group": False,
+        "structure": "full",
+        "max_cycles": 10,
+    }
+)
 
 
 def per_group_precisions(per_group: object, structure: str, alpha_search: str) -> bool:

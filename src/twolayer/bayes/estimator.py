@@ -188,7 +188,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         The curvature of the posterior. Gauss–Newton is positive
         semi-definite; the exact Hessian's negative eigenvalues are set to
         zero (counted in ``n_negative_eigenvalues_``).
-    structure : {"full", "last_layer", "diagonal"}, default "full"
+    structure : {"last_layer", "full", "diagonal"}, default "last_layer"
         ``full`` covers every weight and costs :math:`O(W^3)` time and
         :math:`O(W^2)` memory (a few thousand weights); ``diagonal`` covers
         every weight at any size. ``last_layer`` is the Laplace posterior of
@@ -412,7 +412,7 @@ class BayesianTwoLayerClassifier(BaseTwoLayerClassifier):
         check_choice("method", self.method, METHODS)
         if not (isinstance(self.per_group, (bool, np.bool_)) or self.per_group == "auto"):
             raise TypeError(f"per_group must be True, False or 'auto', got {self.per_group!r}")
-        if self.per_group is True and self.alpha_search == "grid":
+        if self.per_group != "auto" and bool(self.per_group) and self.alpha_search == "grid":
             raise ValueError("per_group=True needs alpha_search='fixed_point' (a grid holds one alpha)")
         grid = np.logspace(-2, 2, 17) if self.alpha_grid is None else np.asarray(self.alpha_grid, dtype=np.float64)
         if grid.ndim != 1 or grid.size < 1 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):

@@ -5,8 +5,8 @@
 :class:`twolayer.bayes.BayesianTwoLayerClassifier`) under ``array_api_dispatch`` (see
 :mod:`twolayer.classifier.on_device`); the fitted arrays come back to the host after the fit, so
 that the held-out figures, the plot and the model file are those of any other run. The progress
-line's held-out accuracy takes the weights to the host once an epoch (W numbers); a checkpoint
-takes the optimiser's state too, at the epochs it is written. ``--resume`` goes on from a
+line (the estimator's callback) brings the weights and the optimiser's state to the host once an
+epoch (O(W) numbers), for its held-out accuracy and for ``--checkpoint``. ``--resume`` goes on from a
 checkpoint on the device, whichever machine wrote it.
 
 SciPy reads ``SCIPY_ARRAY_API`` once, when it is first imported, and scikit-learn's dispatch needs

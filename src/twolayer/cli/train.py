@@ -335,7 +335,7 @@ class Bayesian(Kind):
     def check(self, options: Mapping[str, Any]) -> None:
         if options["alpha"] <= 0:
             raise DataError("--alpha must be positive with --bayes (it is a prior precision)")
-        if options["per_group"] is True and options["alpha_search"] == "grid":
+        if options["per_group"] is True and options["alpha_search"] == "grid":  # --per-group given
             raise DataError("--per-group needs --alpha-search fixed_point (a grid holds one alpha)")
 
     def build(self, options: Mapping[str, Any]) -> Any:

@@ -252,7 +252,8 @@ class FeatureEncoding:
         for k, (name, kind, cats) in enumerate(zip(self.names, self.kinds, self.categories)):
             steps: list[Any] = []
             if kind == "text":
-                steps.append(FunctionTransformer(_text_cells, kw_args={"refuse_empty": not self.fills}))
+                refuse = None if self.fills else name  # the column named when an empty cell is refused
+                steps.append(FunctionTransformer(_text_cells, kw_args={"refuse_empty": refuse}))
             if self.fills:
                 steps.append(self._imputer(k))  # fitted already; the ColumnTransformer refits a clone alike
             if cats is not None:
@@ -309,12 +310,15 @@ class FeatureEncoding:
             raise DataError(f"{source}: the feature encoding is malformed") from None
 
 
-def _text_cells(X: Any, refuse_empty: bool = False) -> np.ndarray:
-    """A text column's cells as :meth:`FeatureEncoding.transform` reads them: strings, ``None`` where empty."""
+def _text_cells(X: Any, refuse_empty: str | None = None) -> np.ndarray:
+    """A text column's cells as :meth:`FeatureEncoding.transform` reads them: strings, ``None`` where empty.
+
+    ``refuse_empty`` names the column when the model fills no cells: an empty one is then refused.
+    """
     column = _as_column(np.asarray(X).ravel(), "text")
-    if refuse_empty and any(v is None for v in column):
+    if refuse_empty is not None and any(v is None for v in column):
         row = next(i for i, v in enumerate(column) if v is None)
-        raise ValueError(f"row {row} of a text feature column is empty, and the model was trained to fill no cells")
+        raise ValueError(f"row {row + 1}, column {refuse_empty!r} is empty, and the model was trained to fill no cells")
     return column.reshape(-1, 1)
 
 
