@@ -222,6 +222,7 @@ def test_twolayer_load_predicts_on_the_table_itself_as_predict_does(
     nullable = table.convert_dtypes()
     assert nullable["colour"].isna().sum() == 1
     np.testing.assert_allclose(pipeline.predict_proba(nullable), expected, atol=5e-7)
+    assert len(pipeline[0].get_feature_names_out()) == pipeline[-1].n_features_in_  # one name per input
     # The pipeline saves back to the same file, encoding and all.
     twolayer.save(pipeline, "again.st")
     from twolayer.io.modelfile import read

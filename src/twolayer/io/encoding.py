@@ -253,7 +253,9 @@ class FeatureEncoding:
             steps: list[Any] = []
             if kind == "text":
                 refuse = None if self.fills else name  # the column named when an empty cell is refused
-                steps.append(FunctionTransformer(_text_cells, kw_args={"refuse_empty": refuse}))
+                steps.append(
+                    FunctionTransformer(_text_cells, kw_args={"refuse_empty": refuse}, feature_names_out="one-to-one")
+                )
             if self.fills:
                 steps.append(self._imputer(k))  # fitted already; the ColumnTransformer refits a clone alike
             if cats is not None:
